@@ -1,0 +1,156 @@
+import { readFileSync } from 'node:fs';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { GatewayError } from '../errors.js';
+import { ConfigSchema, type GatewayConfig } from './schema.js';
+import { secretTags } from './secrets.js';
+
+export interface ConfigIssue {
+  /** Dotted key path, e.g. `broker.port` or `drivers[0].baud`; empty for the document itself. */
+  path: string;
+  message: string;
+  /** 1-based line in the YAML file, when the key or value can be located. */
+  line?: number;
+}
+
+export class ConfigError extends GatewayError {
+  constructor(
+    readonly source: string,
+    readonly issues: readonly ConfigIssue[],
+  ) {
+    super('EGW_CONFIG_INVALID', formatIssues(source, issues));
+  }
+}
+
+export function formatIssues(source: string, issues: readonly ConfigIssue[]): string {
+  const lines = issues.map((i) => `  ${i.path || '(root)'}: ${i.message}${i.line ? ` (line ${i.line})` : ''}`);
+  return `Refusing to start because configuration ${source} is not valid (${issues.length} error${issues.length === 1 ? '' : 's'}):\n${lines.join('\n')}`;
+}
+
+let validator: ValidateFunction | undefined;
+function getValidator(): ValidateFunction {
+  if (!validator) {
+    const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
+    ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
+    validator = ajv.compile(ConfigSchema);
+  }
+  return validator;
+}
+
+/** Parses and validates config text. Every problem is reported at once, each with path and line. */
+export function parseConfig(text: string, source = 'config', env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, customTags: secretTags(env), prettyErrors: false, uniqueKeys: true });
+  const issues: ConfigIssue[] = [];
+  for (const e of [...doc.errors, ...doc.warnings]) {
+    issues.push({ path: '', message: e.message.split('\n')[0]!, line: lc.linePos(e.pos[0]).line });
+  }
+  if (doc.errors.length > 0) throw new ConfigError(source, issues);
+  const value: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(source, [{ path: '', message: 'must be a YAML mapping', line: 1 }]);
+  }
+  const validate = getValidator();
+  if (!validate(value)) {
+    for (const err of dedupe(validate.errors ?? [])) issues.push(toIssue(err, doc, lc));
+  }
+  if (issues.length > 0) throw new ConfigError(source, issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0)));
+  return deepFreeze(value as GatewayConfig);
+}
+
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new GatewayError('EGW_CONFIG_READ', `cannot read config ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  return parseConfig(text, path, env);
+}
+
+/** Union branches each report their own error; keep one per path so the user sees one clear line. */
+function dedupe(errors: readonly ErrorObject[]): ErrorObject[] {
+  const seen = new Set<string>();
+  const out: ErrorObject[] = [];
+  for (const e of errors) {
+    if (e.keyword === 'anyOf' || e.keyword === 'oneOf') continue;
+    const key = e.instancePath + (e.keyword === 'additionalProperties' ? String(e.params['additionalProperty']) : '');
+    if (e.keyword === 'const' && seen.has(key)) continue;
+    if (seen.has(key) && e.keyword !== 'required') continue;
+    seen.add(key);
+    out.push(e);
+  }
+  // Collapse a union of literals into one "must be one of" message.
+  return out.map((e) => {
+    if (e.keyword !== 'const') return e;
+    const allowed = errors
+      .filter((o) => o.instancePath === e.instancePath && o.keyword === 'const')
+      .map((o) => JSON.stringify(o.params['allowedValue']));
+    return allowed.length > 1 ? { ...e, message: `must be one of ${allowed.join(', ')}` } : e;
+  });
+}
+
+function toIssue(err: ErrorObject, doc: Document, lc: LineCounter): ConfigIssue {
+  const segments = err.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  let message = err.message ?? 'is invalid';
+  const keyPath = segments.map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+  let pos: number | undefined;
+  if (err.keyword === 'additionalProperties') {
+    const extra = String(err.params['additionalProperty']);
+    message = `unknown key "${extra}" (check the spelling; unknown keys are refused)`;
+    pos = keyRange(doc, keyPath, extra);
+    segments.push(extra);
+  } else if (err.keyword === 'required') {
+    message = `missing required key "${String(err.params['missingProperty'])}"`;
+  }
+  pos ??= nodeStart(doc, keyPath);
+  return { path: toDotted(segments), message, line: pos === undefined ? undefined : lc.linePos(pos).line };
+}
+
+function nodeStart(doc: Document, path: (string | number)[]): number | undefined {
+  // Walk up until a node exists: a defaulted section has no node, its nearest parent does.
+  for (let n = path.length; n >= 0; n--) {
+    const node = n === 0 ? doc.contents : (doc.getIn(path.slice(0, n), true) as Node | undefined);
+    if (node && (isScalar(node) || isMap(node) || isSeq(node)) && node.range) {
+      return n === path.length ? node.range[0] : (keyRange(doc, path.slice(0, n - 1), path[n - 1]!) ?? node.range[0]);
+    }
+  }
+  return undefined;
+}
+
+function keyRange(doc: Document, parent: (string | number)[], key: string | number): number | undefined {
+  const map = parent.length === 0 ? doc.contents : doc.getIn(parent, true);
+  if (!isMap(map)) return undefined;
+  for (const pair of map.items) {
+    if (isScalar(pair.key) && String(pair.key.value) === String(key)) return pair.key.range?.[0];
+  }
+  return undefined;
+}
+
+function toDotted(segments: string[]): string {
+  return segments.reduce((acc, s) => (/^\d+$/.test(s) ? `${acc}[${s}]` : acc ? `${acc}.${s}` : s), '');
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+  }
+  return v;
+}
+
+/** Copy of the config with every `x-secret` value replaced, for /mgmt/config and logs. */
+export function redactSecrets(config: unknown, schema: unknown = ConfigSchema): unknown {
+  const s = schema as { 'x-secret'?: boolean; properties?: Record<string, unknown>; items?: unknown };
+  if (s['x-secret'] && config !== undefined) return '[redacted]';
+  if (Array.isArray(config)) return config.map((c) => redactSecrets(c, s.items ?? {}));
+  if (config && typeof config === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(config)) out[k] = redactSecrets(v, s.properties?.[k] ?? {});
+    return out;
+  }
+  return config;
+}

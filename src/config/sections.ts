@@ -1,0 +1,17 @@
+import { Type } from '@sinclair/typebox';
+
+/**
+ * Helpers shared by every module's config section so all sections look alike:
+ * closed objects (unknown keys are errors: they are typos) that default to `{}` so nested
+ * defaults apply when a whole section is left out.
+ */
+export const section = <T extends Parameters<typeof Type.Object>[0]>(props: T, description: string) =>
+  Type.Object(props, { additionalProperties: false, default: {}, description });
+
+export const Port = (def: number, description: string) =>
+  Type.Integer({ minimum: 0, maximum: 65535, default: def, description });
+
+/** A string that is redacted in `/mgmt/config` and never logged. */
+export const Secret = (description: string) => Type.String({ 'x-secret': true, description });
+
+export const Host = (def: string, description: string) => Type.String({ minLength: 1, default: def, description });

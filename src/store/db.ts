@@ -1,0 +1,83 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { GatewayError } from '../errors.js';
+
+export type Db = Database.Database;
+
+/**
+ * `normal`: survives a process crash (kill -9) — WAL with synchronous=NORMAL, a commit is in the
+ * OS page cache before it returns. `full`: survives power loss — synchronous=FULL fsyncs the WAL
+ * on every commit (more SD-card writes, higher commit latency).
+ */
+export type Durability = 'normal' | 'full';
+
+export interface OpenOptions {
+  path: string;
+  durability: Durability;
+}
+
+/**
+ * Opens the single state database. One connection, one writer (better-sqlite3 is synchronous),
+ * handed to every module that needs it.
+ */
+export function openDatabase(opts: OpenOptions): Db {
+  try {
+    if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
+    const db = new Database(opts.path);
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${opts.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+    db.pragma('foreign_keys = ON');
+    // Let a checkpoint wait briefly for a reader instead of failing at once.
+    db.pragma('busy_timeout = 2000');
+    // Auto-checkpoint every ~4 MB of WAL: fewer, larger writes are kinder to SD cards.
+    db.pragma('wal_autocheckpoint = 1000');
+    db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      module TEXT NOT NULL,
+      version INTEGER NOT NULL,
+      applied_at INTEGER NOT NULL,
+      PRIMARY KEY (module, version)
+    )`);
+    return db;
+  } catch (err) {
+    throw new GatewayError('EGW_STORE_OPEN', `cannot open state database ${opts.path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+/**
+ * Versioned migrations owned by each module (module name + ordered SQL steps). Step N is applied
+ * once, inside a transaction with its bookkeeping row, so a crash mid-migration leaves no half state.
+ * Steps are append-only: never edit a released step, add a new one.
+ */
+export function migrate(db: Db, module: string, steps: readonly string[]): void {
+  const done = new Set(
+    (db.prepare('SELECT version FROM schema_migrations WHERE module = ?').all(module) as { version: number }[]).map(
+      (r) => r.version,
+    ),
+  );
+  const record = db.prepare('INSERT INTO schema_migrations (module, version, applied_at) VALUES (?, ?, ?)');
+  steps.forEach((sql, i) => {
+    const version = i + 1;
+    if (done.has(version)) return;
+    try {
+      db.transaction(() => {
+        db.exec(sql);
+        record.run(module, version, Date.now());
+      })();
+    } catch (err) {
+      throw new GatewayError(
+        'EGW_STORE_OPEN',
+        `migration ${module}#${version} failed: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  });
+}
+
+/** True for the SQLite errors that mean the disk (or the quota of the file system) is full. */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  return code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE' || /disk is full|ENOSPC/i.test(String(err));
+}
