@@ -1,0 +1,38 @@
+import type { Registry } from 'prom-client';
+import type { GatewayConfig } from './config/schema.js';
+import type { DeviceRegistry } from './devices/registry.js';
+import type { Logger } from './log/logger.js';
+import type { LatestValues } from './pipeline/latest.js';
+import type { Pipeline } from './pipeline/pipeline.js';
+import type { Db } from './store/db.js';
+import type { ServiceHealth } from './lifecycle/service.js';
+
+/**
+ * What the composition root hands to every capability. Modules take the parts they need
+ * (in their own options object); nothing here is a global.
+ */
+export interface GatewayContext {
+  readonly config: GatewayConfig;
+  /** Path of the YAML the config came from (for /mgmt/config PUT), if any. */
+  readonly configPath: string | undefined;
+  readonly log: Logger;
+  readonly db: Db;
+  readonly pipeline: Pipeline;
+  readonly latest: LatestValues;
+  readonly devices: DeviceRegistry;
+  readonly metrics: Registry;
+  readonly version: string;
+  /** Monotonic ms since the process started serving. */
+  uptimeMs(): number;
+  /** Overall health: loop responsive and every enabled service up. */
+  health(): GatewayHealth;
+  /** Asks the process to restart (exit 0 after a graceful stop; systemd starts it again). */
+  requestRestart(reason: string): void;
+}
+
+export interface GatewayHealth {
+  ok: boolean;
+  loopLagMs: number;
+  loopP99Ms: number;
+  services: Record<string, ServiceHealth>;
+}

@@ -1,0 +1,136 @@
+import { join } from 'node:path';
+import type { Registry } from 'prom-client';
+import type { GatewayConfig } from './config/schema.js';
+import type { GatewayContext, GatewayHealth } from './context.js';
+import { DeviceRegistry } from './devices/registry.js';
+import { Lifecycle } from './lifecycle/lifecycle.js';
+import { LoopMonitor } from './lifecycle/loop-monitor.js';
+import type { Service } from './lifecycle/service.js';
+import type { Logger } from './log/logger.js';
+import { createRegistry, MetricsServer } from './metrics/server.js';
+import { LatestValues } from './pipeline/latest.js';
+import { Pipeline } from './pipeline/pipeline.js';
+import { openDatabase, type Db } from './store/db.js';
+import { SystemdNotifier } from './systemd/notify.js';
+import { VERSION } from './version.js';
+
+export interface GatewayOptions {
+  config: GatewayConfig;
+  configPath?: string;
+  log: Logger;
+  env?: NodeJS.ProcessEnv;
+  /** Called when a restart is requested (main exits so systemd starts a fresh process). */
+  onRestart?: (reason: string) => void;
+}
+
+/** A loop behind by more than this is not healthy (watchdog skips its ping, /mgmt/health says so). */
+const MAX_LOOP_LAG_MS = 1000;
+
+/**
+ * The composition root: opens the store, wires each capability from the config, owns the
+ * start order (dependencies first) and the reverse stop order.
+ */
+export class Gateway {
+  private readonly db: Db;
+  private readonly registry: Registry;
+  private readonly lifecycle: Lifecycle;
+  private readonly loop = new LoopMonitor(MAX_LOOP_LAG_MS);
+  private readonly notifier: SystemdNotifier;
+  private readonly startedAt = performance.now();
+  private readonly devices: DeviceRegistry;
+  private statusTimer: NodeJS.Timeout | undefined;
+  readonly context: GatewayContext;
+  readonly services: readonly Service[];
+
+  constructor(private readonly opts: GatewayOptions) {
+    const { config, log } = opts;
+    this.notifier = new SystemdNotifier(log.child({ mod: 'systemd' }), opts.env);
+    this.db = openDatabase({ path: join(config.gateway.data_dir, 'gateway.db'), durability: config.gateway.durability });
+    this.registry = createRegistry();
+    this.devices = new DeviceRegistry(this.db);
+    const pipeline = new Pipeline({ log: log.child({ mod: 'pipeline' }), maxPending: 100000 });
+    const latest = new LatestValues();
+    pipeline.addSink(latest);
+    this.context = {
+      config,
+      configPath: opts.configPath,
+      log,
+      db: this.db,
+      pipeline,
+      latest,
+      devices: this.devices,
+      metrics: this.registry,
+      version: VERSION,
+      uptimeMs: () => performance.now() - this.startedAt,
+      health: () => this.health(),
+      requestRestart: (reason) => opts.onRestart?.(reason),
+    };
+    this.services = buildServices(this.context);
+    this.lifecycle = new Lifecycle(this.services, log.child({ mod: 'lifecycle' }));
+  }
+
+  async start(): Promise<void> {
+    this.loop.start();
+    this.devices.startFlushing();
+    try {
+      await this.lifecycle.start();
+    } catch (err) {
+      this.closeStore();
+      throw err;
+    }
+    const summary = this.statusLine();
+    this.opts.log.info({ version: VERSION, services: this.services.map((s) => s.name) }, `gateway ready: ${summary}`);
+    await this.notifier.ready(summary);
+    this.notifier.startWatchdog(() => this.health().ok);
+    this.statusTimer = setInterval(() => void this.notifier.status(this.statusLine()), 30000);
+    this.statusTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.statusTimer);
+    this.notifier.stopping();
+    this.notifier.stopWatchdog();
+    await this.lifecycle.stop(this.opts.config.gateway.shutdown_timeout_ms);
+    this.loop.stop();
+    this.closeStore();
+  }
+
+  health(): GatewayHealth {
+    const services = this.lifecycle.health();
+    const loopOk = this.loop.responsive();
+    return {
+      ok: loopOk && Object.values(services).every((s) => s.ok),
+      loopLagMs: Math.round(this.loop.lagMs()),
+      loopP99Ms: Math.round(this.loop.p99Ms() * 10) / 10,
+      services,
+    };
+  }
+
+  /** One line for systemd STATUS= and the ready log. */
+  statusLine(): string {
+    const parts = this.services.map((s) => `${s.name} ${s.health().state}`);
+    return parts.length ? parts.join(', ') : 'no services enabled';
+  }
+
+  private closeStore(): void {
+    try {
+      this.devices.close();
+      this.db.close();
+    } catch (err) {
+      this.opts.log.error({ err }, 'closing the state database failed');
+    }
+  }
+}
+
+/**
+ * The start order: sinks before sources, so nothing is accepted before it can be stored; the
+ * metrics endpoint last so READY means everything is listening. Each capability adds its line here.
+ */
+function buildServices(ctx: GatewayContext): Service[] {
+  const { config, log } = ctx;
+  const services: Service[] = [];
+  if (config.metrics.enabled) {
+    services.push(new MetricsServer({ config: config.metrics, registry: ctx.metrics, log: log.child({ mod: 'metrics' }) }));
+  }
+  return services;
+}

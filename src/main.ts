@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfigFile } from './config/load.js';
+import { GatewayError } from './errors.js';
+import { Gateway } from './gateway.js';
+import { createLogger } from './log/logger.js';
+import { VERSION } from './version.js';
+
+const USAGE = `edge-gateway ${VERSION}
+
+Usage:
+  edge-gateway [--config FILE]        run the gateway (default config/gateway.yaml)
+  edge-gateway check-config FILE      validate a config; exit 1 listing every error with its line
+  edge-gateway --version | --help
+`;
+
+/** Subcommands other than running the gateway; each module that adds one registers it here. */
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  'check-config': checkConfig,
+};
+
+async function checkConfig(args: string[]): Promise<number> {
+  const file = args[0];
+  if (!file) {
+    process.stderr.write('usage: edge-gateway check-config FILE\n');
+    return 2;
+  }
+  try {
+    loadConfigFile(file);
+    process.stdout.write(`${file}: configuration is valid\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
+  const configPath = values.config ?? 'config/gateway.yaml';
+  let config;
+  try {
+    config = loadConfigFile(configPath);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 1;
+  }
+  const log = createLogger({ level: config.gateway.log_level });
+  let exiting = false;
+  const fatal = (err: unknown, what: string) => {
+    // Never a half-alive process: log, then exit non-zero so systemd restarts us.
+    log.fatal({ err }, what);
+    process.exit(70);
+  };
+  process.on('uncaughtException', (err) => fatal(err, 'uncaught exception'));
+  process.on('unhandledRejection', (err) => fatal(err, 'unhandled promise rejection'));
+
+  const gateway = new Gateway({ config, configPath, log, onRestart: (reason) => shutdown(`restart: ${reason}`, 0) });
+  function shutdown(reason: string, code: number): void {
+    if (exiting) return;
+    exiting = true;
+    log.info({ reason }, 'shutting down');
+    // The bound is enforced here too: a stuck stop must not keep the process alive.
+    const hard = setTimeout(() => {
+      log.error({ code: 'EGW_SHUTDOWN_TIMEOUT' }, 'graceful shutdown timed out; exiting');
+      process.exit(1);
+    }, config!.gateway.shutdown_timeout_ms + 2000);
+    hard.unref();
+    gateway.stop().then(
+      () => {
+        log.info('stopped');
+        log.flush();
+        process.exit(code);
+      },
+      (err: unknown) => fatal(err, 'shutdown failed'),
+    );
+  }
+  process.on('SIGTERM', () => shutdown('SIGTERM', 0));
+  process.on('SIGINT', () => (exiting ? process.exit(130) : shutdown('SIGINT', 0)));
+  try {
+    await gateway.start();
+  } catch (err) {
+    log.fatal({ err, code: (err as GatewayError).code }, 'gateway failed to start');
+    return 1;
+  }
+  return -1; // keep running
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [first, ...rest] = argv;
+  if (first === '--version' || first === '-v') {
+    process.stdout.write(`${VERSION}\n`);
+    return;
+  }
+  if (first === '--help' || first === '-h' || first === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const cmd = first !== undefined ? COMMANDS[first] : undefined;
+  let code: number;
+  try {
+    code = cmd ? await cmd(rest) : await run(argv);
+  } catch (err) {
+    process.stderr.write(`${err instanceof ConfigError ? err.message : String((err as Error).message ?? err)}\n\n${USAGE}`);
+    code = 2;
+  }
+  if (code >= 0) process.exitCode = code;
+}
+
+void main(process.argv.slice(2));
