@@ -103,3 +103,24 @@ export class GatewayProcess {
     return code ?? sig!;
   }
 }
+
+/**
+ * A config with every network service on an ephemeral port or off, so process tests can run side
+ * by side. `extra` is appended verbatim (YAML) for the sections a test wants.
+ */
+export function isolatedConfig(dataDir: string, extra = ''): string {
+  return [
+    'version: 1',
+    'gateway:',
+    `  data_dir: ${dataDir}`,
+    '  log_level: info',
+    '  shutdown_timeout_ms: 5000',
+    'metrics:',
+    '  port: 0',
+    'broker:',
+    '  enabled: false',
+    'coap:',
+    '  enabled: false',
+    extra,
+  ].join('\n');
+}

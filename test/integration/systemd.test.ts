@@ -1,0 +1,120 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { GatewayProcess, isolatedConfig, tempDir } from '../helpers/gateway-process.js';
+
+const UNIT = new URL('../../../systemd/edge-gateway.service', import.meta.url).pathname;
+const LISTENER = new URL('../../../test/fixtures/notify_listener.py', import.meta.url).pathname;
+
+interface Note {
+  t: number;
+  msg?: Record<string, string>;
+  listening?: string;
+}
+
+test('systemd-analyze verify accepts the unit file', () => {
+  const r = spawnSync('systemd-analyze', ['verify', UNIT], { encoding: 'utf8', timeout: 60000 });
+  assert.equal(r.error, undefined, `systemd-analyze missing? ${String(r.error)}`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr.trim(), '', r.stderr);
+});
+
+test('the unit is Type=notify with watchdog, restart limits, a dedicated user and hardening', () => {
+  const unit = spawnSync('cat', [UNIT], { encoding: 'utf8' }).stdout;
+  for (const line of [
+    'Type=notify',
+    'NotifyAccess=all',
+    'Restart=on-failure',
+    'NoNewPrivileges=yes',
+    'ProtectSystem=strict',
+    'PrivateTmp=yes',
+    'User=edge-gateway',
+  ]) {
+    assert.ok(unit.includes(`\n${line}\n`), line);
+  }
+  assert.match(unit, /\nWatchdogSec=\d+s\n/);
+  assert.match(unit, /\nStartLimitBurst=\d+\n/);
+  assert.match(unit, /\nReadWritePaths=\/var\/lib\/edge-gateway/);
+  assert.match(unit, /\nExecStart=\/usr\/bin\/node \S+main\.js /, 'node runs directly, no npm or shell');
+});
+
+test('READY, STATUS and WATCHDOG reach NOTIFY_SOCKET; pings stop while the event loop is blocked', async () => {
+  const tmp = tempDir('egw-sd-');
+  const sock = join(tmp.dir, 'notify.sock');
+  const listener = spawn('python3', [LISTENER, sock, '60'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const notes: Note[] = [];
+  const listening = new Promise<void>((resolve) => {
+    createInterface({ input: listener.stdout! }).on('line', (line) => {
+      const n = JSON.parse(line) as Note;
+      notes.push(n);
+      if (n.listening) resolve();
+    });
+  });
+  let gw: GatewayProcess | undefined;
+  try {
+    await listening;
+    const cfg = tmp.file('gw.yaml', isolatedConfig(join(tmp.dir, 'data')));
+    // A test-only preload: SIGUSR2 blocks the event loop for 1.5 s, as a runaway computation would.
+    const blocker = tmp.file(
+      'block.mjs',
+      `process.on('SIGUSR2', () => {
+         const start = Date.now();
+         while (Date.now() - start < 1500) {}
+         process.stderr.write(JSON.stringify({ blockStart: start, blockEnd: Date.now() }) + '\\n');
+       });\n`,
+    );
+    gw = new GatewayProcess(['--config', cfg], {
+      NOTIFY_SOCKET: sock,
+      WATCHDOG_USEC: '400000',
+      NODE_OPTIONS: `--import ${blocker}`,
+    });
+    await gw.ready();
+    const waitFor = async (pred: () => boolean, ms: number) => {
+      const end = Date.now() + ms;
+      while (!pred() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      return pred();
+    };
+    const msgs = (): (Record<string, string> & { t: number })[] =>
+      notes.filter((n) => n.msg).map((n) => Object.assign({}, n.msg!, { t: n.t }));
+    assert.ok(await waitFor(() => msgs().some((m) => m['READY'] === '1'), 10000), 'READY=1');
+    const ready = msgs().find((m) => m['READY'] === '1')!;
+    assert.match(ready['STATUS'] ?? '', /metrics listening/, 'STATUS= carries a one-line summary');
+    assert.equal(ready['MAINPID'], String(gw.child.pid));
+    assert.ok(await waitFor(() => msgs().filter((m) => m['WATCHDOG'] === '1').length >= 3, 10000), '3 watchdog pings');
+
+    gw.child.kill('SIGUSR2');
+    assert.ok(await waitFor(() => gw!.stderr.some((l) => l.includes('blockEnd')), 10000), 'the loop was blocked');
+    const { blockStart, blockEnd } = JSON.parse(gw.stderr.find((l) => l.includes('blockEnd'))!) as Record<string, number>;
+    // Pings resume after the block...
+    assert.ok(await waitFor(() => msgs().some((m) => m['WATCHDOG'] === '1' && m.t > blockEnd! + 100), 5000), 'pings resume');
+    // ...but none was sent while it lasted (a ping spawned just before the block may land up to ~300 ms in).
+    const during = msgs().filter((m) => m['WATCHDOG'] === '1' && m.t > blockStart! + 300 && m.t < blockEnd!);
+    assert.deepEqual(during, [], 'no WATCHDOG=1 while the event loop was blocked');
+
+    assert.equal(await gw.stop('SIGTERM'), 0);
+    assert.ok(await waitFor(() => msgs().some((m) => m['STOPPING'] === '1'), 5000), 'STOPPING=1 on shutdown');
+  } finally {
+    if (gw) await gw.stop('SIGKILL');
+    listener.stdin!.end();
+    listener.kill();
+    tmp.cleanup();
+  }
+});
+
+test('without NOTIFY_SOCKET nothing is sent and nothing fails', async () => {
+  const tmp = tempDir('egw-sd-');
+  try {
+    const gw = GatewayProcess.start(tmp.file('gw.yaml', isolatedConfig(join(tmp.dir, 'data'))), {
+      NOTIFY_SOCKET: '',
+      WATCHDOG_USEC: '200000',
+    });
+    await gw.ready();
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(await gw.stop(), 0);
+    assert.ok(!gw.logs.some((l) => /systemd/.test(l.msg)), 'no systemd log lines');
+  } finally {
+    tmp.cleanup();
+  }
+});
