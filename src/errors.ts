@@ -13,6 +13,19 @@ export const ERROR_CODES = {
   EGW_INGEST_INVALID: 'An ingested payload is not a valid reading.',
   EGW_INGEST_DEVICE_ID: 'A device id in a topic or URI is not allowed.',
   EGW_PIPELINE_OVERLOAD: 'The pipeline queue is full; the reading was refused.',
+  EGW_CODEC_MAGIC: 'A binary payload does not start with the codec magic byte 0xC1.',
+  EGW_CODEC_VERSION: 'A binary payload uses a codec format version this decoder does not read.',
+  EGW_CODEC_RESERVED: 'A binary payload sets reserved flag bits (written by a newer encoder).',
+  EGW_CODEC_TRUNCATED: 'A binary payload ends before a declared length or field.',
+  EGW_CODEC_TRAILING: 'A binary payload has bytes after its last reading.',
+  EGW_CODEC_VARINT: 'A varint in a binary payload is too long, not minimal, or above 2^53-1.',
+  EGW_CODEC_RANGE: 'A value in a binary payload is outside its allowed range.',
+  EGW_CODEC_SCHEMA: 'A binary payload names an unknown schema id, or a schema definition is invalid.',
+  EGW_CODEC_UTF8: 'A string in a binary payload is not valid UTF-8.',
+  EGW_CODEC_DUPLICATE: 'A value or unit name occurs twice in one reading of a binary payload.',
+  EGW_CODEC_LIMIT: 'A binary payload exceeds a decode limit (body size, reading count).',
+  EGW_CODEC_INFLATE: 'The deflate stream of a binary payload is corrupt or inflates to a size other than declared.',
+  EGW_CODEC_ENCODE: 'A reading cannot be encoded in the binary format.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,329 @@
+import { inflateRawSync } from 'node:zlib';
+import type { Quality, Reading, ReadingSource, ReadingValue } from '../pipeline/reading.js';
+import { CodecError, type CodecErrorCode } from './errors.js';
+import * as F from './format.js';
+import { DEFAULT_REGISTRY, MAX_FIELD_INT, type CompiledSchema, type SchemaRegistry } from './schema.js';
+
+export interface DecodeOptions {
+  /** Set on every decoded reading (the wire does not carry it). Default 'mqtt'. */
+  source?: ReadingSource;
+  registry?: SchemaRegistry;
+  /** Most readings one message may hold. Default 10 000. */
+  maxReadings?: number;
+  /** Most body bytes, after inflating when compressed (zip-bomb bound). Default 1 MiB. */
+  maxBodyBytes?: number;
+}
+
+export const DEFAULT_MAX_READINGS = 10_000;
+export const DEFAULT_MAX_BODY_BYTES = 1 << 20;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const QUALITY: readonly Quality[] = F.QUALITIES;
+
+/**
+ * Cursor over a body. Every read checks the end first; the only way out of here is a value or a
+ * CodecError (never a RangeError from an out-of-bounds view, never an unbounded loop).
+ */
+class Cursor {
+  pos: number;
+  constructor(
+    readonly b: Uint8Array,
+    start: number,
+    readonly end: number,
+  ) {
+    this.pos = start;
+  }
+
+  fail(code: CodecErrorCode, msg: string): never {
+    throw new CodecError(code, msg, this.pos);
+  }
+
+  u8(what: string): number {
+    if (this.pos >= this.end) this.fail('EGW_CODEC_TRUNCATED', `message ends inside ${what}`);
+    return this.b[this.pos++]!;
+  }
+
+  /** Unsigned LEB128, at most 8 bytes, minimal form, ≤ 2^53 − 1. */
+  u(what: string): number {
+    const b = this.b;
+    let p = this.pos;
+    if (p >= this.end) this.fail('EGW_CODEC_TRUNCATED', `message ends inside ${what}`);
+    let byte = b[p++]!;
+    if (byte < 0x80) {
+      this.pos = p;
+      return byte;
+    }
+    let v = byte & 0x7f;
+    let mul = 0x80;
+    for (let i = 1; i < 8; i++) {
+      if (p >= this.end) this.fail('EGW_CODEC_TRUNCATED', `message ends inside ${what}`);
+      byte = b[p++]!;
+      v += (byte & 0x7f) * mul;
+      if (byte < 0x80) {
+        this.pos = p;
+        // A final 0x00 byte means a longer-than-needed encoding: one value, one encoding.
+        if (byte === 0) this.fail('EGW_CODEC_VARINT', `${what} is not minimally encoded`);
+        if (v > Number.MAX_SAFE_INTEGER) this.fail('EGW_CODEC_VARINT', `${what} exceeds 2^53 − 1`);
+        return v;
+      }
+      mul *= 0x80;
+    }
+    this.pos = p;
+    return this.fail('EGW_CODEC_VARINT', `${what} is longer than 8 bytes`);
+  }
+
+  /** Zigzag-decoded signed varint. */
+  s(what: string): number {
+    const z = this.u(what);
+    return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+  }
+
+  /** u8 length-prefixed UTF-8 string of at least `min` bytes. */
+  str(what: string, min: number): string {
+    const len = this.u8(`${what} length`);
+    if (len < min) this.fail('EGW_CODEC_RANGE', `${what} is empty`);
+    const start = this.pos;
+    const end = start + len;
+    if (end > this.end) this.fail('EGW_CODEC_TRUNCATED', `${what} runs past the end of the message`);
+    const b = this.b;
+    let ascii = '';
+    let i = start;
+    for (; i < end; i++) {
+      const c = b[i]!;
+      if (c >= 0x80) break;
+      ascii += String.fromCharCode(c);
+    }
+    this.pos = end;
+    if (i === end) return ascii;
+    try {
+      return utf8.decode(b.subarray(start, end));
+    } catch (err) {
+      throw new CodecError('EGW_CODEC_UTF8', `${what} is not valid UTF-8`, start, { cause: err });
+    }
+  }
+}
+
+/** Cheap recognition rule (docs/codec.md §Recognition): magic byte, then version 1 with known flags. */
+export function looksLikeCodec(buf: Uint8Array): boolean {
+  return buf.length >= 4 && buf[0] === F.MAGIC && buf[1]! >> 4 !== 0 && (buf[1]! & F.F_RESERVED) === 0;
+}
+
+function limitOf(v: number | undefined, dflt: number, what: string): number {
+  if (v === undefined) return dflt;
+  if (!Number.isSafeInteger(v) || v < 1) throw new CodecError('EGW_CODEC_LIMIT', `${what} must be a positive integer`);
+  return v;
+}
+
+/**
+ * Decodes one message into readings (one for a single, n for a batch). Strict: throws CodecError
+ * for anything malformed, and allocates at most the inflated body (≤ maxBodyBytes) plus output
+ * bounded by it — at most one reading per 2 body bytes and 8 values per body byte.
+ */
+export function decode(input: Uint8Array, opts?: DecodeOptions): Reading[] {
+  if (!(input instanceof Uint8Array)) throw new CodecError('EGW_CODEC_MAGIC', 'input is not bytes');
+  const maxBody = limitOf(opts?.maxBodyBytes, DEFAULT_MAX_BODY_BYTES, 'maxBodyBytes');
+  const maxReadings = limitOf(opts?.maxReadings, DEFAULT_MAX_READINGS, 'maxReadings');
+  if (input.length < 2 || input[0] !== F.MAGIC) {
+    throw new CodecError('EGW_CODEC_MAGIC', 'not an edge-gateway binary message (first byte is not 0xC1)', 0);
+  }
+  const hdr = input[1]!;
+  const version = hdr >> 4;
+  if (version !== F.VERSION) {
+    throw new CodecError(
+      'EGW_CODEC_VERSION',
+      `message is format version ${version}; this decoder reads version ${F.VERSION} only — upgrade the decoder`,
+      1,
+    );
+  }
+  if ((hdr & F.F_RESERVED) !== 0) {
+    throw new CodecError('EGW_CODEC_RESERVED', 'reserved header flags set (written by a newer encoder?)', 1);
+  }
+  let c: Cursor;
+  if ((hdr & F.F_DEFLATE) !== 0) {
+    const h = new Cursor(input, 2, input.length);
+    const rawLen = h.u('inflated length');
+    if (rawLen > maxBody) h.fail('EGW_CODEC_LIMIT', `inflated body of ${rawLen} B exceeds the ${maxBody} B limit`);
+    if (rawLen === 0) h.fail('EGW_CODEC_RANGE', 'inflated length is 0');
+    const z = input.subarray(h.pos);
+    let body: Buffer;
+    let consumed: number;
+    try {
+      // maxOutputLength stops inflating as soon as the output would exceed the declared length;
+      // `info` exposes how many input bytes the stream used, to refuse bytes after its end.
+      ({ body, consumed } = inflate(z, rawLen));
+    } catch (err) {
+      throw new CodecError('EGW_CODEC_INFLATE', 'deflate stream is corrupt or inflates past its declared length', h.pos, {
+        cause: err,
+      });
+    }
+    if (consumed !== z.length) {
+      throw new CodecError('EGW_CODEC_TRAILING', `${z.length - consumed} bytes after the deflate stream`, h.pos);
+    }
+    if (body.length !== rawLen) {
+      throw new CodecError('EGW_CODEC_INFLATE', `inflated to ${body.length} B, header declares ${rawLen} B`, h.pos);
+    }
+    c = new Cursor(body, 0, body.length);
+  } else {
+    if (input.length - 2 > maxBody) {
+      throw new CodecError('EGW_CODEC_LIMIT', `body of ${input.length - 2} B exceeds the ${maxBody} B limit`, 2);
+    }
+    c = new Cursor(input, 2, input.length);
+  }
+  const deviceId = c.str('device id', 0);
+  const schemaId = c.u('schema id');
+  const s = (opts?.registry ?? DEFAULT_REGISTRY).get(schemaId);
+  if (s === undefined) c.fail('EGW_CODEC_SCHEMA', `unknown schema id ${schemaId} — the decoder needs that schema`);
+  let count = 1;
+  if ((hdr & F.F_BATCH) !== 0) {
+    count = c.u('reading count');
+    if (count === 0) c.fail('EGW_CODEC_RANGE', 'batch of 0 readings');
+    if (count > maxReadings) c.fail('EGW_CODEC_LIMIT', `batch of ${count} readings exceeds the limit ${maxReadings}`);
+    // Each reading takes at least 2 bytes (flags, timestamp): refuse counts the body cannot hold.
+    if (count * 2 > c.end - c.pos) c.fail('EGW_CODEC_TRUNCATED', `batch of ${count} readings cannot fit`);
+  }
+  const source = opts?.source ?? 'mqtt';
+  const st = new State(s.n);
+  const out: Reading[] = [];
+  for (let i = 0; i < count; i++) out.push(readReading(c, s, st, i === 0, deviceId, source));
+  if (c.pos !== c.end) c.fail('EGW_CODEC_TRAILING', `${c.end - c.pos} bytes after the last reading`);
+  return out;
+}
+
+function inflate(z: Uint8Array, max: number): { body: Buffer; consumed: number } {
+  const res = inflateRawSync(z, { maxOutputLength: max, info: true }) as unknown as {
+    buffer: Buffer;
+    engine: { bytesWritten: number };
+  };
+  return { body: res.buffer, consumed: res.engine.bytesWritten };
+}
+
+class State {
+  ts = 0;
+  readonly prev: Float64Array;
+  readonly seen: Uint8Array;
+  readonly states: Uint8Array;
+  constructor(n: number) {
+    this.prev = new Float64Array(n);
+    this.seen = new Uint8Array(n);
+    this.states = new Uint8Array(n);
+  }
+}
+
+function readReading(
+  c: Cursor,
+  s: CompiledSchema,
+  st: State,
+  first: boolean,
+  deviceId: string,
+  source: ReadingSource,
+): Reading {
+  const flags = c.u8('reading flags');
+  if ((flags & F.R_RESERVED) !== 0) c.fail('EGW_CODEC_RESERVED', 'reserved reading flags set');
+  const q = flags & F.R_QUALITY;
+  if (q === 3) c.fail('EGW_CODEC_RANGE', 'quality 3 is undefined');
+  const n = s.n;
+  const states = st.states;
+  if ((flags & F.R_STATES) !== 0) {
+    if (c.pos + s.stateBytes > c.end) c.fail('EGW_CODEC_TRUNCATED', 'message ends inside the state map');
+    for (let b = 0; b < s.stateBytes; b++) {
+      const byte = c.b[c.pos++]!;
+      for (let j = 0; j < 4; j++) {
+        const i = b * 4 + j;
+        const v = (byte >> (j * 2)) & 3;
+        if (i >= n) {
+          if (v !== 0) c.fail('EGW_CODEC_RANGE', 'state map padding is not zero');
+        } else if (v === 3) c.fail('EGW_CODEC_RANGE', `state 3 for field ${s.names[i]}`);
+        else states[i] = v;
+      }
+    }
+  } else states.fill(0);
+  let ts: number;
+  if (first) ts = c.u('timestamp');
+  else ts = st.ts + c.s('timestamp delta');
+  if (ts > F.MAX_TS || ts < 0) c.fail('EGW_CODEC_RANGE', `timestamp ${ts} outside [0, 2^50)`);
+  st.ts = ts;
+
+  const values: Record<string, ReadingValue> = {};
+  const names = s.names;
+  const isBool = s.isBool;
+  let nbool = 0;
+  for (let i = 0; i < n; i++) {
+    const state = states[i]!;
+    if (state === F.S_NULL) values[names[i]!] = null;
+    else if (state === F.S_VALUE) {
+      if (isBool[i] === 1) {
+        nbool++;
+        continue;
+      }
+      let m = c.s(names[i]!);
+      if (st.seen[i] === 1) m += st.prev[i]!;
+      else st.seen[i] = 1;
+      if (m > MAX_FIELD_INT || m < -MAX_FIELD_INT) c.fail('EGW_CODEC_RANGE', `${names[i]} out of range`);
+      st.prev[i] = m;
+      values[names[i]!] = (m + s.base[i]!) / s.pow[i]!;
+    }
+  }
+  if (nbool > 0) readBools(c, s, states, values, nbool);
+  if ((flags & F.R_EXTRAS) !== 0) readExtras(c, values);
+  const r: Reading = { deviceId, ts, values, quality: QUALITY[q]!, source };
+  if ((flags & F.R_UNITS) !== 0) r.units = readUnits(c);
+  return r;
+}
+
+function readBools(c: Cursor, s: CompiledSchema, states: Uint8Array, values: Record<string, ReadingValue>, nbool: number): void {
+  // Present bools, one bit each in field order, LSB first; padding bits must be zero.
+  const bytes = (nbool + 7) >> 3;
+  if (c.pos + bytes > c.end) c.fail('EGW_CODEC_TRUNCATED', 'message ends inside the bool bits');
+  const b = c.b;
+  const at = c.pos;
+  let j = 0;
+  for (let i = 0; i < s.n; i++) {
+    if (s.isBool[i] !== 1 || states[i] !== F.S_VALUE) continue;
+    values[s.names[i]!] = ((b[at + (j >> 3)]! >> (j & 7)) & 1) === 1;
+    j++;
+  }
+  const padBits = bytes * 8 - nbool;
+  if (padBits > 0 && b[at + bytes - 1]! >> (8 - padBits) !== 0) c.fail('EGW_CODEC_RANGE', 'bool padding bits not zero');
+  c.pos = at + bytes;
+}
+
+function readExtras(c: Cursor, values: Record<string, ReadingValue>): void {
+  const count = c.u('by-name count');
+  if (count === 0) c.fail('EGW_CODEC_RANGE', 'by-name count is 0');
+  // Each entry takes ≥ 3 bytes (length, ≥ 1 name byte, tag).
+  if (count * 3 > c.end - c.pos) c.fail('EGW_CODEC_TRUNCATED', `${count} by-name values cannot fit`);
+  for (let k = 0; k < count; k++) {
+    const name = c.str('value name', 1);
+    if (Object.hasOwn(values, name)) c.fail('EGW_CODEC_DUPLICATE', `value ${name} occurs twice`);
+    const tag = c.u8('value tag');
+    let v: ReadingValue;
+    if (tag === F.T_NULL) v = null;
+    else if (tag === F.T_FALSE) v = false;
+    else if (tag === F.T_TRUE) v = true;
+    else if (tag === F.T_FLOAT64) {
+      if (c.pos + 8 > c.end) c.fail('EGW_CODEC_TRUNCATED', 'message ends inside a float64');
+      v = new DataView(c.b.buffer, c.b.byteOffset + c.pos, 8).getFloat64(0, true);
+      c.pos += 8;
+    } else if (tag >= F.T_SCALED && tag <= F.T_SCALED + 9) {
+      const k2 = c.s(name);
+      if (k2 > MAX_FIELD_INT || k2 < -MAX_FIELD_INT) c.fail('EGW_CODEC_RANGE', `${name} out of range`);
+      v = k2 / 10 ** (tag - F.T_SCALED);
+    } else return c.fail('EGW_CODEC_RANGE', `unknown value tag 0x${tag.toString(16)}`);
+    // defineProperty: a name such as "__proto__" must become an own key, not a prototype write.
+    Object.defineProperty(values, name, { value: v, enumerable: true, writable: true, configurable: true });
+  }
+}
+
+function readUnits(c: Cursor): Record<string, string> {
+  const count = c.u('unit count');
+  if (count === 0) c.fail('EGW_CODEC_RANGE', 'unit count is 0');
+  if (count * 3 > c.end - c.pos) c.fail('EGW_CODEC_TRUNCATED', `${count} units cannot fit`);
+  const units: Record<string, string> = {};
+  for (let k = 0; k < count; k++) {
+    const name = c.str('unit name', 1);
+    if (Object.hasOwn(units, name)) c.fail('EGW_CODEC_DUPLICATE', `unit of ${name} occurs twice`);
+    const unit = c.str(`unit of ${name}`, 0);
+    Object.defineProperty(units, name, { value: unit, enumerable: true, writable: true, configurable: true });
+  }
+  return units;
+}

@@ -1,0 +1,341 @@
+import { deflateRawSync } from 'node:zlib';
+import type { Reading, ReadingValue } from '../pipeline/reading.js';
+import { CodecError } from './errors.js';
+import * as F from './format.js';
+import { DEFAULT_REGISTRY, MAX_FIELD_INT, type CompiledSchema, type SchemaRegistry } from './schema.js';
+
+export interface EncodeOptions {
+  /** Schemas known to both ends; default: the built-in ones. Build once (createRegistry) and reuse. */
+  registry?: SchemaRegistry;
+  /** Force a schema id; default: the registered schema that holds most of the first reading's values. */
+  schemaId?: number;
+  /** 'auto' (default): raw deflate when it makes the message smaller; 'never': don't try. */
+  compress?: 'auto' | 'never';
+}
+
+/** Bodies shorter than this are not worth a deflate attempt (deflate's own overhead is ~5–10 B). */
+const DEFLATE_MIN_BODY = 64;
+
+// Scratch state of the (synchronous, non-reentrant) encoder: one growing buffer and per-field
+// tables reused across calls, so the hot path allocates only the output message.
+let buf = new Uint8Array(4096);
+let pos = 0;
+const kind = new Uint8Array(64); // 0 in field, 1 null, 2 absent, 3 carried by name
+const ival = new Float64Array(64); // round(v × 10^scale) − base
+const prev = new Float64Array(64);
+const seen = new Uint8Array(64);
+let lastSchema: CompiledSchema | undefined;
+
+function ensure(n: number): void {
+  if (pos + n <= buf.length) return;
+  let size = buf.length * 2;
+  while (size < pos + n) size *= 2;
+  const next = new Uint8Array(size);
+  next.set(buf.subarray(0, pos));
+  buf = next;
+}
+
+function writeU(v: number): void {
+  // Unsigned LEB128; v is a safe integer ≥ 0 (checked by the callers).
+  if (v < 0x80) {
+    buf[pos++] = v;
+    return;
+  }
+  if (v < 0x80000000) {
+    while (v >= 0x80) {
+      buf[pos++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
+    buf[pos++] = v;
+    return;
+  }
+  while (v >= 0x80) {
+    buf[pos++] = (v % 128) | 0x80;
+    v = Math.floor(v / 128);
+  }
+  buf[pos++] = v;
+}
+
+function writeS(v: number): void {
+  // Zigzag: 0, -1, 1, -2 … → 0, 1, 2, 3 … (arithmetic, not bit ops: values exceed 32 bits).
+  writeU(v >= 0 ? v * 2 : -v * 2 - 1);
+}
+
+/** Writes a length-prefixed (u8) UTF-8 string; `min` is the shortest length allowed. */
+function writeStr(s: string, what: string, min: number): void {
+  const len = s.length;
+  ensure(len * 3 + 1);
+  const start = pos++;
+  for (let i = 0; i < len; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) {
+      pos = start + 1;
+      const bytes = Buffer.from(s, 'utf8');
+      if (bytes.length > 255) throw new CodecError('EGW_CODEC_ENCODE', `${what} is longer than 255 UTF-8 bytes`);
+      buf.set(bytes, pos);
+      pos += bytes.length;
+      buf[start] = bytes.length;
+      return;
+    }
+    buf[pos++] = c;
+  }
+  if (len > 255) throw new CodecError('EGW_CODEC_ENCODE', `${what} is longer than 255 UTF-8 bytes`);
+  if (len < min) throw new CodecError('EGW_CODEC_ENCODE', `${what} is empty`);
+  buf[start] = len;
+}
+
+function writeTagged(v: ReadingValue, name: string): void {
+  ensure(10);
+  if (v === null) buf[pos++] = F.T_NULL;
+  else if (v === true) buf[pos++] = F.T_TRUE;
+  else if (v === false) buf[pos++] = F.T_FALSE;
+  else if (typeof v === 'number') {
+    // The smallest decimal scale that reproduces v exactly; otherwise the IEEE 754 bits.
+    if (!(v === 0 && 1 / v < 0)) {
+      for (let s = 0, p = 1; s <= 9; s++, p *= 10) {
+        const k = Math.round(v * p);
+        if (k / p === v && Math.abs(k) <= MAX_FIELD_INT) {
+          buf[pos++] = F.T_SCALED + s;
+          writeS(k);
+          return;
+        }
+      }
+    }
+    buf[pos++] = F.T_FLOAT64;
+    new DataView(buf.buffer, buf.byteOffset + pos, 8).setFloat64(0, v, true);
+    pos += 8;
+  } else throw new CodecError('EGW_CODEC_ENCODE', `value ${name} is neither a number, a boolean nor null`);
+}
+
+function keyCount(o: object): number {
+  let n = 0;
+  for (const _ in o) n++;
+  return n;
+}
+
+/** Chooses the schema holding most of the reading's values (ties: lowest id); remembers the last. */
+function pickSchema(reg: SchemaRegistry, r: Reading): CompiledSchema {
+  const vals = r.values;
+  const total = keyCount(vals);
+  const covers = (s: CompiledSchema): number => {
+    let hit = 0;
+    for (let i = 0; i < s.n; i++) if (vals[s.names[i]!] !== undefined) hit++;
+    return hit;
+  };
+  if (lastSchema !== undefined && reg.get(lastSchema.id) === lastSchema && covers(lastSchema) === total) {
+    return lastSchema;
+  }
+  let best = reg.get(0);
+  let bestHits = -1;
+  for (const s of reg.all) {
+    const h = covers(s);
+    if (h > bestHits) {
+      best = s;
+      bestHits = h;
+    }
+  }
+  if (best === undefined) throw new CodecError('EGW_CODEC_SCHEMA', 'registry has no schemas');
+  lastSchema = best;
+  return best;
+}
+
+function writeReading(s: CompiledSchema, r: Reading, first: boolean, prevTs: number): void {
+  const vals = r.values;
+  const n = s.n;
+  const names = s.names;
+  const isBool = s.isBool;
+  let matched = 0;
+  let states = false;
+  let byName = false;
+  for (let i = 0; i < n; i++) {
+    const v = vals[names[i]!];
+    if (v === undefined) {
+      kind[i] = 2;
+      states = true;
+      continue;
+    }
+    matched++;
+    if (v === null) {
+      kind[i] = 1;
+      states = true;
+    } else if (isBool[i] === 1 ? typeof v === 'boolean' : typeof v === 'number' && fits(s, i, v)) {
+      kind[i] = 0;
+    } else {
+      kind[i] = 3;
+      states = true;
+      byName = true;
+    }
+  }
+  // Values the schema does not name travel by name, so nothing is silently lost.
+  const unknown = keyCount(vals) > matched;
+  const units = r.units;
+  const hasUnits = units !== undefined && keyCount(units) > 0;
+  const q = r.quality === 'good' ? 0 : r.quality === 'uncertain' ? 1 : r.quality === 'bad' ? 2 : -1;
+  if (q < 0) throw new CodecError('EGW_CODEC_ENCODE', `quality ${String(r.quality)} is not good|uncertain|bad`);
+  const ts = r.ts;
+  if (!Number.isInteger(ts) || ts < 0 || ts > F.MAX_TS) {
+    throw new CodecError('EGW_CODEC_ENCODE', `timestamp ${ts} is not an integer ms in [0, 2^50)`);
+  }
+
+  ensure(1 + s.stateBytes + 8 + n * 8 + 8);
+  buf[pos++] =
+    q | (states ? F.R_STATES : 0) | (byName || unknown ? F.R_EXTRAS : 0) | (hasUnits ? F.R_UNITS : 0);
+  if (states) {
+    for (let b = 0; b < s.stateBytes; b++) {
+      let byte = 0;
+      for (let j = 0; j < 4; j++) {
+        const i = b * 4 + j;
+        if (i >= n) break;
+        const k = kind[i]!;
+        byte |= (k === 3 ? F.S_ABSENT : k) << (j * 2);
+      }
+      buf[pos++] = byte;
+    }
+  }
+  if (first) writeU(ts);
+  else writeS(ts - prevTs);
+  let bits = 0;
+  let nbits = 0;
+  for (let i = 0; i < n; i++) {
+    if (kind[i] !== 0) continue;
+    if (isBool[i] === 1) {
+      // Collected here for the common ≤ 8 bools case; writeBools repacks when there are more.
+      if (vals[names[i]!] === true) bits |= 1 << nbits;
+      nbits++;
+      continue;
+    }
+    const x = ival[i]!;
+    if (seen[i] === 1) writeS(x - prev[i]!);
+    else {
+      writeS(x);
+      seen[i] = 1;
+    }
+    prev[i] = x;
+  }
+  if (s.boolCount > 0) writeBools(s, vals, bits, nbits);
+  if (byName || unknown) writeExtras(s, vals, byName);
+  if (hasUnits) {
+    const keys = Object.keys(units);
+    ensure(10);
+    writeU(keys.length);
+    for (const k of keys) {
+      writeStr(k, 'unit name', 1);
+      writeStr(String(units[k]), `unit of ${k}`, 0);
+    }
+  }
+}
+
+function writeBools(s: CompiledSchema, vals: Reading['values'], bits: number, nbits: number): void {
+  if (s.boolCount <= 8) {
+    if (nbits > 0) buf[pos++] = bits;
+    return;
+  }
+  // More than 8 bools: pack again, LSB first, ceil(present/8) bytes.
+  let byte = 0;
+  let j = 0;
+  for (let i = 0; i < s.n; i++) {
+    if (kind[i] !== 0 || s.isBool[i] !== 1) continue;
+    if (vals[s.names[i]!] === true) byte |= 1 << j;
+    if (++j === 8) {
+      buf[pos++] = byte;
+      byte = 0;
+      j = 0;
+    }
+  }
+  if (j > 0) buf[pos++] = byte;
+}
+
+function writeExtras(s: CompiledSchema, vals: Reading['values'], byName: boolean): void {
+  const names: string[] = [];
+  if (byName) for (let i = 0; i < s.n; i++) if (kind[i] === 3) names.push(s.names[i]!);
+  for (const k in vals) {
+    if (vals[k] !== undefined && !s.index.has(k)) names.push(k);
+  }
+  ensure(10);
+  writeU(names.length);
+  for (const k of names) {
+    writeStr(k, 'value name', 1);
+    writeTagged(vals[k]!, k);
+  }
+}
+
+function fits(s: CompiledSchema, i: number, v: number): boolean {
+  // Exact round trip: the decoder computes (m + base) / 10^scale, a correctly rounded division,
+  // so k / 10^scale === v guarantees the same double comes back (3.31 V, 1013.25 hPa).
+  const p = s.pow[i]!;
+  const k = Math.round(v * p);
+  if (k / p !== v || (v === 0 && 1 / v < 0)) return false;
+  const m = k - s.base[i]!;
+  if (!(m <= MAX_FIELD_INT && m >= -MAX_FIELD_INT)) return false;
+  ival[i] = m;
+  return true;
+}
+
+function finish(flags: number, opts: EncodeOptions | undefined): Buffer {
+  const bodyLen = pos - 2;
+  buf[0] = F.MAGIC;
+  if (opts?.compress !== 'never' && bodyLen >= DEFLATE_MIN_BODY) {
+    const z = deflateRawSync(buf.subarray(2, pos));
+    let lenBytes = 1;
+    for (let v = bodyLen; v >= 0x80; v = Math.floor(v / 128)) lenBytes++;
+    if (2 + lenBytes + z.length < pos) {
+      const out = Buffer.allocUnsafe(2 + lenBytes + z.length);
+      out[0] = F.MAGIC;
+      out[1] = (F.VERSION << 4) | flags | F.F_DEFLATE;
+      pos = 2;
+      writeU(bodyLen);
+      out.set(buf.subarray(2, pos), 2);
+      out.set(z, 2 + lenBytes);
+      return out;
+    }
+  }
+  buf[1] = (F.VERSION << 4) | flags;
+  const out = Buffer.allocUnsafe(pos);
+  out.set(buf.subarray(0, pos));
+  return out;
+}
+
+function begin(r: Reading, opts: EncodeOptions | undefined): CompiledSchema {
+  const reg = opts?.registry ?? DEFAULT_REGISTRY;
+  let s: CompiledSchema | undefined;
+  if (opts?.schemaId !== undefined) {
+    s = reg.get(opts.schemaId);
+    if (s === undefined) throw new CodecError('EGW_CODEC_SCHEMA', `schema ${opts.schemaId} is not registered`);
+  } else s = pickSchema(reg, r);
+  if (typeof r.deviceId !== 'string') throw new CodecError('EGW_CODEC_ENCODE', 'deviceId is not a string');
+  pos = 2;
+  writeStr(r.deviceId, 'deviceId', 0);
+  ensure(3);
+  writeU(s.id);
+  seen.fill(0, 0, s.n);
+  return s;
+}
+
+/** Encodes one reading (docs/codec.md §Single). Throws CodecError EGW_CODEC_ENCODE if it cannot. */
+export function encodeReading(r: Reading, opts?: EncodeOptions): Buffer {
+  const s = begin(r, opts);
+  writeReading(s, r, true, 0);
+  return finish(0, opts);
+}
+
+/**
+ * Encodes readings of one device as a batch (docs/codec.md §Batch): one header, timestamps and
+ * values as deltas from the previous reading. Timestamps need not be monotonic.
+ */
+export function encodeBatch(rs: readonly Reading[], opts?: EncodeOptions): Buffer {
+  const r0 = rs[0];
+  if (r0 === undefined) throw new CodecError('EGW_CODEC_ENCODE', 'a batch needs at least one reading');
+  const s = begin(r0, opts);
+  ensure(10);
+  writeU(rs.length);
+  let prevTs = 0;
+  for (let i = 0; i < rs.length; i++) {
+    const r = rs[i]!;
+    if (r.deviceId !== r0.deviceId) {
+      throw new CodecError('EGW_CODEC_ENCODE', `batch mixes devices ${r0.deviceId} and ${r.deviceId}`);
+    }
+    writeReading(s, r, i === 0, prevTs);
+    prevTs = r.ts;
+  }
+  return finish(F.F_BATCH, opts);
+}

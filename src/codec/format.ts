@@ -1,0 +1,51 @@
+/**
+ * Wire constants of the edge-gateway binary reading format, version 1 (docs/codec.md).
+ * Kept in one place so the encoder, the decoder and the docs cannot drift.
+ */
+
+/**
+ * First byte of every message. 0xC1 is never valid in UTF-8 (so never starts JSON or any text),
+ * and is the one byte MessagePack leaves unused; a CBOR reading is a map (0xA0–0xBF), not tag 1.
+ */
+export const MAGIC = 0xc1;
+/** Format version carried in the high nibble of byte 1. A decoder refuses any other. */
+export const VERSION = 1;
+
+// Byte 1, low nibble.
+export const F_BATCH = 0x01;
+export const F_DEFLATE = 0x02;
+export const F_RESERVED = 0x0c;
+
+// Per-reading flags byte.
+export const R_QUALITY = 0x03;
+export const R_STATES = 0x04;
+export const R_EXTRAS = 0x08;
+export const R_UNITS = 0x10;
+export const R_RESERVED = 0xe0;
+
+// 2-bit field states (only present when R_STATES is set; otherwise every field is 0).
+export const S_VALUE = 0;
+export const S_NULL = 1;
+export const S_ABSENT = 2;
+
+// Tags of values carried by name (the escape for unknown fields and values a field cannot hold).
+export const T_NULL = 0x00;
+export const T_FALSE = 0x01;
+export const T_TRUE = 0x02;
+export const T_FLOAT64 = 0x03;
+/** 0x10 + s: zigzag varint k, value = k / 10^s, s = 0–9. */
+export const T_SCALED = 0x10;
+
+export const QUALITIES = ['good', 'uncertain', 'bad'] as const;
+
+/** Timestamps are integer ms in [0, 2^50) (up to year 37648): batch deltas then stay safe integers. */
+export const MAX_TS = 2 ** 50 - 1;
+
+/**
+ * CoAP Content-Format for this format: from the "Experimental Use" range 65000–65535 of the
+ * CoAP Content-Formats registry (RFC 7252 §12.3), so it needs no registration and must not be
+ * sent across organisational boundaries as if registered.
+ */
+export const COAP_CONTENT_FORMAT = 65100;
+/** Media type used in docs and `ct` descriptions. */
+export const MEDIA_TYPE = 'application/vnd.edge-gateway.readings';
