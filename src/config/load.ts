@@ -73,7 +73,7 @@ function dedupe(errors: readonly ErrorObject[]): ErrorObject[] {
   const seen = new Set<string>();
   const out: ErrorObject[] = [];
   for (const e of errors) {
-    if (e.keyword === 'anyOf' || e.keyword === 'oneOf') continue;
+    if (e.keyword === 'anyOf' || e.keyword === 'oneOf' || e.keyword === 'if') continue; // 'if': the failing 'then' branch reports the real errors
     const key = e.instancePath + (e.keyword === 'additionalProperties' ? String(e.params['additionalProperty']) : '');
     if (e.keyword === 'const' && seen.has(key)) continue;
     if (seen.has(key) && e.keyword !== 'required') continue;
