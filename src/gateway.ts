@@ -8,6 +8,7 @@ import { LoopMonitor } from './lifecycle/loop-monitor.js';
 import type { Service } from './lifecycle/service.js';
 import type { Logger } from './log/logger.js';
 import { createRegistry, MetricsServer } from './metrics/server.js';
+import { buildCoap } from './coap/index.js';
 import { LatestValues } from './pipeline/latest.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { openDatabase, type Db } from './store/db.js';
@@ -129,6 +130,12 @@ export class Gateway {
 function buildServices(ctx: GatewayContext): Service[] {
   const { config, log } = ctx;
   const services: Service[] = [];
+  // CoAP ingest + /mgmt. Queue/uplink/OTA fill the management views later with
+  // coap.mgmt?.provide('queues', () => ...), provide('uplink', ...), provide('ota', {...}).
+  if (config.coap.enabled) {
+    const coap = buildCoap(ctx);
+    services.push(...coap.services);
+  }
   if (config.metrics.enabled) {
     services.push(new MetricsServer({ config: config.metrics, registry: ctx.metrics, log: log.child({ mod: 'metrics' }) }));
   }

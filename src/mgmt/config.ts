@@ -3,9 +3,31 @@ import { section, Secret } from '../config/sections.js';
 
 export const MgmtConfigSchema = section(
   {
-    read_token: Type.Optional(Secret('Token that may GET and observe /mgmt resources.')),
-    admin_token: Type.Optional(Secret('Token that may also PUT/POST /mgmt resources.')),
+    enabled: Type.Boolean({ default: true, description: 'Serve /mgmt/... on the CoAP server.' }),
+    read_token: Type.Optional(
+      Secret('Token that may GET and observe /mgmt resources. If absent, one is generated into {data_dir}/mgmt-tokens.json.'),
+    ),
+    admin_token: Type.Optional(
+      Secret('Token that may also PUT/POST /mgmt resources. If absent, one is generated into {data_dir}/mgmt-tokens.json.'),
+    ),
+    auth_failures_per_min: Type.Integer({
+      minimum: 1,
+      maximum: 1000,
+      default: 10,
+      description: 'Failed authentications allowed per source address per minute; beyond it the source gets 4.29 for a while.',
+    }),
+    status_min_interval_ms: Type.Integer({
+      minimum: 100,
+      maximum: 600000,
+      default: 1000,
+      description: 'Observers of /mgmt/status get at most one notification per this interval (on change).',
+    }),
+    audit_max_rows: Type.Integer({
+      minimum: 100,
+      default: 10000,
+      description: 'Management writes kept in the audit table; older rows are deleted.',
+    }),
   },
-  'Management over CoAP (/mgmt/...).',
+  'Management over CoAP (/mgmt/...): tokens, limits, audit.',
 );
 export type MgmtConfig = Static<typeof MgmtConfigSchema>;
