@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
+import { BrokerService } from './broker/broker.js';
 import type { GatewayConfig } from './config/schema.js';
 import type { GatewayContext, GatewayHealth } from './context.js';
 import { DeviceRegistry } from './devices/registry.js';
@@ -130,6 +131,11 @@ export class Gateway {
 function buildServices(ctx: GatewayContext): Service[] {
   const { config, log } = ctx;
   const services: Service[] = [];
+  if (config.broker.enabled) {
+    const brokerLog = log.child({ mod: 'broker' });
+    const { pipeline, devices, metrics: registry, db } = ctx;
+    services.push(new BrokerService({ config: config.broker, log: brokerLog, pipeline, devices, registry, db }));
+  }
   // CoAP ingest + /mgmt. Queue/uplink/OTA fill the management views later with
   // coap.mgmt?.provide('queues', () => ...), provide('uplink', ...), provide('ota', {...}).
   if (config.coap.enabled) {

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfigFile } from './config/load.js';
+import { hashPasswordCommand } from './broker/hash-password-cli.js';
+import { ConfigError, loadConfigFile, parseConfig } from './config/load.js';
+import { migrateConfigFile, migrateConfigText } from './config/migrate.js';
 import { GatewayError } from './errors.js';
 import { Gateway } from './gateway.js';
 import { createLogger } from './log/logger.js';
@@ -12,12 +14,14 @@ Usage:
   edge-gateway [--config FILE]        run the gateway (default config/gateway.yaml)
   edge-gateway check-config FILE      validate a config; exit 1 listing every error with its line
   edge-gateway --version | --help
+  edge-gateway hash-password [PW]     print the scrypt hash for broker.users[].password_hash (PW from stdin if omitted)
 `;
 
 /** Subcommands other than running the gateway; each module that adds one registers it here. */
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   'check-config': checkConfig,
 };
+  'hash-password': hashPasswordCommand,
 
 async function checkConfig(args: string[]): Promise<number> {
   const file = args[0];

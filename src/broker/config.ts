@@ -3,62 +3,96 @@ import { section, Port, Host } from '../config/sections.js';
 
 const AclRule = Type.Object(
   {
-    topic: Type.String({ minLength: 1, description: 'MQTT topic filter; {username} and {clientid} are substituted.' }),
+    topic: Type.String({
+      minLength: 1,
+      maxLength: 1024,
+      description: 'MQTT topic filter (+ and # allowed); {username} and {clientid} are substituted per client.',
+    }),
     access: Type.Union([Type.Literal('read'), Type.Literal('write'), Type.Literal('readwrite'), Type.Literal('deny')], {
-      description: 'read = subscribe, write = publish.',
+      description: 'read = subscribe/receive, write = publish, deny = neither (deny wins over any allow).',
     }),
   },
   { additionalProperties: false },
 );
 
+/** scrypt$N$r$p$salt$hash, both base64 (see src/broker/password.ts). */
+export const PASSWORD_HASH_PATTERN = '^scrypt\\$[0-9]+\\$[0-9]+\\$[0-9]+\\$[A-Za-z0-9+/=]+\\$[A-Za-z0-9+/=]+$';
+
 const User = Type.Object(
   {
-    username: Type.String({ minLength: 1, maxLength: 128 }),
-    password_hash: Type.String({
-      pattern: '^scrypt\\$',
-      description: 'scrypt$N$r$p$salt$hash as printed by `edge-gateway hash-password`.',
-    }),
-    acl: Type.Optional(Type.Array(AclRule, { description: 'Replaces the default device ACL for this user.' })),
+    username: Type.String({ minLength: 1, maxLength: 128, description: 'MQTT username (or client-certificate CN).' }),
+    password_hash: Type.Optional(
+      Type.String({
+        pattern: PASSWORD_HASH_PATTERN,
+        description: 'scrypt$N$r$p$salt$hash as printed by `edge-gateway hash-password`. Leave out for certificate-only users.',
+      }),
+    ),
+    acl: Type.Optional(
+      Type.Array(AclRule, { maxItems: 256, description: 'Replaces broker.default_acl for this user.' }),
+    ),
   },
   { additionalProperties: false },
 );
 
 export const BrokerConfigSchema = section(
   {
-    enabled: Type.Boolean({ default: true }),
+    enabled: Type.Boolean({ default: true, description: 'Run the local MQTT broker.' }),
     host: Host('127.0.0.1', 'Address the plain MQTT listener binds to. 0.0.0.0 / :: expose it to the site network.'),
     port: Port(1883, 'Plain MQTT port.'),
     tls: section(
       {
-        enabled: Type.Boolean({ default: false }),
+        enabled: Type.Boolean({ default: false, description: 'Also listen for MQTT over TLS.' }),
         host: Host('0.0.0.0', 'Address the TLS listener binds to.'),
         port: Port(8883, 'MQTT over TLS port.'),
-        cert_file: Type.Optional(Type.String()),
-        key_file: Type.Optional(Type.String()),
-        ca_file: Type.Optional(Type.String({ description: 'CA that signs client certificates.' })),
-        require_client_cert: Type.Boolean({ default: false }),
+        cert_file: Type.Optional(Type.String({ minLength: 1, description: 'PEM server certificate (chain).' })),
+        key_file: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key of the server certificate.' })),
+        ca_file: Type.Optional(
+          Type.String({ minLength: 1, description: 'PEM CA that signs client certificates; enables client-certificate auth.' }),
+        ),
+        require_client_cert: Type.Boolean({
+          default: false,
+          description: 'Refuse TLS clients without a certificate signed by ca_file.',
+        }),
       },
-      'Optional TLS listener.',
+      'Optional TLS listener; a verified client certificate authenticates its CN as the username.',
     ),
     allow_anonymous_loopback: Type.Boolean({
       default: true,
-      description: 'Anonymous clients connecting from 127.0.0.1/::1 are trusted local clients with full access.',
+      description:
+        'Anonymous clients connecting from 127.0.0.1/::1 are trusted local clients with full access; everyone else needs credentials.',
     }),
-    users: Type.Array(User, { default: [] }),
+    users: Type.Array(User, { default: [], maxItems: 10000, description: 'Users allowed to connect with credentials.' }),
     default_acl: Type.Array(AclRule, {
+      maxItems: 256,
       default: [
         { topic: 'sensors/{clientid}/#', access: 'write' },
         { topic: 'devices/{clientid}/#', access: 'write' },
         { topic: 'commands/{clientid}', access: 'read' },
       ],
+      description: 'ACL of authenticated clients whose user has no acl of its own.',
     }),
-    max_connections: Type.Integer({ minimum: 1, default: 1000 }),
-    max_packet_bytes: Type.Integer({ minimum: 64, maximum: 268435455, default: 262144 }),
-    keepalive_max_s: Type.Integer({ minimum: 0, default: 600 }),
-    connect_rate_per_ip: Type.Integer({ minimum: 0, default: 20, description: 'Connects per second per address; 0 = off.' }),
-    persistence: Type.Boolean({ default: true, description: 'Keep retained, subscriptions and sessions in SQLite.' }),
+    max_connections: Type.Integer({ minimum: 1, default: 1000, description: 'Open MQTT connections (all listeners).' }),
+    max_packet_bytes: Type.Integer({
+      minimum: 64,
+      maximum: 268435455,
+      default: 262144,
+      description: 'Largest MQTT packet accepted; a larger one closes the connection before it is buffered.',
+    }),
+    keepalive_max_s: Type.Integer({
+      minimum: 0,
+      maximum: 65535,
+      default: 600,
+      description: 'Refuse clients asking for a longer keepalive (or none); 0 = no limit.',
+    }),
+    connect_rate_per_ip: Type.Integer({ minimum: 0, default: 20, description: 'New connections per second per address; 0 = off.' }),
+    persistence: Type.Boolean({
+      default: true,
+      description: 'Keep retained messages, subscriptions and queued session messages in SQLite (survive restarts).',
+    }),
   },
   'Local MQTT broker (aedes).',
 );
 
 export type BrokerConfig = Static<typeof BrokerConfigSchema>;
+export type AclRuleConfig = Static<typeof AclRule>;
+export type UserConfig = Static<typeof User>;

@@ -1,0 +1,104 @@
+import { isValidDeviceId } from '../pipeline/reading.js';
+import { compileAcl, type AclRule, type CompiledAcl } from './acl.js';
+import type { BrokerConfig } from './config.js';
+import { isLoopback } from './limits.js';
+import type { AuthFailure } from './metrics.js';
+import { dummyHash, parsePasswordHash, verifyPassword, type PasswordHash } from './password.js';
+
+/** What a CONNECT brings for authentication. */
+export interface ConnectInfo {
+  clientId: string;
+  username: string | undefined;
+  password: Buffer | undefined;
+  remoteAddress: string | undefined;
+  /** CN of a client certificate the TLS layer verified against tls.ca_file. */
+  certCN: string | undefined;
+  keepalive: number;
+}
+
+/** Who a connected client is; decided once at connect, used on every publish/subscribe. */
+export interface ClientIdentity {
+  /** Anonymous loopback client: full access, no ACL. */
+  trusted: boolean;
+  username: string | undefined;
+  /** null for trusted clients. */
+  acl: CompiledAcl | null;
+}
+
+/** CONNACK return codes, MQTT 3.1.1 §3.2.2.3. */
+export const enum ConnackCode {
+  IDENTIFIER_REJECTED = 2,
+  BAD_USERNAME_OR_PASSWORD = 4,
+  NOT_AUTHORIZED = 5,
+}
+
+export type AuthResult =
+  | { ok: true; identity: ClientIdentity }
+  | { ok: false; returnCode: ConnackCode; reason: AuthFailure; message: string };
+
+interface User {
+  hash: PasswordHash | null;
+  acl: readonly AclRule[] | undefined;
+}
+
+/**
+ * Decides who may connect. Order: keepalive bound, then a verified client certificate (its CN is
+ * the username, no password needed), then username/password, then anonymous loopback. Every
+ * non-trusted client gets the ACL of its user (or the default ACL), substituted for it.
+ */
+export class Authenticator {
+  private readonly users = new Map<string, User>();
+  private readonly dummy = dummyHash();
+
+  constructor(private readonly config: BrokerConfig) {
+    for (const u of config.users) {
+      const hash = u.password_hash ? parsePasswordHash(u.password_hash) : null;
+      if (u.password_hash && !hash) throw new Error(`broker.users: password hash of ${u.username} is not a valid scrypt hash`);
+      this.users.set(u.username, { hash, acl: u.acl });
+    }
+  }
+
+  async authenticate(c: ConnectInfo): Promise<AuthResult> {
+    const max = this.config.keepalive_max_s;
+    // Mosquitto answers "identifier rejected" to a v3.1.1 client whose keepalive is over its limit:
+    // 3.1.1 has no way to tell the client the allowed value. Keepalive 0 would disable dead-client
+    // detection (and so the will), hence it is refused too when a limit is set.
+    if (max > 0 && (c.keepalive === 0 || c.keepalive > max)) {
+      return refuse(ConnackCode.IDENTIFIER_REJECTED, 'keepalive', `keepalive ${c.keepalive}s outside 1..${max}s`);
+    }
+    if (c.certCN !== undefined) {
+      if (c.username !== undefined && c.username !== c.certCN) {
+        return refuse(ConnackCode.NOT_AUTHORIZED, 'certificate', 'username differs from the certificate CN');
+      }
+      return this.identify(c, c.certCN);
+    }
+    if (c.username !== undefined) {
+      const user = this.users.get(c.username);
+      // An unknown user costs a scrypt too, so timing does not reveal which usernames exist.
+      const ok = await verifyPassword(c.password ?? Buffer.alloc(0), user?.hash ?? this.dummy);
+      if (!ok || !user?.hash) return refuse(ConnackCode.BAD_USERNAME_OR_PASSWORD, 'bad_credentials', 'bad username or password');
+      return this.identify(c, c.username);
+    }
+    if (this.config.allow_anonymous_loopback && isLoopback(c.remoteAddress)) {
+      return { ok: true, identity: { trusted: true, username: undefined, acl: null } };
+    }
+    return refuse(ConnackCode.NOT_AUTHORIZED, 'not_authorized', 'credentials required');
+  }
+
+  private identify(c: ConnectInfo, username: string): AuthResult {
+    // Authenticated clients are devices: their client id is a device id (DESIGN: identifiers are
+    // checked at the boundary), and it is what {clientid} expands to in the ACL.
+    if (!isValidDeviceId(c.clientId)) {
+      return refuse(ConnackCode.IDENTIFIER_REJECTED, 'client_id', 'client id is not a valid device id');
+    }
+    const rules = this.users.get(username)?.acl ?? this.config.default_acl;
+    return {
+      ok: true,
+      identity: { trusted: false, username, acl: compileAcl(rules, { username, clientid: c.clientId }) },
+    };
+  }
+}
+
+function refuse(returnCode: ConnackCode, reason: AuthFailure, message: string): AuthResult {
+  return { ok: false, returnCode, reason, message };
+}

@@ -1,0 +1,227 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { Aedes, type PublishPacket } from 'aedes';
+import type { Registry } from 'prom-client';
+import type { DeviceRegistry } from '../devices/registry.js';
+import { GatewayError } from '../errors.js';
+import type { Service, ServiceHealth } from '../lifecycle/service.js';
+import type { Logger } from '../log/logger.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import type { Db } from '../store/db.js';
+import { codecDecoder } from './codec-decoder.js';
+import type { BrokerConfig } from './config.js';
+import { ConnectRateLimiter, limitPacketSize } from './limits.js';
+import { BrokerMetrics, RateLimitedLog } from './metrics.js';
+import { SqlitePersistence } from './persistence/index.js';
+import { BrokerPolicy } from './policy.js';
+
+export interface BrokerServiceOptions {
+  config: BrokerConfig;
+  log: Logger;
+  pipeline: Pipeline;
+  devices: DeviceRegistry;
+  registry: Registry;
+  db: Db;
+}
+
+/** A slow subscriber that does not read for this long is disconnected (aedes drainTimeout). */
+const DRAIN_TIMEOUT_MS = 30000;
+/** A socket that has not sent CONNECT within this is closed (MQTT-3.1.0-1 allows "reasonable"). */
+const CONNECT_TIMEOUT_MS = 10000;
+
+/**
+ * The local MQTT broker: aedes on a plain TCP listener (and optionally TLS), with the gateway's
+ * auth, ACLs, limits, ingest and SQLite persistence. `start` resolves once every listener listens.
+ */
+export class BrokerService implements Service {
+  readonly name = 'broker';
+  private aedes: Aedes | undefined;
+  private tcp: Server | undefined;
+  private tls: TlsServer | undefined;
+  private persistence: SqlitePersistence | undefined;
+  private readonly sockets = new Set<Socket>();
+  private readonly metrics: BrokerMetrics;
+  private readonly policy: BrokerPolicy;
+  private readonly rate: ConnectRateLimiter;
+  private readonly warn: RateLimitedLog;
+  private lastError: string | undefined;
+
+  constructor(private readonly o: BrokerServiceOptions) {
+    this.metrics = new BrokerMetrics(o.registry, () => this.aedes?.connectedClients ?? 0);
+    this.policy = new BrokerPolicy({
+      config: o.config,
+      log: o.log,
+      pipeline: o.pipeline,
+      devices: o.devices,
+      metrics: this.metrics,
+      decoders: [codecDecoder],
+    });
+    this.rate = new ConnectRateLimiter(o.config.connect_rate_per_ip);
+    this.warn = new RateLimitedLog(o.log);
+  }
+
+  /** Bound ports (useful with port 0). */
+  get port(): number | undefined {
+    return (this.tcp?.address() as AddressInfo | null)?.port;
+  }
+
+  get tlsPort(): number | undefined {
+    return (this.tls?.address() as AddressInfo | null)?.port;
+  }
+
+  async start(): Promise<void> {
+    const { config, log } = this.o;
+    // TLS material is read first: a missing file fails the start before anything listens.
+    const tlsOptions = config.tls.enabled ? this.readTls() : undefined;
+    this.persistence = config.persistence ? new SqlitePersistence({ db: this.o.db, log: log.child({ sub: 'persistence' }) }) : undefined;
+    const aedes = await Aedes.createBroker({
+      persistence: this.persistence,
+      drainTimeout: DRAIN_TIMEOUT_MS,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      // Allow device-id-length client ids for MQTT 3.1 clients as well (3.1.1 has no limit).
+      maxClientsIdLength: 64,
+      ...this.policy.hooks(),
+    });
+    this.aedes = aedes;
+    this.policy.attach(aedes);
+    // 'error' is missing from aedes' typed events; without a listener it would crash the process.
+    (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => {
+      // Raised by aedes when the persistence fails while routing; the message was not queued.
+      this.lastError = err.message;
+      log.error({ err, code: 'EGW_MQTT_PERSISTENCE' }, 'MQTT broker persistence error');
+    });
+
+    // noDelay: without it Nagle holds small PUBACKs/PUBLISHes back ~5 ms (measured here).
+    this.tcp = createServer({ noDelay: true }, (socket) => {
+      if (this.accept(socket, true)) aedes.handle(socket);
+    });
+    await listen(this.tcp, config.port, config.host, 'EGW_MQTT_LISTEN');
+    log.info({ host: config.host, port: this.port, persistence: config.persistence }, 'MQTT broker listening');
+
+    if (tlsOptions) {
+      this.tls = createTlsServer({ ...tlsOptions, noDelay: true } as Parameters<typeof createTlsServer>[0]);
+      // Limits are applied to the raw TCP connection, before the (costly) handshake.
+      this.tls.on('connection', (raw: Socket) => void this.accept(raw, false));
+      this.tls.on('secureConnection', (socket: TLSSocket) => {
+        socket.setNoDelay(true);
+        if (socket.authorized) {
+          const cn = socket.getPeerCertificate().subject?.CN;
+          if (typeof cn === 'string' && cn.length > 0) this.policy.certCN.set(socket, cn);
+        }
+        limitPacketSize(socket, config.max_packet_bytes, (size) => this.tooLarge(socket, size));
+        aedes.handle(socket);
+      });
+      this.tls.on('tlsClientError', (err: Error & { code?: string }, socket) => {
+        // Only certificate failures are auth failures; resets (or our own limit) are not.
+        if (/certificate|ERR_SSL_.*CERT/i.test(`${err.code} ${err.message}`)) this.metrics.auth.certificate.inc();
+        this.warn.warn(`tls:${socket.remoteAddress}`, { code: 'EGW_MQTT_TLS', remote: socket.remoteAddress, err: err.message }, 'TLS handshake failed');
+      });
+      await listen(this.tls, config.tls.port, config.tls.host, 'EGW_MQTT_LISTEN');
+      log.info({ host: config.tls.host, port: this.tlsPort, clientCerts: Boolean(config.tls.ca_file) }, 'MQTT TLS listener listening');
+    }
+  }
+
+  private readTls(): { cert: Buffer; key: Buffer; ca?: Buffer; requestCert: boolean; rejectUnauthorized: boolean } {
+    const t = this.o.config.tls;
+    const read = (what: string, path: string | undefined): Buffer => {
+      if (!path) throw new GatewayError('EGW_MQTT_TLS', `broker.tls.${what} is required when broker.tls.enabled is true`);
+      try {
+        return readFileSync(path);
+      } catch (err) {
+        throw new GatewayError('EGW_MQTT_TLS', `cannot read broker.tls.${what} ${path}: ${(err as Error).message}`, { cause: err });
+      }
+    };
+    const cert = read('cert_file', t.cert_file);
+    const key = read('key_file', t.key_file);
+    if (t.require_client_cert && !t.ca_file) {
+      throw new GatewayError('EGW_MQTT_TLS', 'broker.tls.require_client_cert needs broker.tls.ca_file');
+    }
+    const ca = t.ca_file ? read('ca_file', t.ca_file) : undefined;
+    // With a CA, certificates are requested; only verified ones authenticate (socket.authorized).
+    return { cert, key, ...(ca ? { ca } : {}), requestCert: Boolean(ca), rejectUnauthorized: t.require_client_cert };
+  }
+
+  /** Connection limits; false (and the socket destroyed) when one is hit. */
+  private accept(socket: Socket, plain: boolean): boolean {
+    const { config } = this.o;
+    const remote = socket.remoteAddress ?? '';
+    if (this.sockets.size >= config.max_connections) {
+      this.metrics.dropped.max_connections.inc();
+      this.warn.warn('max-conn', { code: 'EGW_MQTT_LIMIT', limit: config.max_connections }, 'MQTT connection refused: broker.max_connections reached');
+      socket.destroy();
+      return false;
+    }
+    if (!this.rate.allow(remote)) {
+      this.metrics.dropped.connect_rate.inc();
+      this.warn.warn(`rate:${remote}`, { code: 'EGW_MQTT_LIMIT', remote }, 'MQTT connection refused: broker.connect_rate_per_ip exceeded');
+      socket.destroy();
+      return false;
+    }
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    // TLS sockets get the packet limit on the decrypted stream (secureConnection).
+    if (plain) limitPacketSize(socket, config.max_packet_bytes, (size) => this.tooLarge(socket, size));
+    return true;
+  }
+
+  private tooLarge(socket: Socket, size: number): void {
+    this.metrics.dropped.packet_too_large.inc();
+    this.warn.warn(
+      `size:${socket.remoteAddress}`,
+      { code: 'EGW_MQTT_PACKET_TOO_LARGE', remote: socket.remoteAddress, size, limit: this.o.config.max_packet_bytes },
+      'MQTT packet larger than broker.max_packet_bytes; connection closed',
+    );
+  }
+
+  /** Publishes on behalf of the gateway (commands, alerts, results); bypasses the ACL. */
+  publish(packet: Pick<PublishPacket, 'topic' | 'payload' | 'qos' | 'retain'>): Promise<void> {
+    const aedes = this.aedes;
+    if (!aedes || aedes.closed) return Promise.reject(new GatewayError('EGW_MQTT_LISTEN', 'MQTT broker is not running'));
+    return new Promise((resolve, reject) =>
+      aedes.publish({ cmd: 'publish', dup: false, ...packet }, (err) => (err ? reject(err) : resolve())),
+    );
+  }
+
+  async stop(): Promise<void> {
+    const aedes = this.aedes;
+    this.aedes = undefined;
+    this.policy.closing = true;
+    const servers = [this.tcp, this.tls].filter((s): s is Server => s !== undefined);
+    this.tcp = undefined;
+    this.tls = undefined;
+    // Stop accepting first; server.close resolves once every connection is gone.
+    const closed = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+    if (aedes) await new Promise<void>((r) => aedes.close(() => r()));
+    // Sockets that never sent CONNECT are unknown to aedes.
+    for (const s of this.sockets) s.destroy();
+    await Promise.all(closed);
+    await this.persistence?.destroy();
+    this.persistence = undefined;
+  }
+
+  health(): ServiceHealth {
+    const listening = Boolean(this.tcp?.listening) && (this.tls === undefined || this.tls.listening);
+    return {
+      ok: listening,
+      state: listening ? 'listening' : 'stopped',
+      detail: {
+        port: this.port,
+        ...(this.tls ? { tlsPort: this.tlsPort } : {}),
+        clients: this.aedes?.connectedClients ?? 0,
+        ...(this.lastError ? { lastError: this.lastError } : {}),
+      },
+    };
+  }
+}
+
+function listen(server: Server, port: number, host: string, code: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(new GatewayError(code, `MQTT cannot listen on ${host}:${port}: ${err.message}`, { cause: err }));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}

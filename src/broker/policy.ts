@@ -1,0 +1,295 @@
+import type { Socket } from 'node:net';
+import type {
+  Aedes,
+  AedesOptions,
+  AedesPublishPacket,
+  AuthenticateError,
+  Client,
+  ConnectPacket,
+  PublishPacket,
+  Subscription,
+} from 'aedes';
+import type { DeviceRegistry } from '../devices/registry.js';
+import type { Logger } from '../log/logger.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import { canPublish, canReceive, canSubscribe } from './acl.js';
+import { Authenticator, type ClientIdentity } from './auth.js';
+import type { BrokerConfig } from './config.js';
+import { decodeSensorMessage, type PayloadDecoder } from './ingest.js';
+import { RateLimitedLog, type BrokerMetrics } from './metrics.js';
+
+/**
+ * Where refused publishes go. aedes can only refuse a PUBLISH by closing the connection
+ * (authorizePublish error, MQTT-3.3.5-2 allows it); we take the other option the clause allows —
+ * acknowledge per QoS and discard, as Mosquitto does — so a device with one bad topic or payload
+ * keeps its connection. The packet is re-addressed here before aedes stores or routes it: not
+ * retained, empty, and never forwarded (authorizeForward drops it). '$' topics are not matched
+ * by leading wildcards [MQTT-4.7.2-1].
+ */
+export const DROP_TOPIC = '$SYS/edge-gateway/dropped';
+const EMPTY = Buffer.alloc(0);
+
+/** Per connected client, decided at connect. */
+interface Session {
+  identity: ClientIdentity;
+  /** Tracked in the device registry (authenticated devices, or ids already known as devices). */
+  device: boolean;
+  hasWill: boolean;
+  timedOut: boolean;
+}
+
+interface Pending {
+  keepalive: number;
+  willTopic: string | undefined;
+}
+
+/** The aedes persistence call used for QoS 2 duplicate detection. */
+interface IncomingLookup {
+  incomingGetPacket(client: Client, packet: { messageId?: number }): Promise<unknown>;
+}
+
+export interface PolicyOptions {
+  config: BrokerConfig;
+  log: Logger;
+  pipeline: Pipeline;
+  devices: DeviceRegistry;
+  metrics: BrokerMetrics;
+  decoders: readonly PayloadDecoder[];
+}
+
+/**
+ * The broker's decisions, as aedes handlers: who connects (auth), who may publish/subscribe/receive
+ * (ACL), what becomes a reading (ingest, acknowledged after commit), and the device registry.
+ */
+export class BrokerPolicy {
+  private readonly auth: Authenticator;
+  private readonly sessions = new WeakMap<Client, Session>();
+  private readonly pending = new WeakMap<Client, Pending>();
+  /** Verified client-certificate CN per TLS socket (set by the listener). */
+  readonly certCN = new WeakMap<object, string>();
+  private readonly warn: RateLimitedLog;
+  private persistence: IncomingLookup | undefined;
+  closing = false;
+
+  constructor(private readonly o: PolicyOptions) {
+    this.auth = new Authenticator(o.config);
+    this.warn = new RateLimitedLog(o.log);
+  }
+
+  hooks(): Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'> {
+    return {
+      preConnect: (client, packet, cb) => this.preConnect(client, packet, cb),
+      authenticate: (client, username, password, cb) => this.authenticate(client, username, password, cb),
+      authorizePublish: (client, packet, cb) => this.authorizePublish(client, packet, cb),
+      authorizeSubscribe: (client, sub, cb) => this.authorizeSubscribe(client, sub, cb),
+      authorizeForward: (client, packet) => this.authorizeForward(client, packet),
+    };
+  }
+
+  attach(aedes: Aedes): void {
+    this.persistence = (aedes as unknown as { persistence: IncomingLookup }).persistence;
+    aedes.on('client', (client) => this.online(client));
+    aedes.on('clientDisconnect', (client) => this.offline(client));
+    aedes.on('keepaliveTimeout', (client) => {
+      const s = this.sessions.get(client);
+      if (s) s.timedOut = true;
+    });
+    aedes.on('clientError', (client, err) => this.o.log.debug({ clientId: client.id, err: err.message }, 'client error'));
+    aedes.on('connectionError', (_client, err) => this.o.log.debug({ err: err.message }, 'connection error'));
+  }
+
+  private preConnect(client: Client, packet: ConnectPacket, cb: (err: Error | null, ok: boolean) => void): void {
+    this.pending.set(client, { keepalive: packet.keepalive ?? 0, willTopic: packet.will?.topic });
+    cb(null, true);
+  }
+
+  private authenticate(
+    client: Client,
+    username: string | undefined,
+    password: Buffer | undefined,
+    cb: (err: AuthenticateError | null, ok: boolean | null) => void,
+  ): void {
+    const pending = this.pending.get(client) ?? { keepalive: 0, willTopic: undefined };
+    const conn = client.conn as Socket;
+    this.auth
+      .authenticate({
+        clientId: client.id,
+        username,
+        password,
+        remoteAddress: conn.remoteAddress,
+        certCN: this.certCN.get(conn),
+        keepalive: pending.keepalive,
+      })
+      .then(
+        (res) => {
+          let r = res;
+          // The will is checked now, not when it fires: a will stored in persistence is published
+          // without its client after a crash (aedes passes client = null), past any ACL.
+          const acl = r.ok ? r.identity.acl : null;
+          if (acl && pending.willTopic !== undefined && !canPublish(acl, pending.willTopic)) {
+            r = { ok: false, returnCode: 5, reason: 'not_authorized', message: 'will topic not allowed by the ACL' };
+          }
+          if (r.ok) {
+            const hasWill = pending.willTopic !== undefined;
+            this.sessions.set(client, { identity: r.identity, device: false, hasWill, timedOut: false });
+            return cb(null, true);
+          }
+          this.o.metrics.auth[r.reason].inc();
+          this.warn.warn(
+            `auth:${conn.remoteAddress}`,
+            { code: 'EGW_MQTT_AUTH', clientId: client.id, username, remote: conn.remoteAddress, reason: r.reason },
+            `MQTT connect refused: ${r.message}`,
+          );
+          const err = new Error(r.message) as AuthenticateError;
+          err.returnCode = r.returnCode as number as AuthenticateError['returnCode'];
+          cb(err, false);
+        },
+        (err: unknown) => {
+          this.o.log.error({ err, clientId: client.id }, 'authentication failed unexpectedly');
+          const e = new Error('server unavailable') as AuthenticateError;
+          e.returnCode = 3 as AuthenticateError['returnCode'];
+          cb(e, false);
+        },
+      );
+  }
+
+  private online(client: Client): void {
+    const s = this.sessions.get(client);
+    if (!s) return;
+    // Random ids of local tools (mosquitto_sub, dashboards) must not fill the registry: a trusted
+    // client is tracked only once its id is known as a device (it published sensors/{id}/data).
+    s.device = !s.identity.trusted || this.o.devices.get(client.id) !== undefined;
+    if (s.device) this.o.devices.setOnline(client.id, 'mqtt', true);
+  }
+
+  private offline(client: Client): void {
+    const s = this.sessions.get(client);
+    if (!s?.device) return;
+    // _disconnected: aedes sets it when the client sent DISCONNECT (lib/handlers/index.js).
+    const clean = (client as unknown as { _disconnected?: boolean })._disconnected === true;
+    const reason = this.closing
+      ? 'shutdown'
+      : s.timedOut
+        ? 'keepalive timeout'
+        : clean
+          ? 'disconnect'
+          : s.hasWill
+            ? 'will'
+            : 'connection lost';
+    this.o.devices.setOnline(client.id, 'mqtt', false, reason);
+  }
+
+  private drop(packet: PublishPacket): void {
+    packet.topic = DROP_TOPIC;
+    packet.retain = false;
+    packet.payload = EMPTY;
+  }
+
+  private authorizePublish(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
+    const { metrics, devices } = this.o;
+    const topic = packet.topic;
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    const s = client ? this.sessions.get(client) : undefined;
+    metrics.messagesIn.inc();
+    metrics.bytesIn.inc(payload.length);
+    if (client && s?.device) devices.message(client.id, 'mqtt', payload.length);
+    // '$' topics belong to the broker (aedes refuses $SYS/ by default; we keep that for every client).
+    if (topic.charCodeAt(0) === 36 || (s && s.identity.acl && !canPublish(s.identity.acl, topic))) {
+      metrics.aclPublish.inc();
+      this.warn.warn(
+        `acl:${client?.id}`,
+        { code: 'EGW_MQTT_ACL', clientId: client?.id, username: s?.identity.username, topic: topic.slice(0, 200) },
+        'MQTT publish refused by the ACL; acknowledged and discarded',
+      );
+      this.drop(packet);
+      return cb(null);
+    }
+    const result = decodeSensorMessage(topic, payload, Date.now(), this.o.decoders);
+    if (result === undefined) return cb(null);
+    if (!result.ok) {
+      (result.code === 'EGW_INGEST_DEVICE_ID' ? metrics.ingest.device_id : metrics.ingest.invalid_payload).inc();
+      if (result.deviceId) devices.error(result.deviceId, 'mqtt');
+      this.warn.warn(
+        `ingest:${client?.id}`,
+        { code: result.code, clientId: client?.id, topic: topic.slice(0, 200), reason: result.message },
+        'MQTT reading refused; acknowledged and discarded',
+      );
+      this.drop(packet);
+      return cb(null);
+    }
+    if (client && s && !s.device) {
+      if (result.deviceId === client.id) {
+        // A local client publishing its own readings is a device after all.
+        s.device = true;
+        devices.setOnline(client.id, 'mqtt', true);
+        devices.message(client.id, 'mqtt', payload.length);
+      } else devices.message(result.deviceId, 'mqtt', payload.length);
+    }
+    // QoS 2 retransmission (DUP) of a packet already stored: aedes answers PUBREC without
+    // publishing again, so it must not be ingested again either (exactly once).
+    if (packet.qos === 2 && packet.dup && client && this.persistence) {
+      this.persistence.incomingGetPacket(client, packet).then(
+        () => cb(null),
+        () => this.ingest(client, packet, result.readings, cb),
+      );
+      return;
+    }
+    this.ingest(client, packet, result.readings, cb);
+  }
+
+  /**
+   * DESIGN "acknowledge after commit": authorizePublish runs before aedes writes PUBACK (QoS 1:
+   * lib/handlers/publish.js writes PUBACK first, then publishes — so the `published` hook would
+   * be too late) and before it stores a QoS 2 packet and answers PUBREC. The callback therefore
+   * waits for the pipeline's commit. A refusal (overload, a sink failing) is passed to aedes,
+   * which closes the connection without acknowledging: the client retransmits after reconnecting.
+   */
+  private ingest(
+    client: Client | null,
+    packet: PublishPacket,
+    readings: Parameters<Pipeline['ingest']>[0],
+    cb: (err?: Error | null) => void,
+  ): void {
+    this.o.pipeline.ingest(readings, { topic: packet.topic, origin: client?.id }).then(
+      () => {
+        this.o.metrics.readings.inc(readings.length);
+        cb(null);
+      },
+      (err: Error & { code?: string }) => {
+        const overload = err.code === 'EGW_PIPELINE_OVERLOAD';
+        (overload ? this.o.metrics.ingest.overload : this.o.metrics.ingest.pipeline).inc();
+        this.warn.warn(
+          `pipeline:${overload}`,
+          { code: err.code, clientId: client?.id, err: err.message },
+          'MQTT reading not accepted by the pipeline; not acknowledged, connection closed so the client retries',
+        );
+        cb(err);
+      },
+    );
+  }
+
+  private authorizeSubscribe(
+    client: Client,
+    sub: Subscription,
+    cb: (err: Error | null, sub?: Subscription | null) => void,
+  ): void {
+    const acl = this.sessions.get(client)?.identity.acl;
+    if (!acl || canSubscribe(acl, sub.topic)) return cb(null, sub);
+    this.o.metrics.aclSubscribe.inc();
+    this.warn.warn(
+      `acl-sub:${client.id}`,
+      { code: 'EGW_MQTT_ACL', clientId: client.id, topic: sub.topic.slice(0, 200) },
+      'MQTT subscription refused by the ACL (SUBACK 0x80)',
+    );
+    cb(null, null); // [MQTT-3.9.3] return code 0x80 for this filter, the others proceed
+  }
+
+  private authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    if (packet.topic === DROP_TOPIC) return null;
+    const acl = this.sessions.get(client)?.identity.acl;
+    if (acl && !canReceive(acl, packet.topic)) return null;
+    this.o.metrics.messagesOut.inc();
+    this.o.metrics.bytesOut.inc(packet.payload.length);
+    return packet;
+  }
+}
