@@ -31,7 +31,8 @@ import { encodePacket, decodePacket, type PacketObject } from './codec.js';
 import { MIGRATIONS } from './schema.js';
 import { WriteBatch } from './write-batch.js';
 import { newSubscriptionTrie, topicsMatching, Packet, type QlobberSub, type TopicSubscription } from './matching.js';
-import { prepareStatements, type Statements } from './statements.js';
+import { prepareStatements, sqlValue, sqlBool, type PacketRow, type Statements } from './statements.js';
+import { OutgoingQueues } from './outgoing-queue.js';
 
 export interface SqlitePersistenceOptions {
   db: Db;
@@ -67,13 +68,6 @@ interface SubRecord {
   subscriptionIdentifier?: number;
 }
 
-interface OutEntry {
-  seq: number;
-  brokerId: unknown;
-  brokerCounter: unknown;
-  messageId: unknown;
-}
-
 export interface PersistenceStats {
   retained: number;
   subscriptions: number;
@@ -85,19 +79,6 @@ export interface PersistenceStats {
   failedCommits: number;
 }
 
-interface PacketRow {
-  head: string;
-  payload: unknown;
-  extra: unknown;
-}
-
-/** better-sqlite3 binds only numbers, strings, bigints, buffers and null. */
-function sqlValue(v: unknown): string | number | bigint | null {
-  return typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' ? v : null;
-}
-function sqlBool(v: unknown): number | null {
-  return typeof v === 'boolean' ? Number(v) : null;
-}
 function messageIdOf(packet: unknown): unknown {
   return packet !== null && typeof packet === 'object' ? (packet as { messageId?: unknown }).messageId : undefined;
 }
@@ -107,28 +88,25 @@ export class SqlitePersistence {
   private readonly log: Logger | undefined;
   private readonly st: Statements;
   private readonly batch: WriteBatch;
-  private readonly maxQueued: number;
+  private readonly outgoing: OutgoingQueues;
   private broker: { id: string } | undefined;
   private destroyed = false;
-  private droppedOutgoing = 0;
 
   // In-memory indexes (rebuilt from SQLite by load()).
   private retained = new Set<string>();
   private subscriptions = new Map<string, Map<string, SubRecord>>();
   private trie: QlobberSub = newSubscriptionTrie();
   private clientsCount = 0;
-  private outgoing = new Map<string, OutEntry[]>();
-  private nextSeq = 1;
   private incoming = new Map<string, Set<number>>();
   private willBrokers = new Map<string, unknown>();
 
   constructor(opts: SqlitePersistenceOptions) {
     this.db = opts.db;
     this.log = opts.log?.child({ mod: 'broker-persistence' });
-    this.maxQueued = opts.maxQueuedPerClient ?? 100_000;
     migrate(this.db, 'broker-persistence', MIGRATIONS);
     this.st = prepareStatements(this.db);
     this.batch = new WriteBatch(this.db, opts.maxBatchOps ?? 4096, (err) => this.onCommitFailure(err));
+    this.outgoing = new OutgoingQueues(this.st, this.batch, opts.maxQueuedPerClient ?? 100_000, this.log);
     this.load();
   }
 
@@ -265,121 +243,23 @@ export class SqlitePersistence {
   // ---- outgoing queue ---------------------------------------------------------------------
 
   async outgoingEnqueue(sub: { clientId: string }, packet: object): Promise<void> {
-    return this.outgoingEnqueueCombi([sub], packet);
+    return this.outgoing.enqueueCombi([sub], packet);
   }
 
   async outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: object): Promise<void> {
-    if (subs.length === 0) return;
-    // The memory backend queues `new Packet(packet)` per subscriber; it is the same value for all.
-    const p = new Packet(packet);
-    const e = encodePacket(p);
-    for (const sub of subs) {
-      const id = sub.clientId;
-      let queue = this.outgoing.get(id);
-      if (queue === undefined) this.outgoing.set(id, (queue = []));
-      if (this.maxQueued > 0 && queue.length >= this.maxQueued && !this.dropOldest(id, queue)) continue;
-      const entry: OutEntry = {
-        seq: this.nextSeq++,
-        brokerId: p.brokerId,
-        brokerCounter: p.brokerCounter,
-        messageId: p.messageId,
-      };
-      queue.push(entry);
-      const args = [
-        entry.seq,
-        id,
-        sqlValue(entry.brokerId),
-        sqlValue(entry.brokerCounter),
-        sqlValue(entry.messageId),
-        e.head,
-        e.payload,
-        e.extra,
-      ];
-      this.batch.add(() => this.st.outInsert.run(args));
-    }
-    return this.batch.current();
-  }
-
-  /** Makes room in a full queue; false when every entry is in flight (the new one is dropped). */
-  private dropOldest(clientId: string, queue: OutEntry[]): boolean {
-    this.droppedOutgoing++;
-    if (this.droppedOutgoing === 1 || this.droppedOutgoing % 1000 === 0) {
-      this.log?.warn(
-        { clientId, limit: this.maxQueued, dropped: this.droppedOutgoing },
-        'outgoing queue full, dropping oldest queued message',
-      );
-    }
-    const i = queue.findIndex((en) => en.messageId === undefined);
-    if (i < 0) return false;
-    const [victim] = queue.splice(i, 1);
-    this.batch.add(() => this.st.outDelete.run(victim!.seq));
-    return true;
+    return this.outgoing.enqueueCombi(subs, packet);
   }
 
   async outgoingUpdate(client: AedesClientLike, packet: PacketObject): Promise<void> {
-    const queue = this.outgoing.get(client.id) ?? [];
-    for (const entry of queue) {
-      if (entry.brokerId === packet.brokerId) {
-        if (entry.brokerCounter === packet.brokerCounter) {
-          entry.messageId = packet.messageId;
-          const mid = sqlValue(packet.messageId);
-          return this.batch.add(() => this.st.outSetMessageId.run(mid, entry.seq));
-        }
-        // Packet ids wrap at 65535; brokerCounter tells apart two packets with the same id.
-      } else if (entry.messageId === packet.messageId) {
-        // A PUBREL (or a packet from another broker) takes the place of the queued packet.
-        entry.brokerId = packet.brokerId;
-        entry.brokerCounter = packet.brokerCounter;
-        const e = encodePacket(packet);
-        const args = [
-          sqlValue(packet.brokerId),
-          sqlValue(packet.brokerCounter),
-          sqlValue(packet.messageId),
-          e.head,
-          e.payload,
-          e.extra,
-          entry.seq,
-        ];
-        return this.batch.add(() => this.st.outReplace.run(args));
-      }
-    }
-    throw new Error('no such packet');
+    return this.outgoing.update(client, packet);
   }
 
   async outgoingClearMessageId(client: AedesClientLike, packet: unknown): Promise<PacketObject | undefined> {
-    const queue = this.outgoing.get(client.id);
-    if (queue === undefined) return undefined;
-    const mid = messageIdOf(packet);
-    const i = queue.findIndex((en) => en.messageId === mid);
-    if (i < 0) return undefined;
-    const [entry] = queue.splice(i, 1) as [OutEntry];
-    if (queue.length === 0) this.outgoing.delete(client.id);
-    const stored = this.readOutgoing(entry);
-    await this.batch.add(() => this.st.outDelete.run(entry.seq));
-    return stored;
+    return this.outgoing.clear(client, packet);
   }
 
   outgoingStream(client: AedesClientLike): Readable {
-    // A snapshot of the queue, as the memory backend's shallow copy; entries cleared meanwhile
-    // are skipped rather than re-sent.
-    const snapshot = (this.outgoing.get(client.id) ?? []).slice();
-    return Readable.from(this.outgoingFrom(snapshot));
-  }
-
-  private *outgoingFrom(snapshot: OutEntry[]): Generator<PacketObject> {
-    for (const entry of snapshot) {
-      const p = this.readOutgoing(entry);
-      if (p !== undefined) yield p;
-    }
-  }
-
-  private readOutgoing(entry: OutEntry): PacketObject | undefined {
-    this.batch.flush();
-    const row = this.st.outGet.get(entry.seq) as PacketRow | undefined;
-    if (row === undefined) return undefined;
-    const p = decodePacket(row.head, row.payload, row.extra);
-    if (entry.messageId !== undefined) p.messageId = entry.messageId;
-    return p;
+    return this.outgoing.stream(client);
   }
 
   // ---- incoming QoS 2 packets ---------------------------------------------------------------
@@ -471,14 +351,12 @@ export class SqlitePersistence {
 
   /** Figures for metrics and /mgmt (the broker registers the gauges). */
   stats(): PersistenceStats {
-    let outgoing = 0;
-    for (const q of this.outgoing.values()) outgoing += q.length;
     return {
       retained: this.retained.size,
       subscriptions: this.trie.subscriptionsCount,
       clients: this.clientsCount,
-      outgoing,
-      droppedOutgoing: this.droppedOutgoing,
+      outgoing: this.outgoing.size,
+      droppedOutgoing: this.outgoing.dropped,
       commits: this.batch.commits,
       committedOps: this.batch.committedOps,
       failedCommits: this.batch.failedCommits,
@@ -515,20 +393,7 @@ export class SqlitePersistence {
     }
     this.clientsCount = this.subscriptions.size;
 
-    this.outgoing = new Map();
-    let maxSeq = 0;
-    for (const r of st.outIndex.all() as OutRow[]) {
-      let queue = this.outgoing.get(r.client_id);
-      if (queue === undefined) this.outgoing.set(r.client_id, (queue = []));
-      queue.push({
-        seq: r.seq,
-        brokerId: r.broker_id ?? undefined,
-        brokerCounter: r.broker_counter ?? undefined,
-        messageId: r.message_id ?? undefined,
-      });
-      maxSeq = r.seq;
-    }
-    this.nextSeq = maxSeq + 1;
+    this.outgoing.load();
 
     this.incoming = new Map();
     for (const r of st.inKeys.all() as Array<{ client_id: string; message_id: number }>) {
@@ -552,13 +417,6 @@ interface SubRow {
   rap: number | null;
   nl: number | null;
   sub_id: number | null;
-}
-interface OutRow {
-  seq: number;
-  client_id: string;
-  broker_id: string | null;
-  broker_counter: number | null;
-  message_id: number | null;
 }
 function bool(v: number | null): boolean | undefined {
   return v === null ? undefined : v !== 0;

@@ -69,3 +69,19 @@ export function prepareStatements(db: Db): Statements {
     willKeys: p('SELECT client_id, broker_id FROM mqtt_wills ORDER BY rowid'),
   };
 }
+
+/** Columns of a packet row (codec.ts encoding). */
+export interface PacketRow {
+  head: string;
+  payload: unknown;
+  extra: unknown;
+}
+
+/** better-sqlite3 binds only numbers, strings, bigints, buffers and null. */
+export function sqlValue(v: unknown): string | number | bigint | null {
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' ? v : null;
+}
+
+export function sqlBool(v: unknown): number | null {
+  return typeof v === 'boolean' ? Number(v) : null;
+}
