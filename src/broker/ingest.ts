@@ -102,7 +102,8 @@ function toReading(doc: unknown, deviceId: string, receivedAt: number, at: strin
   const values: Record<string, ReadingValue> = {};
   let n = 0;
   const add = (name: string, v: unknown) => {
-    if (!VALUE_NAME_PATTERN.test(name)) throw new Refused(`${at}value name ${JSON.stringify(name.slice(0, 80))} is not allowed`);
+    // __proto__ fits the pattern but would set the prototype instead of a value.
+    if (!VALUE_NAME_PATTERN.test(name) || name === '__proto__') throw new Refused(`${at}value name ${JSON.stringify(name.slice(0, 80))} is not allowed`);
     if (!(v === null || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)))) {
       throw new Refused(`${at}${name} must be a finite number, a boolean or null`);
     }
