@@ -33,6 +33,9 @@ export const ERROR_CODES = {
   EGW_CODEC_LIMIT: 'A binary payload exceeds a decode limit (body size, reading count).',
   EGW_CODEC_INFLATE: 'The deflate stream of a binary payload is corrupt or inflates to a size other than declared.',
   EGW_CODEC_ENCODE: 'A reading cannot be encoded in the binary format.',
+  EGW_DRIVER_CONFIG: 'A driver entry is not usable (duplicate id, bad regex, inconsistent Modbus map, bad plugin options).',
+  EGW_DRIVER_TYPE: 'A driver type is unknown or registered twice.',
+  EGW_SERIAL_OPEN: 'A serial port cannot be opened or vanished; the driver retries with backoff.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

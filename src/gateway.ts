@@ -4,6 +4,7 @@ import { BrokerService } from './broker/broker.js';
 import type { GatewayConfig } from './config/schema.js';
 import type { GatewayContext, GatewayHealth } from './context.js';
 import { DeviceRegistry } from './devices/registry.js';
+import { buildDrivers } from './drivers/index.js';
 import { Lifecycle } from './lifecycle/lifecycle.js';
 import { LoopMonitor } from './lifecycle/loop-monitor.js';
 import type { Service } from './lifecycle/service.js';
@@ -142,6 +143,8 @@ function buildServices(ctx: GatewayContext): Service[] {
     const coap = buildCoap(ctx);
     services.push(...coap.services);
   }
+  // Sensor drivers (serial, simulated). Commands: drivers.manager.handleCommand(deviceId, payload).
+  if (config.drivers.length > 0) services.push(buildDrivers(ctx).manager);
   if (config.metrics.enabled) {
     services.push(new MetricsServer({ config: config.metrics, registry: ctx.metrics, log: log.child({ mod: 'metrics' }) }));
   }

@@ -43,8 +43,11 @@ export interface DriverContext {
   emit(samples: readonly Sample[]): void;
   /** Connection state of the driver's link (port) or of one of its devices. */
   setConnected(connected: boolean, reason?: string, deviceId?: string): void;
-  /** Counts an error; `deviceId` defaults to the driver id. */
-  error(kind: DriverErrorKind, deviceId?: string): void;
+  /**
+   * Counts an error (metrics, device registry) and logs it rate-limited. `deviceId` defaults to
+   * the driver id; `detail` (a sample of the bad input, the error message) goes to the log only.
+   */
+  error(kind: DriverErrorKind, opts?: { deviceId?: string; detail?: string }): void;
   /** Counts a reconnect attempt (for edge_gateway_driver_reconnects_total). */
   reconnecting(): void;
   /** Aborted when the driver is stopped: pending waits and timers should end. */

@@ -1,0 +1,93 @@
+import type { Driver, DriverContext, DriverType, Sample } from '../types.js';
+import { LineFramer } from '../lines/framer.js';
+import { PortSupervisor, SilenceWatch } from '../serial/port.js';
+import { NmeaConfigSchema, type NmeaConfig } from './config.js';
+import { NmeaAssembler, parseNmea, type Fix } from './parse.js';
+
+/** `nmea`: GGA/RMC/VTG from a GNSS receiver, one merged fix per epoch. */
+export const nmeaType: DriverType<NmeaConfig> = {
+  type: 'nmea',
+  schema: NmeaConfigSchema,
+  source: 'serial',
+  transport: 'serial',
+  create(c, ctx) {
+    return new NmeaDriver(c, ctx);
+  },
+};
+
+class NmeaDriver implements Driver {
+  private readonly framer: LineFramer;
+  private readonly assembler = new NmeaAssembler();
+  private readonly port: PortSupervisor;
+  private readonly silence: SilenceWatch;
+  private readonly wanted: Set<string>;
+  private epochTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly c: NmeaConfig,
+    private readonly ctx: DriverContext,
+  ) {
+    this.wanted = new Set(c.sentences);
+    // NMEA 0183 ends sentences with <CR><LF>; the framer splits on LF and strips the CR.
+    this.framer = new LineFramer('\n', c.max_line_length);
+    this.silence = new SilenceWatch(
+      c.stale_after_ms,
+      () => ctx.setConnected(false, `no valid sentence for ${c.stale_after_ms} ms`),
+      () => ctx.setConnected(true),
+    );
+    this.port = new PortSupervisor({ settings: c, ctx, onData: (b) => this.onData(b), onOpen: () => this.framer.reset() });
+  }
+
+  async start(): Promise<void> {
+    this.port.start();
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.epochTimer);
+    this.epochTimer = undefined;
+    this.silence.stop();
+    await this.port.stop();
+  }
+
+  devices(): readonly string[] {
+    return [this.c.id];
+  }
+
+  private onData(chunk: Buffer): void {
+    const { lines, overlong } = this.framer.push(chunk);
+    for (let i = 0; i < overlong; i++) this.ctx.error('overlong', { detail: `sentence longer than ${this.c.max_line_length} bytes` });
+    const fixes: Fix[] = [];
+    let bytes = 0;
+    for (const raw of lines) {
+      const line = raw.toString('latin1');
+      if (line.trim() === '') continue;
+      const r = parseNmea(line);
+      if (!r.ok) {
+        if (r.reason === 'unsupported') continue; // GSV, GSA...: valid, just not used
+        this.ctx.error(r.reason === 'checksum' ? 'checksum' : 'bad_line', { detail: `${r.detail ?? r.reason}: ${JSON.stringify(line.slice(0, 100))}` });
+        continue;
+      }
+      this.silence.kick();
+      if (!this.wanted.has(r.sentence.kind)) continue;
+      bytes += raw.length + 2;
+      fixes.push(...this.assembler.push(r.sentence));
+    }
+    if (fixes.length) this.emit(fixes, bytes);
+    if (lines.length) this.armEpochTimer();
+  }
+
+  /** The last epoch is emitted when the receiver goes quiet for epoch_timeout_ms. */
+  private armEpochTimer(): void {
+    clearTimeout(this.epochTimer);
+    this.epochTimer = setTimeout(() => {
+      this.epochTimer = undefined;
+      const f = this.assembler.flush();
+      if (f) this.emit([f], 0);
+    }, this.c.epoch_timeout_ms);
+  }
+
+  private emit(fixes: Fix[], bytes: number): void {
+    const samples: Sample[] = fixes.map((f, i) => ({ values: f.values, units: f.units, quality: f.quality, bytes: i === 0 ? bytes : 0 }));
+    this.ctx.emit(samples);
+  }
+}
