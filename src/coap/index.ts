@@ -25,7 +25,7 @@ export function buildCoap(ctx: GatewayContext, binary?: BinaryDecoder): CoapWiri
   const services: Service[] = [];
   let mgmt: ManagementApi | undefined;
   if (ctx.config.mgmt.enabled) {
-    mgmt = new ManagementApi({ ctx: { ...ctx, log: ctx.log.child({ mod: 'mgmt' }) }, coap: server });
+    mgmt = new ManagementApi({ ctx, coap: server });
     services.push(mgmt);
   }
   server.onStop(() => sensors.close());

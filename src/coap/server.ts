@@ -1,10 +1,13 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import coap from 'coap';
+import { generate, parse, type ParsedPacket } from 'coap-packet';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Service, ServiceHealth } from '../lifecycle/service.js';
 import type { Logger } from '../log/logger.js';
 import type { CoapConfig } from './config.js';
+import { Block1Assembler, transferKey } from './block1.js';
+import { contentFormatNumber } from './content-formats.js';
 import { encodeResponse, inspectDatagram, isRequestCode } from './datagram.js';
 import { filterLinks, formatLinks, linksOf } from './link-format.js';
 import { RateLimiter } from './rate-limit.js';
@@ -26,6 +29,8 @@ export interface CoapServerOptions {
 /** RFC 7252 §4.8.2 NON_LIFETIME: how long a NON message id must be remembered for deduplication. */
 const NON_LIFETIME_MS = 145_000;
 const DEDUPE_MAX = 20_000;
+/** How long a large representation is kept for the following Block2 requests. */
+const BLOCK2_CACHE_MS = 30_000;
 /** RFC 7641 §4.5: a NON observer must be checked with a CON notification now and then. */
 const CON_EVERY_N_NOTIFICATIONS = 20;
 
@@ -45,9 +50,11 @@ export class CoapServer implements Service {
   private server: InstanceType<typeof coap.Server> | undefined;
   private socket: Socket | undefined;
   private readonly limiter: RateLimiter;
+  private readonly blocks: Block1Assembler;
   private readonly seen = new Map<string, { at: number; done: boolean }>();
   private readonly observers = new Map<string, Observer>();
   private readonly stopHooks: (() => void)[] = [];
+  private readonly block2Cache = new Map<string, { reply: CoapReply; at: number }>();
   private readonly now: () => number;
   private readonly m;
 
@@ -58,6 +65,7 @@ export class CoapServer implements Service {
       burst: opts.config.rate_limit.burst,
       maxKeys: 10_000,
     });
+    this.blocks = new Block1Assembler({ maxBytes: opts.config.max_payload_bytes, maxTransfers: 256, idleMs: 60_000 });
     const registers = [opts.registry];
     this.m = {
       requests: new Counter({ name: 'edge_gateway_coap_requests_total', help: 'CoAP requests answered, by response code', labelNames: ['code'], registers }),
@@ -158,11 +166,47 @@ export class CoapServer implements Service {
         this.send(encodeResponse(info, 4, 13, max), rinfo);
         return;
       }
+      if (b1) return this.block1(msg, b1, rinfo);
     }
     try {
       handle(msg, rinfo as never);
     } catch (err) {
       this.opts.log.warn({ err }, 'CoAP library refused a datagram');
+    }
+  }
+
+  /** RFC 7959 §2.3: body blocks are collected here; the complete request goes to the library. */
+  private block1(msg: Buffer, b1: { num: number; more: boolean; size: number }, rinfo: { address: string; port: number }): void {
+    let packet: ParsedPacket;
+    try {
+      packet = parse(msg);
+    } catch {
+      this.m.dropped.inc({ reason: 'malformed' });
+      return;
+    }
+    const out = this.blocks.offer(transferKey(`${rinfo.address}:${rinfo.port}`, packet), b1, packet.payload, this.now());
+    const block1 = packet.options.find((o) => o.name === 'Block1')!.value;
+    const answer = (code: string, options: { name: string; value: Buffer }[]) =>
+      this.send(
+        generate({ code, messageId: packet.messageId, token: packet.token, ack: packet.confirmable, confirmable: false, options }),
+        rinfo,
+      );
+    if (out.kind === 'continue') return answer('2.31', [{ name: 'Block1', value: block1 }]);
+    if (out.kind === 'incomplete') {
+      this.m.requests.inc({ code: '4.08' });
+      return answer('4.08', []);
+    }
+    if (out.kind === 'too-large') {
+      this.m.requests.inc({ code: '4.13' });
+      return this.send(encodeResponse({ type: packet.confirmable ? 0 : 1, code: 0, messageId: packet.messageId, token: packet.token, payloadLength: 0 }, 4, 13, this.opts.config.max_payload_bytes), rinfo);
+    }
+    packet.options = packet.options.filter((o) => o.name !== 'Block1' && o.name !== 'Size1');
+    packet.payload = out.payload;
+    (packet as ParsedPacket & { block1Final?: Buffer }).block1Final = block1;
+    try {
+      this.server?._handle(packet, rinfo as never);
+    } catch (err) {
+      this.opts.log.warn({ err }, 'CoAP library refused a reassembled request');
     }
   }
 
@@ -197,10 +241,19 @@ export class CoapServer implements Service {
     const observeKey = `${source}/${(packet.token ?? Buffer.alloc(0)).toString('hex')}`;
     // RFC 7641 §3.6: GET with Observe=1 deregisters; so does a plain GET with the same token (§4.1).
     if (creq.method === 'GET' && this.observers.has(observeKey)) this.unobserve(observeKey);
+    // §2.3: the response to the last block of a Block1 transfer carries that Block1 option.
+    const block1Final = (packet as { block1Final?: Buffer }).block1Final;
+    if (block1Final) res.setOption('Block1', block1Final);
     const match = this.router.match(creq.path);
     let reply: CoapReply;
     const handler = match?.resource.methods[creq.method];
-    if (!match) reply = text('4.04', 'no such resource; see /.well-known/core');
+    // RFC 7959 §2.4: later blocks of a Block2 transfer come from the representation the first
+    // block was cut from (clients may use a new token per block, so the library's cache misses).
+    const blockKey = `${source}|${creq.method}|${creq.path.join('/')}|${JSON.stringify(creq.query)}`;
+    const block2Num = blockNumber(packet.options ?? [], 'Block2');
+    const cached = block2Num > 0 ? this.block2Cache.get(blockKey) : undefined;
+    if (cached && this.now() - cached.at < BLOCK2_CACHE_MS) reply = cached.reply;
+    else if (!match) reply = text('4.04', 'no such resource; see /.well-known/core');
     else if (!handler) reply = text('4.05', `allowed: ${Object.keys(match.resource.methods).join(', ')}`);
     else {
       try {
@@ -211,6 +264,11 @@ export class CoapServer implements Service {
       }
     }
     mark.done = true;
+    if (!creq.observe && block2Num === 0 && Buffer.byteLength(reply.payload ?? '') > 1024 && creq.method === 'GET') {
+      this.block2Cache.delete(blockKey);
+      this.block2Cache.set(blockKey, { reply, at: this.now() });
+      if (this.block2Cache.size > 256) this.block2Cache.delete(this.block2Cache.keys().next().value!);
+    }
     const canObserve =
       creq.observe &&
       match?.resource.observe !== undefined &&
@@ -308,11 +366,20 @@ const METHODS: Record<string, CoapMethod> = {
 };
 
 function uintOf(v: unknown): number | undefined {
+  if (typeof v === 'number') return v;
   if (!Buffer.isBuffer(v)) return undefined;
   if (v.length > 4) throw new Error('option value too long');
   let n = 0;
   for (const b of v) n = n * 256 + b;
   return n;
+}
+
+/** NUM of a Block1/Block2 option (RFC 7959 §2.2), 0 when absent. */
+function blockNumber(options: readonly { name: unknown; value: unknown }[], name: string): number {
+  const o = options.find((x) => x.name === name);
+  const v = o && Buffer.isBuffer(o.value) ? o.value : undefined;
+  if (!v || v.length === 0 || v.length > 3) return 0;
+  return v.readUIntBE(0, v.length) >> 4;
 }
 
 /** Maps the library's request onto the transport-independent CoapRequest, from the raw options. */
@@ -336,10 +403,10 @@ function toRequest(req: CoapIncoming, packet: Packet, source: string): CoapReque
         break;
       }
       case 'Content-Format':
-        contentFormat = uintOf(v);
+        contentFormat = contentFormatNumber(v);
         break;
       case 'Accept':
-        accept = uintOf(v);
+        accept = contentFormatNumber(v);
         break;
       case 'Observe':
         observe = uintOf(v) === 0;

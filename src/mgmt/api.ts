@@ -49,9 +49,12 @@ export class ManagementApi implements Service {
   private readonly removers: (() => void)[] = [];
   private readonly stoppers: (() => void)[] = [];
   readonly now: () => number;
+  /** Module logger; `opts.ctx.log` stays the root logger so a log_level change applies everywhere. */
+  readonly log;
 
   constructor(readonly opts: ManagementOptions) {
     const { ctx } = opts;
+    this.log = ctx.log.child({ mod: 'mgmt' });
     this.now = opts.now ?? (() => performance.now());
     this.current = ctx.config;
     this.audit = new AuditLog(ctx.db, ctx.config.mgmt.audit_max_rows);
@@ -70,7 +73,7 @@ export class ManagementApi implements Service {
 
   async start(): Promise<void> {
     for (const r of managementResources(this)) this.removers.push(this.opts.coap.add(r));
-    this.opts.ctx.log.info({ tokens: this.tokens.source, tokenFile: this.tokens.file }, 'management API on /mgmt');
+    this.log.info({ tokens: this.tokens.source, tokenFile: this.tokens.file }, 'management API on /mgmt');
   }
 
   async stop(): Promise<void> {
@@ -110,7 +113,7 @@ export class ManagementApi implements Service {
       try {
         reply = await fn(req, params);
       } catch (err) {
-        this.opts.ctx.log.error({ err, resource: resourcePath }, 'management handler failed');
+        this.log.error({ err, resource: resourcePath }, 'management handler failed');
         reply = text('5.00', 'internal error');
       }
       return audit(reply.code.startsWith('2.') ? 'ok' : 'refused', reply, reply.code.startsWith('2.') ? undefined : String(reply.payload ?? '').slice(0, 200));

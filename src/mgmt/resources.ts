@@ -94,7 +94,7 @@ export function managementResources(api: ManagementApi): Resource[] {
     if (live.includes('mgmt.status_min_interval_ms')) startTimer();
     api.restartRequired.clear();
     for (const p of restart) api.restartRequired.add(p);
-    ctx.log.info({ applied: live, restartRequired: restart, file: path }, 'configuration changed over /mgmt/config');
+    api.log.info({ applied: live, restartRequired: restart, file: path }, 'configuration changed over /mgmt/config');
     return json('2.04', { applied: live, restartRequired: restart, file: path, backup: backup ?? null });
   };
 
