@@ -2,7 +2,7 @@ import { inflateRawSync } from 'node:zlib';
 import type { Quality, Reading, ReadingSource, ReadingValue } from '../pipeline/reading.js';
 import { CodecError, type CodecErrorCode } from './errors.js';
 import * as F from './format.js';
-import { DEFAULT_REGISTRY, MAX_FIELD_INT, type CompiledSchema, type SchemaRegistry } from './schema.js';
+import { DEFAULT_REGISTRY, MAX_FIELD_INT, MAX_FIELDS, type CompiledSchema, type SchemaRegistry } from './schema.js';
 
 export interface DecodeOptions {
   /** Set on every decoded reading (the wire does not carry it). Default 'mqtt'. */
@@ -25,13 +25,15 @@ const QUALITY: readonly Quality[] = F.QUALITIES;
  * CodecError (never a RangeError from an out-of-bounds view, never an unbounded loop).
  */
 class Cursor {
-  pos: number;
-  constructor(
-    readonly b: Uint8Array,
-    start: number,
-    readonly end: number,
-  ) {
+  b: Uint8Array = new Uint8Array(0);
+  pos = 0;
+  end = 0;
+
+  reset(b: Uint8Array, start: number, end: number): this {
+    this.b = b;
     this.pos = start;
+    this.end = end;
+    return this;
   }
 
   fail(code: CodecErrorCode, msg: string): never {
@@ -78,8 +80,9 @@ class Cursor {
     return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
   }
 
-  /** u8 length-prefixed UTF-8 string of at least `min` bytes. */
-  str(what: string, min: number): string {
+  /** u8 length-prefixed UTF-8 string of at least `min` bytes (starting at `at` when given). */
+  str(what: string, min: number, at = -1): string {
+    if (at >= 0) this.pos = at;
     const len = this.u8(`${what} length`);
     if (len < min) this.fail('EGW_CODEC_RANGE', `${what} is empty`);
     const start = this.pos;
@@ -103,6 +106,40 @@ class Cursor {
   }
 }
 
+/**
+ * Device ids repeat message after message, so decoded ids are interned in a small direct-mapped
+ * table (hash of the bytes → string, verified byte for byte): the hot path then allocates no
+ * string. Bounded: 256 entries of ids ≤ 64 ASCII bytes.
+ */
+const ID_CACHE = new Array<string>(256).fill('');
+
+function readDeviceId(c: Cursor): string {
+  const len = c.u8('device id length');
+  const start = c.pos;
+  const end = start + len;
+  if (end > c.end) c.fail('EGW_CODEC_TRUNCATED', 'device id runs past the end of the message');
+  if (len > 64) return c.str('device id', 0, start - 1);
+  const b = c.b;
+  let h = len;
+  for (let i = start; i < end; i++) {
+    const x = b[i]!;
+    if (x >= 0x80) return c.str('device id', 0, start - 1);
+    h = (h * 31 + x) & 0xff;
+  }
+  const hit = ID_CACHE[h]!;
+  if (hit.length === len) {
+    let i = 0;
+    while (i < len && hit.charCodeAt(i) === b[start + i]) i++;
+    if (i === len) {
+      c.pos = end;
+      return hit;
+    }
+  }
+  const id = c.str('device id', 0, start - 1);
+  ID_CACHE[h] = id;
+  return id;
+}
+
 /** Cheap recognition rule (docs/codec.md §Recognition): magic byte, then version 1 with known flags. */
 export function looksLikeCodec(buf: Uint8Array): boolean {
   return buf.length >= 4 && buf[0] === F.MAGIC && buf[1]! >> 4 !== 0 && (buf[1]! & F.F_RESERVED) === 0;
@@ -121,8 +158,16 @@ function limitOf(v: number | undefined, dflt: number, what: string): number {
  */
 export function decode(input: Uint8Array, opts?: DecodeOptions): Reading[] {
   if (!(input instanceof Uint8Array)) throw new CodecError('EGW_CODEC_MAGIC', 'input is not bytes');
-  const maxBody = limitOf(opts?.maxBodyBytes, DEFAULT_MAX_BODY_BYTES, 'maxBodyBytes');
-  const maxReadings = limitOf(opts?.maxReadings, DEFAULT_MAX_READINGS, 'maxReadings');
+  let maxBody = DEFAULT_MAX_BODY_BYTES;
+  let maxReadings = DEFAULT_MAX_READINGS;
+  let registry = DEFAULT_REGISTRY;
+  let source: ReadingSource = 'mqtt';
+  if (opts !== undefined) {
+    maxBody = limitOf(opts.maxBodyBytes, DEFAULT_MAX_BODY_BYTES, 'maxBodyBytes');
+    maxReadings = limitOf(opts.maxReadings, DEFAULT_MAX_READINGS, 'maxReadings');
+    registry = opts.registry ?? DEFAULT_REGISTRY;
+    source = opts.source ?? 'mqtt';
+  }
   if (input.length < 2 || input[0] !== F.MAGIC) {
     throw new CodecError('EGW_CODEC_MAGIC', 'not an edge-gateway binary message (first byte is not 0xC1)', 0);
   }
@@ -140,7 +185,7 @@ export function decode(input: Uint8Array, opts?: DecodeOptions): Reading[] {
   }
   let c: Cursor;
   if ((hdr & F.F_DEFLATE) !== 0) {
-    const h = new Cursor(input, 2, input.length);
+    const h = cursor.reset(input, 2, input.length);
     const rawLen = h.u('inflated length');
     if (rawLen > maxBody) h.fail('EGW_CODEC_LIMIT', `inflated body of ${rawLen} B exceeds the ${maxBody} B limit`);
     if (rawLen === 0) h.fail('EGW_CODEC_RANGE', 'inflated length is 0');
@@ -152,9 +197,14 @@ export function decode(input: Uint8Array, opts?: DecodeOptions): Reading[] {
       // `info` exposes how many input bytes the stream used, to refuse bytes after its end.
       ({ body, consumed } = inflate(z, rawLen));
     } catch (err) {
-      throw new CodecError('EGW_CODEC_INFLATE', 'deflate stream is corrupt or inflates past its declared length', h.pos, {
-        cause: err,
-      });
+      throw new CodecError(
+        'EGW_CODEC_INFLATE',
+        'deflate stream is corrupt or inflates past its declared length',
+        h.pos,
+        {
+          cause: err,
+        },
+      );
     }
     if (consumed !== z.length) {
       throw new CodecError('EGW_CODEC_TRAILING', `${z.length - consumed} bytes after the deflate stream`, h.pos);
@@ -162,16 +212,16 @@ export function decode(input: Uint8Array, opts?: DecodeOptions): Reading[] {
     if (body.length !== rawLen) {
       throw new CodecError('EGW_CODEC_INFLATE', `inflated to ${body.length} B, header declares ${rawLen} B`, h.pos);
     }
-    c = new Cursor(body, 0, body.length);
+    c = cursor.reset(body, 0, body.length);
   } else {
     if (input.length - 2 > maxBody) {
       throw new CodecError('EGW_CODEC_LIMIT', `body of ${input.length - 2} B exceeds the ${maxBody} B limit`, 2);
     }
-    c = new Cursor(input, 2, input.length);
+    c = cursor.reset(input, 2, input.length);
   }
-  const deviceId = c.str('device id', 0);
+  const deviceId = readDeviceId(c);
   const schemaId = c.u('schema id');
-  const s = (opts?.registry ?? DEFAULT_REGISTRY).get(schemaId);
+  const s = registry.get(schemaId);
   if (s === undefined) c.fail('EGW_CODEC_SCHEMA', `unknown schema id ${schemaId} — the decoder needs that schema`);
   let count = 1;
   if ((hdr & F.F_BATCH) !== 0) {
@@ -181,8 +231,8 @@ export function decode(input: Uint8Array, opts?: DecodeOptions): Reading[] {
     // Each reading takes at least 2 bytes (flags, timestamp): refuse counts the body cannot hold.
     if (count * 2 > c.end - c.pos) c.fail('EGW_CODEC_TRUNCATED', `batch of ${count} readings cannot fit`);
   }
-  const source = opts?.source ?? 'mqtt';
-  const st = new State(s.n);
+  const st = state;
+  for (let i = 0; i < s.n; i++) st.seen[i] = 0;
   const out: Reading[] = [];
   for (let i = 0; i < count; i++) out.push(readReading(c, s, st, i === 0, deviceId, source));
   if (c.pos !== c.end) c.fail('EGW_CODEC_TRAILING', `${c.end - c.pos} bytes after the last reading`);
@@ -197,17 +247,19 @@ function inflate(z: Uint8Array, max: number): { body: Buffer; consumed: number }
   return { body: res.buffer, consumed: res.engine.bytesWritten };
 }
 
+/** Per-message decoder state, sized for the largest schema (MAX_FIELDS) and reused across calls. */
 class State {
   ts = 0;
-  readonly prev: Float64Array;
-  readonly seen: Uint8Array;
-  readonly states: Uint8Array;
-  constructor(n: number) {
-    this.prev = new Float64Array(n);
-    this.seen = new Uint8Array(n);
-    this.states = new Uint8Array(n);
-  }
+  readonly prev = new Float64Array(MAX_FIELDS);
+  readonly seen = new Uint8Array(MAX_FIELDS);
+  readonly states = new Uint8Array(MAX_FIELDS);
+  readonly t = new Float64Array(MAX_FIELDS);
 }
+
+// The decoder is synchronous and calls no user code while it holds these (registry.get excepted,
+// which must not call decode), so one cursor and one state serve every call without allocation.
+const cursor = new Cursor();
+const state = new State();
 
 function readReading(
   c: Cursor,
@@ -236,13 +288,61 @@ function readReading(
         else states[i] = v;
       }
     }
-  } else states.fill(0);
+  } else states.fill(0, 0, n);
   let ts: number;
   if (first) ts = c.u('timestamp');
   else ts = st.ts + c.s('timestamp delta');
   if (ts > F.MAX_TS || ts < 0) c.fail('EGW_CODEC_RANGE', `timestamp ${ts} outside [0, 2^50)`);
   st.ts = ts;
 
+  let values: Record<string, ReadingValue>;
+  if ((flags & F.R_STATES) === 0 && s.build !== undefined) values = readAllPresent(c, s, st);
+  else values = readGeneral(c, s, st);
+  if ((flags & F.R_EXTRAS) !== 0) readExtras(c, values);
+  const r: Reading = { deviceId, ts, values, quality: QUALITY[q]!, source };
+  if ((flags & F.R_UNITS) !== 0) r.units = readUnits(c);
+  return r;
+}
+
+/** Every field present in-field (no state map): numbers into a table, then the generated builder. */
+function readAllPresent(c: Cursor, s: CompiledSchema, st: State): Record<string, ReadingValue> {
+  const idx = s.numIdx;
+  const t = st.t;
+  const b = c.b;
+  for (let j = 0; j < idx.length; j++) {
+    const i = idx[j]!;
+    // Inline 1–2 byte varints (the common batch delta); longer ones go through the checked reader.
+    let z: number;
+    const p = c.pos;
+    const b0 = p < c.end ? b[p]! : 0x100;
+    if (b0 < 0x80) {
+      z = b0;
+      c.pos = p + 1;
+    } else {
+      const b1 = p + 1 < c.end ? b[p + 1]! : 0x100;
+      if (b0 < 0x100 && b1 < 0x80 && b1 !== 0) {
+        z = (b0 & 0x7f) | (b1 << 7);
+        c.pos = p + 2;
+      } else z = c.u(s.names[i]!);
+    }
+    let m = z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+    if (st.seen[i] === 1) m += st.prev[i]!;
+    else st.seen[i] = 1;
+    if (m > MAX_FIELD_INT || m < -MAX_FIELD_INT) c.fail('EGW_CODEC_RANGE', `${s.names[i]} out of range`);
+    st.prev[i] = m;
+    t[i] = (m + s.base[i]!) / s.pow[i]!;
+  }
+  let bits = 0;
+  if (s.boolCount > 0) {
+    bits = c.u8('bool bits');
+    if (bits >> s.boolCount !== 0) c.fail('EGW_CODEC_RANGE', 'bool padding bits not zero');
+  }
+  return s.build!(t, bits);
+}
+
+function readGeneral(c: Cursor, s: CompiledSchema, st: State): Record<string, ReadingValue> {
+  const n = s.n;
+  const states = st.states;
   const values: Record<string, ReadingValue> = {};
   const names = s.names;
   const isBool = s.isBool;
@@ -264,13 +364,16 @@ function readReading(
     }
   }
   if (nbool > 0) readBools(c, s, states, values, nbool);
-  if ((flags & F.R_EXTRAS) !== 0) readExtras(c, values);
-  const r: Reading = { deviceId, ts, values, quality: QUALITY[q]!, source };
-  if ((flags & F.R_UNITS) !== 0) r.units = readUnits(c);
-  return r;
+  return values;
 }
 
-function readBools(c: Cursor, s: CompiledSchema, states: Uint8Array, values: Record<string, ReadingValue>, nbool: number): void {
+function readBools(
+  c: Cursor,
+  s: CompiledSchema,
+  states: Uint8Array,
+  values: Record<string, ReadingValue>,
+  nbool: number,
+): void {
   // Present bools, one bit each in field order, LSB first; padding bits must be zero.
   const bytes = (nbool + 7) >> 3;
   if (c.pos + bytes > c.end) c.fail('EGW_CODEC_TRUNCATED', 'message ends inside the bool bits');

@@ -25,6 +25,7 @@ const ival = new Float64Array(64); // round(v × 10^scale) − base
 const prev = new Float64Array(64);
 const seen = new Uint8Array(64);
 let lastSchema: CompiledSchema | undefined;
+let picked = -1;
 
 function ensure(n: number): void {
   if (pos + n <= buf.length) return;
@@ -113,25 +114,29 @@ function keyCount(o: object): number {
   return n;
 }
 
-/** Chooses the schema holding most of the reading's values (ties: lowest id); remembers the last. */
+/**
+ * Chooses the schema for a message (docs/codec.md §Choosing a schema): most of the reading's values,
+ * then fewest fields, then lowest id. The previous choice is tried first: if its generated
+ * classifier accepts the reading, the reading's names are exactly that schema's fields, which
+ * no other schema can beat (registries refuse two schemas with the same field set), so the result
+ * never depends on what was encoded before. Sets `picked` to the classifier's bits (−1: none).
+ */
 function pickSchema(reg: SchemaRegistry, r: Reading): CompiledSchema {
   const vals = r.values;
-  const total = keyCount(vals);
-  const covers = (s: CompiledSchema): number => {
-    let hit = 0;
-    for (let i = 0; i < s.n; i++) if (vals[s.names[i]!] !== undefined) hit++;
-    return hit;
-  };
-  if (lastSchema !== undefined && reg.get(lastSchema.id) === lastSchema && covers(lastSchema) === total) {
-    return lastSchema;
+  const last = lastSchema;
+  if (last !== undefined && last.classify !== undefined && reg.get(last.id) === last) {
+    picked = last.classify(vals, ival);
+    if (picked >= 0) return last;
   }
-  let best = reg.get(0);
+  picked = -1;
+  let best: CompiledSchema | undefined;
   let bestHits = -1;
   for (const s of reg.all) {
-    const h = covers(s);
-    if (h > bestHits) {
+    let hits = 0;
+    for (let i = 0; i < s.n; i++) if (vals[s.names[i]!] !== undefined) hits++;
+    if (hits > bestHits || (hits === bestHits && best !== undefined && s.n < best.n)) {
       best = s;
-      bestHits = h;
+      bestHits = hits;
     }
   }
   if (best === undefined) throw new CodecError('EGW_CODEC_SCHEMA', 'registry has no schemas');
@@ -139,8 +144,47 @@ function pickSchema(reg: SchemaRegistry, r: Reading): CompiledSchema {
   return best;
 }
 
-function writeReading(s: CompiledSchema, r: Reading, first: boolean, prevTs: number): void {
+function header(r: Reading): number {
+  const q = r.quality === 'good' ? 0 : r.quality === 'uncertain' ? 1 : r.quality === 'bad' ? 2 : -1;
+  if (q < 0) throw new CodecError('EGW_CODEC_ENCODE', `quality ${String(r.quality)} is not good|uncertain|bad`);
+  const ts = r.ts;
+  if (!Number.isInteger(ts) || ts < 0 || ts > F.MAX_TS) {
+    throw new CodecError('EGW_CODEC_ENCODE', `timestamp ${ts} is not an integer ms in [0, 2^50)`);
+  }
+  return q;
+}
+
+/** Common case: every field present in-field, nothing else (bits from the generated classifier). */
+function writeFast(s: CompiledSchema, r: Reading, first: boolean, prevTs: number, bits: number): void {
+  const q = header(r);
+  ensure(1 + 8 + s.numCount * 8 + 1);
+  buf[pos++] = q;
+  if (first) writeU(r.ts);
+  else writeS(r.ts - prevTs);
+  const idx = s.numIdx;
+  for (let j = 0; j < idx.length; j++) {
+    const i = idx[j]!;
+    const x = ival[i]!;
+    // Inline zigzag + 1–2 byte varint: batch deltas are nearly always this small.
+    const d = seen[i] === 1 ? x - prev[i]! : x;
+    seen[i] = 1;
+    prev[i] = x;
+    const z = d >= 0 ? d * 2 : -d * 2 - 1;
+    if (z < 0x80) buf[pos++] = z;
+    else if (z < 0x4000) {
+      buf[pos++] = (z & 0x7f) | 0x80;
+      buf[pos++] = z >>> 7;
+    } else writeU(z);
+  }
+  if (s.boolCount > 0) buf[pos++] = bits;
+}
+
+function writeReading(s: CompiledSchema, r: Reading, first: boolean, prevTs: number, pre: number): void {
   const vals = r.values;
+  if (s.classify !== undefined && r.units === undefined) {
+    const bits = pre >= 0 ? pre : s.classify(vals, ival);
+    if (bits >= 0) return writeFast(s, r, first, prevTs, bits);
+  }
   const n = s.n;
   const names = s.names;
   const isBool = s.isBool;
@@ -170,16 +214,10 @@ function writeReading(s: CompiledSchema, r: Reading, first: boolean, prevTs: num
   const unknown = keyCount(vals) > matched;
   const units = r.units;
   const hasUnits = units !== undefined && keyCount(units) > 0;
-  const q = r.quality === 'good' ? 0 : r.quality === 'uncertain' ? 1 : r.quality === 'bad' ? 2 : -1;
-  if (q < 0) throw new CodecError('EGW_CODEC_ENCODE', `quality ${String(r.quality)} is not good|uncertain|bad`);
+  const q = header(r);
   const ts = r.ts;
-  if (!Number.isInteger(ts) || ts < 0 || ts > F.MAX_TS) {
-    throw new CodecError('EGW_CODEC_ENCODE', `timestamp ${ts} is not an integer ms in [0, 2^50)`);
-  }
-
   ensure(1 + s.stateBytes + 8 + n * 8 + 8);
-  buf[pos++] =
-    q | (states ? F.R_STATES : 0) | (byName || unknown ? F.R_EXTRAS : 0) | (hasUnits ? F.R_UNITS : 0);
+  buf[pos++] = q | (states ? F.R_STATES : 0) | (byName || unknown ? F.R_EXTRAS : 0) | (hasUnits ? F.R_UNITS : 0);
   if (states) {
     for (let b = 0; b < s.stateBytes; b++) {
       let byte = 0;
@@ -291,7 +329,9 @@ function finish(flags: number, opts: EncodeOptions | undefined): Buffer {
   }
   buf[1] = (F.VERSION << 4) | flags;
   const out = Buffer.allocUnsafe(pos);
-  out.set(buf.subarray(0, pos));
+  // Short messages: a plain loop beats creating a subarray view for set().
+  if (pos <= 64) for (let i = 0; i < pos; i++) out[i] = buf[i]!;
+  else out.set(buf.subarray(0, pos));
   return out;
 }
 
@@ -302,6 +342,7 @@ function begin(r: Reading, opts: EncodeOptions | undefined): CompiledSchema {
     s = reg.get(opts.schemaId);
     if (s === undefined) throw new CodecError('EGW_CODEC_SCHEMA', `schema ${opts.schemaId} is not registered`);
   } else s = pickSchema(reg, r);
+  if (s !== lastSchema || opts?.schemaId !== undefined) picked = -1;
   if (typeof r.deviceId !== 'string') throw new CodecError('EGW_CODEC_ENCODE', 'deviceId is not a string');
   pos = 2;
   writeStr(r.deviceId, 'deviceId', 0);
@@ -314,7 +355,7 @@ function begin(r: Reading, opts: EncodeOptions | undefined): CompiledSchema {
 /** Encodes one reading (docs/codec.md §Single). Throws CodecError EGW_CODEC_ENCODE if it cannot. */
 export function encodeReading(r: Reading, opts?: EncodeOptions): Buffer {
   const s = begin(r, opts);
-  writeReading(s, r, true, 0);
+  writeReading(s, r, true, 0, picked);
   return finish(0, opts);
 }
 
@@ -334,7 +375,7 @@ export function encodeBatch(rs: readonly Reading[], opts?: EncodeOptions): Buffe
     if (r.deviceId !== r0.deviceId) {
       throw new CodecError('EGW_CODEC_ENCODE', `batch mixes devices ${r0.deviceId} and ${r.deviceId}`);
     }
-    writeReading(s, r, i === 0, prevTs);
+    writeReading(s, r, i === 0, prevTs, i === 0 ? picked : -1);
     prevTs = r.ts;
   }
   return finish(F.F_BATCH, opts);

@@ -1,4 +1,5 @@
 import { CodecError } from './errors.js';
+import { makeBuilder, makeClassifier, type Builder, type Classifier } from './fast.js';
 
 /**
  * Field dictionaries ("schemas"): the names, kinds and scales the wire does not repeat.
@@ -53,6 +54,11 @@ export interface CompiledSchema {
   readonly stateBytes: number;
   readonly numCount: number;
   readonly boolCount: number;
+  /** Indices of the number fields, in order. */
+  readonly numIdx: Int32Array;
+  /** Generated fast paths for ≤ 8 bools (see fast.ts); undefined means "always use the tables". */
+  readonly classify: Classifier | undefined;
+  readonly build: Builder | undefined;
 }
 
 export interface SchemaRegistry {
@@ -103,6 +109,9 @@ export function compileSchema(spec: SchemaSpec): CompiledSchema {
     stateBytes: (n + 3) >> 2,
     numCount,
     boolCount: n - numCount,
+    numIdx: Int32Array.from(spec.fields.flatMap((f, i) => (f.type === 'number' ? [i] : []))),
+    classify: n - numCount <= 8 ? makeClassifier(spec, MAX_FIELD_INT) : undefined,
+    build: n - numCount <= 8 ? makeBuilder(spec) : undefined,
   };
 }
 
@@ -164,7 +173,17 @@ export function createRegistry(siteSchemas: readonly SchemaSpec[] = []): SchemaR
     if (byId.has(s.id)) throw new CodecError('EGW_CODEC_SCHEMA', `site schema ${s.name}: id ${s.id} used twice`);
     byId.set(s.id, compileSchema(s));
   }
-  const all = [...byId.values()];
+  const all = [...byId.values()].sort((a, b) => a.id - b.id);
+  // Two schemas with the same field set would make the encoder's choice depend on history.
+  const sets = new Map<string, number>();
+  for (const s of all) {
+    const key = [...s.names].sort().join('\n');
+    const other = sets.get(key);
+    if (other !== undefined) {
+      throw new CodecError('EGW_CODEC_SCHEMA', `schemas ${other} and ${s.id} have the same fields`);
+    }
+    sets.set(key, s.id);
+  }
   return { get: (id) => byId.get(id), all };
 }
 
