@@ -1,0 +1,145 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SerialPort } from 'serialport';
+import { harness, metricValue, PtyPair, sleep, waitFor, type Harness } from './drivers-support/harness.js';
+
+async function openPeer(path: string): Promise<SerialPort> {
+  const p = new SerialPort({ path, baudRate: 115200, autoOpen: false });
+  await new Promise<void>((res, rej) => p.open((e) => (e ? rej(e) : res())));
+  p.on('error', () => {});
+  return p;
+}
+const closePeer = (p: SerialPort) => new Promise<void>((r) => (p.isOpen ? p.close(() => r()) : r()));
+
+async function setup(t: { after(fn: () => Promise<void>): void }, yamlFor: (dev: string) => string) {
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const d = mkdtempSync(join(tmpdir(), 'egw-pty-'));
+  const pty = new PtyPair(join(d, 'dev'), join(d, 'peer'));
+  await pty.start();
+  const h: Harness = harness(yamlFor(pty.dev));
+  const peer = await openPeer(pty.peer);
+  t.after(async () => {
+    await closePeer(peer).catch(() => {});
+    await h.close();
+    await pty.kill();
+  });
+  return { h, pty, peer, d };
+}
+
+test('serial-lines JSON: lines on a real pty arrive as Readings; garbage and overlong lines are counted', async (t) => {
+  const { h, peer } = await setup(
+    t,
+    (dev) => `  - type: serial-lines
+    id: wx-1
+    path: ${dev}
+    baud: 115200
+    format: json
+    max_line_length: 64
+`,
+  );
+  await h.manager.start();
+  await waitFor(() => h.manager.status()[0]!.connected, 5000, 'port open');
+  peer.write('{"temperature":21.5,"humidity":40}\n');
+  peer.write(Buffer.from([0x00, 0xff, 0x13, 0x37, 0x0a])); // random bytes + newline
+  peer.write('x'.repeat(500) + '\n'); // overlong
+  peer.write('{"temperature":22,"quality":"uncertain"}\r\n');
+  await waitFor(() => h.readings.length >= 2, 5000, 'two readings');
+  assert.equal(h.readings[0]!.deviceId, 'wx-1');
+  assert.deepEqual(h.readings[0]!.values, { temperature: 21.5, humidity: 40 });
+  assert.equal(h.readings[0]!.source, 'serial');
+  assert.equal(h.readings[1]!.quality, 'uncertain');
+  await waitFor(() => (h.manager.status()[0]!.errors.overlong ?? 0) >= 1, 3000, 'overlong counted');
+  const st = h.manager.status()[0]!;
+  assert.equal(st.errors.bad_line, 1);
+  assert.equal(await metricValue(h.metrics, 'edge_gateway_driver_errors_total', { driver: 'wx-1', kind: 'bad_line' }), 1);
+  assert.equal(await metricValue(h.metrics, 'edge_gateway_driver_up', { driver: 'wx-1' }), 1);
+  assert.equal(h.devices.get('wx-1')!.online, true);
+  assert.ok(h.devices.get('wx-1')!.errors >= 2);
+});
+
+test('serial-lines CSV: column map → names, units, scale/offset', async (t) => {
+  const { h, peer } = await setup(
+    t,
+    (dev) => `  - type: serial-lines
+    id: csv-1
+    path: ${dev}
+    baud: 115200
+    format: csv
+    skip_lines_matching: "^#"
+    columns:
+      - { name: temperature, unit: "°C", scale: 0.1, offset: -40 }
+      - { name: null }
+      - { name: pressure, unit: hPa }
+`,
+  );
+  await h.manager.start();
+  await waitFor(() => h.manager.status()[0]!.connected, 5000, 'port open');
+  peer.write('# header t,x,p\n615,abc,1013.25\n1,2\n');
+  await waitFor(() => h.readings.length >= 1, 5000, 'csv reading');
+  await sleep(100);
+  assert.equal(h.readings.length, 1);
+  assert.deepEqual(h.readings[0]!.values, { temperature: 21.5, pressure: 1013.25 });
+  assert.deepEqual(h.readings[0]!.units, { temperature: '°C', pressure: 'hPa' });
+  assert.equal(h.manager.status()[0]!.errors.bad_line, 1, 'wrong column count counted; header skipped');
+});
+
+test('nmea: the recorded log over a pty gives the right fixes; wrong checksums counted', async (t) => {
+  const { h, peer } = await setup(
+    t,
+    (dev) => `  - type: nmea
+    id: gps-1
+    path: ${dev}
+    baud: 115200
+    epoch_timeout_ms: 100
+`,
+  );
+  await h.manager.start();
+  await waitFor(() => h.manager.status()[0]!.connected, 5000, 'port open');
+  peer.write(readFileSync('test/fixtures/nmea/gps-log.nmea'));
+  await waitFor(() => h.readings.length >= 3, 5000, 'three fixes');
+  const [a, b, c] = h.readings;
+  assert.ok(Math.abs((a!.values['latitude'] as number) - 48.1173) < 1e-4);
+  assert.equal(a!.values['altitude'], 545.4);
+  assert.equal(a!.values['course'], 84.4);
+  assert.equal(b!.values['satellites'], 10);
+  assert.equal(c!.quality, 'bad');
+  assert.equal(h.manager.status()[0]!.errors.checksum, 1);
+});
+
+test('hot unplug: socat killed → offline within the timeout; new socat on the same path → readings resume; no restart', async (t) => {
+  const { h, pty, d } = await setup(
+    t,
+    (dev) => `  - type: serial-lines
+    id: hot-1
+    path: ${dev}
+    baud: 115200
+    reconnect: { initial_ms: 50, max_ms: 400 }
+  - type: simulated
+    id: sim-side
+    interval_ms: 20
+    seed: 1
+`,
+  );
+  void d;
+  await h.manager.start();
+  await waitFor(() => h.manager.status()[0]!.connected, 5000, 'port open');
+  await pty.kill();
+  const t0 = Date.now();
+  await waitFor(() => !h.manager.status()[0]!.connected, 2000, 'offline after unplug');
+  assert.ok(Date.now() - t0 < 2000);
+  assert.equal(h.devices.get('hot-1')!.online, false);
+  const simBefore = h.readings.filter((r) => r.deviceId === 'sim-side').length;
+  await sleep(600); // several failed reopen attempts (ENOENT) with backoff
+  assert.ok(h.readings.filter((r) => r.deviceId === 'sim-side').length > simBefore + 5, 'other drivers unaffected');
+  await pty.start(); // plug back: same link path
+  await waitFor(() => h.manager.status()[0]!.connected, 5000, 'reconnected');
+  const peer2 = await openPeer(pty.peer);
+  t.after(() => closePeer(peer2));
+  peer2.write('{"v":1}\n');
+  await waitFor(() => h.readings.some((r) => r.deviceId === 'hot-1' && r.values['v'] === 1), 5000, 'readings resume');
+  assert.ok((await metricValue(h.metrics, 'edge_gateway_driver_reconnects_total', { driver: 'hot-1' })) >= 1);
+  assert.equal(h.devices.get('hot-1')!.online, true);
+});
