@@ -13,6 +13,7 @@ import { createRegistry, MetricsServer } from './metrics/server.js';
 import { buildCoap } from './coap/index.js';
 import { LatestValues } from './pipeline/latest.js';
 import { Pipeline } from './pipeline/pipeline.js';
+import { buildQueue } from './queue/index.js';
 import { openDatabase, type Db } from './store/db.js';
 import { SystemdNotifier } from './systemd/notify.js';
 import { VERSION } from './version.js';
@@ -132,6 +133,10 @@ export class Gateway {
 function buildServices(ctx: GatewayContext): Service[] {
   const { config, log } = ctx;
   const services: Service[] = [];
+  // The outbox sink and the uplink come first: sinks before sources, so nothing is acknowledged
+  // before it can be committed. Producers of alerts/status/results use queue?.outbox.enqueue(...).
+  const queue = config.queue.enabled ? buildQueue(ctx) : undefined;
+  if (queue) services.push(...queue.services);
   if (config.broker.enabled) {
     const brokerLog = log.child({ mod: 'broker' });
     const { pipeline, devices, metrics: registry, db } = ctx;
@@ -142,6 +147,10 @@ function buildServices(ctx: GatewayContext): Service[] {
   if (config.coap.enabled) {
     const coap = buildCoap(ctx);
     services.push(...coap.services);
+    if (queue) {
+      coap.mgmt?.provide('queues', queue.snapshot);
+      coap.mgmt?.provide('uplink', queue.uplinkState);
+    }
   }
   // Sensor drivers (serial, simulated). Commands: drivers.manager.handleCommand(deviceId, payload).
   if (config.drivers.length > 0) services.push(buildDrivers(ctx).manager);

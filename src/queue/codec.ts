@@ -1,0 +1,24 @@
+import { decode, encodeBatch, MEDIA_TYPE } from '../codec/index.js';
+import type { Reading } from '../pipeline/reading.js';
+
+/**
+ * How the outbox stores readings and the uplink sends them. Received as a value (not imported by
+ * the outbox), so the outbox and its tests do not depend on one encoder; the gateway passes
+ * `binaryReadingCodec`, the format of docs/codec.md.
+ */
+export interface ReadingCodec {
+  /** MQTT 5 content type of an uplinked batch. */
+  readonly contentType: string;
+  /** One outbox row: readings of one device, stored compactly (no compression: it is re-encoded). */
+  encodeRow(readings: readonly Reading[]): Uint8Array;
+  decodeRow(buf: Uint8Array): Reading[];
+  /** One uplinked message: the readings of one device over a batch window. */
+  encodeUplink(readings: readonly Reading[]): Uint8Array;
+}
+
+export const binaryReadingCodec: ReadingCodec = {
+  contentType: MEDIA_TYPE,
+  encodeRow: (rs) => encodeBatch(rs, { compress: 'never' }),
+  decodeRow: (buf) => decode(buf, { source: 'system' }),
+  encodeUplink: (rs) => encodeBatch(rs),
+};

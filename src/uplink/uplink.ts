@@ -1,0 +1,353 @@
+import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { GatewayError } from '../errors.js';
+import type { Service, ServiceHealth } from '../lifecycle/service.js';
+import { StateLog, type Logger } from '../log/logger.js';
+import { AdaptiveRate, messageCost, TokenBucket } from '../queue/bandwidth.js';
+import type { QueueConfig } from '../queue/config.js';
+import type { Outbox, UplinkMessage } from '../queue/outbox.js';
+import { Scheduler } from '../queue/scheduler.js';
+import { PRIORITIES } from '../queue/types.js';
+import type { UplinkConfig } from './config.js';
+
+export interface UplinkOptions {
+  config: UplinkConfig;
+  queue: QueueConfig;
+  gatewayId: string;
+  outbox: Outbox;
+  log: Logger;
+  now?: () => number;
+}
+
+interface InFlight {
+  msg: UplinkMessage;
+  cost: number;
+  sentAt: number;
+}
+
+/** In-flight slots beyond the window that only CRITICAL may use, so a window full of LOW cannot hold an alarm back. */
+const CRITICAL_RESERVE = 8;
+/** MQTT 5 user property carrying the message id (the cloud drops duplicates by it). */
+export const MSG_ID_PROPERTY = 'msg-id';
+
+/**
+ * The uplink: one mqtt.js connection to the cloud broker (MQTT 5, QoS 1) fed by the outbox through
+ * the scheduler and the token bucket. Reconnects with exponential backoff and jitter, detects a
+ * dead link by keepalive or by an acknowledgement slower than `ack_timeout_ms`, and re-sends what
+ * was in flight under the same ids. Rows leave the outbox only on PUBACK.
+ */
+export class Uplink implements Service {
+  readonly name = 'uplink';
+  private client: MqttClient | undefined;
+  private gen = 0;
+  private attempts = 0;
+  private online = false;
+  private stopped = true;
+  private pumping = false;
+  private receiveMax = 65535;
+  private lastError: string | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private pumpTimer: NodeJS.Timeout | undefined;
+  private pumpAt = Infinity;
+  private checkTimer: NodeJS.Timeout | undefined;
+  private holdUntil = 0;
+  private readonly inflight = new Map<string, InFlight>();
+  private readonly scheduler: Scheduler;
+  private readonly bucket: TokenBucket | undefined;
+  private readonly adaptive: AdaptiveRate | undefined;
+  private readonly state: StateLog<'online' | 'offline'>;
+  private readonly prefix: string;
+  private readonly now: () => number;
+  private readonly idBytes: number;
+  lastAckLatencyMs: number | null = null;
+  readonly counters = { published: 0, acked: 0, requeued: 0, connects: 0, ackTimeouts: 0, refused: 0 };
+
+  constructor(private readonly opts: UplinkOptions) {
+    const { queue } = opts;
+    this.now = opts.now ?? (() => performance.now());
+    this.scheduler = new Scheduler({
+      shares: PRIORITIES.map((p) => queue.classes[p].share),
+      criticalBurstBytes: queue.bandwidth.critical_burst_bytes,
+    });
+    const bw = queue.bandwidth;
+    if (bw.limit_kbps > 0) {
+      const max = (bw.limit_kbps * 1000) / 8;
+      this.bucket = new TokenBucket(max, bw.burst_bytes, this.now());
+      if (bw.adaptive.enabled) {
+        this.adaptive = new AdaptiveRate(
+          { maxBps: max, minBps: Math.min(max, (bw.adaptive.min_kbps * 1000) / 8), targetLatencyMs: bw.adaptive.ack_latency_ms },
+          this.now(),
+        );
+      }
+    }
+    this.prefix = opts.config.topic_prefix || `edge/${opts.gatewayId}`;
+    this.idBytes = opts.outbox.idLength;
+    this.state = new StateLog(opts.log, 'uplink');
+    opts.outbox.onCommit(() => this.pump());
+  }
+
+  /** What a message costs the link (payload + MQTT framing + link overhead); what the bucket and shares count. */
+  cost(msg: UplinkMessage): number {
+    return messageCost(
+      Buffer.byteLength(msg.topic) + this.prefix.length + 1,
+      this.idBytes,
+      msg.contentType.length,
+      msg.payload.byteLength,
+      this.opts.queue.bandwidth.link_overhead_bytes,
+    );
+  }
+
+  get rateBytesPerS(): number | null {
+    return this.bucket ? this.bucket.rate : null;
+  }
+
+  get inflightCount(): number {
+    return this.inflight.size;
+  }
+
+  get isOnline(): boolean {
+    return this.online;
+  }
+
+  async start(): Promise<void> {
+    this.stopped = false;
+    this.state.set('offline', { url: this.opts.config.url }, 'info');
+    // Never blocks start: the gateway runs (and the outbox fills) with the cloud unreachable.
+    this.connect();
+    this.checkTimer = setInterval(() => this.checkAcks(), 1000);
+    this.checkTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.pumpTimer);
+    clearInterval(this.checkTimer);
+    this.drop('stopping');
+    this.online = false;
+  }
+
+  health(): ServiceHealth {
+    // Offline is a normal state of an edge gateway (the outbox holds the data), not a fault.
+    return {
+      ok: true,
+      state: this.stopped ? 'stopped' : this.online ? 'online' : 'offline',
+      detail: { url: this.opts.config.url, inflight: this.inflight.size, lastError: this.lastError },
+    };
+  }
+
+  private clientOptions(): IClientOptions {
+    const c = this.opts.config;
+    const read = (f: string | undefined) => {
+      if (!f) return undefined;
+      try {
+        return readFileSync(f);
+      } catch (err) {
+        throw new GatewayError('EGW_UPLINK_TLS', `cannot read ${f}: ${(err as Error).message}`, { cause: err });
+      }
+    };
+    return {
+      protocolVersion: 5,
+      clientId: c.client_id || `edge-${this.opts.gatewayId}`,
+      clean: true,
+      keepalive: c.keepalive_s,
+      connectTimeout: c.connect_timeout_ms,
+      reconnectPeriod: 0, // our own backoff with jitter (below)
+      username: c.username,
+      password: c.password,
+      ca: read(c.ca_file),
+      cert: read(c.cert_file),
+      key: read(c.key_file),
+      rejectUnauthorized: c.reject_unauthorized,
+      queueQoSZero: false,
+      resubscribe: false,
+    };
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const gen = ++this.gen;
+    let client: MqttClient;
+    try {
+      client = mqtt.connect(this.opts.config.url, this.clientOptions());
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      this.opts.log.error({ err, code: (err as GatewayError).code ?? 'EGW_UPLINK_CONNECT' }, 'uplink client cannot be created');
+      this.scheduleReconnect();
+      return;
+    }
+    this.client = client;
+    client.on('connect', (connack) => {
+      if (gen !== this.gen) return;
+      // Nagle would hold small PUBLISHes back for the previous segment's ACK: ms of latency per alarm.
+      (client.stream as Socket).setNoDelay?.(true);
+      this.receiveMax = connack.properties?.receiveMaximum ?? 65535;
+      this.attempts = 0;
+      this.online = true;
+      this.lastError = undefined;
+      this.counters.connects++;
+      this.state.set('online', { url: this.opts.config.url }, 'info');
+      this.pump();
+    });
+    client.on('error', (err) => {
+      if (gen === this.gen) this.lastError = err.message;
+    });
+    client.on('close', () => {
+      if (gen === this.gen && !this.stopped) this.lost(this.lastError ?? 'connection closed');
+    });
+  }
+
+  /** The connection is gone (or declared dead): re-queue in-flight messages and reconnect later. */
+  private lost(reason: string): void {
+    this.drop(reason);
+    this.state.set('offline', { reason, code: 'EGW_UPLINK_OFFLINE', queued: this.opts.outbox.classStats().reduce((a, c) => a + c.depth, 0) }, 'warn');
+    this.scheduleReconnect();
+  }
+
+  private drop(reason: string): void {
+    this.gen++;
+    this.online = false;
+    const list = [...this.inflight.values()];
+    this.inflight.clear();
+    // Newest first, so each class gets its messages back in their original order.
+    for (let i = list.length - 1; i >= 0; i--) this.opts.outbox.requeue(list[i]!.msg);
+    this.counters.requeued += list.length;
+    const c = this.client;
+    this.client = undefined;
+    if (c) {
+      c.removeAllListeners('connect');
+      c.removeAllListeners('close');
+      c.on('error', () => undefined);
+      c.end(true);
+    }
+    if (list.length > 0) this.opts.log.debug({ reason, requeued: list.length }, 'in-flight messages re-queued');
+  }
+
+  /** Exponential backoff with jitter: min·2^n capped at max, minus a random fraction (AWS "equal jitter"). */
+  private scheduleReconnect(): void {
+    if (this.stopped) return;
+    const r = this.opts.config.reconnect;
+    const base = Math.min(r.max_ms, r.min_ms * 2 ** Math.min(this.attempts, 30));
+    const delay = Math.round(base * (1 - r.jitter * Math.random()));
+    this.attempts++;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private checkAcks(): void {
+    if (!this.online) return;
+    const now = this.now();
+    for (const f of this.inflight.values()) {
+      // Map order is send order: the first entry is the oldest.
+      if (now - f.sentAt > this.opts.config.ack_timeout_ms) {
+        this.counters.ackTimeouts++;
+        if (this.adaptive?.onTimeout(now)) this.bucket?.setRate(this.adaptive.rate, now);
+        this.lost(`no PUBACK within ${this.opts.config.ack_timeout_ms} ms`);
+      }
+      break;
+    }
+  }
+
+  /** Sends what the scheduler and the bucket allow; re-armed by commits, acks and timers. */
+  pump(): void {
+    if (!this.online || this.pumping || this.stopped) return;
+    this.pumping = true;
+    try {
+      this.pumpOnce();
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private pumpOnce(): void {
+    const now = this.now();
+    if (now < this.holdUntil) return this.armPump(this.holdUntil);
+    const outbox = this.opts.outbox;
+    if (this.bucket) outbox.setMaxBatchBytes((this.bucket.rate * this.opts.queue.bandwidth.max_airtime_ms) / 1000);
+    const window = Math.min(this.opts.config.inflight_window, this.receiveMax);
+    const batch: InFlight[] = [];
+    let wait = Infinity;
+    const costs: (number | undefined)[] = [undefined, undefined, undefined, undefined];
+    for (;;) {
+      const used = this.inflight.size + batch.length;
+      if (used >= window + CRITICAL_RESERVE) break;
+      for (let c = 0; c < costs.length; c++) {
+        costs[c] = undefined;
+        if (c > 0 && used >= window) continue;
+        const p = outbox.peek(c);
+        if (p === undefined) continue;
+        if ('waitMs' in p) wait = Math.min(wait, p.waitMs);
+        else costs[c] = this.cost(p);
+      }
+      const cls = this.scheduler.pick(costs);
+      if (cls === undefined) break;
+      const cost = costs[cls]!;
+      if (this.bucket) {
+        const w = this.bucket.take(cost, now);
+        if (w > 0) {
+          wait = Math.min(wait, w);
+          break;
+        }
+      }
+      const msg = outbox.take(cls)!;
+      this.scheduler.charge(cls, cost);
+      batch.push({ msg, cost, sentAt: now });
+    }
+    if (batch.length > 0) {
+      try {
+        outbox.claim(batch.map((b) => b.msg));
+      } catch (err) {
+        for (let i = batch.length - 1; i >= 0; i--) outbox.requeue(batch[i]!.msg);
+        this.opts.log.error({ err, code: 'EGW_STORE_FULL' }, 'cannot record uplink batches; retrying in 1 s');
+        wait = Math.min(wait, 1000);
+        batch.length = 0;
+      }
+      for (const f of batch) this.publish(f);
+    }
+    if (wait !== Infinity) this.armPump(now + wait);
+  }
+
+  private armPump(at: number): void {
+    if (this.pumpTimer && at >= this.pumpAt) return;
+    clearTimeout(this.pumpTimer);
+    this.pumpAt = at;
+    this.pumpTimer = setTimeout(() => {
+      this.pumpTimer = undefined;
+      this.pumpAt = Infinity;
+      this.pump();
+    }, Math.max(1, at - this.now()));
+  }
+
+  private publish(f: InFlight): void {
+    const client = this.client!;
+    const { msg } = f;
+    this.inflight.set(msg.id, f);
+    this.counters.published++;
+    const payload = Buffer.from(msg.payload.buffer, msg.payload.byteOffset, msg.payload.byteLength);
+    client.publish(
+      `${this.prefix}/${msg.topic}`,
+      payload,
+      { qos: 1, properties: { userProperties: { [MSG_ID_PROPERTY]: msg.id }, contentType: msg.contentType } },
+      (err) => {
+        if (this.inflight.get(msg.id) !== f) return; // re-queued after a lost connection
+        this.inflight.delete(msg.id);
+        if (err) {
+          // A PUBACK with a failure reason code (not authorized, quota exceeded): keep the message, retry later.
+          this.counters.refused++;
+          this.opts.outbox.requeue(msg);
+          this.opts.log.warn({ err, topic: msg.topic, code: 'EGW_UPLINK_REFUSED' }, 'cloud broker refused a message; sending paused for 5 s');
+          this.holdUntil = this.now() + 5000;
+          this.armPump(this.holdUntil);
+          return;
+        }
+        const now = this.now();
+        this.lastAckLatencyMs = now - f.sentAt;
+        if (this.adaptive?.onAck(this.lastAckLatencyMs, now)) this.bucket!.setRate(this.adaptive.rate, now);
+        this.counters.acked++;
+        this.opts.outbox.ack(msg, f.cost);
+        this.pump();
+      },
+    );
+  }
+}

@@ -1,0 +1,125 @@
+// Helpers for the uplink, outage, crash, priority and quota tests: a real mosquitto as "the cloud"
+// on an ephemeral port, and a subscriber that records every message with its msg-id.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { decode } from '../../src/codec/index.js';
+import type { Reading } from '../../src/pipeline/reading.js';
+
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** A mosquitto broker process; `stop()` kills it (the cloud goes away), `start()` brings it back on the same port. */
+export class Cloud {
+  private child: ChildProcess | undefined;
+  private readonly dir = mkdtempSync(join(tmpdir(), 'egw-cloud-'));
+  constructor(readonly port: number) {}
+
+  static async create(): Promise<Cloud> {
+    const c = new Cloud(await freePort());
+    await c.start();
+    return c;
+  }
+
+  get url(): string {
+    return `mqtt://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const conf = join(this.dir, 'mosquitto.conf');
+    writeFileSync(conf, `listener ${this.port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 0\nmax_queued_messages 0\npersistence false\n`);
+    this.child = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const ok = await new Promise<boolean>((r) => {
+        const s = netConnect(this.port, '127.0.0.1');
+        s.once('connect', () => (s.destroy(), r(true)));
+        s.once('error', () => r(false));
+      });
+      if (ok) return;
+      if (Date.now() > deadline) throw new Error('mosquitto did not start');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async stop(): Promise<void> {
+    const c = this.child;
+    this.child = undefined;
+    if (!c || c.exitCode !== null) return;
+    const exited = once(c, 'exit');
+    c.kill('SIGKILL');
+    await exited;
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface Received {
+  topic: string;
+  id: string;
+  payload: Buffer;
+  at: number;
+}
+
+/**
+ * Subscribes (QoS 1, persistent session so nothing is missed while the gateway reconnects) and keeps
+ * every message. `readings()` decodes codec batches; `ids` counts deliveries per msg-id.
+ */
+export class CloudSubscriber {
+  readonly messages: Received[] = [];
+  readonly ids = new Map<string, number>();
+  private constructor(readonly client: MqttClient) {
+    client.on('message', (topic, payload, packet) => {
+      const id = String(packet.properties?.userProperties?.['msg-id'] ?? '');
+      this.ids.set(id, (this.ids.get(id) ?? 0) + 1);
+      this.messages.push({ topic, id, payload, at: performance.now() });
+    });
+  }
+
+  static async connect(url: string, filter = 'edge/#'): Promise<CloudSubscriber> {
+    const client = mqtt.connect(url, { protocolVersion: 5, reconnectPeriod: 100, clean: false, clientId: `sub-${Math.random().toString(16).slice(2)}`, properties: { sessionExpiryInterval: 3600 } });
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      setTimeout(() => reject(new Error('subscriber cannot connect')), 5000).unref();
+    });
+    await client.subscribeAsync(filter, { qos: 1 });
+    return new CloudSubscriber(client);
+  }
+
+  /** Readings of every codec message whose id was seen first here (duplicates by id skipped). */
+  readings(): Reading[] {
+    const seen = new Set<string>();
+    const out: Reading[] = [];
+    for (const m of this.messages) {
+      if (seen.has(m.id)) continue;
+      seen.add(m.id);
+      if (m.payload[0] === 0xc1) out.push(...decode(m.payload));
+    }
+    return out;
+  }
+
+  async waitFor(pred: () => boolean, timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (!pred()) {
+      if (performance.now() > deadline) throw new Error('timed out waiting for cloud messages');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync(true);
+  }
+}
