@@ -110,6 +110,7 @@ function writeTagged(v: ReadingValue, name: string): void {
 
 function keyCount(o: object): number {
   let n = 0;
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars -- counting keys only
   for (const _ in o) n++;
   return n;
 }
