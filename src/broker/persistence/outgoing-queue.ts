@@ -92,7 +92,7 @@ export class OutgoingQueues {
         e.payload,
         e.extra,
       ];
-      this.batch.add(() => this.st.outInsert.run(args));
+      this.batch.queue(() => this.st.outInsert.run(args));
     }
     return this.batch.current();
   }
@@ -109,7 +109,7 @@ export class OutgoingQueues {
     const i = queue.findIndex((en) => en.messageId === undefined);
     if (i < 0) return false;
     const [victim] = queue.splice(i, 1);
-    this.batch.add(() => this.st.outDelete.run(victim!.seq));
+    this.batch.queue(() => this.st.outDelete.run(victim!.seq));
     return true;
   }
 

@@ -185,7 +185,7 @@ export class SqlitePersistence {
         sqlBool(sub.nl),
         sqlValue(sub.subscriptionIdentifier),
       ];
-      this.batch.add(() => this.st.subPut.run(args));
+      this.batch.queue(() => this.st.subPut.run(args));
     }
     return this.batch.current();
   }
@@ -198,7 +198,7 @@ export class SqlitePersistence {
       if (prev === undefined) continue;
       if (prev.qos > 0) this.trie.remove(topic, { clientId: client.id, topic });
       stored.delete(topic);
-      this.batch.add(() => this.st.subDel.run(client.id, topic));
+      this.batch.queue(() => this.st.subDel.run(client.id, topic));
     }
     if (stored.size === 0) {
       this.clientsCount--;

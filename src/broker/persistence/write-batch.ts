@@ -40,9 +40,15 @@ export class WriteBatch {
   /** Queues a write; returns the promise of the batch it joined. */
   add(op: () => void): Promise<void> {
     this.ops.push(op);
-    const p = this.current();
-    if (this.ops.length >= this.maxOps) this.flush();
-    return p;
+    return this.current();
+  }
+
+  /**
+   * Queues a write without taking the batch's promise: for methods that queue several writes
+   * and then return `current()` once (so no promise of theirs is left without a handler).
+   */
+  queue(op: () => void): void {
+    this.ops.push(op);
   }
 
   /** The promise of the pending batch (resolved at once when nothing is pending). */
@@ -55,7 +61,9 @@ export class WriteBatch {
       });
       this.scheduled = setImmediate(() => this.flush());
     }
-    return this.promise;
+    const p = this.promise;
+    if (this.ops.length >= this.maxOps) this.flush();
+    return p;
   }
 
   get pending(): number {

@@ -250,3 +250,28 @@ test('a full outgoing queue drops the oldest message not in flight and counts it
   assert.equal(p.stats().droppedOutgoing, 2);
   await p.destroy();
 });
+
+test('many writes in one turn share commits, bounded by maxBatchOps, and all reach the disk', async () => {
+  const path = dbs.path();
+  const db = dbs.openDb(path);
+  const p = new SqlitePersistence({ db, maxBatchOps: 50 });
+  await p.setup(broker);
+  const writes: Array<Promise<void>> = [];
+  for (let i = 0; i < 200; i++) {
+    writes.push(p.storeRetained({ cmd: 'publish', topic: `t/${i}`, payload: Buffer.from('x'), qos: 0, retain: true }));
+  }
+  writes.push(
+    p.addSubscriptions({ id: 'c' }, [
+      { topic: 'a', qos: 1 },
+      { topic: 'b', qos: 1 },
+    ]),
+  );
+  await Promise.all(writes);
+  const s = p.stats();
+  assert.equal(s.committedOps, 202);
+  assert.ok(s.commits >= 4 && s.commits <= 5, `200 writes in ${s.commits} commits`);
+  db.close();
+  const again = new SqlitePersistence({ db: dbs.openDb(path) });
+  assert.equal(again.stats().retained, 200);
+  assert.equal(again.stats().subscriptions, 2);
+});
