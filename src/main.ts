@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { hashPasswordCommand } from './broker/hash-password-cli.js';
 import { ConfigError, loadConfigFile, parseConfig } from './config/load.js';
@@ -13,15 +14,15 @@ const USAGE = `edge-gateway ${VERSION}
 Usage:
   edge-gateway [--config FILE]        run the gateway (default config/gateway.yaml)
   edge-gateway check-config FILE      validate a config; exit 1 listing every error with its line
-  edge-gateway --version | --help
   edge-gateway hash-password [PW]     print the scrypt hash for broker.users[].password_hash (PW from stdin if omitted)
+  edge-gateway --version | --help
 `;
 
 /** Subcommands other than running the gateway; each module that adds one registers it here. */
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   'check-config': checkConfig,
-};
   'hash-password': hashPasswordCommand,
+};
 
 async function checkConfig(args: string[]): Promise<number> {
   const file = args[0];
@@ -30,6 +31,13 @@ async function checkConfig(args: string[]): Promise<number> {
     return 2;
   }
   try {
+    const migration = existsSync(file) ? migrateConfigText(readFileSync(file, 'utf8')) : undefined;
+    if (migration) {
+      // check-config never writes: validate what the migration would produce and say so.
+      parseConfig(migration.text, file);
+      process.stdout.write(`${file}: valid after migration to version ${migration.to} (done at next start)\n`);
+      return 0;
+    }
     loadConfigFile(file);
     process.stdout.write(`${file}: configuration is valid\n`);
     return 0;
@@ -44,6 +52,12 @@ async function run(args: string[]): Promise<number> {
   const configPath = values.config ?? 'config/gateway.yaml';
   let config;
   try {
+    const migration = migrateConfigFile(configPath);
+    if (migration) {
+      process.stderr.write(
+        `migrated ${configPath} from version ${migration.from} to ${migration.to} (backup: ${configPath}.v${migration.from}.bak): ${migration.steps.join('; ')}\n`,
+      );
+    }
     config = loadConfigFile(configPath);
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
