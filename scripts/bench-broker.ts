@@ -66,7 +66,11 @@ async function publisherRole(): Promise<void> {
   const window = Number(args.window);
   const clients = await Promise.all(
     Array.from({ length: n }, (_, i) =>
-      mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: `bench-pub-${args.index}-${i}`, reconnectPeriod: 0, keepalive: 60 }),
+      mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+        clientId: `bench-pub-${args.index}-${i}`,
+        reconnectPeriod: 0,
+        keepalive: 60,
+      }),
     ),
   );
   process.send!({ ready: true });
@@ -123,7 +127,12 @@ async function publisherRole(): Promise<void> {
 async function subscriberRole(): Promise<void> {
   const port = Number(args.port);
   const qos = Number(args.qos) as 0 | 1;
-  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'bench-sub', reconnectPeriod: 0, keepalive: 60, clean: true });
+  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+    clientId: 'bench-sub',
+    reconnectPeriod: 0,
+    keepalive: 60,
+    clean: true,
+  });
   await c.subscribeAsync('bench/#', { qos });
   const lat = new Float64Array(4_000_000);
   let n = 0;
@@ -162,7 +171,9 @@ interface Child {
 }
 
 function child(role: string, extra: string[]): Child {
-  const proc = spawn(process.execPath, [SELF, '--role', role, ...extra], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const proc = spawn(process.execPath, [SELF, '--role', role, ...extra], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const queue: Record<string, unknown>[] = [];
   const waiters: ((m: Record<string, unknown>) => void)[] = [];
   proc.on('message', (m: Record<string, unknown>) => (waiters.length ? waiters.shift()!(m) : queue.push(m)));
@@ -214,7 +225,22 @@ async function runLoad(broker: string, brokerPid: number, port: number, qos: num
   const sub = child('sub', ['--port', String(port), '--qos', String(qos)]);
   await sub.next();
   const pubs = Array.from({ length: procs }, (_, i) =>
-    child('pub', ['--port', String(port), '--qos', String(qos), '--clients', String(perProc), '--index', String(i), '--seconds', String(seconds), '--warmup', args.warmup!, '--window', args.window!]),
+    child('pub', [
+      '--port',
+      String(port),
+      '--qos',
+      String(qos),
+      '--clients',
+      String(perProc),
+      '--index',
+      String(i),
+      '--seconds',
+      String(seconds),
+      '--warmup',
+      args.warmup!,
+      '--window',
+      args.window!,
+    ]),
   );
   await Promise.all(pubs.map((p) => p.next()));
   for (const p of pubs) p.proc.send({ go: true });
@@ -237,7 +263,10 @@ async function runLoad(broker: string, brokerPid: number, port: number, qos: num
     p99: s['p99'] as number,
     sent: pubReports.reduce((a, r) => a + (r['sent'] as number), 0),
     delivered,
-    cpu: [{ role: 'subscriber', cpuPct: s['cpuPct'] as number }, ...pubReports.map((r) => ({ role: r['role'] as string, cpuPct: r['cpuPct'] as number }))],
+    cpu: [
+      { role: 'subscriber', cpuPct: s['cpuPct'] as number },
+      ...pubReports.map((r) => ({ role: r['role'] as string, cpuPct: r['cpuPct'] as number })),
+    ],
     brokerCpuPct: Math.round(((b1 - b0) / ((w1 - w0) / 1000)) * 1000) / 10,
   };
 }
@@ -316,7 +345,9 @@ async function main(): Promise<void> {
       const ms = performance.now() - t1;
       await sleep(3000);
       const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p.pid}/status`, 'utf8'))![1]) / 1024;
-      console.log(`edge-gateway broker + metrics only: start → READY ${ms.toFixed(0)} ms, idle RSS ${rss.toFixed(1)} MB`);
+      console.log(
+        `edge-gateway broker + metrics only: start → READY ${ms.toFixed(0)} ms, idle RSS ${rss.toFixed(1)} MB`,
+      );
       await stopProc(p);
     }
 
@@ -326,7 +357,10 @@ async function main(): Promise<void> {
       if (which.includes('mosquitto')) {
         const mqPort = await freePort();
         const conf = join(dir, 'mosquitto.conf');
-        writeFileSync(conf, `listener ${mqPort} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n`);
+        writeFileSync(
+          conf,
+          `listener ${mqPort} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n`,
+        );
         const mq = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
         cleanup.push(mq);
         await sleep(500);
@@ -336,18 +370,28 @@ async function main(): Promise<void> {
     }
     await stopProc(gw);
 
-    console.log(`\n${args.publishers} publishers (${args['pub-procs']} processes) → 1 subscriber on bench/#, ${PAYLOAD} B payloads, ${args.seconds} s after ${args.warmup} s warm-up`);
-    console.log('| broker | QoS | delivered msg/s | p50 ms | p99 ms | broker CPU % | subscriber CPU % | publisher CPU % |');
+    console.log(
+      `\n${args.publishers} publishers (${args['pub-procs']} processes) → 1 subscriber on bench/#, ${PAYLOAD} B payloads, ${args.seconds} s after ${args.warmup} s warm-up`,
+    );
+    console.log(
+      '| broker | QoS | delivered msg/s | p50 ms | p99 ms | broker CPU % | subscriber CPU % | publisher CPU % |',
+    );
     console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const r of results) {
-      const pubCpu = r.cpu.filter((c) => c.role.startsWith('publishers')).map((c) => c.cpuPct).join(' / ');
+      const pubCpu = r.cpu
+        .filter((c) => c.role.startsWith('publishers'))
+        .map((c) => c.cpuPct)
+        .join(' / ');
       const subCpu = r.cpu.find((c) => c.role === 'subscriber')!.cpuPct;
-      console.log(`| ${r.broker} | ${r.qos} | ${r.rate} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.brokerCpuPct} | ${subCpu} | ${pubCpu} |`);
+      console.log(
+        `| ${r.broker} | ${r.qos} | ${r.rate} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.brokerCpuPct} | ${subCpu} | ${pubCpu} |`,
+      );
     }
     for (const qos of [0, 1]) {
       const g = results.find((r) => r.broker === 'edge-gateway' && r.qos === qos);
       const m = results.find((r) => r.broker === 'mosquitto' && r.qos === qos);
-      if (g && m) console.log(`QoS ${qos}: edge-gateway delivers ${((g.rate / m.rate) * 100).toFixed(0)} % of mosquitto's rate`);
+      if (g && m)
+        console.log(`QoS ${qos}: edge-gateway delivers ${((g.rate / m.rate) * 100).toFixed(0)} % of mosquitto's rate`);
     }
   } finally {
     for (const p of cleanup) await stopProc(p);

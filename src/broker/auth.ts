@@ -33,8 +33,7 @@ export const enum ConnackCode {
 }
 
 export type AuthResult =
-  | { ok: true; identity: ClientIdentity }
-  | { ok: false; returnCode: ConnackCode; reason: AuthFailure; message: string };
+  { ok: true; identity: ClientIdentity } | { ok: false; returnCode: ConnackCode; reason: AuthFailure; message: string };
 
 interface User {
   hash: PasswordHash | null;
@@ -53,7 +52,8 @@ export class Authenticator {
   constructor(private readonly config: BrokerConfig) {
     for (const u of config.users) {
       const hash = u.password_hash ? parsePasswordHash(u.password_hash) : null;
-      if (u.password_hash && !hash) throw new Error(`broker.users: password hash of ${u.username} is not a valid scrypt hash`);
+      if (u.password_hash && !hash)
+        throw new Error(`broker.users: password hash of ${u.username} is not a valid scrypt hash`);
       this.users.set(u.username, { hash, acl: u.acl });
     }
   }
@@ -76,7 +76,8 @@ export class Authenticator {
       const user = this.users.get(c.username);
       // An unknown user costs a scrypt too, so timing does not reveal which usernames exist.
       const ok = await verifyPassword(c.password ?? Buffer.alloc(0), user?.hash ?? this.dummy);
-      if (!ok || !user?.hash) return refuse(ConnackCode.BAD_USERNAME_OR_PASSWORD, 'bad_credentials', 'bad username or password');
+      if (!ok || !user?.hash)
+        return refuse(ConnackCode.BAD_USERNAME_OR_PASSWORD, 'bad_credentials', 'bad username or password');
       return this.identify(c, c.username);
     }
     if (this.config.allow_anonymous_loopback && isLoopback(c.remoteAddress)) {

@@ -74,7 +74,9 @@ export class BrokerService implements Service {
     const { config, log } = this.o;
     // TLS material is read first: a missing file fails the start before anything listens.
     const tlsOptions = config.tls.enabled ? this.readTls() : undefined;
-    this.persistence = config.persistence ? new SqlitePersistence({ db: this.o.db, log: log.child({ sub: 'persistence' }) }) : undefined;
+    this.persistence = config.persistence
+      ? new SqlitePersistence({ db: this.o.db, log: log.child({ sub: 'persistence' }) })
+      : undefined;
     const aedes = await Aedes.createBroker({
       persistence: this.persistence,
       drainTimeout: DRAIN_TIMEOUT_MS,
@@ -115,21 +117,31 @@ export class BrokerService implements Service {
       this.tls.on('tlsClientError', (err: Error & { code?: string }, socket) => {
         // Only certificate failures are auth failures; resets (or our own limit) are not.
         if (/certificate|ERR_SSL_.*CERT/i.test(`${err.code} ${err.message}`)) this.metrics.auth.certificate.inc();
-        this.warn.warn(`tls:${socket.remoteAddress}`, { code: 'EGW_MQTT_TLS', remote: socket.remoteAddress, err: err.message }, 'TLS handshake failed');
+        this.warn.warn(
+          `tls:${socket.remoteAddress}`,
+          { code: 'EGW_MQTT_TLS', remote: socket.remoteAddress, err: err.message },
+          'TLS handshake failed',
+        );
       });
       await listen(this.tls, config.tls.port, config.tls.host, 'EGW_MQTT_LISTEN');
-      log.info({ host: config.tls.host, port: this.tlsPort, clientCerts: Boolean(config.tls.ca_file) }, 'MQTT TLS listener listening');
+      log.info(
+        { host: config.tls.host, port: this.tlsPort, clientCerts: Boolean(config.tls.ca_file) },
+        'MQTT TLS listener listening',
+      );
     }
   }
 
   private readTls(): { cert: Buffer; key: Buffer; ca?: Buffer; requestCert: boolean; rejectUnauthorized: boolean } {
     const t = this.o.config.tls;
     const read = (what: string, path: string | undefined): Buffer => {
-      if (!path) throw new GatewayError('EGW_MQTT_TLS', `broker.tls.${what} is required when broker.tls.enabled is true`);
+      if (!path)
+        throw new GatewayError('EGW_MQTT_TLS', `broker.tls.${what} is required when broker.tls.enabled is true`);
       try {
         return readFileSync(path);
       } catch (err) {
-        throw new GatewayError('EGW_MQTT_TLS', `cannot read broker.tls.${what} ${path}: ${(err as Error).message}`, { cause: err });
+        throw new GatewayError('EGW_MQTT_TLS', `cannot read broker.tls.${what} ${path}: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
     };
     const cert = read('cert_file', t.cert_file);
@@ -148,13 +160,21 @@ export class BrokerService implements Service {
     const remote = socket.remoteAddress ?? '';
     if (this.sockets.size >= config.max_connections) {
       this.metrics.dropped.max_connections.inc();
-      this.warn.warn('max-conn', { code: 'EGW_MQTT_LIMIT', limit: config.max_connections }, 'MQTT connection refused: broker.max_connections reached');
+      this.warn.warn(
+        'max-conn',
+        { code: 'EGW_MQTT_LIMIT', limit: config.max_connections },
+        'MQTT connection refused: broker.max_connections reached',
+      );
       socket.destroy();
       return false;
     }
     if (!this.rate.allow(remote)) {
       this.metrics.dropped.connect_rate.inc();
-      this.warn.warn(`rate:${remote}`, { code: 'EGW_MQTT_LIMIT', remote }, 'MQTT connection refused: broker.connect_rate_per_ip exceeded');
+      this.warn.warn(
+        `rate:${remote}`,
+        { code: 'EGW_MQTT_LIMIT', remote },
+        'MQTT connection refused: broker.connect_rate_per_ip exceeded',
+      );
       socket.destroy();
       return false;
     }
@@ -177,7 +197,8 @@ export class BrokerService implements Service {
   /** Publishes on behalf of the gateway (commands, alerts, results); bypasses the ACL. */
   publish(packet: Pick<PublishPacket, 'topic' | 'payload' | 'qos' | 'retain'>): Promise<void> {
     const aedes = this.aedes;
-    if (!aedes || aedes.closed) return Promise.reject(new GatewayError('EGW_MQTT_LISTEN', 'MQTT broker is not running'));
+    if (!aedes || aedes.closed)
+      return Promise.reject(new GatewayError('EGW_MQTT_LISTEN', 'MQTT broker is not running'));
     return new Promise((resolve, reject) =>
       aedes.publish({ cmd: 'publish', dup: false, ...packet }, (err) => (err ? reject(err) : resolve())),
     );
@@ -217,7 +238,8 @@ export class BrokerService implements Service {
 
 function listen(server: Server, port: number, host: string, code: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(new GatewayError(code, `MQTT cannot listen on ${host}:${port}: ${err.message}`, { cause: err }));
+    const onError = (err: Error) =>
+      reject(new GatewayError(code, `MQTT cannot listen on ${host}:${port}: ${err.message}`, { cause: err }));
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);

@@ -16,7 +16,10 @@ export const codecDecoder: PayloadDecoder = {
     for (const r of readings) {
       if (r.deviceId === '') r.deviceId = deviceId;
       else if (r.deviceId !== deviceId) {
-        throw new GatewayError('EGW_INGEST_DEVICE_ID', `payload names device ${JSON.stringify(r.deviceId)}, topic names ${deviceId}`);
+        throw new GatewayError(
+          'EGW_INGEST_DEVICE_ID',
+          `payload names device ${JSON.stringify(r.deviceId)}, topic names ${deviceId}`,
+        );
       }
     }
     return readings;

@@ -24,7 +24,8 @@ const User = Type.Object(
     password_hash: Type.Optional(
       Type.String({
         pattern: PASSWORD_HASH_PATTERN,
-        description: 'scrypt$N$r$p$salt$hash as printed by `edge-gateway hash-password`. Leave out for certificate-only users.',
+        description:
+          'scrypt$N$r$p$salt$hash as printed by `edge-gateway hash-password`. Leave out for certificate-only users.',
       }),
     ),
     acl: Type.Optional(
@@ -45,9 +46,14 @@ export const BrokerConfigSchema = section(
         host: Host('0.0.0.0', 'Address the TLS listener binds to.'),
         port: Port(8883, 'MQTT over TLS port.'),
         cert_file: Type.Optional(Type.String({ minLength: 1, description: 'PEM server certificate (chain).' })),
-        key_file: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key of the server certificate.' })),
+        key_file: Type.Optional(
+          Type.String({ minLength: 1, description: 'PEM private key of the server certificate.' }),
+        ),
         ca_file: Type.Optional(
-          Type.String({ minLength: 1, description: 'PEM CA that signs client certificates; enables client-certificate auth.' }),
+          Type.String({
+            minLength: 1,
+            description: 'PEM CA that signs client certificates; enables client-certificate auth.',
+          }),
         ),
         require_client_cert: Type.Boolean({
           default: false,
@@ -61,7 +67,11 @@ export const BrokerConfigSchema = section(
       description:
         'Anonymous clients connecting from 127.0.0.1/::1 are trusted local clients with full access; everyone else needs credentials.',
     }),
-    users: Type.Array(User, { default: [], maxItems: 10000, description: 'Users allowed to connect with credentials.' }),
+    users: Type.Array(User, {
+      default: [],
+      maxItems: 10000,
+      description: 'Users allowed to connect with credentials.',
+    }),
     default_acl: Type.Array(AclRule, {
       maxItems: 256,
       default: [
@@ -84,7 +94,11 @@ export const BrokerConfigSchema = section(
       default: 600,
       description: 'Refuse clients asking for a longer keepalive (or none); 0 = no limit.',
     }),
-    connect_rate_per_ip: Type.Integer({ minimum: 0, default: 20, description: 'New connections per second per address; 0 = off.' }),
+    connect_rate_per_ip: Type.Integer({
+      minimum: 0,
+      default: 20,
+      description: 'New connections per second per address; 0 = off.',
+    }),
     persistence: Type.Boolean({
       default: true,
       description: 'Keep retained messages, subscriptions and queued session messages in SQLite (survive restarts).',

@@ -1,5 +1,11 @@
 import type { ErrorCode } from '../errors.js';
-import { isValidDeviceId, VALUE_NAME_PATTERN, type Quality, type Reading, type ReadingValue } from '../pipeline/reading.js';
+import {
+  isValidDeviceId,
+  VALUE_NAME_PATTERN,
+  type Quality,
+  type Reading,
+  type ReadingValue,
+} from '../pipeline/reading.js';
 
 /**
  * The pure ingest decoder: topic + payload bytes → Readings, or a refusal with a code. No I/O,
@@ -47,7 +53,12 @@ export function decodeSensorMessage(
   if (id === undefined) return undefined;
   // DESIGN "identifiers are checked at the boundary".
   if (!isValidDeviceId(id)) {
-    return { ok: false, deviceId: undefined, code: 'EGW_INGEST_DEVICE_ID', message: `device id in topic ${JSON.stringify(topic.slice(0, 100))} is not allowed` };
+    return {
+      ok: false,
+      deviceId: undefined,
+      code: 'EGW_INGEST_DEVICE_ID',
+      message: `device id in topic ${JSON.stringify(topic.slice(0, 100))} is not allowed`,
+    };
   }
   for (const d of decoders) {
     if (!d.looksLike(payload)) continue;
@@ -103,7 +114,8 @@ function toReading(doc: unknown, deviceId: string, receivedAt: number, at: strin
   let n = 0;
   const add = (name: string, v: unknown) => {
     // __proto__ fits the pattern but would set the prototype instead of a value.
-    if (!VALUE_NAME_PATTERN.test(name) || name === '__proto__') throw new Refused(`${at}value name ${JSON.stringify(name.slice(0, 80))} is not allowed`);
+    if (!VALUE_NAME_PATTERN.test(name) || name === '__proto__')
+      throw new Refused(`${at}value name ${JSON.stringify(name.slice(0, 80))} is not allowed`);
     if (!(v === null || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)))) {
       throw new Refused(`${at}${name} must be a finite number, a boolean or null`);
     }
@@ -113,7 +125,8 @@ function toReading(doc: unknown, deviceId: string, receivedAt: number, at: strin
   if (doc['values'] !== undefined) {
     // Structured form: { ts, values: {...}, quality, units }; no other keys.
     if (!isObject(doc['values'])) throw new Refused(`${at}values must be an object`);
-    for (const k of Object.keys(doc)) if (!RESERVED.has(k)) throw new Refused(`${at}unknown key ${JSON.stringify(k.slice(0, 80))} beside "values"`);
+    for (const k of Object.keys(doc))
+      if (!RESERVED.has(k)) throw new Refused(`${at}unknown key ${JSON.stringify(k.slice(0, 80))} beside "values"`);
     for (const [k, v] of Object.entries(doc['values'])) add(k, v);
   } else {
     // Flat form: every key but ts/quality/units is a value.
@@ -142,7 +155,8 @@ function parseUnits(v: unknown, values: Record<string, ReadingValue>, at: string
   const out: Record<string, string> = {};
   for (const [k, u] of Object.entries(v)) {
     if (!(k in values)) throw new Refused(`${at}units.${k.slice(0, 80)} names no value`);
-    if (typeof u !== 'string' || u.length > 32) throw new Refused(`${at}units.${k} must be a string of at most 32 characters`);
+    if (typeof u !== 'string' || u.length > 32)
+      throw new Refused(`${at}units.${k} must be a string of at most 32 characters`);
     out[k] = u;
   }
   return out;

@@ -34,7 +34,10 @@ export class BrokerMetrics {
         this.set(connected());
       },
     });
-    this.messagesIn = c('messages_in_total', 'PUBLISH packets received from clients (including refused ones).').labels();
+    this.messagesIn = c(
+      'messages_in_total',
+      'PUBLISH packets received from clients (including refused ones).',
+    ).labels();
     this.messagesOut = c('messages_out_total', 'PUBLISH packets delivered to clients.').labels();
     this.bytesIn = c('payload_bytes_in_total', 'Payload bytes received in PUBLISH packets.').labels();
     this.bytesOut = c('payload_bytes_out_total', 'Payload bytes delivered in PUBLISH packets.').labels();

@@ -22,7 +22,12 @@ export interface PasswordHash extends ScryptParams {
 }
 
 function derive(password: Buffer | string, salt: Buffer, params: ScryptParams, keylen: number): Promise<Buffer> {
-  const opts: ScryptOptions = { N: params.N, r: params.r, p: params.p, maxmem: 256 * params.N * params.r * params.p + 1024 * 1024 };
+  const opts: ScryptOptions = {
+    N: params.N,
+    r: params.r,
+    p: params.p,
+    maxmem: 256 * params.N * params.r * params.p + 1024 * 1024,
+  };
   return new Promise((resolve, reject) => {
     scrypt(password, salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key)));
   });

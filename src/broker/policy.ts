@@ -76,7 +76,10 @@ export class BrokerPolicy {
     this.warn = new RateLimitedLog(o.log);
   }
 
-  hooks(): Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'> {
+  hooks(): Pick<
+    AedesOptions,
+    'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'
+  > {
     return {
       preConnect: (client, packet, cb) => this.preConnect(client, packet, cb),
       authenticate: (client, username, password, cb) => this.authenticate(client, username, password, cb),
@@ -94,7 +97,9 @@ export class BrokerPolicy {
       const s = this.sessions.get(client);
       if (s) s.timedOut = true;
     });
-    aedes.on('clientError', (client, err) => this.o.log.debug({ clientId: client.id, err: err.message }, 'client error'));
+    aedes.on('clientError', (client, err) =>
+      this.o.log.debug({ clientId: client.id, err: err.message }, 'client error'),
+    );
     aedes.on('connectionError', (_client, err) => this.o.log.debug({ err: err.message }, 'connection error'));
   }
 

@@ -28,7 +28,10 @@ export function brokerConfigYaml(dataDir: string, port: number, brokerExtra = ''
 }
 
 /** An in-process gateway (broker only) on an ephemeral port. */
-export async function startGateway(dataDir: string, brokerExtra = ''): Promise<{ gateway: Gateway; broker: BrokerService; url: string }> {
+export async function startGateway(
+  dataDir: string,
+  brokerExtra = '',
+): Promise<{ gateway: Gateway; broker: BrokerService; url: string }> {
   const config = parseConfig(brokerConfigYaml(dataDir, 0, brokerExtra), 'test', {});
   const gateway = new Gateway({ config, log: createLogger({ level: 'silent' }), env: {} });
   await gateway.start();
@@ -57,7 +60,10 @@ export function collect(client: MqttClient): {
     next(n, timeoutMs = 5000) {
       if (messages.length >= n) return Promise.resolve(messages.slice(0, n));
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`got ${messages.length} of ${n} messages within ${timeoutMs} ms`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`got ${messages.length} of ${n} messages within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
         waiters.push({
           n,
           resolve: () => {
@@ -81,7 +87,11 @@ export async function metric(registry: Registry, name: string, labels: Record<st
 }
 
 /** Runs a command (mosquitto_pub/sub) with a bounded time; resolves with code and output. */
-export async function run(cmd: string, args: string[], timeoutMs = 10000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function run(
+  cmd: string,
+  args: string[],
+  timeoutMs = 10000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -105,7 +115,11 @@ export async function freePort(): Promise<number> {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `cond` every 20 ms up to `timeoutMs`. */
-export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+export async function until(
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+  what = 'condition',
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (await cond()) return;

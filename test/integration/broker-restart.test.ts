@@ -24,7 +24,10 @@ async function startProcess(cfg: string): Promise<GatewayProcess> {
 }
 
 /** Connects with clean=false, collecting from the first byte (queued messages may precede connectAsync's resolve). */
-async function persistent(url: string, clientId: string): Promise<{ c: MqttClient; sessionPresent: boolean; got: ReturnType<typeof collect> }> {
+async function persistent(
+  url: string,
+  clientId: string,
+): Promise<{ c: MqttClient; sessionPresent: boolean; got: ReturnType<typeof collect> }> {
   const c = mqtt.connect(url, { clientId, clean: false, reconnectPeriod: 0, connectTimeout: 5000, keepalive: 30 });
   const got = collect(c);
   const connack = await new Promise<IConnackPacket>((resolve, reject) => {
@@ -45,7 +48,21 @@ test('retained messages, subscriptions and queued QoS 1 messages survive SIGTERM
   assert.equal(s1.sessionPresent, false);
   await s1.c.subscribeAsync('q/#', { qos: 1 });
   await s1.c.endAsync();
-  const m1 = await run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-c', '-i', 'mosq-persist', '-q', '1', '-t', 'm/#', '-W', '1']);
+  const m1 = await run('mosquitto_sub', [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-c',
+    '-i',
+    'mosq-persist',
+    '-q',
+    '1',
+    '-t',
+    'm/#',
+    '-W',
+    '1',
+  ]);
   assert.ok(m1.code === 27 || m1.code === 0, `mosquitto_sub: ${m1.code} ${m1.stderr}`); // 27 = -W timeout
 
   const pub = await connect(url, { clientId: 'restart-pub' });
@@ -70,9 +87,28 @@ test('retained messages, subscriptions and queued QoS 1 messages survive SIGTERM
   const s2 = await persistent(url, 'persist-sub');
   assert.equal(s2.sessionPresent, true);
   const queued = await s2.got.next(3);
-  assert.deepEqual(queued.map((m) => m.payload.toString()), ['queued-1', 'queued-2', 'queued-3']);
+  assert.deepEqual(
+    queued.map((m) => m.payload.toString()),
+    ['queued-1', 'queued-2', 'queued-3'],
+  );
   // mosquitto_sub's session got its message too.
-  const m2 = await run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-c', '-i', 'mosq-persist', '-q', '1', '-t', 'm/#', '-C', '1', '-W', '5']);
+  const m2 = await run('mosquitto_sub', [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-c',
+    '-i',
+    'mosq-persist',
+    '-q',
+    '1',
+    '-t',
+    'm/#',
+    '-C',
+    '1',
+    '-W',
+    '5',
+  ]);
   assert.equal(m2.code, 0, m2.stderr);
   assert.equal(m2.stdout.trim(), 'for-mosquitto');
   // The subscription itself survived: a new message is routed to the session live.

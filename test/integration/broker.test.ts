@@ -88,7 +88,12 @@ describe('local MQTT broker with real clients over TCP', () => {
   });
 
   test('a clean DISCONNECT marks the device offline without publishing its will', async () => {
-    const dev = await client({ clientId: 'dev-d', username: 'dev', password: 'pw', will: { topic: 'devices/dev-d/status', payload: Buffer.from('x'), qos: 0, retain: false } });
+    const dev = await client({
+      clientId: 'dev-d',
+      username: 'dev',
+      password: 'pw',
+      will: { topic: 'devices/dev-d/status', payload: Buffer.from('x'), qos: 0, retain: false },
+    });
     await dev.endAsync();
     await until(() => gateway.context.devices.get('dev-d')?.online === false, 5000, 'offline');
     assert.equal(gateway.context.devices.get('dev-d')?.reason, 'disconnect');
@@ -96,12 +101,37 @@ describe('local MQTT broker with real clients over TCP', () => {
 
   test('wrong password, unknown user and anonymous-with-bad-id are refused; counted', async () => {
     const before = await metric(gateway.context.metrics, 'edge_gateway_mqtt_auth_failures_total');
-    await assert.rejects(connect(url, { clientId: 'dev-x', username: 'dev', password: 'wrong' }), /Bad username or password/i);
-    await assert.rejects(connect(url, { clientId: 'dev-x', username: 'nobody', password: 'pw' }), /Bad username or password/i);
-    const r = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(broker.port), '-i', 'dev-x', '-u', 'dev', '-P', 'nope', '-t', 'sensors/dev-x/data', '-m', '{}']);
+    await assert.rejects(
+      connect(url, { clientId: 'dev-x', username: 'dev', password: 'wrong' }),
+      /Bad username or password/i,
+    );
+    await assert.rejects(
+      connect(url, { clientId: 'dev-x', username: 'nobody', password: 'pw' }),
+      /Bad username or password/i,
+    );
+    const r = await run('mosquitto_pub', [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(broker.port),
+      '-i',
+      'dev-x',
+      '-u',
+      'dev',
+      '-P',
+      'nope',
+      '-t',
+      'sensors/dev-x/data',
+      '-m',
+      '{}',
+    ]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /not authori[sz]ed|bad user ?name or password|Connection Refused/i);
-    assert.equal(await metric(gateway.context.metrics, 'edge_gateway_mqtt_auth_failures_total', { reason: 'bad_credentials' }) - before, 3);
+    assert.equal(
+      (await metric(gateway.context.metrics, 'edge_gateway_mqtt_auth_failures_total', { reason: 'bad_credentials' })) -
+        before,
+      3,
+    );
   });
 
   test('ACL-denied publish is acknowledged, not delivered, counted, and the connection stays up', async () => {
@@ -115,21 +145,33 @@ describe('local MQTT broker with real clients over TCP', () => {
     await dev.publishAsync('devices/dev-a/status', 'ok', { qos: 1 }); // allowed: proves the order
     await until(() => got.messages.some((m) => m.topic === 'devices/dev-a/status'), 5000, 'allowed publish');
     const live = got.messages.filter((m) => !m.retain && m.topic !== 'devices/dev-a/status');
-    assert.deepEqual(live.map((m) => m.topic), []);
-    assert.equal(await metric(gateway.context.metrics, 'edge_gateway_mqtt_acl_denied_total', { action: 'publish' }) - denied0, 2);
+    assert.deepEqual(
+      live.map((m) => m.topic),
+      [],
+    );
+    assert.equal(
+      (await metric(gateway.context.metrics, 'edge_gateway_mqtt_acl_denied_total', { action: 'publish' })) - denied0,
+      2,
+    );
     assert.ok(dev.connected);
   });
 
   test('ACL on subscriptions: own commands granted, others 0x80; deny rules filter delivery', async () => {
     const dev = await client({ clientId: 'dev-s', username: 'dev', password: 'pw' });
     const granted = await dev.subscribeAsync('commands/dev-s', { qos: 1 });
-    assert.deepEqual(granted.map((g) => g.qos), [1]);
+    assert.deepEqual(
+      granted.map((g) => g.qos),
+      [1],
+    );
     // mqtt.js turns a SUBACK return code 0x80 into an error.
     const s0 = await metric(gateway.context.metrics, 'edge_gateway_mqtt_acl_denied_total', { action: 'subscribe' });
     for (const topic of ['commands/#', 'sensors/+/data']) {
       await assert.rejects(dev.subscribeAsync(topic, { qos: 1 }), /Subscribe error/);
     }
-    assert.equal(await metric(gateway.context.metrics, 'edge_gateway_mqtt_acl_denied_total', { action: 'subscribe' }) - s0, 2);
+    assert.equal(
+      (await metric(gateway.context.metrics, 'edge_gateway_mqtt_acl_denied_total', { action: 'subscribe' })) - s0,
+      2,
+    );
     assert.ok(dev.connected);
     const ops = await client({ clientId: 'ops-1', username: 'ops', password: 'ops-pw' });
     const got = collect(ops);
@@ -145,11 +187,42 @@ describe('local MQTT broker with real clients over TCP', () => {
 
   test('mosquitto_pub and mosquitto_sub round trip (QoS 1 and 2)', async () => {
     const port = String(broker.port);
-    const sub = run('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-t', 'mq/#', '-q', '2', '-C', '2', '-v', '-W', '8']);
-    await until(async () => (await metric(gateway.context.metrics, 'edge_gateway_mqtt_clients_connected')) > clients.filter((c) => c.connected).length, 5000, 'mosquitto_sub connected');
+    const sub = run('mosquitto_sub', [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      port,
+      '-t',
+      'mq/#',
+      '-q',
+      '2',
+      '-C',
+      '2',
+      '-v',
+      '-W',
+      '8',
+    ]);
+    await until(
+      async () =>
+        (await metric(gateway.context.metrics, 'edge_gateway_mqtt_clients_connected')) >
+        clients.filter((c) => c.connected).length,
+      5000,
+      'mosquitto_sub connected',
+    );
     await sleep(200); // SUBSCRIBE follows CONNECT
     for (const q of ['1', '2']) {
-      const p = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-t', `mq/q${q}`, '-q', q, '-m', `hello${q}`]);
+      const p = await run('mosquitto_pub', [
+        '-h',
+        '127.0.0.1',
+        '-p',
+        port,
+        '-t',
+        `mq/q${q}`,
+        '-q',
+        q,
+        '-m',
+        `hello${q}`,
+      ]);
       assert.equal(p.code, 0, p.stderr);
     }
     const r = await sub;
@@ -159,11 +232,19 @@ describe('local MQTT broker with real clients over TCP', () => {
 
   test('a JSON reading published with QoS 1 is in the pipeline when PUBACK arrives (ack after commit)', async () => {
     const dev = await client({ clientId: 'dev-j', username: 'dev', password: 'pw' });
-    await dev.publishAsync('sensors/dev-j/data', JSON.stringify({ ts: 1700000000000, temperature: 23.4, door: true }), { qos: 1 });
+    await dev.publishAsync('sensors/dev-j/data', JSON.stringify({ ts: 1700000000000, temperature: 23.4, door: true }), {
+      qos: 1,
+    });
     // No waiting: the PUBACK was written only after the pipeline committed.
     const r = gateway.context.latest.get('dev-j');
-    assert.deepEqual(r, { deviceId: 'dev-j', ts: 1700000000000, values: { temperature: 23.4, door: true }, quality: 'good', source: 'mqtt' });
-    assert.equal(await metric(gateway.context.metrics, 'edge_gateway_mqtt_readings_ingested_total') >= 1, true);
+    assert.deepEqual(r, {
+      deviceId: 'dev-j',
+      ts: 1700000000000,
+      values: { temperature: 23.4, door: true },
+      quality: 'good',
+      source: 'mqtt',
+    });
+    assert.equal((await metric(gateway.context.metrics, 'edge_gateway_mqtt_readings_ingested_total')) >= 1, true);
     const d = gateway.context.devices.get('dev-j')!;
     assert.ok(d.online && d.messagesIn >= 1 && d.bytesIn > 10);
   });
@@ -191,8 +272,8 @@ describe('local MQTT broker with real clients over TCP', () => {
     await local.publishAsync('sensors/hostile-1/data', '{"t":2}', { qos: 1 });
     const [ok] = await got.next(1);
     assert.equal(ok!.payload.toString(), '{"t":2}', 'refused payloads are not routed either');
-    assert.equal(await metric(m, 'edge_gateway_mqtt_ingest_errors_total', { reason: 'invalid_payload' }) - inv0, 6);
-    assert.equal(await metric(m, 'edge_gateway_mqtt_ingest_errors_total', { reason: 'device_id' }) - id0, 2);
+    assert.equal((await metric(m, 'edge_gateway_mqtt_ingest_errors_total', { reason: 'invalid_payload' })) - inv0, 6);
+    assert.equal((await metric(m, 'edge_gateway_mqtt_ingest_errors_total', { reason: 'device_id' })) - id0, 2);
     assert.equal(gateway.context.latest.get('hostile-1')?.values['t'], 2);
     assert.ok(local.connected);
     assert.ok((gateway.context.devices.get('hostile-1')?.errors ?? 0) >= 6);
@@ -210,7 +291,10 @@ describe('local MQTT broker with real clients over TCP', () => {
     await new Promise((r) => raw.once('connect', r));
     raw.write(Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]));
     await new Promise((r) => raw.once('close', r));
-    assert.equal(await metric(m, 'edge_gateway_mqtt_connections_dropped_total', { reason: 'packet_too_large' }) - big0, 2);
+    assert.equal(
+      (await metric(m, 'edge_gateway_mqtt_connections_dropped_total', { reason: 'packet_too_large' })) - big0,
+      2,
+    );
     // Garbage that is not MQTT at all.
     const junk = netConnect(broker.port!, '127.0.0.1');
     await new Promise((r) => junk.once('connect', r));
@@ -223,7 +307,12 @@ describe('local MQTT broker with real clients over TCP', () => {
 
   test('a device cannot set a will on a topic its ACL does not allow', async () => {
     await assert.rejects(
-      connect(url, { clientId: 'dev-wx', username: 'dev', password: 'pw', will: { topic: 'commands/dev-y', payload: Buffer.from('x'), qos: 0, retain: false } }),
+      connect(url, {
+        clientId: 'dev-wx',
+        username: 'dev',
+        password: 'pw',
+        will: { topic: 'commands/dev-y', payload: Buffer.from('x'), qos: 0, retain: false },
+      }),
       /Not authorized/i,
     );
   });
@@ -232,7 +321,10 @@ describe('local MQTT broker with real clients over TCP', () => {
     const local = await client({ clientId: 'sys-pub' });
     const d0 = await metric(gateway.context.metrics, 'edge_gateway_mqtt_acl_denied_total', { action: 'publish' });
     await local.publishAsync('$SYS/fake', 'x', { qos: 1 });
-    assert.equal(await metric(gateway.context.metrics, 'edge_gateway_mqtt_acl_denied_total', { action: 'publish' }) - d0, 1);
+    assert.equal(
+      (await metric(gateway.context.metrics, 'edge_gateway_mqtt_acl_denied_total', { action: 'publish' })) - d0,
+      1,
+    );
     assert.ok(local.connected);
   });
 });

@@ -1,6 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canPublish, canReceive, canSubscribe, compileAcl, filterCovers, filterMatches } from '../../../src/broker/acl.js';
+import {
+  canPublish,
+  canReceive,
+  canSubscribe,
+  compileAcl,
+  filterCovers,
+  filterMatches,
+} from '../../../src/broker/acl.js';
 
 const L = (s: string) => s.split('/');
 const DEFAULT = [
@@ -50,7 +57,10 @@ test('a client id or username with / + # cannot widen a pattern rule: the rule i
     const acl = compileAcl(DEFAULT, { username: 'u', clientid });
     assert.equal(acl.write.length + acl.read.length, 0, clientid);
   }
-  const acl = compileAcl([{ topic: 'users/{username}/#', access: 'readwrite' }], { username: undefined, clientid: 'x' });
+  const acl = compileAcl([{ topic: 'users/{username}/#', access: 'readwrite' }], {
+    username: undefined,
+    clientid: 'x',
+  });
   assert.equal(acl.write.length, 0);
 });
 
@@ -71,7 +81,10 @@ test('deny wins over allow, for publish, subscribe and per-message delivery', ()
 });
 
 test('{username} substitution', () => {
-  const acl = compileAcl([{ topic: 'users/{username}/{clientid}/#', access: 'write' }], { username: 'alice', clientid: 'dev1' });
+  const acl = compileAcl([{ topic: 'users/{username}/{clientid}/#', access: 'write' }], {
+    username: 'alice',
+    clientid: 'dev1',
+  });
   assert.ok(canPublish(acl, 'users/alice/dev1/x'));
   assert.ok(!canPublish(acl, 'users/bob/dev1/x'));
 });

@@ -12,14 +12,24 @@ async function config(extra: Partial<BrokerConfig> = {}): Promise<BrokerConfig> 
     ...base,
     users: [
       { username: 'dev', password_hash: await hashPassword('pw', { N: 1024, r: 8, p: 1 }) },
-      { username: 'ops', password_hash: await hashPassword('ops', { N: 1024, r: 8, p: 1 }), acl: [{ topic: '#', access: 'readwrite' }] },
+      {
+        username: 'ops',
+        password_hash: await hashPassword('ops', { N: 1024, r: 8, p: 1 }),
+        acl: [{ topic: '#', access: 'readwrite' }],
+      },
       { username: 'cert-only' },
     ],
     ...extra,
   };
 }
 const connect = (c: Partial<ConnectInfo>): ConnectInfo => ({
-  clientId: 'press-07', username: undefined, password: undefined, remoteAddress: '10.1.2.3', certCN: undefined, keepalive: 60, ...c,
+  clientId: 'press-07',
+  username: undefined,
+  password: undefined,
+  remoteAddress: '10.1.2.3',
+  certCN: undefined,
+  keepalive: 60,
+  ...c,
 });
 
 test('anonymous loopback clients are trusted; anonymous remote clients are refused (rc 5)', async () => {

@@ -28,21 +28,37 @@ test('only sensors/{id}/data is ingested', () => {
 test('flat form: every key but ts/quality/units is a value', () => {
   const r = ok(dec('sensors/press-07/data', '{"ts":1700000000123,"temperature":23.4,"door":true,"rpm":null}'));
   assert.deepEqual(r.readings, [
-    { deviceId: 'press-07', ts: 1700000000123, values: { temperature: 23.4, door: true, rpm: null }, quality: 'good', source: 'mqtt' },
+    {
+      deviceId: 'press-07',
+      ts: 1700000000123,
+      values: { temperature: 23.4, door: true, rpm: null },
+      quality: 'good',
+      source: 'mqtt',
+    },
   ]);
 });
 
 test('structured form with quality and units; ISO timestamps; receive time when ts is absent', () => {
-  const r = ok(dec('sensors/d1/data', '{"ts":"2024-05-01T12:00:00Z","values":{"t":1},"quality":"uncertain","units":{"t":"°C"}}'));
+  const r = ok(
+    dec('sensors/d1/data', '{"ts":"2024-05-01T12:00:00Z","values":{"t":1},"quality":"uncertain","units":{"t":"°C"}}'),
+  );
   assert.deepEqual(r.readings[0], {
-    deviceId: 'd1', ts: Date.parse('2024-05-01T12:00:00Z'), values: { t: 1 }, quality: 'uncertain', source: 'mqtt', units: { t: '°C' },
+    deviceId: 'd1',
+    ts: Date.parse('2024-05-01T12:00:00Z'),
+    values: { t: 1 },
+    quality: 'uncertain',
+    source: 'mqtt',
+    units: { t: '°C' },
   });
   assert.equal(ok(dec('sensors/d1/data', '{"t":1}')).readings[0]!.ts, NOW);
 });
 
 test('a JSON array is a batch of readings', () => {
   const r = ok(dec('sensors/d1/data', '[{"ts":1,"a":1},{"ts":2,"a":2}]'));
-  assert.deepEqual(r.readings.map((x) => x.ts), [1, 2]);
+  assert.deepEqual(
+    r.readings.map((x) => x.ts),
+    [1, 2],
+  );
 });
 
 test('malformed and hostile payloads are refused with a reason, never thrown', () => {
@@ -79,7 +95,9 @@ test('device ids in topics are checked at the boundary', () => {
 });
 
 test('binary codec payloads are accepted; the topic names the device', () => {
-  const bytes = Buffer.from(encodeReading({ deviceId: 'd1', ts: 1700000000000, values: { t: 21.5 }, quality: 'good', source: 'mqtt' }));
+  const bytes = Buffer.from(
+    encodeReading({ deviceId: 'd1', ts: 1700000000000, values: { t: 21.5 }, quality: 'good', source: 'mqtt' }),
+  );
   const r = ok(dec('sensors/d1/data', bytes));
   assert.equal(r.readings[0]!.deviceId, 'd1');
   assert.equal(r.readings[0]!.values['t'], 21.5);

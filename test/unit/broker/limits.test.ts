@@ -5,7 +5,10 @@ import { ConnectRateLimiter, PacketSizeScanner, isLoopback } from '../../../src/
 test('ConnectRateLimiter allows a burst of `rate`, then refills at rate per second', () => {
   let now = 0;
   const rl = new ConnectRateLimiter(3, () => now);
-  assert.deepEqual([1, 2, 3, 4].map(() => rl.allow('10.0.0.1')), [true, true, true, false]);
+  assert.deepEqual(
+    [1, 2, 3, 4].map(() => rl.allow('10.0.0.1')),
+    [true, true, true, false],
+  );
   assert.ok(rl.allow('10.0.0.2'), 'per address');
   now += 340;
   assert.ok(rl.allow('10.0.0.1'), 'one token back after 1/3 s');
@@ -54,5 +57,6 @@ test('PacketSizeScanner flags an oversized packet from its header alone', () => 
 
 test('isLoopback recognises v4, v6 and v4-mapped loopback only', () => {
   for (const a of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1']) assert.ok(isLoopback(a), a);
-  for (const a of ['10.0.0.1', '::ffff:10.0.0.1', '', undefined, '::2', '1127.0.0.1']) assert.ok(!isLoopback(a), String(a));
+  for (const a of ['10.0.0.1', '::ffff:10.0.0.1', '', undefined, '::2', '1127.0.0.1'])
+    assert.ok(!isLoopback(a), String(a));
 });
