@@ -140,9 +140,13 @@ function readDeviceId(c: Cursor): string {
   return id;
 }
 
-/** Cheap recognition rule (docs/codec.md §Recognition): magic byte, then version 1 with known flags. */
+/**
+ * Cheap recognition rule (docs/codec.md §Recognition): the first byte is 0xC1, which never starts
+ * UTF-8 text (so never JSON, even after whitespace or a BOM). Any version is recognised, so that
+ * decode() reports EGW_CODEC_VERSION rather than the payload failing as JSON.
+ */
 export function looksLikeCodec(buf: Uint8Array): boolean {
-  return buf.length >= 4 && buf[0] === F.MAGIC && buf[1]! >> 4 !== 0 && (buf[1]! & F.F_RESERVED) === 0;
+  return buf.length >= 2 && buf[0] === F.MAGIC;
 }
 
 function limitOf(v: number | undefined, dflt: number, what: string): number {
