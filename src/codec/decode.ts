@@ -12,6 +12,11 @@ export interface DecodeOptions {
   maxReadings?: number;
   /** Most body bytes, after inflating when compressed (zip-bomb bound). Default 1 MiB. */
   maxBodyBytes?: number;
+  /**
+   * Accept deflated messages. Default true. Node's zlib keeps ~9 KB of native memory per corrupt
+   * stream it rejects (docs/codec.md §Known limits): ingest facing untrusted peers may turn this off.
+   */
+  inflate?: boolean;
 }
 
 export const DEFAULT_MAX_READINGS = 10_000;
@@ -166,7 +171,9 @@ export function decode(input: Uint8Array, opts?: DecodeOptions): Reading[] {
   let maxReadings = DEFAULT_MAX_READINGS;
   let registry = DEFAULT_REGISTRY;
   let source: ReadingSource = 'mqtt';
+  let allowInflate = true;
   if (opts !== undefined) {
+    allowInflate = opts.inflate !== false;
     maxBody = limitOf(opts.maxBodyBytes, DEFAULT_MAX_BODY_BYTES, 'maxBodyBytes');
     maxReadings = limitOf(opts.maxReadings, DEFAULT_MAX_READINGS, 'maxReadings');
     registry = opts.registry ?? DEFAULT_REGISTRY;
@@ -189,6 +196,7 @@ export function decode(input: Uint8Array, opts?: DecodeOptions): Reading[] {
   }
   let c: Cursor;
   if ((hdr & F.F_DEFLATE) !== 0) {
+    if (!allowInflate) throw new CodecError('EGW_CODEC_LIMIT', 'deflated messages are not accepted here', 1);
     const h = cursor.reset(input, 2, input.length);
     const rawLen = h.u('inflated length');
     if (rawLen > maxBody) h.fail('EGW_CODEC_LIMIT', `inflated body of ${rawLen} B exceeds the ${maxBody} B limit`);

@@ -16,9 +16,12 @@ export interface EncodeOptions {
 /** Bodies shorter than this are not worth a deflate attempt (deflate's own overhead is ~5–10 B). */
 const DEFLATE_MIN_BODY = 64;
 
-// Scratch state of the (synchronous, non-reentrant) encoder: one growing buffer and per-field
-// tables reused across calls, so the hot path allocates only the output message.
-let buf = new Uint8Array(4096);
+// Encoder state (synchronous, non-reentrant). Messages are written straight into a pooled
+// buffer and returned as views of it, as Buffer.allocUnsafe does with its 8 KiB pool: no copy, one
+// small view object per message. `start` is where the current message begins in `buf`.
+const POOL_SIZE = 8192;
+let buf: Buffer = Buffer.allocUnsafeSlow(POOL_SIZE);
+let start = 0;
 let pos = 0;
 const kind = new Uint8Array(64); // 0 in field, 1 null, 2 absent, 3 carried by name
 const ival = new Float64Array(64); // round(v × 10^scale) − base
@@ -29,11 +32,15 @@ let picked = -1;
 
 function ensure(n: number): void {
   if (pos + n <= buf.length) return;
-  let size = buf.length * 2;
-  while (size < pos + n) size *= 2;
-  const next = new Uint8Array(size);
-  next.set(buf.subarray(0, pos));
+  // Move the message begun so far to a fresh pool (earlier messages keep the old one alive).
+  const len = pos - start;
+  let size = POOL_SIZE;
+  while (size < 2 * (len + n)) size *= 2;
+  const next = Buffer.allocUnsafeSlow(size);
+  buf.copy(next, 0, start, pos);
   buf = next;
+  start = 0;
+  pos = len;
 }
 
 function writeU(v: number): void {
@@ -66,23 +73,23 @@ function writeS(v: number): void {
 function writeStr(s: string, what: string, min: number): void {
   const len = s.length;
   ensure(len * 3 + 1);
-  const start = pos++;
+  const at = pos++;
   for (let i = 0; i < len; i++) {
     const c = s.charCodeAt(i);
     if (c >= 0x80) {
-      pos = start + 1;
+      pos = at + 1;
       const bytes = Buffer.from(s, 'utf8');
       if (bytes.length > 255) throw new CodecError('EGW_CODEC_ENCODE', `${what} is longer than 255 UTF-8 bytes`);
       buf.set(bytes, pos);
       pos += bytes.length;
-      buf[start] = bytes.length;
+      buf[at] = bytes.length;
       return;
     }
     buf[pos++] = c;
   }
   if (len > 255) throw new CodecError('EGW_CODEC_ENCODE', `${what} is longer than 255 UTF-8 bytes`);
   if (len < min) throw new CodecError('EGW_CODEC_ENCODE', `${what} is empty`);
-  buf[start] = len;
+  buf[at] = len;
 }
 
 function writeTagged(v: ReadingValue, name: string): void {
@@ -311,28 +318,26 @@ function fits(s: CompiledSchema, i: number, v: number): boolean {
 }
 
 function finish(flags: number, opts: EncodeOptions | undefined): Buffer {
-  const bodyLen = pos - 2;
-  buf[0] = F.MAGIC;
+  const bodyLen = pos - start - 2;
+  buf[start] = F.MAGIC;
   if (opts?.compress !== 'never' && bodyLen >= DEFLATE_MIN_BODY) {
-    const z = deflateRawSync(buf.subarray(2, pos));
+    const z = deflateRawSync(buf.subarray(start + 2, pos));
     let lenBytes = 1;
     for (let v = bodyLen; v >= 0x80; v = Math.floor(v / 128)) lenBytes++;
-    if (2 + lenBytes + z.length < pos) {
+    if (2 + lenBytes + z.length < pos - start) {
       const out = Buffer.allocUnsafe(2 + lenBytes + z.length);
       out[0] = F.MAGIC;
       out[1] = (F.VERSION << 4) | flags | F.F_DEFLATE;
-      pos = 2;
+      pos = start + 2;
       writeU(bodyLen);
-      out.set(buf.subarray(2, pos), 2);
+      buf.copy(out, 2, start + 2, pos);
       out.set(z, 2 + lenBytes);
-      return out;
+      return out; // the pool space of the uncompressed body is reused by the next message
     }
   }
-  buf[1] = (F.VERSION << 4) | flags;
-  const out = Buffer.allocUnsafe(pos);
-  // Short messages: a plain loop beats creating a subarray view for set().
-  if (pos <= 64) for (let i = 0; i < pos; i++) out[i] = buf[i]!;
-  else out.set(buf.subarray(0, pos));
+  buf[start + 1] = (F.VERSION << 4) | flags;
+  const out = buf.subarray(start, pos);
+  start = (pos + 7) & ~7; // keep views 8-byte aligned, like Node's pool
   return out;
 }
 
@@ -345,7 +350,11 @@ function begin(r: Reading, opts: EncodeOptions | undefined): CompiledSchema {
   } else s = pickSchema(reg, r);
   if (s !== lastSchema || opts?.schemaId !== undefined) picked = -1;
   if (typeof r.deviceId !== 'string') throw new CodecError('EGW_CODEC_ENCODE', 'deviceId is not a string');
-  pos = 2;
+  if (buf.length - start < 1024) {
+    buf = Buffer.allocUnsafeSlow(POOL_SIZE);
+    start = 0;
+  }
+  pos = start + 2;
   writeStr(r.deviceId, 'deviceId', 0);
   ensure(3);
   writeU(s.id);

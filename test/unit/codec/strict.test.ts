@@ -133,6 +133,10 @@ test('deflate: corrupt stream, wrong declared length and bytes after the stream 
   fails(Buffer.concat([hex('c1 12'), Buffer.from([body.length]), z, hex('00')]), 'EGW_CODEC_TRAILING');
   fails(Buffer.concat([hex('c1 12'), Buffer.from([body.length]), hex('ff ff ff')]), 'EGW_CODEC_INFLATE');
   fails(hex('c1 12 00'), 'EGW_CODEC_RANGE');
+  assert.throws(
+    () => decode(ok, { inflate: false }),
+    (e: unknown) => e instanceof CodecError && e.code === 'EGW_CODEC_LIMIT',
+  );
 });
 
 test('padding bits of the state map and the bool byte must be zero', () => {
