@@ -1,3 +1,4 @@
+import { coapDriverType } from './coap/driver.js';
 import { serialLinesType } from './lines/driver.js';
 import { modbusRtuType } from './modbus/driver.js';
 import { nmeaType } from './nmea/driver.js';
@@ -11,5 +12,6 @@ export function createDriverTypes(): DriverTypeRegistry {
   r.register(nmeaType);
   r.register(modbusRtuType);
   r.register(simulatedType);
+  r.register(coapDriverType);
   return r;
 }

@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { commonDriverKeys } from './common-config.js';
+import { CoapDriverConfigSchema } from './coap/config.js';
 import { SerialLinesConfigSchema } from './lines/config.js';
 import { ModbusRtuConfigSchema } from './modbus/config.js';
 import { NmeaConfigSchema } from './nmea/config.js';
@@ -10,7 +11,7 @@ import { SimulatedConfigSchema } from './simulated/config.js';
  * built-in type (the CoAP poller in src/drivers/coap/) adds its entry schema here and its factory
  * in builtin.ts. Types added at run time by plugins use the `x-` form below.
  */
-const ENTRY_SCHEMAS = [SerialLinesConfigSchema, NmeaConfigSchema, ModbusRtuConfigSchema, SimulatedConfigSchema] as const;
+const ENTRY_SCHEMAS = [SerialLinesConfigSchema, NmeaConfigSchema, ModbusRtuConfigSchema, SimulatedConfigSchema, CoapDriverConfigSchema] as const;
 
 /** Plugin driver types: `type: x-<name>`; `options` is checked against the plugin's schema at start. */
 export const EXTENSION_TYPE_PATTERN = '^x-[a-z0-9][a-z0-9-]{0,47}$';
