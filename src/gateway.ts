@@ -4,7 +4,7 @@ import { BrokerService } from './broker/broker.js';
 import type { GatewayConfig } from './config/schema.js';
 import type { GatewayContext, GatewayHealth } from './context.js';
 import { DeviceRegistry } from './devices/registry.js';
-import { buildDrivers } from './drivers/index.js';
+import { buildDrivers, type CommandResult, type DriverManager } from './drivers/index.js';
 import { Lifecycle } from './lifecycle/lifecycle.js';
 import { LoopMonitor } from './lifecycle/loop-monitor.js';
 import type { Service } from './lifecycle/service.js';
@@ -137,10 +137,12 @@ function buildServices(ctx: GatewayContext): Service[] {
   // before it can be committed. Producers of alerts/status/results use queue?.outbox.enqueue(...).
   const queue = config.queue.enabled ? buildQueue(ctx) : undefined;
   if (queue) services.push(...queue.services);
+  let broker: BrokerService | undefined;
   if (config.broker.enabled) {
     const brokerLog = log.child({ mod: 'broker' });
     const { pipeline, devices, metrics: registry, db } = ctx;
-    services.push(new BrokerService({ config: config.broker, log: brokerLog, pipeline, devices, registry, db }));
+    broker = new BrokerService({ config: config.broker, log: brokerLog, pipeline, devices, registry, db });
+    services.push(broker);
   }
   // CoAP ingest + /mgmt. Queue/uplink/OTA fill the management views later with
   // coap.mgmt?.provide('queues', () => ...), provide('uplink', ...), provide('ota', {...}).
@@ -153,9 +155,43 @@ function buildServices(ctx: GatewayContext): Service[] {
     }
   }
   // Sensor drivers (serial, simulated). Commands: drivers.manager.handleCommand(deviceId, payload).
-  if (config.drivers.length > 0) services.push(buildDrivers(ctx).manager);
+  if (config.drivers.length > 0) {
+    const { manager } = buildDrivers(ctx);
+    services.push(manager);
+    if (broker) routeCommands(broker, manager, log.child({ mod: 'commands' }));
+  }
   if (config.metrics.enabled) {
     services.push(new MetricsServer({ config: config.metrics, registry: ctx.metrics, log: log.child({ mod: 'metrics' }) }));
   }
   return services;
+}
+
+/**
+ * `commands/{deviceId}` for a device a driver owns (Modbus registers, ...) goes to that driver;
+ * the outcome is published on `devices/{deviceId}/command_result` for whoever sent it.
+ */
+function routeCommands(broker: BrokerService, drivers: DriverManager, log: Logger): void {
+  broker.subscribe('commands/+', (topic, payload) => {
+    const deviceId = topic.slice('commands/'.length);
+    if (!drivers.ownsDevice(deviceId)) return;
+    let body: unknown;
+    try {
+      body = JSON.parse(payload.toString('utf8'));
+    } catch {
+      body = undefined;
+    }
+    const reply = (result: CommandResult) =>
+      broker
+        .publish({ topic: `devices/${deviceId}/command_result`, payload: Buffer.from(JSON.stringify(result)), qos: 1, retain: false })
+        .catch((err: unknown) => log.warn({ err, deviceId }, 'cannot publish command result'));
+    if (body === undefined) {
+      void reply({ ok: false, error: 'command payload is not JSON' });
+      return;
+    }
+    void drivers.handleCommand(deviceId, body).then((result) => {
+      if (!result) return;
+      log.info({ deviceId, ok: result.ok, error: result.error }, 'device command handled');
+      void reply(result);
+    });
+  });
 }

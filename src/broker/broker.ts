@@ -46,6 +46,7 @@ export class BrokerService implements Service {
   private readonly rate: ConnectRateLimiter;
   private readonly warn: RateLimitedLog;
   private lastError: string | undefined;
+  private readonly internal: { filter: string; handler: (topic: string, payload: Buffer) => void }[] = [];
 
   constructor(private readonly o: BrokerServiceOptions) {
     this.metrics = new BrokerMetrics(o.registry, () => this.aedes?.connectedClients ?? 0);
@@ -87,6 +88,23 @@ export class BrokerService implements Service {
     });
     this.aedes = aedes;
     this.policy.attach(aedes);
+    for (const { filter, handler } of this.internal) {
+      await new Promise<void>((resolve) =>
+        aedes.subscribe(
+          filter,
+          (packet, done) => {
+            // The gateway's own consumers must never break delivery to the devices.
+            try {
+              handler(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+            } catch (err) {
+              log.error({ err, topic: packet.topic }, 'internal subscriber failed');
+            }
+            done();
+          },
+          resolve,
+        ),
+      );
+    }
     // 'error' is missing from aedes' typed events; without a listener it would crash the process.
     (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => {
       // Raised by aedes when the persistence fails while routing; the message was not queued.
@@ -192,6 +210,14 @@ export class BrokerService implements Service {
       { code: 'EGW_MQTT_PACKET_TOO_LARGE', remote: socket.remoteAddress, size, limit: this.o.config.max_packet_bytes },
       'MQTT packet larger than broker.max_packet_bytes; connection closed',
     );
+  }
+
+  /**
+   * Lets a gateway module see messages published on `filter` (e.g. `commands/+` for devices a
+   * driver owns). Register before start; handlers run on the broker's delivery path, so keep them short.
+   */
+  subscribe(filter: string, handler: (topic: string, payload: Buffer) => void): void {
+    this.internal.push({ filter, handler });
   }
 
   /** Publishes on behalf of the gateway (commands, alerts, results); bypasses the ACL. */
