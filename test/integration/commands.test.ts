@@ -1,0 +1,65 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { GatewayProcess, isolatedConfig, tempDir } from '../helpers/gateway-process.js';
+import { PtyPair, waitFor } from './drivers-support/harness.js';
+
+const SLAVE = new URL('../../../test/fixtures/modbus/slave.py', import.meta.url).pathname;
+
+test('a command published on commands/{id} writes a Modbus register of a driver-owned device', async (t) => {
+  const tmp = tempDir('egw-cmd-');
+  const pty = new PtyPair(join(tmp.dir, 'dev'), join(tmp.dir, 'peer'));
+  await pty.start();
+  const slave = spawn('/usr/bin/python3', [SLAVE, pty.peer], { stdio: 'ignore' });
+  const cfg = isolatedConfig(join(tmp.dir, 'data'))
+    .replace('broker:\n  enabled: false', 'broker:\n  enabled: true\n  host: 127.0.0.1\n  port: 0')
+    .concat(`
+drivers:
+  - type: modbus-rtu
+    id: plc
+    path: ${pty.dev}
+    baud: 19200
+    timeout_ms: 300
+    slaves:
+      - unit: 1
+        device: boiler
+        poll:
+          - { name: setpoint, address: 10, type: uint16, scale: 0.1, writable: true, max: 100, interval_ms: 200 }
+`);
+  const gw = GatewayProcess.start(tmp.file('gw.yaml', cfg));
+  let client: mqtt.MqttClient | undefined;
+  t.after(async () => {
+    client?.end(true);
+    await gw.stop('SIGKILL');
+    slave.kill('SIGKILL');
+    await pty.kill();
+    tmp.cleanup();
+  });
+  await gw.ready(20000);
+  const port = Number((await gw.waitForLog((l) => l.msg === 'MQTT broker listening'))['port']);
+  client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'operator-console', reconnectPeriod: 0 });
+  const results: { ok: boolean; error?: string }[] = [];
+  client.on('message', (_topic, payload) => results.push(JSON.parse(payload.toString()) as { ok: boolean; error?: string }));
+  await client.subscribeAsync('devices/boiler/command_result', { qos: 1 });
+
+  await client.publishAsync('commands/boiler', JSON.stringify({ set: { setpoint: 42.5 } }), { qos: 1 });
+  const ok = await waitFor(() => results[0], 15000, 'command result');
+  assert.equal(ok.ok, true, JSON.stringify(ok));
+
+  await client.publishAsync('commands/boiler', JSON.stringify({ set: { setpoint: 500 } }), { qos: 1 });
+  const refused = await waitFor(() => results[1], 15000, 'second command result');
+  assert.equal(refused.ok, false);
+  assert.match(refused.error ?? '', /above max/);
+
+  await client.publishAsync('commands/boiler', 'not json', { qos: 1 });
+  const garbage = await waitFor(() => results[2], 15000, 'third command result');
+  assert.equal(garbage.ok, false);
+  assert.match(garbage.error ?? '', /not JSON/);
+
+  // A command for a device no driver owns is left to the MQTT device itself: no result from the gateway.
+  await client.publishAsync('commands/some-mqtt-device', JSON.stringify({ set: { x: 1 } }), { qos: 1 });
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(results.length, 3);
+});
