@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { decode } from '../../src/codec/index.js';
@@ -36,8 +36,11 @@ export class Cloud {
   }
 
   async start(): Promise<void> {
+    if (this.child && this.child.exitCode === null) return;
     const conf = join(this.dir, 'mosquitto.conf');
-    writeFileSync(conf, `listener ${this.port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 0\nmax_queued_messages 0\npersistence false\n`);
+    // Persistence keeps the test subscriber's session across a cloud restart; `user` = us, or mosquitto
+    // started as root drops to user mosquitto and cannot write the temp dir.
+    writeFileSync(conf, `listener ${this.port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 0\nmax_queued_messages 0\npersistence true\npersistence_location ${this.dir}/\nautosave_interval 0\nuser ${userInfo().username}\n`);
     this.child = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
     const deadline = Date.now() + 5000;
     for (;;) {
@@ -56,9 +59,12 @@ export class Cloud {
     const c = this.child;
     this.child = undefined;
     if (!c || c.exitCode !== null) return;
+    // SIGTERM: mosquitto saves the subscriber's persistent session, so nothing is lost to the *test* while the cloud is down.
     const exited = once(c, 'exit');
-    c.kill('SIGKILL');
+    c.kill('SIGTERM');
+    const t = setTimeout(() => c.kill('SIGKILL'), 5000);
     await exited;
+    clearTimeout(t);
   }
 
   async close(): Promise<void> {
@@ -97,6 +103,11 @@ export class CloudSubscriber {
     });
     await client.subscribeAsync(filter, { qos: 1 });
     return new CloudSubscriber(client);
+  }
+
+  /** Decodes one codec message (readings keep their values; source is not on the wire). */
+  decode(payload: Buffer): Reading[] {
+    return decode(payload, { maxReadings: 10000 });
   }
 
   /** Readings of every codec message whose id was seen first here (duplicates by id skipped). */
