@@ -31,6 +31,8 @@ const NON_LIFETIME_MS = 145_000;
 const DEDUPE_MAX = 20_000;
 /** How long a large representation is kept for the following Block2 requests. */
 const BLOCK2_CACHE_MS = 30_000;
+/** The library's largest Block2 size (2^(6+4)); larger bodies go block-wise. */
+const MAX_BLOCK = 1024;
 /** RFC 7641 §4.5: a NON observer must be checked with a CON notification now and then. */
 const CON_EVERY_N_NOTIFICATIONS = 20;
 
@@ -240,7 +242,9 @@ export class CoapServer implements Service {
     }
     const observeKey = `${source}/${(packet.token ?? Buffer.alloc(0)).toString('hex')}`;
     // RFC 7641 §3.6: GET with Observe=1 deregisters; so does a plain GET with the same token (§4.1).
-    if (creq.method === 'GET' && this.observers.has(observeKey)) this.unobserve(observeKey);
+    const block2Num = blockNumber(packet.options ?? [], 'Block2');
+    // (A Block2 follow-up of a large notification may reuse the token: it is not a deregistration.)
+    if (creq.method === 'GET' && block2Num === 0 && this.observers.has(observeKey)) this.unobserve(observeKey);
     // §2.3: the response to the last block of a Block1 transfer carries that Block1 option.
     const block1Final = (packet as { block1Final?: Buffer }).block1Final;
     if (block1Final) res.setOption('Block1', block1Final);
@@ -250,7 +254,6 @@ export class CoapServer implements Service {
     // RFC 7959 §2.4: later blocks of a Block2 transfer come from the representation the first
     // block was cut from (clients may use a new token per block, so the library's cache misses).
     const blockKey = `${source}|${creq.method}|${creq.path.join('/')}|${JSON.stringify(creq.query)}`;
-    const block2Num = blockNumber(packet.options ?? [], 'Block2');
     const cached = block2Num > 0 ? this.block2Cache.get(blockKey) : undefined;
     if (cached && this.now() - cached.at < BLOCK2_CACHE_MS) reply = cached.reply;
     else if (!match) reply = text('4.04', 'no such resource; see /.well-known/core');
@@ -264,10 +267,8 @@ export class CoapServer implements Service {
       }
     }
     mark.done = true;
-    if (!creq.observe && block2Num === 0 && Buffer.byteLength(reply.payload ?? '') > 1024 && creq.method === 'GET') {
-      this.block2Cache.delete(blockKey);
-      this.block2Cache.set(blockKey, { reply, at: this.now() });
-      if (this.block2Cache.size > 256) this.block2Cache.delete(this.block2Cache.keys().next().value!);
+    if (!creq.observe && block2Num === 0 && Buffer.byteLength(reply.payload ?? '') > MAX_BLOCK && creq.method === 'GET') {
+      this.cacheRepresentation(blockKey, reply);
     }
     const canObserve =
       creq.observe &&
@@ -276,12 +277,8 @@ export class CoapServer implements Service {
       this.observers.size < this.opts.config.max_observers;
     if (!canObserve || !match?.resource.observe) return this.reply(res, reply, creq.observe);
     const stream = res as unknown as CoapObserveStream;
-    this.notify(stream, reply, false);
     let n = 0;
-    const unsubscribe = match.resource.observe(creq, match.params, (next) => {
-      // RFC 7641 §4.5: every Nth notification to a NON observer is CON, so a vanished one is noticed.
-      this.notify(stream, next, !packet.confirmable && ++n % CON_EVERY_N_NOTIFICATIONS === 0);
-    });
+    let unsubscribe: () => void = () => undefined;
     const stop = () => {
       if (this.observers.get(observeKey) !== entry) return;
       this.observers.delete(observeKey);
@@ -292,16 +289,25 @@ export class CoapServer implements Service {
     const entry: Observer = { stop };
     this.observers.set(observeKey, entry);
     this.m.observers.set(this.observers.size);
-    // The library ends the stream on a RST (§3.6 "forget") or when a CON notification times out.
+    // The library ends the stream on a RST (§3.6 "forget") or when a CON notification times out;
+    // a send error (e.g. a packet the library cannot encode) must end the observation, never the process.
     stream.once('finish', stop);
-    stream.once('error', stop);
+    stream.on('error', (err: Error) => {
+      this.opts.log.warn({ err, path: '/' + creq.path.join('/') }, 'CoAP notification failed; observer dropped');
+      stop();
+    });
+    this.notify(stream, reply, false, blockKey);
+    unsubscribe = match.resource.observe(creq, match.params, (next) => {
+      // RFC 7641 §4.5: every Nth notification to a NON observer is CON, so a vanished one is noticed.
+      this.notify(stream, next, !packet.confirmable && ++n % CON_EVERY_N_NOTIFICATIONS === 0, blockKey);
+    });
   }
 
   private unobserve(key: string): void {
     this.observers.get(key)?.stop();
   }
 
-  private notify(stream: CoapObserveStream, reply: CoapReply, confirmable: boolean): void {
+  private notify(stream: CoapObserveStream, reply: CoapReply, confirmable: boolean, blockKey: string): void {
     if (stream.writableEnded) return;
     if (confirmable) {
       stream._packet.confirmable = true;
@@ -310,7 +316,22 @@ export class CoapServer implements Service {
     stream.statusCode = reply.code;
     if (reply.contentFormat !== undefined) stream.setOption('Content-Format', reply.contentFormat);
     if (reply.maxAge !== undefined) stream.setOption('Max-Age', reply.maxAge);
-    stream.write(toBuffer(reply.payload));
+    let payload = toBuffer(reply.payload);
+    stream._packet.options = (stream._packet.options ?? []).filter((o) => o.name !== 'Block2');
+    if (payload.length > MAX_BLOCK) {
+      // RFC 7959 §2.6: a large notification carries its first block; the client GETs the rest
+      // with Block2, served from the representation cached here.
+      this.cacheRepresentation(blockKey, reply);
+      stream.setOption('Block2', Buffer.from([0x0e])); // NUM 0, M 1, SZX 6 (1024)
+      payload = payload.subarray(0, MAX_BLOCK);
+    }
+    stream.write(payload);
+  }
+
+  private cacheRepresentation(key: string, reply: CoapReply): void {
+    this.block2Cache.delete(key);
+    this.block2Cache.set(key, { reply, at: this.now() });
+    if (this.block2Cache.size > 256) this.block2Cache.delete(this.block2Cache.keys().next().value!);
   }
 
   private reply(res: CoapOutgoing, reply: CoapReply, observeRequested: boolean): void {
@@ -329,6 +350,7 @@ export class CoapServer implements Service {
       return;
     }
     res.code = reply.code;
+    res.once('error', (err: Error) => this.opts.log.warn({ err }, 'CoAP response could not be sent'));
     res.end(payload);
   }
 

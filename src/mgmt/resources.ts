@@ -10,6 +10,21 @@ import { FailureLimiter, resolveTokens } from './tokens.js';
 const STATUS_HEARTBEAT_MS = 60_000;
 const MAX_CONFIG_BYTES = 256 * 1024;
 
+/**
+ * Queue depths for /mgmt/status (the contract's "queue depths"): `{ CLASS: depth }` when the
+ * provider reports `classes: { CLASS: { depth } }`. Full detail stays at /mgmt/queues, so status
+ * notifications fit one datagram (node-coap-client 2.1 mis-numbers Block2 follow-ups of a second
+ * large notification, see docs/coap.md).
+ */
+function depthsOf(q: unknown): unknown {
+  if (q === undefined || q === null) return null;
+  const classes = (q as { classes?: unknown }).classes;
+  if (typeof classes !== 'object' || classes === null) return q;
+  const out: Record<string, unknown> = {};
+  for (const [name, c] of Object.entries(classes)) out[name] = (c as { depth?: unknown }).depth ?? c;
+  return out;
+}
+
 /** The /mgmt resources of the contract (DESIGN.md "CoAP resources"). */
 export function managementResources(api: ManagementApi): Resource[] {
   const { ctx } = api.opts;
@@ -27,7 +42,7 @@ export function managementResources(api: ManagementApi): Resource[] {
       healthy: h.ok,
       services,
       uplink: api.providers.uplink?.() ?? { state: 'not configured' },
-      queues: api.providers.queues?.() ?? null,
+      queues: depthsOf(api.providers.queues?.()),
       pipeline: { pending: ctx.pipeline.depth, ...ctx.pipeline.counters },
       devices: { known: devices.length, online: devices.filter((d) => d.online).length },
       restartRequired: [...api.restartRequired],
