@@ -14,6 +14,7 @@ const USAGE = `edge-gateway ${VERSION}
 Usage:
   edge-gateway [--config FILE]        run the gateway (default config/gateway.yaml)
   edge-gateway check-config FILE      validate a config; exit 1 listing every error with its line
+  edge-gateway ctl COMMAND            manage a running gateway over CoAP (ctl --help)
   edge-gateway hash-password [PW]     print the scrypt hash for broker.users[].password_hash (PW from stdin if omitted)
   edge-gateway --version | --help
 `;
@@ -21,6 +22,8 @@ Usage:
 /** Subcommands other than running the gateway; each module that adds one registers it here. */
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   'check-config': checkConfig,
+  // Loaded on demand: the management client needs none of the gateway's modules.
+  ctl: async (args) => (await import('./ctl/main.js')).ctl(args),
   'hash-password': hashPasswordCommand,
 };
 
