@@ -3,6 +3,7 @@ import { Origin } from 'node-coap-client/build/lib/Origin.js';
 import { backoffDelay } from '../backoff.js';
 import type { Driver, DriverContext, DriverType } from '../types.js';
 import { CoapDriverConfigSchema, type CoapDriverConfig } from './config.js';
+import { installDtlsGuard } from './dtls-guard.js';
 import { mapPayload, PayloadError } from './map.js';
 
 /** `coap`: polls or observes one resource of a downstream CoAP device (optionally DTLS-PSK). */
@@ -39,6 +40,7 @@ export class CoapDeviceDriver implements Driver {
     this.url = new URL(c.url);
     this.origin = Origin.fromUrl(this.url);
     if (c.psk && this.url.protocol === 'coaps:') {
+      installDtlsGuard();
       CoapClient.setSecurityParams(this.url.hostname, { psk: { [c.psk.identity]: c.psk.key } });
     }
   }
