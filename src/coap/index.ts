@@ -1,3 +1,4 @@
+import { COAP_CONTENT_FORMAT, decode } from '../codec/index.js';
 import type { GatewayContext } from '../context.js';
 import type { Service } from '../lifecycle/service.js';
 import { ManagementApi } from '../mgmt/api.js';
@@ -17,7 +18,13 @@ export interface CoapWiring {
 }
 
 /** Builds the CoAP server with /sensors and /mgmt from the context (called by buildServices). */
-export function buildCoap(ctx: GatewayContext, binary?: BinaryDecoder): CoapWiring {
+/** The binary codec (src/codec) at its experimental-range Content-Format (docs/codec.md). */
+export const CODEC_DECODER: BinaryDecoder = {
+  contentFormat: COAP_CONTENT_FORMAT,
+  decode: (buf) => decode(buf, { source: 'coap' }),
+};
+
+export function buildCoap(ctx: GatewayContext, binary: BinaryDecoder = CODEC_DECODER): CoapWiring {
   const log = ctx.log.child({ mod: 'coap' });
   const server = new CoapServer({ config: ctx.config.coap, log, registry: ctx.metrics });
   const sensors = sensorResources({ pipeline: ctx.pipeline, latest: ctx.latest, devices: ctx.devices, log, binary });

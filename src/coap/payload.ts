@@ -61,8 +61,13 @@ export function decodeReadings(
     }
   } else if (binary && contentFormat === binary.contentFormat) {
     try {
-      return binary.decode(payload, deviceId).map((r) => ({ ...r, deviceId, source: 'coap' }));
+      const readings = binary.decode(payload, deviceId);
+      const other = readings.find((r) => r.deviceId && r.deviceId !== deviceId);
+      // The URI names the device; a batch for another device is refused rather than relabelled.
+      if (other) throw new PayloadError('4.00', `reading for device ${other.deviceId} posted to /sensors/${deviceId}`);
+      return readings.map((r) => ({ ...r, deviceId, source: 'coap' }));
     } catch (err) {
+      if (err instanceof PayloadError) throw err;
       throw new PayloadError('4.00', `invalid binary reading: ${(err as Error).message}`);
     }
   } else {

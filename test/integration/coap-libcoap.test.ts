@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { encode } from 'cbor-x';
+import { COAP_CONTENT_FORMAT, encodeReading } from '../../src/codec/index.js';
 import { ADMIN, configYaml, coapClient, READ, startGateway, type Harness } from './coap-harness.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -48,6 +49,16 @@ describe('CoAP with libcoap coap-client', () => {
     const r = h.gateway.context.latest.get('motor-1');
     assert.deepEqual(r?.values, { rpm: 1450, running: true });
     assert.equal(r?.quality, 'uncertain');
+  });
+
+  it('POST of a binary-codec reading (its Content-Format) is decoded; another device id is refused', async () => {
+    const file = join(h.dir, 'reading.bin');
+    writeFileSync(file, encodeReading({ deviceId: 'codec-1', ts: 1700000000123, values: { flow: 3.25 }, quality: 'good', source: 'mqtt' }));
+    const post = await coapClient(['-m', 'post', '-t', String(COAP_CONTENT_FORMAT), '-f', file, h.url('/sensors/codec-1')]);
+    assert.equal(post.stderr, '');
+    assert.deepEqual(h.gateway.context.latest.get('codec-1')?.values, { flow: 3.25 });
+    const wrong = await coapClient(['-m', 'post', '-t', String(COAP_CONTENT_FORMAT), '-f', file, h.url('/sensors/other-1')]);
+    assert.match(wrong.stderr, /^4\.00 reading for device codec-1/);
   });
 
   it('bad payloads get 4.00 with a reason, unknown formats 4.15, bad device ids 4.00', async () => {
