@@ -1,8 +1,13 @@
 // Cloud-side decoder for the edge-gateway binary reading format, version 1 (docs/codec.md).
 // Dependency-free: plain JavaScript (ES2020) plus node:zlib for deflated messages; in a browser or
-// a worker, replace `inflateRaw` with DecompressionStream('deflate-raw'). Written from the spec,
+// a worker, replace `inflateRawSync` with DecompressionStream('deflate-raw'). Written from the spec,
 // independently of src/codec, and checked against the spec's test vectors by
-// test/unit/codec/cloud-decoder.test.ts.
+// test/unit/codec/vectors.test.ts and roundtrip.test.ts.
+//
+// node:zlib is fine here because the cloud side is not the constrained device. The gateway itself
+// does not use it to inflate: Node's zlib keeps ~5–9 KB of native memory per corrupt stream it
+// rejects (docs/codec.md §Deflate); a long-running service fed untrusted messages should watch
+// that, or inflate with a pure-JS library as the gateway does (src/codec/inflate.ts, fflate).
 //
 //   import { decodeReadings } from './decode.js';
 //   const readings = decodeReadings(payloadBytes); // [{ deviceId, ts, values, quality, units? }]
@@ -81,7 +86,13 @@ export function decodeReadings(bytes, opts = {}) {
   if (bytes[1] & 2) {
     const rawLen = uvar();
     if (rawLen === 0 || rawLen > maxBody) throw new DecodeError('bad inflated length');
-    b = inflateRawSync(bytes.subarray(p), { maxOutputLength: rawLen });
+    // The stream takes the rest of the message; zlib stops at its final block and ignores what
+    // follows, as the spec says. One byte of headroom tells "too long" from "exactly rawLen".
+    try {
+      b = inflateRawSync(bytes.subarray(p), { maxOutputLength: rawLen + 1 });
+    } catch (err) {
+      throw new DecodeError(`corrupt deflate stream or longer than ${rawLen} B: ${err.message}`);
+    }
     if (b.length !== rawLen) throw new DecodeError('inflated length mismatch');
     p = 0;
   }

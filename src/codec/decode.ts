@@ -1,7 +1,7 @@
-import { inflateRawSync } from 'node:zlib';
 import type { Quality, Reading, ReadingSource, ReadingValue } from '../pipeline/reading.js';
 import { CodecError, type CodecErrorCode } from './errors.js';
 import * as F from './format.js';
+import { inflateBody } from './inflate.js';
 import { DEFAULT_REGISTRY, MAX_FIELD_INT, MAX_FIELDS, type CompiledSchema, type SchemaRegistry } from './schema.js';
 
 export interface DecodeOptions {
@@ -12,11 +12,6 @@ export interface DecodeOptions {
   maxReadings?: number;
   /** Most body bytes, after inflating when compressed (zip-bomb bound). Default 1 MiB. */
   maxBodyBytes?: number;
-  /**
-   * Accept deflated messages. Default true. Node's zlib keeps ~9 KB of native memory per corrupt
-   * stream it rejects (docs/codec.md §Known limits): ingest facing untrusted peers may turn this off.
-   */
-  inflate?: boolean;
 }
 
 export const DEFAULT_MAX_READINGS = 10_000;
@@ -171,9 +166,7 @@ export function decode(input: Uint8Array, opts?: DecodeOptions): Reading[] {
   let maxReadings = DEFAULT_MAX_READINGS;
   let registry = DEFAULT_REGISTRY;
   let source: ReadingSource = 'mqtt';
-  let allowInflate = true;
   if (opts !== undefined) {
-    allowInflate = opts.inflate !== false;
     maxBody = limitOf(opts.maxBodyBytes, DEFAULT_MAX_BODY_BYTES, 'maxBodyBytes');
     maxReadings = limitOf(opts.maxReadings, DEFAULT_MAX_READINGS, 'maxReadings');
     registry = opts.registry ?? DEFAULT_REGISTRY;
@@ -196,34 +189,13 @@ export function decode(input: Uint8Array, opts?: DecodeOptions): Reading[] {
   }
   let c: Cursor;
   if ((hdr & F.F_DEFLATE) !== 0) {
-    if (!allowInflate) throw new CodecError('EGW_CODEC_LIMIT', 'deflated messages are not accepted here', 1);
     const h = cursor.reset(input, 2, input.length);
     const rawLen = h.u('inflated length');
     if (rawLen > maxBody) h.fail('EGW_CODEC_LIMIT', `inflated body of ${rawLen} B exceeds the ${maxBody} B limit`);
     if (rawLen === 0) h.fail('EGW_CODEC_RANGE', 'inflated length is 0');
-    const z = input.subarray(h.pos);
-    let body: Buffer;
-    let consumed: number;
-    try {
-      // maxOutputLength stops inflating as soon as the output would exceed the declared length;
-      // `info` exposes how many input bytes the stream used, to refuse bytes after its end.
-      ({ body, consumed } = inflate(z, rawLen));
-    } catch (err) {
-      throw new CodecError(
-        'EGW_CODEC_INFLATE',
-        'deflate stream is corrupt or inflates past its declared length',
-        h.pos,
-        {
-          cause: err,
-        },
-      );
-    }
-    if (consumed !== z.length) {
-      throw new CodecError('EGW_CODEC_TRAILING', `${z.length - consumed} bytes after the deflate stream`, h.pos);
-    }
-    if (body.length !== rawLen) {
-      throw new CodecError('EGW_CODEC_INFLATE', `inflated to ${body.length} B, header declares ${rawLen} B`, h.pos);
-    }
+    // The deflate stream takes the rest of the message (docs/codec.md §Envelope); pure-JS and
+    // bounded in memory and CPU (inflate.ts — node:zlib leaks native memory on corrupt streams).
+    const body = inflateBody(input.subarray(h.pos), rawLen, h.pos);
     c = cursor.reset(body, 0, body.length);
   } else {
     if (input.length - 2 > maxBody) {
@@ -249,14 +221,6 @@ export function decode(input: Uint8Array, opts?: DecodeOptions): Reading[] {
   for (let i = 0; i < count; i++) out.push(readReading(c, s, st, i === 0, deviceId, source));
   if (c.pos !== c.end) c.fail('EGW_CODEC_TRAILING', `${c.end - c.pos} bytes after the last reading`);
   return out;
-}
-
-function inflate(z: Uint8Array, max: number): { body: Buffer; consumed: number } {
-  const res = inflateRawSync(z, { maxOutputLength: max, info: true }) as unknown as {
-    buffer: Buffer;
-    engine: { bytesWritten: number };
-  };
-  return { body: res.buffer, consumed: res.engine.bytesWritten };
 }
 
 /** Per-message decoder state, sized for the largest schema (MAX_FIELDS) and reused across calls. */

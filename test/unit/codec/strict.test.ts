@@ -11,6 +11,8 @@ import {
   type CodecErrorCode,
 } from '../../../src/codec/index.js';
 import type { Reading } from '../../../src/pipeline/reading.js';
+import { ONE_SHOT_MAX } from '../../../src/codec/inflate.js';
+import { loadCloudDecoder, prng, withoutSource } from './helpers.js';
 import { VECTORS } from './vectors.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -124,19 +126,52 @@ test('zip bomb: a deflate stream of 64 MiB of zeros is stopped at the declared s
   );
 });
 
-test('deflate: corrupt stream, wrong declared length and bytes after the stream are refused', () => {
+test('deflate: corrupt, truncated, empty and wrong-length streams are refused', () => {
   const body = Buffer.from(single.subarray(2));
   const z = deflateRawSync(body);
   const ok = Buffer.concat([hex('c1 12'), Buffer.from([body.length]), z]);
   assert.deepEqual(decode(ok), decode(single));
-  fails(Buffer.concat([hex('c1 12'), Buffer.from([body.length + 1]), z]), 'EGW_CODEC_INFLATE');
-  fails(Buffer.concat([hex('c1 12'), Buffer.from([body.length]), z, hex('00')]), 'EGW_CODEC_TRAILING');
-  fails(Buffer.concat([hex('c1 12'), Buffer.from([body.length]), hex('ff ff ff')]), 'EGW_CODEC_INFLATE');
+  // declares one byte more than the stream gives, and one byte less
+  fails(Buffer.concat([hex('c1 12'), Buffer.from([body.length + 1]), z]), 'EGW_CODEC_INFLATE', /header declares/);
+  fails(Buffer.concat([hex('c1 12'), Buffer.from([body.length - 1]), z]), 'EGW_CODEC_INFLATE', /past its declared/);
+  fails(Buffer.concat([hex('c1 12'), Buffer.from([body.length]), hex('ff ff ff')]), 'EGW_CODEC_INFLATE', /corrupt/);
+  fails(Buffer.concat([hex('c1 12'), Buffer.from([body.length]), z.subarray(0, z.length - 1)]), 'EGW_CODEC_INFLATE');
+  fails(Buffer.concat([hex('c1 12'), Buffer.from([body.length])]), 'EGW_CODEC_INFLATE', /no deflate stream/);
   fails(hex('c1 12 00'), 'EGW_CODEC_RANGE');
-  assert.throws(
-    () => decode(ok, { inflate: false }),
-    (e: unknown) => e instanceof CodecError && e.code === 'EGW_CODEC_LIMIT',
+  // The inflated body must still be consumed exactly.
+  const longer = Buffer.concat([body, hex('00')]);
+  fails(Buffer.concat([hex('c1 12'), Buffer.from([longer.length]), deflateRawSync(longer)]), 'EGW_CODEC_TRAILING');
+});
+
+test('deflate: the stream takes the rest of the message; bytes after its final block are not read', async () => {
+  // docs/codec.md §Envelope: the stream's length is implied; what follows its final block is not
+  // part of the message (encoders write nothing there), for short and long (sliced) streams alike.
+  const body = Buffer.from(single.subarray(2));
+  const ok = Buffer.concat([hex('c1 12'), Buffer.from([body.length]), deflateRawSync(body)]);
+  assert.deepEqual(decode(Buffer.concat([ok, hex('00 ff')])), decode(single));
+  const cloud = await loadCloudDecoder();
+  assert.deepEqual(cloud.decodeReadings(Buffer.concat([ok, hex('00 ff')])), decode(single).map(withoutSource));
+  const over = Buffer.concat([hex('c1 12'), Buffer.from([body.length - 1]), deflateRawSync(body)]);
+  assert.throws(() => cloud.decodeReadings(over), /inflated length mismatch/);
+  const rnd = prng(7);
+  const big = encodeBatch(
+    Array.from({ length: 3000 }, (_, i) =>
+      reading({ ts: i * 1000 + Math.floor(rnd() * 1e6), values: { temperature: Math.round(rnd() * 4000) / 10 } }),
+    ),
   );
+  assert.equal(big[1]! & 0x02, 0x02, 'deflated');
+  assert.ok(big.length > 2 * ONE_SHOT_MAX, `stream long enough for the sliced path (${big.length} B)`);
+  const want = decode(big);
+  assert.equal(want.length, 3000);
+  assert.deepEqual(decode(Buffer.concat([big, Buffer.alloc(700, 0xab)])), want);
+  // Sliced path: truncated, corrupted and over-long streams are refused too.
+  fails(big.subarray(0, big.length - 1), 'EGW_CODEC_INFLATE');
+  const flipped = Buffer.from(big);
+  flipped[Math.floor(big.length / 2)]! ^= 0xff;
+  assert.throws(() => decode(flipped), CodecError);
+  const short = Buffer.from(big);
+  short[3]! -= 1; // inflated length is a 3-byte varint at offset 2; lower it by 128
+  fails(short, 'EGW_CODEC_INFLATE', /past its declared/);
 });
 
 test('padding bits of the state map and the bool byte must be zero', () => {
