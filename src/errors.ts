@@ -41,6 +41,9 @@ export const ERROR_CODES = {
   EGW_DRIVER_CONFIG: 'A driver entry is not usable (duplicate id, bad regex, inconsistent Modbus map, bad plugin options).',
   EGW_DRIVER_TYPE: 'A driver type is unknown or registered twice.',
   EGW_SERIAL_OPEN: 'A serial port cannot be opened or vanished; the driver retries with backoff.',
+  EGW_MGMT_AUTH: 'A /mgmt request had no token or a wrong one (4.01), or its source is rate-limited after failures (4.29).',
+  EGW_MGMT_CONFIG_WRITE: 'A configuration accepted over /mgmt/config could not be written to disk.',
+  EGW_COAP_DTLS: 'A DTLS-PSK handshake with a downstream CoAP device failed.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

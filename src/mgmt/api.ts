@@ -100,12 +100,12 @@ export class ManagementApi implements Service {
       };
       if (this.failures.blocked(req.address, t)) {
         // RFC 8516 4.29 Too Many Requests, Max-Age = seconds until the next try is allowed.
-        return audit('rate-limited', { ...text('4.29', 'too many failed authentications; wait'), maxAge: this.failures.retryAfterS(req.address, t) });
+        return audit('rate-limited', { ...text('4.29', 'too many failed authentications; wait (EGW_MGMT_AUTH)'), maxAge: this.failures.retryAfterS(req.address, t) });
       }
       const role = roleOf(req.query['token'], this.tokens);
       if (!role) {
         this.failures.fail(req.address, t);
-        const why = req.query['token'] === undefined ? 'token required (Uri-Query token=...)' : 'token not accepted';
+        const why = `${req.query['token'] === undefined ? 'token required (Uri-Query token=...)' : 'token not accepted'} (EGW_MGMT_AUTH)`;
         return audit('unauthenticated', text('4.01', why));
       }
       if (need === 'admin' && role !== 'admin') return audit('forbidden', text('4.03', 'admin token required for writes'));

@@ -95,7 +95,13 @@ export function managementResources(api: ManagementApi): Resource[] {
         errors: placeholders.map((p) => ({ path: p, message: 'is "[redacted]" (from a GET); give the secret in full or with !env / !file' })),
       });
     }
-    const { backup } = writeFileAtomic(path, payloadText.endsWith('\n') ? payloadText : `${payloadText}\n`);
+    let backup: string | undefined;
+    try {
+      ({ backup } = writeFileAtomic(path, payloadText.endsWith('\n') ? payloadText : `${payloadText}\n`));
+    } catch (err) {
+      api.log.error({ err, file: path, code: 'EGW_MGMT_CONFIG_WRITE' }, 'writing the new configuration failed; the old file is intact');
+      return text('5.00', `cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'} (EGW_MGMT_CONFIG_WRITE)`);
+    }
     const sinceLast = changedPaths(api.current, next);
     const { live } = splitLive(sinceLast);
     // Restart-required is relative to what is running, so a later PUT that reverts clears it.
