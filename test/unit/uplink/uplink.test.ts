@@ -1,0 +1,100 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { parseConfig, redactSecrets } from '../../../src/config/load.js';
+import { binaryReadingCodec } from '../../../src/queue/codec.js';
+import { Outbox } from '../../../src/queue/outbox.js';
+import { openDatabase } from '../../../src/store/db.js';
+import { Uplink } from '../../../src/uplink/uplink.js';
+
+function capture() {
+  const lines: { msg: string; reason?: string; code?: string }[] = [];
+  const log = pino({ level: 'info' }, new Writable({ write(chunk, _e, cb) { lines.push(JSON.parse(String(chunk))); cb(); } }));
+  return { log, lines };
+}
+
+function rig(t: { after(fn: () => Promise<void> | void): void }, uplinkYaml: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'egw-uplink-unit-'));
+  const config = parseConfig(`version: 1\ngateway: { id: gw-u }\nuplink:\n${uplinkYaml}\nqueue: { outbox: { commit_wait_ms: 1 } }\n`);
+  const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'normal' });
+  const { log, lines } = capture();
+  const outbox = new Outbox({ db, log, config: config.queue, codec: binaryReadingCodec });
+  const uplink = new Uplink({ config: config.uplink, queue: config.queue, gatewayId: 'gw-u', outbox, log });
+  t.after(async () => {
+    await uplink.stop();
+    outbox.close();
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { outbox, uplink, lines };
+}
+
+test('uplink config: only mqtt:// and mqtts:// URLs; the password is redacted', () => {
+  assert.throws(() => parseConfig('version: 1\nuplink: { url: "http://x" }\n'), /uplink\.url/);
+  const c = parseConfig('version: 1\nuplink: { url: "mqtts://cloud:8883", password: hunter2 }\n');
+  assert.equal((redactSecrets(c) as { uplink: { password: string } }).uplink.password, '[redacted]');
+  assert.equal(c.uplink.ack_timeout_ms, 30000);
+});
+
+test('a broker that never sends PUBACK: offline after ack_timeout_ms (logged once), reconnect, same message re-sent', async (t) => {
+  // Minimal MQTT 5 peer: CONNACK every CONNECT, PINGRESP every PINGREQ, never a PUBACK.
+  const publishes: number[] = [];
+  let connections = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((s) => {
+    sockets.add(s);
+    connections++;
+    const conn = connections;
+    s.on('data', (d) => {
+      for (let i = 0; i < d.length; ) {
+        const type = d[i]! >> 4;
+        let len = 0;
+        let mul = 1;
+        let j = i + 1;
+        for (;;) {
+          const b = d[j++]!;
+          len += (b & 0x7f) * mul;
+          mul *= 128;
+          if (!(b & 0x80)) break;
+        }
+        if (type === 1) s.write(Buffer.from([0x20, 0x03, 0x00, 0x00, 0x00]));
+        if (type === 12) s.write(Buffer.from([0xd0, 0x00]));
+        if (type === 3) publishes.push(conn);
+        i = j + len;
+      }
+    });
+    s.on('error', () => undefined);
+  });
+  server.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  const port = (server.address() as { port: number }).port;
+  const { outbox, uplink, lines } = rig(t, `  url: mqtt://127.0.0.1:${port}\n  ack_timeout_ms: 1000\n  reconnect: { min_ms: 50, max_ms: 100 }`);
+  await uplink.start();
+  await outbox.enqueue({ topic: 'alerts/a', payload: Buffer.from('{}') });
+  const deadline = Date.now() + 10000;
+  while (!publishes.some((c) => c >= 2) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(publishes.filter((c) => c === 1).length >= 1, 'sent on the first connection');
+  assert.ok(publishes.some((c) => c >= 2), 're-sent after reconnecting');
+  const offline = lines.filter((l) => l.msg === 'uplink offline' && l.code === 'EGW_UPLINK_OFFLINE');
+  assert.equal(offline.length, 1, 'the transition is logged once');
+  assert.match(offline[0]!.reason ?? '', /no PUBACK within 1000 ms/);
+  assert.equal(outbox.classStats()[0]!.depth, 1, 'still in the outbox: never acknowledged');
+  assert.equal(uplink.counters.ackTimeouts, 1);
+});
+
+test('unreachable cloud: start does not block, the uplink is offline and healthy, retries with backoff', async (t) => {
+  const { uplink, lines } = rig(t, '  url: mqtt://127.0.0.1:1\n  reconnect: { min_ms: 20, max_ms: 100 }');
+  await uplink.start();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual({ ok: uplink.health().ok, state: uplink.health().state }, { ok: true, state: 'offline' });
+  assert.equal(lines.filter((l) => l.msg === 'uplink offline').length, 1, 'logged once despite many retries');
+});
