@@ -1,0 +1,96 @@
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { changedPaths, redactedPaths, splitLive } from '../../../src/mgmt/apply.js';
+import { writeFileAtomic } from '../../../src/mgmt/config-file.js';
+import { FailureLimiter, resolveTokens, roleOf, TOKEN_FILE } from '../../../src/mgmt/tokens.js';
+import { AuditLog } from '../../../src/mgmt/audit.js';
+import { openDatabase } from '../../../src/store/db.js';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'egw-mgmt-'));
+
+describe('tokens', () => {
+  it('roles: admin, read, or nothing', () => {
+    const t = { read: 'r-token', admin: 'a-token' };
+    assert.equal(roleOf('a-token', t), 'admin');
+    assert.equal(roleOf('r-token', t), 'read');
+    assert.equal(roleOf('r-toke', t), undefined);
+    assert.equal(roleOf('', t), undefined);
+    assert.equal(roleOf(undefined, t), undefined);
+  });
+  it('generates missing tokens once into a 0600 file and announces them once', () => {
+    const dir = tmp();
+    try {
+      const shown: string[] = [];
+      const a = resolveTokens({}, dir, (s) => shown.push(s));
+      assert.equal(a.source, 'generated');
+      assert.equal(statSync(join(dir, TOKEN_FILE)).mode & 0o777, 0o600);
+      const b = resolveTokens({}, dir, (s) => shown.push(s));
+      assert.deepEqual([b.read, b.admin, b.source], [a.read, a.admin, 'file']);
+      assert.equal(shown.length, 1);
+      assert.ok(shown[0]!.includes(a.admin));
+      const c = resolveTokens({ admin_token: 'from-config' }, dir, () => undefined);
+      assert.deepEqual([c.read, c.admin], [a.read, 'from-config']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it('FailureLimiter blocks after perMin failures and refills over the minute', () => {
+    const f = new FailureLimiter(3);
+    for (let i = 0; i < 3; i++) f.fail('ip', 0);
+    assert.equal(f.blocked('ip', 0), true);
+    assert.equal(f.retryAfterS('ip', 0), 20);
+    assert.equal(f.blocked('other', 0), false);
+    assert.equal(f.blocked('ip', 20_000), false);
+  });
+});
+
+describe('config apply', () => {
+  it('lists changed leaves and splits live from restart-required', () => {
+    const a = { gateway: { log_level: 'info', id: 'a' }, coap: { port: 1 } };
+    const b = { gateway: { log_level: 'debug', id: 'a' }, coap: { port: 2 } };
+    const paths = changedPaths(a, b);
+    assert.deepEqual(paths, ['gateway.log_level', 'coap.port']);
+    assert.deepEqual(splitLive(paths), { live: ['gateway.log_level'], restart: ['coap.port'] });
+  });
+  it('finds "[redacted]" placeholders', () => {
+    assert.deepEqual(redactedPaths({ mgmt: { admin_token: '[redacted]' }, drivers: [{ psk: { key: '[redacted]' } }] }), [
+      'mgmt.admin_token',
+      'drivers[0].psk.key',
+    ]);
+  });
+  it('writeFileAtomic replaces the file, keeps a backup and the mode, leaves no temp file', () => {
+    const dir = tmp();
+    try {
+      const f = join(dir, 'gateway.yaml');
+      writeFileSync(f, 'old\n', { mode: 0o600 });
+      const { backup } = writeFileAtomic(f, 'new\n');
+      assert.equal(readFileSync(f, 'utf8'), 'new\n');
+      assert.equal(readFileSync(backup!, 'utf8'), 'old\n');
+      assert.equal(statSync(f).mode & 0o777, 0o600);
+      assert.deepEqual(readdirSync(dir).sort(), ['gateway.yaml', 'gateway.yaml.bak']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('AuditLog', () => {
+  it('records writes and returns the newest first, bounded', () => {
+    const dir = tmp();
+    const db = openDatabase({ path: join(dir, 'gw.db'), durability: 'normal' });
+    try {
+      const log = new AuditLog(db, 100, () => 42);
+      for (let i = 0; i < 250; i++) log.record({ source: 's', method: 'PUT', resource: `/r${i}`, outcome: 'ok', code: '2.04', detail: null });
+      const recent = log.recent(3);
+      assert.deepEqual(recent.map((e) => e.resource), ['/r249', '/r248', '/r247']);
+      assert.equal(recent[0]!.ts, 42);
+      assert.ok(log.recent(1000).length <= 150);
+    } finally {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
