@@ -217,8 +217,12 @@ export function decode(input: Uint8Array, opts?: DecodeOptions): Reading[] {
   }
   const st = state;
   for (let i = 0; i < s.n; i++) st.seen[i] = 0;
-  const out: Reading[] = [];
-  for (let i = 0; i < count; i++) out.push(readReading(c, s, st, i === 0, deviceId, source));
+  let out: Reading[];
+  if (count === 1) out = [readReading(c, s, st, true, deviceId, source)];
+  else {
+    out = [];
+    for (let i = 0; i < count; i++) out.push(readReading(c, s, st, i === 0, deviceId, source));
+  }
   if (c.pos !== c.end) c.fail('EGW_CODEC_TRAILING', `${c.end - c.pos} bytes after the last reading`);
   return out;
 }
@@ -229,7 +233,6 @@ class State {
   readonly prev = new Float64Array(MAX_FIELDS);
   readonly seen = new Uint8Array(MAX_FIELDS);
   readonly states = new Uint8Array(MAX_FIELDS);
-  readonly t = new Float64Array(MAX_FIELDS);
 }
 
 // The decoder is synchronous and calls no user code while it holds these (registry.get excepted,
@@ -267,53 +270,31 @@ function readReading(
   } else states.fill(0, 0, n);
   let ts: number;
   if (first) ts = c.u('timestamp');
-  else ts = st.ts + c.s('timestamp delta');
+  else {
+    // Batch deltas at ≥ 1 Hz are 1–2 bytes: inline those (zigzag of < 2^14 fits int ops).
+    const p = c.pos;
+    const b = c.b;
+    const b0 = p < c.end ? b[p]! : 0x100;
+    const b1 = p + 1 < c.end ? b[p + 1]! : 0x100;
+    if (b0 < 0x80) {
+      c.pos = p + 1;
+      ts = st.ts + ((b0 >>> 1) ^ -(b0 & 1));
+    } else if (b0 < 0x100 && b1 < 0x80 && b1 !== 0) {
+      const z = (b0 & 0x7f) | (b1 << 7);
+      c.pos = p + 2;
+      ts = st.ts + ((z >>> 1) ^ -(z & 1));
+    } else ts = st.ts + c.s('timestamp delta');
+  }
   if (ts > F.MAX_TS || ts < 0) c.fail('EGW_CODEC_RANGE', `timestamp ${ts} outside [0, 2^50)`);
   st.ts = ts;
 
   let values: Record<string, ReadingValue>;
-  if ((flags & F.R_STATES) === 0 && s.build !== undefined) values = readAllPresent(c, s, st);
+  if ((flags & F.R_STATES) === 0 && s.readFast !== undefined) values = s.readFast(c, st);
   else values = readGeneral(c, s, st);
   if ((flags & F.R_EXTRAS) !== 0) readExtras(c, values);
   const r: Reading = { deviceId, ts, values, quality: QUALITY[q]!, source };
   if ((flags & F.R_UNITS) !== 0) r.units = readUnits(c);
   return r;
-}
-
-/** Every field present in-field (no state map): numbers into a table, then the generated builder. */
-function readAllPresent(c: Cursor, s: CompiledSchema, st: State): Record<string, ReadingValue> {
-  const idx = s.numIdx;
-  const t = st.t;
-  const b = c.b;
-  for (let j = 0; j < idx.length; j++) {
-    const i = idx[j]!;
-    // Inline 1–2 byte varints (the common batch delta); longer ones go through the checked reader.
-    let z: number;
-    const p = c.pos;
-    const b0 = p < c.end ? b[p]! : 0x100;
-    if (b0 < 0x80) {
-      z = b0;
-      c.pos = p + 1;
-    } else {
-      const b1 = p + 1 < c.end ? b[p + 1]! : 0x100;
-      if (b0 < 0x100 && b1 < 0x80 && b1 !== 0) {
-        z = (b0 & 0x7f) | (b1 << 7);
-        c.pos = p + 2;
-      } else z = c.u(s.names[i]!);
-    }
-    let m = z % 2 === 0 ? z / 2 : -(z + 1) / 2;
-    if (st.seen[i] === 1) m += st.prev[i]!;
-    else st.seen[i] = 1;
-    if (m > MAX_FIELD_INT || m < -MAX_FIELD_INT) c.fail('EGW_CODEC_RANGE', `${s.names[i]} out of range`);
-    st.prev[i] = m;
-    t[i] = (m + s.base[i]!) / s.pow[i]!;
-  }
-  let bits = 0;
-  if (s.boolCount > 0) {
-    bits = c.u8('bool bits');
-    if (bits >> s.boolCount !== 0) c.fail('EGW_CODEC_RANGE', 'bool padding bits not zero');
-  }
-  return s.build!(t, bits);
 }
 
 function readGeneral(c: Cursor, s: CompiledSchema, st: State): Record<string, ReadingValue> {

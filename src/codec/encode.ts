@@ -2,6 +2,7 @@ import { deflateRawSync } from 'node:zlib';
 import type { Reading, ReadingValue } from '../pipeline/reading.js';
 import { CodecError } from './errors.js';
 import * as F from './format.js';
+import { writeUvarintAt, type FieldState } from './fast.js';
 import { DEFAULT_REGISTRY, MAX_FIELD_INT, type CompiledSchema, type SchemaRegistry } from './schema.js';
 
 export interface EncodeOptions {
@@ -27,8 +28,14 @@ const kind = new Uint8Array(64); // 0 in field, 1 null, 2 absent, 3 carried by n
 const ival = new Float64Array(64); // round(v × 10^scale) − base
 const prev = new Float64Array(64);
 const seen = new Uint8Array(64);
+const fieldState: FieldState = { prev, seen };
+/** The schema chosen last time, and the registry it was chosen from (tried first next time). */
 let lastSchema: CompiledSchema | undefined;
-let picked = -1;
+let lastRegistry: SchemaRegistry | undefined;
+/** Device ids repeat message after message: the last one's UTF-8 bytes are kept to copy. */
+let lastId = '';
+const lastIdBytes = new Uint8Array(256);
+let lastIdLen = 0;
 
 function ensure(n: number): void {
   if (pos + n <= buf.length) return;
@@ -45,23 +52,8 @@ function ensure(n: number): void {
 
 function writeU(v: number): void {
   // Unsigned LEB128; v is a safe integer ≥ 0 (checked by the callers).
-  if (v < 0x80) {
-    buf[pos++] = v;
-    return;
-  }
-  if (v < 0x80000000) {
-    while (v >= 0x80) {
-      buf[pos++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    buf[pos++] = v;
-    return;
-  }
-  while (v >= 0x80) {
-    buf[pos++] = (v % 128) | 0x80;
-    v = Math.floor(v / 128);
-  }
-  buf[pos++] = v;
+  if (v < 0x80) buf[pos++] = v;
+  else pos = writeUvarintAt(buf, pos, v);
 }
 
 function writeS(v: number): void {
@@ -124,19 +116,10 @@ function keyCount(o: object): number {
 
 /**
  * Chooses the schema for a message (docs/codec.md §Choosing a schema): most of the reading's values,
- * then fewest fields, then lowest id. The previous choice is tried first: if its generated
- * classifier accepts the reading, the reading's names are exactly that schema's fields, which
- * no other schema can beat (registries refuse two schemas with the same field set), so the result
- * never depends on what was encoded before. Sets `picked` to the classifier's bits (−1: none).
+ * then fewest fields, then lowest id.
  */
 function pickSchema(reg: SchemaRegistry, r: Reading): CompiledSchema {
   const vals = r.values;
-  const last = lastSchema;
-  if (last !== undefined && last.classify !== undefined && reg.get(last.id) === last) {
-    picked = last.classify(vals, ival);
-    if (picked >= 0) return last;
-  }
-  picked = -1;
   let best: CompiledSchema | undefined;
   let bestHits = -1;
   for (const s of reg.all) {
@@ -149,6 +132,7 @@ function pickSchema(reg: SchemaRegistry, r: Reading): CompiledSchema {
   }
   if (best === undefined) throw new CodecError('EGW_CODEC_SCHEMA', 'registry has no schemas');
   lastSchema = best;
+  lastRegistry = reg;
   return best;
 }
 
@@ -162,37 +146,30 @@ function header(r: Reading): number {
   return q;
 }
 
-/** Common case: every field present in-field, nothing else (bits from the generated classifier). */
-function writeFast(s: CompiledSchema, r: Reading, first: boolean, prevTs: number, bits: number): void {
+/**
+ * Common case through the schema's generated writer: every field present in-field, nothing else.
+ * Returns false, having written nothing, when the reading is not that case.
+ */
+function tryFast(s: CompiledSchema, r: Reading, first: boolean, prevTs: number): boolean {
+  if (s.writeFast === undefined || r.units !== undefined) return false;
   const q = header(r);
-  ensure(1 + 8 + s.numCount * 8 + 1);
+  ensure(1 + 8 + s.numCount * 10 + 1);
+  const at = pos;
   buf[pos++] = q;
   if (first) writeU(r.ts);
   else writeS(r.ts - prevTs);
-  const idx = s.numIdx;
-  for (let j = 0; j < idx.length; j++) {
-    const i = idx[j]!;
-    const x = ival[i]!;
-    // Inline zigzag + 1–2 byte varint: batch deltas are nearly always this small.
-    const d = seen[i] === 1 ? x - prev[i]! : x;
-    seen[i] = 1;
-    prev[i] = x;
-    const z = d >= 0 ? d * 2 : -d * 2 - 1;
-    if (z < 0x80) buf[pos++] = z;
-    else if (z < 0x4000) {
-      buf[pos++] = (z & 0x7f) | 0x80;
-      buf[pos++] = z >>> 7;
-    } else writeU(z);
+  const end = s.writeFast(r.values, buf, pos, fieldState);
+  if (end < 0) {
+    pos = at;
+    return false;
   }
-  if (s.boolCount > 0) buf[pos++] = bits;
+  pos = end;
+  return true;
 }
 
-function writeReading(s: CompiledSchema, r: Reading, first: boolean, prevTs: number, pre: number): void {
+function writeReading(s: CompiledSchema, r: Reading, first: boolean, prevTs: number): void {
+  if (tryFast(s, r, first, prevTs)) return;
   const vals = r.values;
-  if (s.classify !== undefined && r.units === undefined) {
-    const bits = pre >= 0 ? pre : s.classify(vals, ival);
-    if (bits >= 0) return writeFast(s, r, first, prevTs, bits);
-  }
   const n = s.n;
   const names = s.names;
   const isBool = s.isBool;
@@ -341,31 +318,67 @@ function finish(flags: number, opts: EncodeOptions | undefined): Buffer {
   return out;
 }
 
-function begin(r: Reading, opts: EncodeOptions | undefined): CompiledSchema {
-  const reg = opts?.registry ?? DEFAULT_REGISTRY;
-  let s: CompiledSchema | undefined;
-  if (opts?.schemaId !== undefined) {
-    s = reg.get(opts.schemaId);
-    if (s === undefined) throw new CodecError('EGW_CODEC_SCHEMA', `schema ${opts.schemaId} is not registered`);
-  } else s = pickSchema(reg, r);
-  if (s !== lastSchema || opts?.schemaId !== undefined) picked = -1;
-  if (typeof r.deviceId !== 'string') throw new CodecError('EGW_CODEC_ENCODE', 'deviceId is not a string');
+/** Starts a message: pool space, then the device id (docs/codec.md §Body). Returns the registry. */
+function begin(r: Reading, opts: EncodeOptions | undefined): SchemaRegistry {
+  const id = r.deviceId;
+  if (typeof id !== 'string') throw new CodecError('EGW_CODEC_ENCODE', 'deviceId is not a string');
   if (buf.length - start < 1024) {
     buf = Buffer.allocUnsafeSlow(POOL_SIZE);
     start = 0;
   }
   pos = start + 2;
-  writeStr(r.deviceId, 'deviceId', 0);
+  if (id === lastId) {
+    const n = lastIdLen;
+    buf[pos++] = n;
+    for (let i = 0; i < n; i++) buf[pos++] = lastIdBytes[i]!;
+  } else {
+    writeStr(id, 'deviceId', 0);
+    lastIdLen = pos - start - 3; // magic, header, length byte
+    lastIdBytes.set(buf.subarray(start + 3, pos));
+    lastId = id;
+  }
+  return opts?.registry ?? DEFAULT_REGISTRY;
+}
+
+/** Writes the schema id and clears the per-message field state; `pos` must be right after the id. */
+function useSchema(s: CompiledSchema): void {
   ensure(3);
   writeU(s.id);
-  seen.fill(0, 0, s.n);
+  for (let i = 0; i < s.n; i++) seen[i] = 0;
+}
+
+/**
+ * Writes the schema id and the first reading. The schema chosen last time is tried first through
+ * its generated writer: if that accepts the reading, the reading's names are exactly that schema's
+ * fields, which no other schema can beat (registries refuse two schemas with the same field set),
+ * so the result never depends on what was encoded before. Otherwise: the full choice.
+ */
+function firstReading(reg: SchemaRegistry, r: Reading, opts: EncodeOptions | undefined, batch: number): CompiledSchema {
+  const at = pos - start; // relative: ensure() may move the message to a new pool
+
+  let s: CompiledSchema | undefined;
+  const forced = opts?.schemaId;
+  if (forced !== undefined) {
+    s = reg.get(forced);
+    if (s === undefined) throw new CodecError('EGW_CODEC_SCHEMA', `schema ${forced} is not registered`);
+  } else if (lastRegistry === reg && lastSchema !== undefined) {
+    const guess = lastSchema;
+    useSchema(guess);
+    if (batch > 0) writeU(batch);
+    if (tryFast(guess, r, true, 0)) return guess;
+    pos = start + at;
+  }
+  s ??= pickSchema(reg, r);
+  useSchema(s);
+  if (batch > 0) writeU(batch);
+  writeReading(s, r, true, 0);
   return s;
 }
 
 /** Encodes one reading (docs/codec.md §Single). Throws CodecError EGW_CODEC_ENCODE if it cannot. */
 export function encodeReading(r: Reading, opts?: EncodeOptions): Buffer {
-  const s = begin(r, opts);
-  writeReading(s, r, true, 0, picked);
+  const reg = begin(r, opts);
+  firstReading(reg, r, opts, 0);
   return finish(0, opts);
 }
 
@@ -376,16 +389,16 @@ export function encodeReading(r: Reading, opts?: EncodeOptions): Buffer {
 export function encodeBatch(rs: readonly Reading[], opts?: EncodeOptions): Buffer {
   const r0 = rs[0];
   if (r0 === undefined) throw new CodecError('EGW_CODEC_ENCODE', 'a batch needs at least one reading');
-  const s = begin(r0, opts);
-  ensure(10);
-  writeU(rs.length);
-  let prevTs = 0;
-  for (let i = 0; i < rs.length; i++) {
+  const reg = begin(r0, opts);
+  ensure(20);
+  const s = firstReading(reg, r0, opts, rs.length);
+  let prevTs = r0.ts;
+  for (let i = 1; i < rs.length; i++) {
     const r = rs[i]!;
     if (r.deviceId !== r0.deviceId) {
       throw new CodecError('EGW_CODEC_ENCODE', `batch mixes devices ${r0.deviceId} and ${r.deviceId}`);
     }
-    writeReading(s, r, i === 0, prevTs, i === 0 ? picked : -1);
+    writeReading(s, r, false, prevTs);
     prevTs = r.ts;
   }
   return finish(F.F_BATCH, opts);

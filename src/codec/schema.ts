@@ -1,5 +1,5 @@
 import { CodecError } from './errors.js';
-import { makeBuilder, makeClassifier, type Builder, type Classifier } from './fast.js';
+import { makeReader, makeWriter, type FastReader, type FastWriter } from './fast.js';
 
 /**
  * Field dictionaries ("schemas"): the names, kinds and scales the wire does not repeat.
@@ -57,8 +57,8 @@ export interface CompiledSchema {
   /** Indices of the number fields, in order. */
   readonly numIdx: Int32Array;
   /** Generated fast paths for ≤ 8 bools (see fast.ts); undefined means "always use the tables". */
-  readonly classify: Classifier | undefined;
-  readonly build: Builder | undefined;
+  readonly writeFast: FastWriter | undefined;
+  readonly readFast: FastReader | undefined;
 }
 
 export interface SchemaRegistry {
@@ -110,8 +110,8 @@ export function compileSchema(spec: SchemaSpec): CompiledSchema {
     numCount,
     boolCount: n - numCount,
     numIdx: Int32Array.from(spec.fields.flatMap((f, i) => (f.type === 'number' ? [i] : []))),
-    classify: n - numCount <= 8 ? makeClassifier(spec, MAX_FIELD_INT) : undefined,
-    build: n - numCount <= 8 ? makeBuilder(spec) : undefined,
+    writeFast: n - numCount <= 8 ? makeWriter(spec, MAX_FIELD_INT) : undefined,
+    readFast: n - numCount <= 8 ? makeReader(spec, MAX_FIELD_INT) : undefined,
   };
 }
 
@@ -184,7 +184,9 @@ export function createRegistry(siteSchemas: readonly SchemaSpec[] = []): SchemaR
     }
     sets.set(key, s.id);
   }
-  return { get: (id) => byId.get(id), all };
+  // Built-in ids (0–127) by index: decode looks a schema up once per message.
+  const low: (CompiledSchema | undefined)[] = Array.from({ length: SITE_SCHEMA_MIN }, (_, id) => byId.get(id));
+  return { get: (id) => (id < SITE_SCHEMA_MIN ? low[id] : byId.get(id)), all };
 }
 
 export const DEFAULT_REGISTRY: SchemaRegistry = createRegistry();

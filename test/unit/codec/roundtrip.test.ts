@@ -131,3 +131,51 @@ test('schema choice does not depend on what was encoded before', () => {
   encodeReading({ ...a, values: { voltage: 3.3, temperature: 20 } });
   assert.equal(encodeReading(a).toString('hex'), first);
 });
+
+test('round trip: generated fast paths — full-schema readings mixed with general ones, pool growth, device ids changing', async () => {
+  // The generated writer/reader (src/codec/fast.ts) take readings whose values are exactly a
+  // schema's fields; any other reading in the same batch goes the general way, and the deltas of
+  // both must chain. Batches up to 3,000 readings also outgrow the encoder's 8 KiB pool mid-message.
+  const rnd = prng(9);
+  const cloud = await loadCloudDecoder();
+  const ids = ['press-07-line-b', 'ß-sensor', '', 'x'.repeat(255), 'press-07-line-b'];
+  const num = (scale: number, span: number): number => {
+    const p = 10 ** scale;
+    const pick = rnd();
+    const k = pick < 0.05 ? (2 ** 51 - 1) * (rnd() < 0.5 ? -1 : 1) : Math.round((rnd() - 0.5) * span * p);
+    return k / p;
+  };
+  for (let i = 0; i < 120; i++) {
+    const deviceId = ids[i % ids.length]!;
+    const n = i % 10 === 9 ? 3000 : 1 + Math.floor(rnd() * 60);
+    let ts = 1_732_262_400_000 + Math.floor(rnd() * 1e9);
+    const rs: Reading[] = [];
+    for (let j = 0; j < n; j++) {
+      ts += Math.floor((rnd() - 0.2) * 5000);
+      const values: Reading['values'] = {
+        temperature: num(2, 200),
+        humidity: num(2, 100),
+        pressure: 1013.25 + num(1, 20),
+        voltage: num(3, 10),
+        online: rnd() < 0.5,
+        alarm: rnd() < 0.1,
+        low_battery: rnd() < 0.1,
+      };
+      const kind = rnd();
+      if (kind < 0.05) delete values.humidity;
+      else if (kind < 0.1) values.co2 = 412;
+      else if (kind < 0.12) values.temperature = 0.1234567;
+      else if (kind < 0.14) values.alarm = null;
+      const r: Reading = { deviceId, ts, values, quality: kind > 0.97 ? 'bad' : 'good', source: 'mqtt' };
+      if (kind > 0.99) r.units = { temperature: '°C' };
+      rs.push(r);
+    }
+    for (const compress of ['never', 'auto'] as const) {
+      const b = encodeBatch(rs, { compress });
+      assert.deepEqual(decode(b), rs, `case ${i} ${compress}`);
+      assert.deepEqual(cloud.decodeReadings(b), rs.map(withoutSource), `cloud case ${i} ${compress}`);
+      const one = encodeReading(rs[0]!, { compress });
+      assert.deepEqual(decode(one), [rs[0]]);
+    }
+  }
+});
