@@ -159,12 +159,13 @@ export class DriverRuntime {
   }
 
   private context(): DriverContext {
-    const self = this;
+    // A getter, because the abort controller is replaced on every restart of the driver.
+    const currentSignal = () => this.abort.signal;
     return {
       id: this.id,
       log: this.opts.log,
       get signal() {
-        return self.abort.signal;
+        return currentSignal();
       },
       emit: (samples) => this.guard(() => this.emit(samples)),
       setConnected: (c, reason, deviceId) => this.guard(() => this.setConnected(c, reason ?? null, deviceId)),

@@ -29,9 +29,7 @@ drivers:
           - { name: setpoint, address: 10, type: uint16, scale: 0.1, writable: true, max: 100, interval_ms: 200 }
 `);
   const gw = GatewayProcess.start(tmp.file('gw.yaml', cfg));
-  let client: mqtt.MqttClient | undefined;
   t.after(async () => {
-    client?.end(true);
     await gw.stop('SIGKILL');
     slave.kill('SIGKILL');
     await pty.kill();
@@ -39,7 +37,8 @@ drivers:
   });
   await gw.ready(20000);
   const port = Number((await gw.waitForLog((l) => l.msg === 'MQTT broker listening'))['port']);
-  client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'operator-console', reconnectPeriod: 0 });
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'operator-console', reconnectPeriod: 0 });
+  t.after(() => client.end(true));
   const results: { ok: boolean; error?: string }[] = [];
   client.on('message', (_topic, payload) => results.push(JSON.parse(payload.toString()) as { ok: boolean; error?: string }));
   await client.subscribeAsync('devices/boiler/command_result', { qos: 1 });

@@ -37,7 +37,7 @@ test('the unit is Type=notify with watchdog, restart limits, a dedicated user an
   assert.match(unit, /\nWatchdogSec=\d+s\n/);
   assert.match(unit, /\nStartLimitBurst=\d+\n/);
   assert.match(unit, /\nReadWritePaths=\/var\/lib\/edge-gateway/);
-  assert.match(unit, /\nExecStart=\/usr\/bin\/node \S+main\.js /, 'node runs directly, no npm or shell');
+  assert.match(unit, /\nExecStart=\/usr\/bin\/node (--\S+ )*\S+main\.js /, 'node runs directly, no npm or shell');
 });
 
 test('READY, STATUS and WATCHDOG reach NOTIFY_SOCKET; pings stop while the event loop is blocked', async () => {
