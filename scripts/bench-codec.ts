@@ -3,11 +3,12 @@
  * JSON, msgpackr and cbor-x, side by side in one run, for the typical single reading and a
  * 100-reading batch at 1 Hz, without and with raw deflate.
  *
- *   npx tsc -p . && node dist/scripts/bench-codec.js [--ms 1000]
+ *   npx tsc -p . && node dist/scripts/bench-codec.js [--ms 1500] [--rounds 7]
  *
  * JSON/msgpack/CBOR carry the flat object of the issue ({device_id, timestamp, temperature, …});
  * the codec carries the equivalent Reading. "decode" includes bytes → objects (JSON: utf8 + parse).
  */
+import os from 'node:os';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Packr } from 'msgpackr';
 import { Encoder as CborEncoder } from 'cbor-x';
@@ -15,7 +16,10 @@ import { decode, encodeBatch, encodeReading } from '../src/codec/index.js';
 import type { Reading } from '../src/pipeline/reading.js';
 
 const argMs = process.argv.indexOf('--ms');
-const RUN_MS = argMs > 0 ? Number(process.argv[argMs + 1]) : 1000;
+const RUN_MS = argMs > 0 ? Number(process.argv[argMs + 1]) : 1500;
+const argRounds = process.argv.indexOf('--rounds');
+/** Each measurement is split over this many interleaved rounds (odd, so the median is one round). */
+const ROUNDS = argRounds > 0 ? Number(process.argv[argRounds + 1]) : 7;
 
 interface Flat {
   device_id: string;
@@ -115,16 +119,18 @@ function opsPerSec(fn: () => void, ms: number): number {
 interface Row {
   name: string;
   bytes: number;
-  enc: number;
-  dec: number;
-  rt: number;
+  /** ops/s per round, in round order (same index = same moment for every codec of the table). */
+  enc: number[];
+  dec: number[];
+  rt: number[];
 }
 
 /**
- * The machine is shared and noisy: every codec of a table is measured in ROUNDS interleaved
- * slices and keeps its best slice, so a burst of load hits all formats alike.
+ * The machine is shared and noisy: each table runs ROUNDS rounds, and in every round each codec
+ * is measured once (encode, decode, encode+decode, RUN_MS / ROUNDS ms each), in an order rotated
+ * from round to round. A burst of load then hits one round of every codec alike, and a ratio to
+ * JSON is taken within each round; the table reports medians.
  */
-const ROUNDS = 5;
 interface Case {
   c: Codec<never>;
   v: never;
@@ -133,38 +139,52 @@ interface Case {
 const bind = <T>(c: Codec<T>, v: T): Case => ({ c, v }) as unknown as Case;
 
 function measureAll(cases: Case[]): Row[] {
-  const rows: Row[] = cases.map(({ c, v }) => ({ name: c.name, bytes: c.enc(v).length, enc: 0, dec: 0, rt: 0 }));
+  const rows: Row[] = cases.map(({ c, v }) => ({ name: c.name, bytes: c.enc(v).length, enc: [], dec: [], rt: [] }));
   const slice = RUN_MS / ROUNDS;
   for (let round = 0; round < ROUNDS; round++) {
-    cases.forEach(({ c, v }, i) => {
+    for (let k = 0; k < cases.length; k++) {
+      const i = (k + round) % cases.length;
+      const { c, v } = cases[i]!;
       const row = rows[i]!;
       const bytes = c.enc(v);
-      row.enc = Math.max(
-        row.enc,
-        opsPerSec(() => (sink += c.enc(v).length), slice),
-      );
-      row.dec = Math.max(
-        row.dec,
-        opsPerSec(() => (sink += c.dec(bytes) === undefined ? 0 : 1), slice),
-      );
-      row.rt = Math.max(
-        row.rt,
-        opsPerSec(() => (sink += c.dec(c.enc(v)) === undefined ? 0 : 1), slice),
-      );
-    });
+      row.enc.push(opsPerSec(() => (sink += c.enc(v).length), slice));
+      row.dec.push(opsPerSec(() => (sink += c.dec(bytes) === undefined ? 0 : 1), slice));
+      row.rt.push(opsPerSec(() => (sink += c.dec(c.enc(v)) === undefined ? 0 : 1), slice));
+    }
   }
   return rows;
 }
 
-function table(title: string, rows: Row[], perReading: number): void {
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** Per-round ratios of a row's encode+decode rate to JSON's. */
+const ratios = (r: Row, json: Row): number[] => r.rt.map((x, i) => x / json.rt[i]!);
+
+const summary: string[] = [];
+
+function table(title: string, rows: Row[], perReading: number, target?: number): void {
   const json = rows.find((r) => r.name === 'JSON')!;
   const f = (x: number): string => Math.round(x).toLocaleString('en-US');
-  console.log(`\n### ${title}\n`);
-  console.log('| format | bytes | B/reading | encode ops/s | decode ops/s | encode+decode ops/s | × JSON (enc+dec) |');
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log(`\n#### ${title}\n`);
+  console.log(
+    '| format | bytes | B/reading | encode ops/s | decode ops/s | encode+decode ops/s | × JSON (enc+dec), median | range over rounds |',
+  );
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of rows) {
+    const q = ratios(r, json);
     console.log(
-      `| ${r.name} | ${r.bytes} | ${(r.bytes / perReading).toFixed(2)} | ${f(r.enc)} | ${f(r.dec)} | ${f(r.rt)} | ${(r.rt / json.rt).toFixed(1)}× |`,
+      `| ${r.name} | ${r.bytes} | ${(r.bytes / perReading).toFixed(2)} | ${f(median(r.enc))} | ${f(median(r.dec))} | ${f(median(r.rt))} | ${median(q).toFixed(1)}× | ${Math.min(...q).toFixed(1)}–${Math.max(...q).toFixed(1)}× |`,
+    );
+  }
+  if (target !== undefined) {
+    const q = ratios(rows[rows.length - 1]!, json);
+    const met = q.filter((x) => x >= target).length;
+    summary.push(
+      `- ${title}: **${median(q).toFixed(1)}×** JSON (median of ${q.length} rounds; range ${Math.min(...q).toFixed(1)}–${Math.max(...q).toFixed(1)}×; target ≥ ${target}×, met in ${met} of ${q.length} rounds)`,
     );
   }
 }
@@ -195,10 +215,11 @@ const codecSingleZ: Codec<Reading> = {
 };
 
 console.log(
-  `node ${process.version}, ${process.arch}, ${RUN_MS} ms per measurement (best of ${ROUNDS} interleaved slices)`,
+  `node ${process.version}, ${process.arch}, ${os.cpus().length} CPUs, load average ${os.loadavg()[0]!.toFixed(2)} at start; ` +
+    `${RUN_MS} ms per measurement in ${ROUNDS} interleaved rounds (medians)`,
 );
 const withJson = <T>(c: Codec<T>): Codec<T> => (c.name === 'JSON + deflate' ? { ...c, name: 'JSON' } : c);
-table('Single reading', measureAll([...refs<Flat>().map((c) => bind(c, single)), bind(codecSingle, reading)]), 1);
+table('Single reading', measureAll([...refs<Flat>().map((c) => bind(c, single)), bind(codecSingle, reading)]), 1, 5);
 table(
   'Single reading, deflate (JSON row = JSON + deflate)',
   measureAll([...refs<Flat>().map((c) => bind(withJson(deflated(c)), single)), bind(codecSingleZ, reading)]),
@@ -208,10 +229,13 @@ table(
   'Batch of 100 readings at 1 Hz',
   measureAll([...refs<Flat[]>().map((c) => bind(c, batchFlat)), bind(codecBatch, batch)]),
   100,
+  10,
 );
 table(
   'Batch of 100 readings at 1 Hz, deflate (JSON row = JSON + deflate)',
   measureAll([...refs<Flat[]>().map((c) => bind(withJson(deflated(c)), batchFlat)), bind(codecBatchZ, batch)]),
   100,
 );
+console.log(`\nAgainst the speed targets (load average ${os.loadavg()[0]!.toFixed(2)} at the end):\n`);
+for (const line of summary) console.log(line);
 if (sink === -1) console.log('');

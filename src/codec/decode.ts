@@ -112,6 +112,7 @@ class Cursor {
  * string. Bounded: 256 entries of ids ≤ 64 ASCII bytes.
  */
 const ID_CACHE = new Array<string>(256).fill('');
+let lastDeviceId = '';
 
 function readDeviceId(c: Cursor): string {
   const len = c.u8('device id length');
@@ -120,6 +121,16 @@ function readDeviceId(c: Cursor): string {
   if (end > c.end) c.fail('EGW_CODEC_TRUNCATED', 'device id runs past the end of the message');
   if (len > 64) return c.str('device id', 0, start - 1);
   const b = c.b;
+  // Most messages come from the device of the previous one: check that id before hashing.
+  const last = lastDeviceId;
+  if (last.length === len) {
+    let i = 0;
+    while (i < len && last.charCodeAt(i) === b[start + i]) i++;
+    if (i === len) {
+      c.pos = end;
+      return last;
+    }
+  }
   let h = len;
   for (let i = start; i < end; i++) {
     const x = b[i]!;
@@ -132,11 +143,13 @@ function readDeviceId(c: Cursor): string {
     while (i < len && hit.charCodeAt(i) === b[start + i]) i++;
     if (i === len) {
       c.pos = end;
+      lastDeviceId = hit;
       return hit;
     }
   }
   const id = c.str('device id', 0, start - 1);
   ID_CACHE[h] = id;
+  lastDeviceId = id;
   return id;
 }
 
@@ -249,9 +262,11 @@ function readReading(
   source: ReadingSource,
 ): Reading {
   const flags = c.u8('reading flags');
-  if ((flags & F.R_RESERVED) !== 0) c.fail('EGW_CODEC_RESERVED', 'reserved reading flags set');
   const q = flags & F.R_QUALITY;
-  if (q === 3) c.fail('EGW_CODEC_RANGE', 'quality 3 is undefined');
+  if ((flags & F.R_RESERVED) !== 0 || q === 3) {
+    if (q === 3) c.fail('EGW_CODEC_RANGE', 'quality 3 is undefined');
+    c.fail('EGW_CODEC_RESERVED', 'reserved reading flags set');
+  }
   const n = s.n;
   const states = st.states;
   if ((flags & F.R_STATES) !== 0) {
@@ -267,7 +282,7 @@ function readReading(
         else states[i] = v;
       }
     }
-  } else states.fill(0, 0, n);
+  }
   let ts: number;
   if (first) ts = c.u('timestamp');
   else {
@@ -289,8 +304,13 @@ function readReading(
   st.ts = ts;
 
   let values: Record<string, ReadingValue>;
-  if ((flags & F.R_STATES) === 0 && s.readFast !== undefined) values = s.readFast(c, st);
-  else values = readGeneral(c, s, st);
+  if ((flags & F.R_STATES) !== 0) values = readGeneral(c, s, st);
+  else if (s.readFast !== undefined) values = s.readFast(c, st);
+  else {
+    // No state map: every field holds a value in its field.
+    states.fill(0, 0, n);
+    values = readGeneral(c, s, st);
+  }
   if ((flags & F.R_EXTRAS) !== 0) readExtras(c, values);
   const r: Reading = { deviceId, ts, values, quality: QUALITY[q]!, source };
   if ((flags & F.R_UNITS) !== 0) r.units = readUnits(c);

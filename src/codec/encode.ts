@@ -2,7 +2,7 @@ import { deflateRawSync } from 'node:zlib';
 import type { Reading, ReadingValue } from '../pipeline/reading.js';
 import { CodecError } from './errors.js';
 import * as F from './format.js';
-import { writeUvarintAt, type FieldState } from './fast.js';
+import { writeUvarintAt, type FastWriter, type FieldState } from './fast.js';
 import { DEFAULT_REGISTRY, MAX_FIELD_INT, type CompiledSchema, type SchemaRegistry } from './schema.js';
 
 export interface EncodeOptions {
@@ -53,7 +53,10 @@ function ensure(n: number): void {
 function writeU(v: number): void {
   // Unsigned LEB128; v is a safe integer ≥ 0 (checked by the callers).
   if (v < 0x80) buf[pos++] = v;
-  else pos = writeUvarintAt(buf, pos, v);
+  else if (v < 0x4000) {
+    buf[pos++] = (v & 0x7f) | 0x80;
+    buf[pos++] = v >>> 7;
+  } else pos = writeUvarintAt(buf, pos, v);
 }
 
 function writeS(v: number): void {
@@ -313,7 +316,7 @@ function finish(flags: number, opts: EncodeOptions | undefined): Buffer {
     }
   }
   buf[start + 1] = (F.VERSION << 4) | flags;
-  const out = buf.subarray(start, pos);
+  const out = Buffer.from(buf.buffer, buf.byteOffset + start, pos - start); // cheaper than subarray
   start = (pos + 7) & ~7; // keep views 8-byte aligned, like Node's pool
   return out;
 }
@@ -392,14 +395,61 @@ export function encodeBatch(rs: readonly Reading[], opts?: EncodeOptions): Buffe
   const reg = begin(r0, opts);
   ensure(20);
   const s = firstReading(reg, r0, opts, rs.length);
-  let prevTs = r0.ts;
+  if (s.writeFast !== undefined) writeRun(s, s.writeFast, rs);
+  else for (let i = 1; i < rs.length; i++) writeNext(s, rs, i);
+  return finish(F.F_BATCH, opts);
+}
+
+function writeNext(s: CompiledSchema, rs: readonly Reading[], i: number): void {
+  const r = rs[i]!;
+  const r0 = rs[0]!;
+  if (r.deviceId !== r0.deviceId) {
+    throw new CodecError('EGW_CODEC_ENCODE', `batch mixes devices ${r0.deviceId} and ${r.deviceId}`);
+  }
+  writeReading(s, r, false, rs[i - 1]!.ts);
+}
+
+/**
+ * Readings 1… of a batch, the hot loop: buffer and position in locals, quality and timestamp
+ * checks inline, 1–2 byte timestamp deltas inline, the generated writer for the values. Anything else goes through
+ * writeNext (the general path) and the loop picks up after it.
+ */
+function writeRun(s: CompiledSchema, write: FastWriter, rs: readonly Reading[]): void {
+  const id = rs[0]!.deviceId;
+  const need = 1 + 8 + s.numCount * 10 + 1;
+  const st = fieldState;
+  let b = buf;
+  let p = pos;
+  let prevTs = rs[0]!.ts;
   for (let i = 1; i < rs.length; i++) {
     const r = rs[i]!;
-    if (r.deviceId !== r0.deviceId) {
-      throw new CodecError('EGW_CODEC_ENCODE', `batch mixes devices ${r0.deviceId} and ${r.deviceId}`);
+    const ts = r.ts;
+    const ql = r.quality;
+    const q = ql === 'good' ? 0 : ql === 'uncertain' ? 1 : ql === 'bad' ? 2 : -1;
+    let end = -1;
+    if (p + need <= b.length && r.deviceId === id && r.units === undefined && q >= 0 && Number.isInteger(ts)) {
+      const d = ts - prevTs;
+      if (ts >= 0 && ts <= F.MAX_TS) {
+        b[p] = q;
+        const z = d >= 0 ? d * 2 : -d * 2 - 1;
+        let at = p + 1;
+        if (z < 0x80) b[at++] = z;
+        else if (z < 0x4000) {
+          b[at++] = (z & 0x7f) | 0x80;
+          b[at++] = z >>> 7;
+        } else at = writeUvarintAt(b, at, z);
+        end = write(r.values, b, at, st);
+      }
     }
-    writeReading(s, r, false, prevTs);
-    prevTs = r.ts;
+    if (end >= 0) p = end;
+    else {
+      // Not the common case (or the pool is full): the general path, with its own checks.
+      pos = p;
+      writeNext(s, rs, i);
+      b = buf;
+      p = pos;
+    }
+    prevTs = ts;
   }
-  return finish(F.F_BATCH, opts);
+  pos = p;
 }

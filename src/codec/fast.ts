@@ -117,11 +117,11 @@ export function makeReader(spec: SchemaSpec, maxInt: number): FastReader {
     // go through the checked reader (docs/codec.md §Varints).
     lines.push(
       'b0 = p < e ? b[p] : 0x100;',
-      'if (b0 < 0x80) { z = b0; p += 1; }',
+      // Zigzag with int ops where z < 2^14; arithmetic for longer ones (beyond 32 bits).
+      'if (b0 < 0x80) { m = (b0 >>> 1) ^ -(b0 & 1); p += 1; }',
       'else { b1 = p + 1 < e ? b[p + 1] : 0x100;',
-      '  if (b0 < 0x100 && b1 < 0x80 && b1 !== 0) { z = (b0 & 0x7f) | (b1 << 7); p += 2; }',
-      `  else { c.pos = p; z = c.u(${key}); p = c.pos; } }`,
-      'm = z % 2 === 0 ? z / 2 : -(z + 1) / 2;',
+      '  if (b0 < 0x100 && b1 < 0x80 && b1 !== 0) { z = (b0 & 0x7f) | (b1 << 7); m = (z >>> 1) ^ -(z & 1); p += 2; }',
+      `  else { c.pos = p; z = c.u(${key}); p = c.pos; m = z % 2 === 0 ? z / 2 : -(z + 1) / 2; } }`,
       `if (seen[${i}] === 1) m += prev[${i}]; else seen[${i}] = 1;`,
       `if (m > ${maxInt} || m < ${-maxInt}) { c.pos = p; c.fail('EGW_CODEC_RANGE', ${JSON.stringify(`${f.name} out of range`)}); }`,
       `prev[${i}] = m;`,
