@@ -77,7 +77,9 @@ class Cursor {
   /** Zigzag-decoded signed varint. */
   s(what: string): number {
     const z = this.u(what);
-    return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+    if (z < 0x40000000) return (z >>> 1) ^ -(z & 1);
+    const h = Math.floor(z / 2); // no float modulo: z may exceed 32 bits
+    return z === 2 * h ? h : -h - 1;
   }
 
   /** u8 length-prefixed UTF-8 string of at least `min` bytes (starting at `at` when given). */

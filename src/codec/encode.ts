@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { deflateRawSync } from 'node:zlib';
 import type { Reading, ReadingValue } from '../pipeline/reading.js';
 import { CodecError } from './errors.js';
@@ -332,8 +333,11 @@ function begin(r: Reading, opts: EncodeOptions | undefined): SchemaRegistry {
   pos = start + 2;
   if (id === lastId) {
     const n = lastIdLen;
-    buf[pos++] = n;
-    for (let i = 0; i < n; i++) buf[pos++] = lastIdBytes[i]!;
+    const b = buf;
+    let p = pos;
+    b[p++] = n;
+    for (let i = 0; i < n; i++) b[p++] = lastIdBytes[i]!;
+    pos = p;
   } else {
     writeStr(id, 'deviceId', 0);
     lastIdLen = pos - start - 3; // magic, header, length byte

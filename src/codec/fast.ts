@@ -39,13 +39,15 @@ export type FastReader = (c: ReaderCursor, st: FieldState) => Record<string, Rea
 /** Unsigned LEB128 of a safe integer ≥ 0 at `p`; returns the new position. */
 export function writeUvarintAt(b: Uint8Array, p: number, v: number): number {
   if (v >= 0x10000000) {
-    // Above 28 bits: the low 28 with integer ops, then the rest (< 2^25) — one division, not seven.
-    const lo = v % 0x10000000;
+    // Above 28 bits: the low 28 with integer ops, then the rest (< 2^25) — one division, not
+    // seven, and no float modulo (a call into C in V8).
+    const hi = Math.floor(v / 0x10000000);
+    const lo = v - hi * 0x10000000;
     b[p++] = (lo & 0x7f) | 0x80;
     b[p++] = ((lo >>> 7) & 0x7f) | 0x80;
     b[p++] = ((lo >>> 14) & 0x7f) | 0x80;
     b[p++] = ((lo >>> 21) & 0x7f) | 0x80;
-    v = (v - lo) / 0x10000000;
+    v = hi;
   }
   while (v >= 0x80) {
     b[p++] = (v & 0x7f) | 0x80;
@@ -121,7 +123,7 @@ export function makeReader(spec: SchemaSpec, maxInt: number): FastReader {
       'if (b0 < 0x80) { m = (b0 >>> 1) ^ -(b0 & 1); p += 1; }',
       'else { b1 = p + 1 < e ? b[p + 1] : 0x100;',
       '  if (b0 < 0x100 && b1 < 0x80 && b1 !== 0) { z = (b0 & 0x7f) | (b1 << 7); m = (z >>> 1) ^ -(z & 1); p += 2; }',
-      `  else { c.pos = p; z = c.u(${key}); p = c.pos; m = z % 2 === 0 ? z / 2 : -(z + 1) / 2; } }`,
+      `  else { c.pos = p; z = c.u(${key}); p = c.pos; m = z < 0x40000000 ? (z >>> 1) ^ -(z & 1) : z === 2 * Math.floor(z / 2) ? z / 2 : -(z + 1) / 2; } }`,
       `if (seen[${i}] === 1) m += prev[${i}]; else seen[${i}] = 1;`,
       `if (m > ${maxInt} || m < ${-maxInt}) { c.pos = p; c.fail('EGW_CODEC_RANGE', ${JSON.stringify(`${f.name} out of range`)}); }`,
       `prev[${i}] = m;`,
