@@ -6,8 +6,9 @@
 //
 // node:zlib is fine here because the cloud side is not the constrained device. The gateway itself
 // does not use it to inflate: Node's zlib keeps ~5–9 KB of native memory per corrupt stream it
-// rejects (docs/codec.md §Deflate); a long-running service fed untrusted messages should watch
-// that, or inflate with a pure-JS library as the gateway does (src/codec/inflate.ts, fflate).
+// rejects (docs/codec.md §Deflate on the decode path); a long-running service fed untrusted
+// messages should watch that, or inflate with a pure-JS library as the gateway does
+// (src/codec/inflate.ts, fflate).
 //
 //   import { decodeReadings } from './decode.js';
 //   const readings = decodeReadings(payloadBytes); // [{ deviceId, ts, values, quality, units? }]
