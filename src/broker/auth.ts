@@ -13,6 +13,8 @@ export interface ConnectInfo {
   remoteAddress: string | undefined;
   /** CN of a client certificate the TLS layer verified against tls.ca_file. */
   certCN: string | undefined;
+  /** Came in on the TLS listener: never anonymous (issue 2: only loopback on the plain listener is trusted). */
+  tls: boolean;
   keepalive: number;
 }
 
@@ -42,7 +44,8 @@ interface User {
 
 /**
  * Decides who may connect. Order: keepalive bound, then a verified client certificate (its CN is
- * the username, no password needed), then username/password, then anonymous loopback. Every
+ * the username, no password needed), then username/password, then anonymous loopback (plain
+ * listener only). Every
  * non-trusted client gets the ACL of its user (or the default ACL), substituted for it.
  */
 export class Authenticator {
@@ -80,7 +83,9 @@ export class Authenticator {
         return refuse(ConnackCode.BAD_USERNAME_OR_PASSWORD, 'bad_credentials', 'bad username or password');
       return this.identify(c, c.username);
     }
-    if (this.config.allow_anonymous_loopback && isLoopback(c.remoteAddress)) {
+    // The TLS listener is the one for the site network (default 0.0.0.0:8883); a TLS-terminating
+    // proxy or tunnel on the board would make every remote client look like loopback there.
+    if (this.config.allow_anonymous_loopback && !c.tls && isLoopback(c.remoteAddress)) {
       return { ok: true, identity: { trusted: true, username: undefined, acl: null } };
     }
     return refuse(ConnackCode.NOT_AUTHORIZED, 'not_authorized', 'credentials required');

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type {
   Aedes,
   AedesOptions,
@@ -123,6 +124,7 @@ export class BrokerPolicy {
         password,
         remoteAddress: conn.remoteAddress,
         certCN: this.certCN.get(conn),
+        tls: (conn as Partial<TLSSocket>).encrypted === true,
         keepalive: pending.keepalive,
       })
       .then(

@@ -28,6 +28,7 @@ const connect = (c: Partial<ConnectInfo>): ConnectInfo => ({
   password: undefined,
   remoteAddress: '10.1.2.3',
   certCN: undefined,
+  tls: false,
   keepalive: 60,
   ...c,
 });
@@ -62,6 +63,16 @@ test('username/password: right password gets the default ACL; wrong or unknown g
     const bad = await a.authenticate(connect(c));
     assert.ok(!bad.ok && bad.returnCode === 4 && bad.reason === 'bad_credentials', JSON.stringify(c));
   }
+});
+
+test('the TLS listener trusts nobody anonymously, not even loopback (rc 5)', async () => {
+  const a = new Authenticator(await config());
+  for (const addr of ['127.0.0.1', '::1']) {
+    const r = await a.authenticate(connect({ remoteAddress: addr, tls: true }));
+    assert.ok(!r.ok && r.returnCode === 5 && r.reason === 'not_authorized', addr);
+  }
+  const cert = await a.authenticate(connect({ remoteAddress: '127.0.0.1', tls: true, certCN: 'cert-only' }));
+  assert.ok(cert.ok && !cert.identity.trusted);
 });
 
 test('a user acl replaces the default ACL', async () => {
