@@ -116,8 +116,13 @@ test('batch counts the body cannot hold are refused before anything is allocated
 
 test('zip bomb: a deflate stream of 64 MiB of zeros is stopped at the declared size and the limit', () => {
   const bomb = deflateRawSync(Buffer.alloc(64 << 20));
-  // declares 1,000 bytes, inflates to far more: stopped at 1,000 bytes of output
-  fails(Buffer.concat([hex('c1 12 e8 07'), bomb]), 'EGW_CODEC_INFLATE');
+  // declares 1,000 bytes, inflates to far more: the output buffer holds 1,001 bytes at most, and
+  // the sliced inflater stops within the first 512-byte slice of the 65 KB stream (inflate.ts)
+  fails(Buffer.concat([hex('c1 12 e8 07'), bomb]), 'EGW_CODEC_INFLATE', /past its declared 1000 B/);
+  // the same through the one-call path (a stream of ≤ 512 bytes): refused, not truncated silently
+  const small = deflateRawSync(Buffer.alloc(400 << 10));
+  assert.ok(small.length <= ONE_SHOT_MAX, `${small.length} B`);
+  fails(Buffer.concat([hex('c1 12 e8 07'), small]), 'EGW_CODEC_INFLATE', /past its declared 1000 B/);
   // declares 64 MiB: refused by the 1 MiB default limit before inflating
   fails(Buffer.concat([hex('c1 12 80 80 80 20'), bomb]), 'EGW_CODEC_LIMIT');
   assert.throws(
