@@ -17,7 +17,8 @@ import type { Db } from '../store/db.js';
 import { codecDecoder } from './codec-decoder.js';
 import type { BrokerConfig } from './config.js';
 import { ConnectRateLimiter, limitPacketSize } from './limits.js';
-import { BrokerMetrics, RateLimitedLog } from './metrics.js';
+import { RateLimitedLog } from '../log/rate-limited.js';
+import { BrokerMetrics } from './metrics.js';
 import { SqlitePersistence } from './persistence/index.js';
 import { BrokerPolicy } from './policy.js';
 

@@ -1,5 +1,4 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Logger } from '../log/logger.js';
 
 const P = 'edge_gateway_mqtt_';
 
@@ -66,31 +65,5 @@ export class BrokerMetrics {
       overload: ingest.labels('overload'),
       pipeline: ingest.labels('pipeline'),
     };
-  }
-}
-
-/**
- * Warns at most once per key per interval and says how many were suppressed: a device stuck in
- * a loop of bad publishes must not flood the journal, yet the first occurrence is always seen.
- */
-export class RateLimitedLog {
-  private readonly last = new Map<string, { at: number; suppressed: number }>();
-
-  constructor(
-    private readonly log: Logger,
-    private readonly intervalMs = 60000,
-    private readonly now: () => number = () => performance.now(),
-  ) {}
-
-  warn(key: string, obj: Record<string, unknown>, msg: string): void {
-    const t = this.now();
-    const e = this.last.get(key);
-    if (e && t - e.at < this.intervalMs) {
-      e.suppressed++;
-      return;
-    }
-    if (this.last.size > 1000) this.last.clear();
-    this.last.set(key, { at: t, suppressed: 0 });
-    this.log.warn(e?.suppressed ? { ...obj, suppressed: e.suppressed } : obj, msg);
   }
 }

@@ -17,7 +17,8 @@ import { canPublish, canReceive, canSubscribe } from './acl.js';
 import { Authenticator, type ClientIdentity } from './auth.js';
 import type { BrokerConfig } from './config.js';
 import { decodeSensorMessage, type PayloadDecoder } from './ingest.js';
-import { RateLimitedLog, type BrokerMetrics } from './metrics.js';
+import { RateLimitedLog } from '../log/rate-limited.js';
+import type { BrokerMetrics } from './metrics.js';
 
 /**
  * Where refused publishes go. aedes can only refuse a PUBLISH by closing the connection

@@ -3,7 +3,7 @@ import { StateLog, type Logger } from '../log/logger.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import { isValidDeviceId, type Reading } from '../pipeline/reading.js';
 import type { DriverMetrics } from './metrics.js';
-import { RateLimitedLog } from './rate-log.js';
+import { RateLimitedLog } from '../log/rate-limited.js';
 import type { CommandResult, Driver, DriverContext, DriverErrorKind, DriverType, Sample } from './types.js';
 
 export interface RuntimeOptions {
@@ -62,7 +62,7 @@ export class DriverRuntime {
   constructor(private readonly opts: RuntimeOptions) {
     this.id = opts.config.id;
     this.link = new StateLog(opts.log, `driver ${this.id}`);
-    this.rateLog = new RateLimitedLog(opts.log);
+    this.rateLog = new RateLimitedLog(opts.log, 10000);
     this.maxBatch = opts.maxBatch ?? 500;
     this.retryMs = opts.retryMs ?? 200;
   }
