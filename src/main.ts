@@ -102,7 +102,9 @@ async function run(args: string[]): Promise<number> {
     await gateway.start();
   } catch (err) {
     log.fatal({ err, code: (err as GatewayError).code }, 'gateway failed to start');
-    return 1;
+    // Exit now: a retrying client or timer left by a half-started service must not keep us alive.
+    log.flush();
+    process.exit(1);
   }
   return -1; // keep running
 }

@@ -1,4 +1,5 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino';
+import { prettyDestination } from './pretty.js';
 
 export type { Logger };
 
@@ -21,17 +22,19 @@ const REDACT = [
 ];
 
 /**
- * JSON lines to stdout for journald. On a TTY pino's transport-free formatter keeps startup light:
- * pino-pretty is deliberately not a dependency; `| npx pino-pretty` works for those who want colour.
+ * JSON lines to stdout for journald; one readable line per entry when stdout is a terminal
+ * (a small formatter in-process: pino-pretty would add a dependency and a worker thread).
  */
 export function createLogger(opts: LoggerOptions): Logger {
-  return pino({
+  const options = {
     level: opts.level,
     base: { svc: 'edge-gateway' },
     redact: { paths: REDACT, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-  });
+    formatters: { level: (label: string) => ({ level: label }) },
+  };
+  const pretty = opts.pretty ?? process.stdout.isTTY === true;
+  return pretty ? pino(options, prettyDestination(process.stdout)) : pino(options);
 }
 
 /**
