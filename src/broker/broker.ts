@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import {
@@ -183,6 +184,11 @@ export class BrokerService implements Service {
       throw new GatewayError('EGW_MQTT_TLS', 'broker.tls.require_client_cert needs broker.tls.ca_file');
     }
     const ca = t.ca_file ? read('ca_file', t.ca_file) : undefined;
+    // node ignores a CA file without a usable certificate: every client certificate would then be
+    // refused with no hint at the cause.
+    if (ca && !hasCertificate(ca)) {
+      throw new GatewayError('EGW_MQTT_TLS', `broker.tls.ca_file ${t.ca_file} holds no PEM certificate`);
+    }
     // Parse now (not PEM garbage, key matches the certificate) so a bad file fails the start with
     // EGW_MQTT_TLS before the plain listener opens, instead of an OpenSSL error from createServer.
     try {
@@ -310,6 +316,19 @@ function coalesceWrites(socket: Socket): void {
     }
     return (write as (...a: unknown[]) => boolean).apply(this, args);
   } as Socket['write'];
+}
+
+/** True when the PEM text holds at least one parseable certificate. */
+function hasCertificate(pem: Buffer): boolean {
+  const blocks = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  return blocks.some((b) => {
+    try {
+      new X509Certificate(b);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 function listen(server: Server, port: number, host: string, code: string): Promise<void> {

@@ -3,13 +3,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { BrokerService } from '../../src/broker/broker.js';
 import { hashPassword } from '../../src/broker/password.js';
-import type { Gateway } from '../../src/gateway.js';
+import { parseConfig } from '../../src/config/load.js';
+import { Gateway } from '../../src/gateway.js';
+import { createLogger } from '../../src/log/logger.js';
 import { GatewayProcess, tempDir } from '../helpers/gateway-process.js';
-import { collect, metric, run, startGateway, until } from './broker-harness.js';
+import { brokerConfigYaml, collect, freePort, metric, run, startGateway, until } from './broker-harness.js';
 import { makePki, type Pki } from './tls-certs.js';
 
 const FAST = { N: 1024, r: 8, p: 1 };
@@ -257,20 +260,46 @@ describe('broker TLS start-up errors (gateway process)', () => {
     assert.ok(!gp.logs.some((l) => l.msg === 'MQTT broker listening'), `${name}: plain listener opened`);
   }
 
-  test('missing, unreadable, malformed or mismatched cert/key files fail the start with EGW_MQTT_TLS', async () => {
+  test('a missing cert file or a key that does not match fails the process start: exit 1, EGW_MQTT_TLS logged', async () => {
+    await Promise.all([
+      failsWith('missing-cert', { cert_file: join(tmp.dir, 'nope.pem'), key_file: pki.serverKey }, /cert_file .*nope\.pem.*ENOENT/),
+      failsWith('mismatched-key', { cert_file: pki.serverCert, key_file: pki.clientKey }, /cannot use .*(mismatch|key values)/i),
+    ]);
+  });
+
+  test('every unusable TLS setting fails the start with EGW_MQTT_TLS before any listener opens (in process)', async () => {
     const dirAsFile = join(tmp.dir, 'a-directory');
     mkdirSync(dirAsFile);
     const garbage = tmp.file('garbage.pem', 'not a certificate\n');
-    // Side by side: each is a gateway process that must exit on its own.
-    await Promise.all([
-      failsWith('missing-cert', { cert_file: join(tmp.dir, 'nope.pem'), key_file: pki.serverKey }, /cert_file .*nope\.pem.*ENOENT/),
-      failsWith('no-key', { cert_file: pki.serverCert }, /key_file is required/),
-      failsWith('unreadable-key', { cert_file: pki.serverCert, key_file: dirAsFile }, /key_file .*EISDIR/),
-      failsWith('missing-ca', { cert_file: pki.serverCert, key_file: pki.serverKey, ca_file: join(tmp.dir, 'ca-nope.pem') }, /ca_file .*ENOENT/),
-      failsWith('require-without-ca', { cert_file: pki.serverCert, key_file: pki.serverKey, require_client_cert: 'true' }, /require_client_cert needs broker\.tls\.ca_file/),
-      failsWith('garbage-cert', { cert_file: garbage, key_file: pki.serverKey }, /cannot use/),
-      failsWith('mismatched-key', { cert_file: pki.serverCert, key_file: pki.clientKey }, /cannot use .*(mismatch|key values)/i),
-    ]);
+    const cases: [string, Record<string, string>, RegExp][] = [
+      ['no-key', { cert_file: pki.serverCert }, /key_file is required/],
+      ['unreadable-key', { cert_file: pki.serverCert, key_file: dirAsFile }, /key_file .*EISDIR/],
+      ['missing-ca', { cert_file: pki.serverCert, key_file: pki.serverKey, ca_file: join(tmp.dir, 'ca-nope.pem') }, /ca_file .*ENOENT/],
+      ['require-without-ca', { cert_file: pki.serverCert, key_file: pki.serverKey, require_client_cert: 'true' }, /require_client_cert needs broker\.tls\.ca_file/],
+      ['garbage-cert', { cert_file: garbage, key_file: pki.serverKey }, /cannot use/],
+      ['garbage-ca', { cert_file: pki.serverCert, key_file: pki.serverKey, ca_file: garbage }, /ca_file .* holds no PEM certificate/],
+      ['key-as-ca', { cert_file: pki.serverCert, key_file: pki.serverKey, ca_file: pki.serverKey }, /holds no PEM certificate/],
+    ];
+    for (const [name, tls, pattern] of cases) {
+      const port = await freePort();
+      const extra = ['  tls:', '    enabled: true', '    host: 127.0.0.1', '    port: 0', ...Object.entries(tls).map(([k, v]) => `    ${k}: ${v}`)].join('\n');
+      // Uplink off: its mqtt.js client, stopped while connecting, would hold the test process for connect_timeout_ms.
+      const yamlText = `${brokerConfigYaml(join(tmp.dir, `inproc-${name}`), port, extra)}\nuplink:\n  enabled: false\n`;
+      const config = parseConfig(yamlText, name, {});
+      const gw = new Gateway({ config, log: createLogger({ level: 'silent' }), env: {} });
+      const err = await gw.start().then(
+        () => undefined,
+        (e: Error & { cause?: Error & { code?: string } }) => e,
+      );
+      if (!err) await gw.stop();
+      assert.ok(err, `${name}: started`);
+      assert.equal(err.cause?.code, 'EGW_MQTT_TLS', name);
+      assert.match(err.cause?.message ?? '', pattern, name);
+      // The plain listener never opened (TLS material is checked first): its port is still free.
+      const probe = createServer();
+      await new Promise<void>((resolve, reject) => (probe.once('error', reject), probe.listen(port, '127.0.0.1', () => resolve())));
+      await new Promise((r) => probe.close(r));
+    }
   });
 
   test('a good TLS config starts on the logged port; a refused client certificate is logged with its reason', async () => {
