@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { GatewayError } from '../errors.js';
 import type { Service, ServiceHealth } from '../lifecycle/service.js';
@@ -47,6 +48,8 @@ export class Uplink implements Service {
   private pumping = false;
   private receiveMax = 65535;
   private lastError: string | undefined;
+  /** Cause of the last failed connection attempt already logged (logged again only when it changes). */
+  private reportedError: string | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private pumpTimer: NodeJS.Timeout | undefined;
   private pumpAt = Infinity;
@@ -111,6 +114,10 @@ export class Uplink implements Service {
   }
 
   async start(): Promise<void> {
+    // Unreadable or unusable TLS files are a configuration error: refuse to start (as the broker's
+    // TLS listener does) rather than retry forever. They are read again at every connect, so a
+    // renewed certificate is picked up on the next reconnect.
+    checkTlsFiles(this.opts.config);
     this.stopped = false;
     this.state.set('offline', { url: this.opts.config.url }, 'info');
     // Never blocks start: the gateway runs (and the outbox fills) with the cloud unreachable.
@@ -173,7 +180,7 @@ export class Uplink implements Service {
       client = mqtt.connect(this.opts.config.url, this.clientOptions());
     } catch (err) {
       this.lastError = (err as Error).message;
-      this.opts.log.error({ err, code: (err as GatewayError).code ?? 'EGW_UPLINK_CONNECT' }, 'uplink client cannot be created');
+      this.connectFailed(err as Error & { code?: string });
       this.scheduleReconnect();
       return;
     }
@@ -186,16 +193,51 @@ export class Uplink implements Service {
       this.attempts = 0;
       this.online = true;
       this.lastError = undefined;
+      this.reportedError = undefined;
       this.counters.connects++;
       this.state.set('online', { url: this.opts.config.url }, 'info');
       this.pump();
     });
-    client.on('error', (err) => {
-      if (gen === this.gen) this.lastError = err.message;
+    client.on('error', (err: Error & { code?: string | number }) => {
+      if (gen !== this.gen) return;
+      this.lastError = err.message;
+      // Before CONNACK: this attempt failed (TLS handshake, refused CONNECT, network).
+      if (!this.online) this.connectFailed(err);
     });
     client.on('close', () => {
       if (gen === this.gen && !this.stopped) this.lost(this.lastError ?? 'connection closed');
     });
+  }
+
+  /**
+   * Why a connection attempt failed, logged once per distinct cause rather than per retry (the
+   * offline state itself is logged by `state`). TLS failures get their own code and a hint: they
+   * do not heal by retrying, unlike a cloud that is down.
+   */
+  private connectFailed(err: Error & { code?: string | number }): void {
+    const code = typeof err.code === 'string' ? err.code : undefined;
+    const key = `${code ?? ''} ${err.message}`;
+    if (key === this.reportedError) return;
+    this.reportedError = key;
+    const url = this.opts.config.url;
+    if ((err as GatewayError).code === 'EGW_UPLINK_TLS' || isTlsError(code, err.message)) {
+      // An alert from the broker (e.g. "unknown ca", "certificate required") means it refused our
+      // certificate; anything else on the way in is our verification of its certificate failing.
+      const refusedByBroker = code !== undefined && code.includes('_ALERT_');
+      this.opts.log.error(
+        { code: 'EGW_UPLINK_TLS', url, reason: opensslReason(err.message), tlsCode: code },
+        refusedByBroker
+          ? 'uplink TLS: the cloud broker refused the handshake; check that it trusts the CA of uplink.cert_file (and that cert_file/key_file are set if it requires a client certificate). Retrying with backoff; the outbox keeps the data'
+          : (err as GatewayError).code === 'EGW_UPLINK_TLS'
+            ? 'uplink TLS files cannot be read; retrying with backoff; the outbox keeps the data'
+            : 'uplink TLS: the cloud broker certificate is not trusted; check that uplink.ca_file signs it and that it is issued for the host in uplink.url. Retrying with backoff; the outbox keeps the data',
+      );
+    } else {
+      this.opts.log.warn(
+        { code: 'EGW_UPLINK_OFFLINE', url, reason: err.message },
+        'uplink cannot connect to the cloud broker; retrying with backoff, the outbox keeps the data',
+      );
+    }
   }
 
   /** The connection is gone (or declared dead): re-queue in-flight messages and reconnect later. */
@@ -216,8 +258,9 @@ export class Uplink implements Service {
     const c = this.client;
     this.client = undefined;
     if (c) {
-      c.removeAllListeners('connect');
-      c.removeAllListeners('close');
+      // Our listeners ignore an old generation, so they stay. removeAllListeners('close') also
+      // removed mqtt.js' own, which clears its CONNACK timer and keepalive interval: each dropped
+      // client then kept timers alive (a connect_timeout_ms hang at shutdown, a leak per reconnect).
       c.on('error', () => undefined);
       c.end(true);
     }
@@ -349,5 +392,43 @@ export class Uplink implements Service {
         this.pump();
       },
     );
+  }
+}
+
+/** "…:error:0A000418:SSL routines:ssl3_read_bytes:tlsv1 alert unknown ca:…" → "tlsv1 alert unknown ca". */
+function opensslReason(message: string): string {
+  return /SSL routines:[^:]*:([^:]+)/.exec(message)?.[1] ?? message.trim();
+}
+
+/** OpenSSL / X.509 verification failures (node error codes), as opposed to network errors. */
+function isTlsError(code: string | undefined, message: string): boolean {
+  if (code !== undefined) return /^ERR_(SSL|TLS)_|CERT|SIGNATURE|ISSUER|TLS/.test(code);
+  return /TLS not authorized|certificate/i.test(message);
+}
+
+/** Reads and parses the uplink's TLS files; throws EGW_UPLINK_TLS naming the key and the cause. */
+function checkTlsFiles(c: UplinkConfig): void {
+  const read = (what: string, f: string | undefined): Buffer | undefined => {
+    if (!f) return undefined;
+    try {
+      return readFileSync(f);
+    } catch (err) {
+      throw new GatewayError('EGW_UPLINK_TLS', `cannot read uplink.${what} ${f}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  const ca = read('ca_file', c.ca_file);
+  const cert = read('cert_file', c.cert_file);
+  const key = read('key_file', c.key_file);
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new GatewayError('EGW_UPLINK_TLS', 'uplink.cert_file and uplink.key_file go together: set both or neither');
+  }
+  // node ignores a CA file without a usable certificate and then trusts nobody: say so now.
+  if (ca && !/-----BEGIN CERTIFICATE-----/.test(ca.toString('latin1'))) {
+    throw new GatewayError('EGW_UPLINK_TLS', `uplink.ca_file ${c.ca_file} holds no PEM certificate`);
+  }
+  try {
+    createSecureContext({ ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) });
+  } catch (err) {
+    throw new GatewayError('EGW_UPLINK_TLS', `uplink: cannot use the TLS files (ca_file, cert_file, key_file): ${(err as Error).message}`, { cause: err });
   }
 }

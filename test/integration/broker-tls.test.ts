@@ -283,7 +283,7 @@ describe('broker TLS start-up errors (gateway process)', () => {
     for (const [name, tls, pattern] of cases) {
       const port = await freePort();
       const extra = ['  tls:', '    enabled: true', '    host: 127.0.0.1', '    port: 0', ...Object.entries(tls).map(([k, v]) => `    ${k}: ${v}`)].join('\n');
-      // Uplink off: its mqtt.js client, stopped while connecting, would hold the test process for connect_timeout_ms.
+      // Uplink off: not under test here.
       const yamlText = `${brokerConfigYaml(join(tmp.dir, `inproc-${name}`), port, extra)}\nuplink:\n  enabled: false\n`;
       const config = parseConfig(yamlText, name, {});
       const gw = new Gateway({ config, log: createLogger({ level: 'silent' }), env: {} });
