@@ -152,7 +152,10 @@ export class BrokerService implements Service {
           {
             code: 'EGW_MQTT_TLS',
             remote: socket.remoteAddress,
-            err: certError !== undefined ? `client certificate not verified by broker.tls.ca_file: ${String(certError)}` : err.message,
+            err:
+              certError !== undefined
+                ? `client certificate not verified by broker.tls.ca_file: ${String(certError)}`
+                : err.message,
           },
           isCert ? 'TLS handshake failed: client certificate refused' : 'TLS handshake failed',
         );

@@ -98,15 +98,23 @@ describe('broker TLS listener (server certificate, optional client certificates)
   });
 
   test('the TLS listener is not anonymous loopback: no credentials from 127.0.0.1 → CONNACK 5', async () => {
-    const before = await metric(gateway.context.metrics, 'edge_gateway_mqtt_auth_failures_total', { reason: 'not_authorized' });
+    const before = await metric(gateway.context.metrics, 'edge_gateway_mqtt_auth_failures_total', {
+      reason: 'not_authorized',
+    });
     await assert.rejects(connect(tlsUrl, { ca: ca(), clientId: 'anon-1' }), /Not authorized/i);
     // A certificate from another CA does not verify: it authenticates nobody, so still anonymous → refused.
     await assert.rejects(
-      connect(tlsUrl, { ca: ca(), clientId: 'device-42', cert: readFileSync(pki.otherClientCert), key: readFileSync(pki.otherClientKey) }),
+      connect(tlsUrl, {
+        ca: ca(),
+        clientId: 'device-42',
+        cert: readFileSync(pki.otherClientCert),
+        key: readFileSync(pki.otherClientKey),
+      }),
       /Not authorized/i,
     );
     assert.equal(
-      (await metric(gateway.context.metrics, 'edge_gateway_mqtt_auth_failures_total', { reason: 'not_authorized' })) - before,
+      (await metric(gateway.context.metrics, 'edge_gateway_mqtt_auth_failures_total', { reason: 'not_authorized' })) -
+        before,
       2,
     );
     // The plain listener on loopback still trusts anonymous local clients (docs/broker.md).
@@ -114,7 +122,12 @@ describe('broker TLS listener (server certificate, optional client certificates)
   });
 
   test('with ca_file (not required) a verified certificate logs in without a password', async () => {
-    const dev = await client(tlsUrl, { ca: ca(), clientId: 'device-42', cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) });
+    const dev = await client(tlsUrl, {
+      ca: ca(),
+      clientId: 'device-42',
+      cert: readFileSync(pki.clientCert),
+      key: readFileSync(pki.clientKey),
+    });
     await dev.publishAsync('sensors/device-42/data', '{"v":7}', { qos: 1 });
     assert.equal(gateway.context.latest.get('device-42')?.values['v'], 7);
   });
@@ -164,7 +177,10 @@ describe('broker TLS listener with require_client_cert', () => {
     await dev.publishAsync('sensors/other/data', '{"temp":99}', { qos: 1 }); // acknowledged, discarded
     await dev.publishAsync('sensors/device-42/data', '{"temp":22}', { qos: 1 });
     const msgs = await got.next(2);
-    assert.deepEqual(msgs.map((x) => x.topic), ['sensors/device-42/data', 'sensors/device-42/data']);
+    assert.deepEqual(
+      msgs.map((x) => x.topic),
+      ['sensors/device-42/data', 'sensors/device-42/data'],
+    );
     assert.equal((await metric(m, 'edge_gateway_mqtt_acl_denied_total', { action: 'publish' })) - denied0, 1);
     assert.equal(gateway.context.latest.get('other'), undefined);
     assert.equal(gateway.context.latest.get('device-42')?.values['temp'], 22);
@@ -172,12 +188,15 @@ describe('broker TLS listener with require_client_cert', () => {
     await assert.rejects(dev.subscribeAsync('sensors/#', { qos: 1 }), /Subscribe error/);
     // The CN is the username: the same username is accepted, another one is refused (CONNACK 5).
     await client(tlsUrl, { ...certOpts(), clientId: 'device-42b', username: 'device-42' });
-    await assert.rejects(connect(tlsUrl, { ...certOpts(), clientId: 'device-42c', username: 'someone-else', password: 'x' }), /Not authorized/i);
+    await assert.rejects(
+      connect(tlsUrl, { ...certOpts(), clientId: 'device-42c', username: 'someone-else', password: 'x' }),
+      /Not authorized/i,
+    );
     // The device registry knows it as an authenticated device.
     await until(() => gateway.context.devices.get('device-42')?.online === true, 5000, 'device online');
   });
 
-  test('a client without a certificate, or with another CA\'s certificate, is refused and counted', async () => {
+  test("a client without a certificate, or with another CA's certificate, is refused and counted", async () => {
     const m = gateway.context.metrics;
     const c0 = await metric(m, 'edge_gateway_mqtt_auth_failures_total', { reason: 'certificate' });
     await assert.rejects(connect(tlsUrl, { ca: readFileSync(pki.ca), clientId: 'nocert' }));
@@ -190,8 +209,14 @@ describe('broker TLS listener with require_client_cert', () => {
       }),
     );
     // Even a valid password does not replace the certificate.
-    await assert.rejects(connect(tlsUrl, { ca: readFileSync(pki.ca), clientId: 'dev-9', username: 'dev', password: 'pw' }));
-    await until(async () => (await metric(m, 'edge_gateway_mqtt_auth_failures_total', { reason: 'certificate' })) - c0 === 3, 5000, '3 certificate failures counted');
+    await assert.rejects(
+      connect(tlsUrl, { ca: readFileSync(pki.ca), clientId: 'dev-9', username: 'dev', password: 'pw' }),
+    );
+    await until(
+      async () => (await metric(m, 'edge_gateway_mqtt_auth_failures_total', { reason: 'certificate' })) - c0 === 3,
+      5000,
+      '3 certificate failures counted',
+    );
     assert.equal(broker.health().ok, true);
   });
 
@@ -199,14 +224,43 @@ describe('broker TLS listener with require_client_cert', () => {
     const spy = await client(url, { clientId: 'spy-mosq' });
     const got = collect(spy);
     await spy.subscribeAsync('sensors/device-42/data', { qos: 1 });
-    const base = ['-h', '127.0.0.1', '-p', String(tlsPort), '--cafile', pki.ca, '-i', 'device-42', '-q', '1', '-t', 'sensors/device-42/data'];
-    const ok = await run('mosquitto_pub', [...base, '--cert', pki.clientCert, '--key', pki.clientKey, '-m', '{"rpm":1200}']);
+    const base = [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(tlsPort),
+      '--cafile',
+      pki.ca,
+      '-i',
+      'device-42',
+      '-q',
+      '1',
+      '-t',
+      'sensors/device-42/data',
+    ];
+    const ok = await run('mosquitto_pub', [
+      ...base,
+      '--cert',
+      pki.clientCert,
+      '--key',
+      pki.clientKey,
+      '-m',
+      '{"rpm":1200}',
+    ]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal((await got.next(1))[0]!.payload.toString(), '{"rpm":1200}');
     assert.equal(gateway.context.latest.get('device-42')?.values['rpm'], 1200);
     const nocert = await run('mosquitto_pub', [...base, '-m', '{"rpm":1}']);
     assert.notEqual(nocert.code, 0);
-    const other = await run('mosquitto_pub', [...base, '--cert', pki.otherClientCert, '--key', pki.otherClientKey, '-m', '{"rpm":2}']);
+    const other = await run('mosquitto_pub', [
+      ...base,
+      '--cert',
+      pki.otherClientCert,
+      '--key',
+      pki.otherClientKey,
+      '-m',
+      '{"rpm":2}',
+    ]);
     assert.notEqual(other.code, 0);
     assert.equal(got.messages.length, 1);
   });
@@ -250,7 +304,10 @@ describe('broker TLS start-up errors (gateway process)', () => {
       gp.child.once('exit', (c) => (clearTimeout(t), resolve(c)));
     });
     assert.equal(code, 1, `${name}: exit code; logs: ${JSON.stringify(gp.logs.slice(-3))}`);
-    assert.ok(gp.logs.some((l) => l.level === 'fatal' && l.msg === 'gateway failed to start'), `${name}: no fatal line`);
+    assert.ok(
+      gp.logs.some((l) => l.level === 'fatal' && l.msg === 'gateway failed to start'),
+      `${name}: no fatal line`,
+    );
     const line = gp.logs.find((l) => l.msg === 'service broker failed to start');
     assert.ok(line, `${name}: no broker error line: ${JSON.stringify(gp.logs)}`);
     const err = line['err'] as { code?: string; message?: string } | undefined;
@@ -262,8 +319,16 @@ describe('broker TLS start-up errors (gateway process)', () => {
 
   test('a missing cert file or a key that does not match fails the process start: exit 1, EGW_MQTT_TLS logged', async () => {
     await Promise.all([
-      failsWith('missing-cert', { cert_file: join(tmp.dir, 'nope.pem'), key_file: pki.serverKey }, /cert_file .*nope\.pem.*ENOENT/),
-      failsWith('mismatched-key', { cert_file: pki.serverCert, key_file: pki.clientKey }, /cannot use .*(mismatch|key values)/i),
+      failsWith(
+        'missing-cert',
+        { cert_file: join(tmp.dir, 'nope.pem'), key_file: pki.serverKey },
+        /cert_file .*nope\.pem.*ENOENT/,
+      ),
+      failsWith(
+        'mismatched-key',
+        { cert_file: pki.serverCert, key_file: pki.clientKey },
+        /cannot use .*(mismatch|key values)/i,
+      ),
     ]);
   });
 
@@ -274,15 +339,37 @@ describe('broker TLS start-up errors (gateway process)', () => {
     const cases: [string, Record<string, string>, RegExp][] = [
       ['no-key', { cert_file: pki.serverCert }, /key_file is required/],
       ['unreadable-key', { cert_file: pki.serverCert, key_file: dirAsFile }, /key_file .*EISDIR/],
-      ['missing-ca', { cert_file: pki.serverCert, key_file: pki.serverKey, ca_file: join(tmp.dir, 'ca-nope.pem') }, /ca_file .*ENOENT/],
-      ['require-without-ca', { cert_file: pki.serverCert, key_file: pki.serverKey, require_client_cert: 'true' }, /require_client_cert needs broker\.tls\.ca_file/],
+      [
+        'missing-ca',
+        { cert_file: pki.serverCert, key_file: pki.serverKey, ca_file: join(tmp.dir, 'ca-nope.pem') },
+        /ca_file .*ENOENT/,
+      ],
+      [
+        'require-without-ca',
+        { cert_file: pki.serverCert, key_file: pki.serverKey, require_client_cert: 'true' },
+        /require_client_cert needs broker\.tls\.ca_file/,
+      ],
       ['garbage-cert', { cert_file: garbage, key_file: pki.serverKey }, /cannot use/],
-      ['garbage-ca', { cert_file: pki.serverCert, key_file: pki.serverKey, ca_file: garbage }, /ca_file .* holds no PEM certificate/],
-      ['key-as-ca', { cert_file: pki.serverCert, key_file: pki.serverKey, ca_file: pki.serverKey }, /holds no PEM certificate/],
+      [
+        'garbage-ca',
+        { cert_file: pki.serverCert, key_file: pki.serverKey, ca_file: garbage },
+        /ca_file .* holds no PEM certificate/,
+      ],
+      [
+        'key-as-ca',
+        { cert_file: pki.serverCert, key_file: pki.serverKey, ca_file: pki.serverKey },
+        /holds no PEM certificate/,
+      ],
     ];
     for (const [name, tls, pattern] of cases) {
       const port = await freePort();
-      const extra = ['  tls:', '    enabled: true', '    host: 127.0.0.1', '    port: 0', ...Object.entries(tls).map(([k, v]) => `    ${k}: ${v}`)].join('\n');
+      const extra = [
+        '  tls:',
+        '    enabled: true',
+        '    host: 127.0.0.1',
+        '    port: 0',
+        ...Object.entries(tls).map(([k, v]) => `    ${k}: ${v}`),
+      ].join('\n');
       // Uplink off: not under test here.
       const yamlText = `${brokerConfigYaml(join(tmp.dir, `inproc-${name}`), port, extra)}\nuplink:\n  enabled: false\n`;
       const config = parseConfig(yamlText, name, {});
@@ -297,14 +384,24 @@ describe('broker TLS start-up errors (gateway process)', () => {
       assert.match(err.cause?.message ?? '', pattern, name);
       // The plain listener never opened (TLS material is checked first): its port is still free.
       const probe = createServer();
-      await new Promise<void>((resolve, reject) => (probe.once('error', reject), probe.listen(port, '127.0.0.1', () => resolve())));
+      await new Promise<void>(
+        (resolve, reject) => (probe.once('error', reject), probe.listen(port, '127.0.0.1', () => resolve())),
+      );
       await new Promise((r) => probe.close(r));
     }
   });
 
   test('a good TLS config starts on the logged port; a refused client certificate is logged with its reason', async () => {
     const gp = GatewayProcess.start(
-      tmp.file('good.yaml', yaml('good', { cert_file: pki.serverCert, key_file: pki.serverKey, ca_file: pki.ca, require_client_cert: 'true' })),
+      tmp.file(
+        'good.yaml',
+        yaml('good', {
+          cert_file: pki.serverCert,
+          key_file: pki.serverKey,
+          ca_file: pki.ca,
+          require_client_cert: 'true',
+        }),
+      ),
     );
     try {
       await gp.ready(20000);

@@ -48,16 +48,52 @@ export function makePki(): Pki {
   const dir = mkdtempSync(join(tmpdir(), 'egw-pki-'));
   const cnf = join(dir, 'openssl.cnf');
   writeFileSync(cnf, CNF);
-  const ossl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], timeout: 10000 });
-  const key = (name: string) => ossl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', name);
+  const ossl = (...args: string[]) =>
+    execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], timeout: 10000 });
+  const key = (name: string) =>
+    ossl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', name);
   const ca = (name: string, cn: string) => {
     key(`${name}.key`);
-    ossl('req', '-config', cnf, '-x509', '-new', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-days', '2', '-extensions', 'ca_ext', '-out', `${name}.pem`);
+    ossl(
+      'req',
+      '-config',
+      cnf,
+      '-x509',
+      '-new',
+      '-key',
+      `${name}.key`,
+      '-subj',
+      `/CN=${cn}`,
+      '-days',
+      '2',
+      '-extensions',
+      'ca_ext',
+      '-out',
+      `${name}.pem`,
+    );
   };
   const leaf = (name: string, cn: string, caName: string, ext: string) => {
     key(`${name}.key`);
     ossl('req', '-config', cnf, '-new', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-out', `${name}.csr`);
-    ossl('x509', '-req', '-in', `${name}.csr`, '-CA', `${caName}.pem`, '-CAkey', `${caName}.key`, '-CAcreateserial', '-days', '2', '-extfile', cnf, '-extensions', ext, '-out', `${name}.pem`);
+    ossl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      `${caName}.pem`,
+      '-CAkey',
+      `${caName}.key`,
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      cnf,
+      '-extensions',
+      ext,
+      '-out',
+      `${name}.pem`,
+    );
   };
   ca('ca', 'edge-gateway test CA');
   leaf('server', 'localhost', 'ca', 'server_ext');

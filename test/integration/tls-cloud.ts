@@ -34,7 +34,10 @@ export class TlsCloud {
       tls.push('require_certificate true', 'use_identity_as_username true', 'allow_anonymous false');
     } else {
       const pw = join(c.dir, 'passwd');
-      execFileSync('mosquitto_passwd', ['-b', '-c', pw, auth.username, auth.password], { stdio: 'ignore', timeout: 10000 });
+      execFileSync('mosquitto_passwd', ['-b', '-c', pw, auth.username, auth.password], {
+        stdio: 'ignore',
+        timeout: 10000,
+      });
       tls.push('require_certificate false', `password_file ${pw}`, 'allow_anonymous false');
     }
     const conf = [

@@ -99,19 +99,39 @@ describe('uplink over mqtts:// to mosquitto', () => {
     const cloud = await TlsCloud.start(pki, { kind: 'password', username: 'gw-user', password: 's3cret' });
     const sub = await CloudSubscriber.connect(cloud.plainUrl);
     t.after(async () => (await sub.close(), await cloud.close()));
-    const good = await uplinkRig(t, tmp.dir, `  url: ${cloud.tlsUrl}\n  ca_file: ${pki.ca}\n  username: gw-user\n  password: s3cret`);
+    const good = await uplinkRig(
+      t,
+      tmp.dir,
+      `  url: ${cloud.tlsUrl}\n  ca_file: ${pki.ca}\n  username: gw-user\n  password: s3cret`,
+    );
     await good.uplink.start();
     for (let i = 0; i < 20; i++) await good.outbox.enqueueReadings([reading('dev-p', i)], 'sensors/dev-p/data');
     await sub.waitFor(() => sub.readings().length === 20, 10000);
 
-    const bad = await uplinkRig(t, tmp.dir, `  url: ${cloud.tlsUrl}\n  ca_file: ${pki.ca}\n  username: gw-user\n  password: wrong\n  client_id: gw-bad`);
+    const bad = await uplinkRig(
+      t,
+      tmp.dir,
+      `  url: ${cloud.tlsUrl}\n  ca_file: ${pki.ca}\n  username: gw-user\n  password: wrong\n  client_id: gw-bad`,
+    );
     await bad.uplink.start();
     await bad.outbox.enqueueReadings([reading('dev-q', 1)], 'sensors/dev-q/data');
-    await waitUntil(() => bad.uplink.counters.connects === 0 && cloud.log.filter((l) => /not authori[sz]ed|bad user/i.test(l)).length >= 4, 5000, 'several refused attempts');
-    const refused = bad.lines.filter((l) => l['code'] === 'EGW_UPLINK_OFFLINE' && l.msg.startsWith('uplink cannot connect'));
+    await waitUntil(
+      () =>
+        bad.uplink.counters.connects === 0 &&
+        cloud.log.filter((l) => /not authori[sz]ed|bad user/i.test(l)).length >= 4,
+      5000,
+      'several refused attempts',
+    );
+    const refused = bad.lines.filter(
+      (l) => l['code'] === 'EGW_UPLINK_OFFLINE' && l.msg.startsWith('uplink cannot connect'),
+    );
     assert.equal(refused.length, 1, JSON.stringify(bad.lines));
     assert.match(String(refused[0]!['reason']), /Bad User Name or Password|Not authorized/i);
-    assert.equal(bad.outbox.classStats().reduce((a, c) => a + c.readings, 0), 1, 'kept in the outbox');
+    assert.equal(
+      bad.outbox.classStats().reduce((a, c) => a + c.readings, 0),
+      1,
+      'kept in the outbox',
+    );
   });
 
   test('a client certificate from another CA is refused by the cloud: offline, one clear TLS error', async (t) => {
@@ -123,12 +143,19 @@ describe('uplink over mqtts:// to mosquitto', () => {
       `  url: ${cloud.tlsUrl}\n  ca_file: ${pki.ca}\n  cert_file: ${pki.otherClientCert}\n  key_file: ${pki.otherClientKey}`,
     );
     await uplink.start();
-    await waitUntil(() => cloud.log.filter((l) => /OpenSSL Error|certificate verify failed|protocol error/i.test(l)).length >= 3, 5000, 'three refused handshakes');
+    await waitUntil(
+      () => cloud.log.filter((l) => /OpenSSL Error|certificate verify failed|protocol error/i.test(l)).length >= 3,
+      5000,
+      'three refused handshakes',
+    );
     assert.equal(uplink.isOnline, false);
     const tlsErrors = lines.filter((l) => l['code'] === 'EGW_UPLINK_TLS');
     assert.equal(tlsErrors.length, 1, JSON.stringify(lines));
     assert.equal(tlsErrors[0]!['reason'], 'tlsv1 alert unknown ca');
-    assert.match(tlsErrors[0]!.msg, /cloud broker refused the handshake; check that it trusts the CA of uplink\.cert_file/);
+    assert.match(
+      tlsErrors[0]!.msg,
+      /cloud broker refused the handshake; check that it trusts the CA of uplink\.cert_file/,
+    );
   });
 
   test('a wrong CA: the gateway stays offline with one clear error, keeps the readings, delivers them after the fix and a restart', async () => {
@@ -155,15 +182,26 @@ describe('uplink over mqtts:// to mosquitto', () => {
     try {
       await gp.ready(20000);
       const port = Number((await gp.waitForLog((l) => l.msg === 'MQTT broker listening'))['port']);
-      const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'dev-w', reconnectPeriod: 0, connectTimeout: 5000 });
+      const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+        clientId: 'dev-w',
+        reconnectPeriod: 0,
+        connectTimeout: 5000,
+      });
       for (let i = 0; i < 30; i++) await dev.publishAsync('sensors/dev-w/data', JSON.stringify({ seq: i }), { qos: 1 });
       await dev.endAsync();
       // Retries go on (mosquitto sees repeated handshakes) while the error is logged once.
-      await waitUntil(() => cloud.log.filter((l) => /New connection from 127\.0\.0\.1/.test(l)).length >= 4, 5000, 'four attempts');
+      await waitUntil(
+        () => cloud.log.filter((l) => /New connection from 127\.0\.0\.1/.test(l)).length >= 4,
+        5000,
+        'four attempts',
+      );
       const tlsErrors = gp.logs.filter((l) => l['code'] === 'EGW_UPLINK_TLS');
       assert.equal(tlsErrors.length, 1, JSON.stringify(tlsErrors));
       assert.equal(tlsErrors[0]!.level, 'error');
-      assert.match(String(tlsErrors[0]!['reason']), /self[- ]signed certificate in certificate chain|unable to (get|verify)/i);
+      assert.match(
+        String(tlsErrors[0]!['reason']),
+        /self[- ]signed certificate in certificate chain|unable to (get|verify)/i,
+      );
       assert.match(tlsErrors[0]!.msg, /not trusted; check that uplink\.ca_file signs it/);
       assert.equal(sub.messages.length, 0);
       assert.equal(await gp.stop(), 0);
