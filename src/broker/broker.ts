@@ -17,7 +17,7 @@ import type { Pipeline } from '../pipeline/pipeline.js';
 import type { Db } from '../store/db.js';
 import { codecDecoder } from './codec-decoder.js';
 import type { BrokerConfig } from './config.js';
-import { ConnectRateLimiter, limitPacketSize } from './limits.js';
+import { ConnectRateLimiter, isLoopback, limitPacketSize } from './limits.js';
 import { RateLimitedLog } from '../log/rate-limited.js';
 import { BrokerMetrics } from './metrics.js';
 import { SqlitePersistence } from './persistence/index.js';
@@ -221,7 +221,8 @@ export class BrokerService implements Service {
       socket.destroy();
       return false;
     }
-    if (!this.rate.allow(remote)) {
+    // Local scripts (mosquitto_pub in a loop) are trusted like the loopback listener itself.
+    if (!isLoopback(remote) && !this.rate.allow(remote)) {
       this.metrics.dropped.connect_rate.inc();
       this.warn.warn(
         `rate:${remote}`,

@@ -97,7 +97,7 @@ export const BrokerConfigSchema = section(
     connect_rate_per_ip: Type.Integer({
       minimum: 0,
       default: 20,
-      description: 'New connections per second per address; 0 = off.',
+      description: 'New connections per second per address (loopback exempt); 0 = off.',
     }),
     persistence: Type.Boolean({
       default: true,
