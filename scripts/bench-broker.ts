@@ -24,7 +24,9 @@ import mqtt from 'mqtt';
 const SELF = new URL(import.meta.url).pathname;
 const MAIN = new URL('../src/main.js', import.meta.url).pathname;
 /** The V8 flags the gateway runs with in production (systemd unit, npm start): small young generation. */
-const NODE_FLAGS = (process.env['EGW_BENCH_NODE_FLAGS'] ?? '--max-semi-space-size=8 --v8-pool-size=1 --optimize-for-size')
+const NODE_FLAGS = (
+  process.env['EGW_BENCH_NODE_FLAGS'] ?? '--max-semi-space-size=8 --v8-pool-size=1 --optimize-for-size'
+)
   .split(' ')
   .filter(Boolean);
 const PAYLOAD = 100;
@@ -320,7 +322,9 @@ async function main(): Promise<void> {
     const gwPort = await freePort();
     const cfg = defaultConfigVariant(dir, gwPort);
     const t0 = performance.now();
-    const gw = spawn(process.execPath, [...NODE_FLAGS, MAIN, '--config', cfg], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const gw = spawn(process.execPath, [...NODE_FLAGS, MAIN, '--config', cfg], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     cleanup.push(gw);
     await waitLine(gw, (l) => l.includes('gateway ready'));
     const readyMs = performance.now() - t0;
@@ -344,7 +348,9 @@ async function main(): Promise<void> {
         ].join('\n'),
       );
       const t1 = performance.now();
-      const p = spawn(process.execPath, [...NODE_FLAGS, MAIN, '--config', only], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const p = spawn(process.execPath, [...NODE_FLAGS, MAIN, '--config', only], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       cleanup.push(p);
       await waitLine(p, (l) => l.includes('gateway ready'));
       const ms = performance.now() - t1;
@@ -360,7 +366,10 @@ async function main(): Promise<void> {
     const runMosquitto = async (qos: 0 | 1): Promise<Result> => {
       const mqPort = await freePort();
       const conf = join(dir, 'mosquitto.conf');
-      writeFileSync(conf, `listener ${mqPort} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n`);
+      writeFileSync(
+        conf,
+        `listener ${mqPort} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n`,
+      );
       const mq = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
       cleanup.push(mq);
       await sleep(500);
@@ -374,7 +383,9 @@ async function main(): Promise<void> {
       for (const qos of [0, 1] as const) {
         const order = round % 2 === 0 ? which : [...which].reverse();
         for (const b of order) {
-          results.push(b === 'edge-gateway' ? await runLoad('edge-gateway', gw.pid!, gwPort, qos) : await runMosquitto(qos));
+          results.push(
+            b === 'edge-gateway' ? await runLoad('edge-gateway', gw.pid!, gwPort, qos) : await runMosquitto(qos),
+          );
         }
       }
     }

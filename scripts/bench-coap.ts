@@ -10,7 +10,11 @@ import { generate, parse } from 'coap-packet';
 import { READ, startGateway } from '../test/integration/coap-harness.js';
 
 const { values: o } = parseArgs({
-  options: { clients: { type: 'string', default: '1,4,16,64' }, seconds: { type: 'string', default: '3' }, mgmt: { type: 'string', default: '2000' } },
+  options: {
+    clients: { type: 'string', default: '1,4,16,64' },
+    seconds: { type: 'string', default: '3' },
+    mgmt: { type: 'string', default: '2000' },
+  },
 });
 const clientCounts = o.clients.split(',').map(Number);
 const seconds = Number(o.seconds);
@@ -23,7 +27,10 @@ function client(port: number, path: string[], id: number, untilMs: number): Prom
     let ok = 0;
     let other = 0;
     const body = Buffer.from(JSON.stringify({ temperature: 21.5, humidity: 40 }));
-    const options = [...path.map((p) => ({ name: 'Uri-Path', value: Buffer.from(p) })), { name: 'Content-Format', value: Buffer.from([50]) }];
+    const options = [
+      ...path.map((p) => ({ name: 'Uri-Path', value: Buffer.from(p) })),
+      { name: 'Content-Format', value: Buffer.from([50]) },
+    ];
     let retry: NodeJS.Timeout | undefined;
     const sendNext = () => {
       if (performance.now() >= untilMs) {
@@ -32,7 +39,14 @@ function client(port: number, path: string[], id: number, untilMs: number): Prom
         return resolve({ ok, other });
       }
       mid = (mid + 1) & 0xffff;
-      const pkt = generate({ code: '0.02', confirmable: true, messageId: mid, token: Buffer.from([id, mid >> 8, mid & 0xff]), options: options as never, payload: body });
+      const pkt = generate({
+        code: '0.02',
+        confirmable: true,
+        messageId: mid,
+        token: Buffer.from([id, mid >> 8, mid & 0xff]),
+        options: options as never,
+        payload: body,
+      });
       sock.send(pkt, port, '127.0.0.1');
       clearTimeout(retry);
       retry = setTimeout(sendNext, 2000); // lost: move on (counted as missing)
@@ -45,7 +59,12 @@ function client(port: number, path: string[], id: number, untilMs: number): Prom
         return;
       }
       if (p.code === '0.00') return; // empty ACK: the separate response follows
-      if (p.confirmable) sock.send(generate({ code: '0.00', ack: true, messageId: p.messageId, token: Buffer.alloc(0) }), port, '127.0.0.1');
+      if (p.confirmable)
+        sock.send(
+          generate({ code: '0.00', ack: true, messageId: p.messageId, token: Buffer.alloc(0) }),
+          port,
+          '127.0.0.1',
+        );
       if (p.code === '2.01' || p.code === '2.04') ok++;
       else other++;
       sendNext();
@@ -68,8 +87,10 @@ function pct(sorted: number[], p: number): number {
 }
 
 async function main(): Promise<void> {
-  const h = await startGateway('', (d) =>
-    `version: 1\ngateway: { id: gw-bench, data_dir: ${d}, log_level: warn }\nbroker: { enabled: false }\nmetrics: { enabled: false }\n` +
+  const h = await startGateway(
+    '',
+    (d) =>
+      `version: 1\ngateway: { id: gw-bench, data_dir: ${d}, log_level: warn }\nbroker: { enabled: false }\nmetrics: { enabled: false }\n` +
       `coap: { host: 127.0.0.1, port: 0, rate_limit: { requests_per_s: 1000000, burst: 1000000 } }\nmgmt: { read_token: ${READ}, admin_token: admin-${READ} }\n`,
   );
   const ref = coap.createServer((_req, res) => {
@@ -83,7 +104,9 @@ async function main(): Promise<void> {
   for (const n of clientCounts) {
     const g = await run(h.port, (i) => ['sensors', `bench-${i}`], n);
     const b = await run(refPort, () => ['sensors', 'x'], n);
-    console.log(`${String(n).padStart(7)} | ${g.rate.toFixed(0).padStart(38)} | ${b.rate.toFixed(0).padStart(24)} | ${(g.rate / b.rate).toFixed(2)}${g.other ? ` (${g.other} non-2.01)` : ''}`);
+    console.log(
+      `${String(n).padStart(7)} | ${g.rate.toFixed(0).padStart(38)} | ${b.rate.toFixed(0).padStart(24)} | ${(g.rate / b.rate).toFixed(2)}${g.other ? ` (${g.other} non-2.01)` : ''}`,
+    );
   }
   ref.close();
 
@@ -113,7 +136,9 @@ async function main(): Promise<void> {
       lat.push(performance.now() - t0);
     }
     lat.sort((a, b) => a - b);
-    console.log(`GET /mgmt/${resource}: n=${lat.length} p50=${pct(lat, 50).toFixed(2)} ms p99=${pct(lat, 99).toFixed(2)} ms`);
+    console.log(
+      `GET /mgmt/${resource}: n=${lat.length} p50=${pct(lat, 50).toFixed(2)} ms p99=${pct(lat, 99).toFixed(2)} ms`,
+    );
   }
   sock.close();
   await h.close();

@@ -19,7 +19,9 @@ async function run(label: string, total: number, bytesPerSec: number | null): Pr
   const d = mkdtempSync(join(tmpdir(), 'egw-bench-'));
   const pty = new PtyPair(join(d, 'dev'), join(d, 'peer'));
   await pty.start();
-  const h = harness(`  - type: serial-lines\n    id: bench\n    path: ${pty.dev}\n    baud: 115200\n    buffer_size: 100000\n`);
+  const h = harness(
+    `  - type: serial-lines\n    id: bench\n    path: ${pty.dev}\n    baud: 115200\n    buffer_size: 100000\n`,
+  );
   await h.manager.start();
   await waitFor(() => h.manager.status()[0]!.connected, 5000, 'open');
   const peer = new SerialPort({ path: pty.peer, baudRate: 115200 });
@@ -41,9 +43,13 @@ async function run(label: string, total: number, bytesPerSec: number | null): Pr
   const got = h.readings.length;
   const st = h.manager.status()[0]!;
   console.log(
-    `${label.padEnd(34)} ${String(got).padStart(7)} readings in ${(ms / 1000).toFixed(2)} s = ${Math.round((got / ms) * 1000)
+    `${label.padEnd(34)} ${String(got).padStart(7)} readings in ${(ms / 1000).toFixed(2)} s = ${Math.round(
+      (got / ms) * 1000,
+    )
       .toString()
-      .padStart(6)} readings/s; CPU ${(((cpu.user + cpu.system) / 1000 / got) * 1000).toFixed(1)} ms per 1,000 readings (whole process, incl. the writer); dropped ${st.dropped}, errors ${JSON.stringify(st.errors)}`,
+      .padStart(
+        6,
+      )} readings/s; CPU ${(((cpu.user + cpu.system) / 1000 / got) * 1000).toFixed(1)} ms per 1,000 readings (whole process, incl. the writer); dropped ${st.dropped}, errors ${JSON.stringify(st.errors)}`,
   );
   await new Promise<void>((r) => peer.close(() => r()));
   await h.close();
@@ -73,7 +79,9 @@ async function reference(total: number): Promise<void> {
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   console.log(
-    `${'reference: ReadlineParser+JSON.parse'.padEnd(34)} ${String(got).padStart(7)} lines    in ${(ms / 1000).toFixed(2)} s = ${Math.round((got / ms) * 1000)
+    `${'reference: ReadlineParser+JSON.parse'.padEnd(34)} ${String(got).padStart(7)} lines    in ${(ms / 1000).toFixed(2)} s = ${Math.round(
+      (got / ms) * 1000,
+    )
       .toString()
       .padStart(6)} lines/s;    CPU ${(((cpu.user + cpu.system) / 1000 / got) * 1000).toFixed(1)} ms per 1,000 lines`,
   );
@@ -83,7 +91,9 @@ async function reference(total: number): Promise<void> {
   rmSync(d, { recursive: true, force: true });
 }
 
-console.log(`line: ${LINE.length} bytes; 115200 baud 8N1 carries at most ${Math.floor(11520 / LINE.length)} such lines/s`);
+console.log(
+  `line: ${LINE.length} bytes; 115200 baud 8N1 carries at most ${Math.floor(11520 / LINE.length)} such lines/s`,
+);
 await run('paced at 115200 baud (5 s)', Math.floor((11520 / LINE.length) * 5), 11520);
 await run('unpaced (driver ceiling)', 200000, null);
 await reference(200000);

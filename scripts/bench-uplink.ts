@@ -50,7 +50,17 @@ async function ingest(): Promise<void> {
   await rig.close();
   const gw = acked / seconds;
   const mq = refAcked / seconds;
-  console.log(JSON.stringify({ bench: 'ingest', publishers: n, seconds, mosquittoAloneMsgPerS: Math.round(mq), gatewayEndToEndMsgPerS: Math.round(gw), ratio: +(gw / mq).toFixed(3), deliveredAfterS: +drainTail.toFixed(2) }));
+  console.log(
+    JSON.stringify({
+      bench: 'ingest',
+      publishers: n,
+      seconds,
+      mosquittoAloneMsgPerS: Math.round(mq),
+      gatewayEndToEndMsgPerS: Math.round(gw),
+      ratio: +(gw / mq).toFixed(3),
+      deliveredAfterS: +drainTail.toFixed(2),
+    }),
+  );
 }
 
 async function drain(): Promise<void> {
@@ -59,7 +69,9 @@ async function drain(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'egw-drain-'));
   const cloud = await Cloud.create();
   const sub = await CloudSubscriber.connect(cloud.url);
-  const config = parseConfig(`version: 1\ngateway: { id: gw-b }\nuplink: { url: ${cloud.url} }\nqueue: { outbox: { commit_max_rows: 5000 } }\n`);
+  const config = parseConfig(
+    `version: 1\ngateway: { id: gw-b }\nuplink: { url: ${cloud.url} }\nqueue: { outbox: { commit_max_rows: 5000 } }\n`,
+  );
   const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'normal' });
   const log = pino({ level: 'warn' });
   const outbox = new Outbox({ db, log, config: config.queue, codec: binaryReadingCodec });
@@ -69,13 +81,25 @@ async function drain(): Promise<void> {
     const wait: Promise<void>[] = [];
     for (let k = i; k < Math.min(total, i + 10000); k++) {
       const dev = `dev-${k % devices}`;
-      const r: Reading = { deviceId: dev, ts: 1_700_000_000_000 + k, values: { temperature: 20 + (k % 100) / 10, seq: k }, quality: 'good', source: 'mqtt' };
+      const r: Reading = {
+        deviceId: dev,
+        ts: 1_700_000_000_000 + k,
+        values: { temperature: 20 + (k % 100) / 10, seq: k },
+        quality: 'good',
+        source: 'mqtt',
+      };
       wait.push(outbox.enqueueReadings([r], `sensors/${dev}/data`));
     }
     await Promise.all(wait);
   }
   const buildS = (performance.now() - tb) / 1000;
-  const uplink = new Uplink({ config: { ...config.uplink, inflight_window: 64 }, queue: config.queue, gatewayId: 'gw-b', outbox, log });
+  const uplink = new Uplink({
+    config: { ...config.uplink, inflight_window: 64 },
+    queue: config.queue,
+    gatewayId: 'gw-b',
+    outbox,
+    log,
+  });
   const t0 = performance.now();
   await uplink.start();
   await sub.waitFor(() => outbox.classStats().every((c) => c.depth === 0), 600000);
@@ -87,7 +111,18 @@ async function drain(): Promise<void> {
   await sub.close();
   await cloud.close();
   rmSync(dir, { recursive: true, force: true });
-  console.log(JSON.stringify({ bench: 'drain', readings: total, devices, backlogBuildS: +buildS.toFixed(1), drainS: +s.toFixed(2), readingsPerS: Math.round(total / s), messages, referenceMosquittoBridge: 66000 }));
+  console.log(
+    JSON.stringify({
+      bench: 'drain',
+      readings: total,
+      devices,
+      backlogBuildS: +buildS.toFixed(1),
+      drainS: +s.toFixed(2),
+      readingsPerS: Math.round(total / s),
+      messages,
+      referenceMosquittoBridge: 66000,
+    }),
+  );
 }
 
 function writeBytes(pid: number): number {
@@ -102,7 +137,10 @@ async function wear(): Promise<void> {
   for (const wait of [10, 50, 200]) {
     const rig = await startRig(`queue: { outbox: { commit_wait_ms: ${wait} } }`);
     const pid = rig.gateway.child.pid!;
-    const pubs = Array.from({ length: 10 }, (_, k) => new Publisher(`mqtt://127.0.0.1:${rig.brokerPort}`, `wear-${k}`, 64));
+    const pubs = Array.from(
+      { length: 10 },
+      (_, k) => new Publisher(`mqtt://127.0.0.1:${rig.brokerPort}`, `wear-${k}`, 64),
+    );
     await sleep(1000);
     const w0 = writeBytes(pid);
     const lat: number[] = [];
@@ -126,7 +164,13 @@ async function wear(): Promise<void> {
     await Promise.all([...pubs, probe].map((p) => p.close()));
     await rig.close();
     lat.sort((x, y) => x - y);
-    out.push({ commit_wait_ms: wait, readings, bytesPerReading: Math.round((w1 - w0) / readings), pubackP50Ms: +lat[Math.floor(lat.length / 2)]!.toFixed(1), pubackP99Ms: +lat[Math.floor(lat.length * 0.99)]!.toFixed(1) });
+    out.push({
+      commit_wait_ms: wait,
+      readings,
+      bytesPerReading: Math.round((w1 - w0) / readings),
+      pubackP50Ms: +lat[Math.floor(lat.length / 2)]!.toFixed(1),
+      pubackP99Ms: +lat[Math.floor(lat.length * 0.99)]!.toFixed(1),
+    });
   }
   console.log(JSON.stringify({ bench: 'wear', ratePerS: rate, seconds, runs: out }));
 }

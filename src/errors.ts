@@ -16,7 +16,8 @@ export const ERROR_CODES = {
   EGW_OUTBOX_COMMIT: 'An outbox transaction failed (not disk full); the messages were not acknowledged.',
   EGW_UPLINK_OFFLINE: 'The uplink lost (or cannot reach) the cloud broker; the outbox keeps the data.',
   EGW_UPLINK_CONNECT: 'The uplink MQTT client cannot be created from the configuration.',
-  EGW_UPLINK_TLS: 'A CA, certificate or key file of the uplink cannot be read or used, or the TLS handshake with the cloud broker failed.',
+  EGW_UPLINK_TLS:
+    'A CA, certificate or key file of the uplink cannot be read or used, or the TLS handshake with the cloud broker failed.',
   EGW_UPLINK_REFUSED: 'The cloud broker answered a PUBLISH with a failure reason code.',
   EGW_MQTT_LISTEN: 'The MQTT broker cannot listen on its address/port, or is not running.',
   EGW_MQTT_TLS: 'The MQTT TLS listener is misconfigured, or a TLS handshake failed.',
@@ -38,10 +39,12 @@ export const ERROR_CODES = {
   EGW_CODEC_LIMIT: 'A binary payload exceeds a decode limit (body size, reading count).',
   EGW_CODEC_INFLATE: 'The deflate stream of a binary payload is corrupt or inflates to a size other than declared.',
   EGW_CODEC_ENCODE: 'A reading cannot be encoded in the binary format.',
-  EGW_DRIVER_CONFIG: 'A driver entry is not usable (duplicate id, bad regex, inconsistent Modbus map, bad plugin options).',
+  EGW_DRIVER_CONFIG:
+    'A driver entry is not usable (duplicate id, bad regex, inconsistent Modbus map, bad plugin options).',
   EGW_DRIVER_TYPE: 'A driver type is unknown or registered twice.',
   EGW_SERIAL_OPEN: 'A serial port cannot be opened or vanished; the driver retries with backoff.',
-  EGW_MGMT_AUTH: 'A /mgmt request had no token or a wrong one (4.01), or its source is rate-limited after failures (4.29).',
+  EGW_MGMT_AUTH:
+    'A /mgmt request had no token or a wrong one (4.01), or its source is rate-limited after failures (4.29).',
   EGW_MGMT_CONFIG_WRITE: 'A configuration accepted over /mgmt/config could not be written to disk.',
   EGW_COAP_DTLS: 'A DTLS-PSK handshake with a downstream CoAP device failed.',
 } as const;

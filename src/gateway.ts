@@ -49,7 +49,10 @@ export class Gateway {
   constructor(private readonly opts: GatewayOptions) {
     const { config, log } = opts;
     this.notifier = new SystemdNotifier(log.child({ mod: 'systemd' }), opts.env);
-    this.db = openDatabase({ path: join(config.gateway.data_dir, 'gateway.db'), durability: config.gateway.durability });
+    this.db = openDatabase({
+      path: join(config.gateway.data_dir, 'gateway.db'),
+      durability: config.gateway.durability,
+    });
     this.registry = createRegistry();
     this.devices = new DeviceRegistry(this.db);
     const pipeline = new Pipeline({ log: log.child({ mod: 'pipeline' }), maxPending: 100000 });
@@ -161,7 +164,9 @@ function buildServices(ctx: GatewayContext): Service[] {
     if (broker) routeCommands(broker, manager, log.child({ mod: 'commands' }));
   }
   if (config.metrics.enabled) {
-    services.push(new MetricsServer({ config: config.metrics, registry: ctx.metrics, log: log.child({ mod: 'metrics' }) }));
+    services.push(
+      new MetricsServer({ config: config.metrics, registry: ctx.metrics, log: log.child({ mod: 'metrics' }) }),
+    );
   }
   return services;
 }
@@ -182,7 +187,12 @@ function routeCommands(broker: BrokerService, drivers: DriverManager, log: Logge
     }
     const reply = (result: CommandResult) =>
       broker
-        .publish({ topic: `devices/${deviceId}/command_result`, payload: Buffer.from(JSON.stringify(result)), qos: 1, retain: false })
+        .publish({
+          topic: `devices/${deviceId}/command_result`,
+          payload: Buffer.from(JSON.stringify(result)),
+          qos: 1,
+          retain: false,
+        })
         .catch((err: unknown) => log.warn({ err, deviceId }, 'cannot publish command result'));
     if (body === undefined) {
       void reply({ ok: false, error: 'command payload is not JSON' });

@@ -124,7 +124,9 @@ async function main(argv: string[]): Promise<void> {
   try {
     code = cmd ? await cmd(rest) : await run(argv);
   } catch (err) {
-    process.stderr.write(`${err instanceof ConfigError ? err.message : String((err as Error).message ?? err)}\n\n${USAGE}`);
+    process.stderr.write(
+      `${err instanceof ConfigError ? err.message : String((err as Error).message ?? err)}\n\n${USAGE}`,
+    );
     code = 2;
   }
   if (code >= 0) process.exitCode = code;

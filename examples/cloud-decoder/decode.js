@@ -17,8 +17,23 @@ import { inflateRawSync } from 'node:zlib';
 /** Built-in schemas (docs/codec.md §Schemas): [name, scale, base] for numbers, [name] for bools. */
 export const SCHEMAS = {
   0: [],
-  1: [['temperature', 2, 2000], ['humidity', 2, 5000], ['pressure', 2, 101325], ['voltage', 3, 3300], ['online'], ['alarm'], ['low_battery']],
-  2: [['voltage', 1, 2300], ['current', 3, 0], ['power', 1, 0], ['energy', 3, 0], ['frequency', 2, 5000], ['power_factor', 3, 1000]],
+  1: [
+    ['temperature', 2, 2000],
+    ['humidity', 2, 5000],
+    ['pressure', 2, 101325],
+    ['voltage', 3, 3300],
+    ['online'],
+    ['alarm'],
+    ['low_battery'],
+  ],
+  2: [
+    ['voltage', 1, 2300],
+    ['current', 3, 0],
+    ['power', 1, 0],
+    ['energy', 3, 0],
+    ['frequency', 2, 5000],
+    ['power_factor', 3, 1000],
+  ],
   3: [['lat', 7, 0], ['lon', 7, 0], ['alt', 1, 0], ['speed', 2, 0], ['fix']],
 };
 

@@ -30,7 +30,8 @@ const KEY_OPTIONS = new Set(['Uri-Host', 'Uri-Port', 'Uri-Path', 'Uri-Query', 3,
 
 export function transferKey(peer: string, packet: Pick<ParsedPacket, 'code' | 'options'>): string {
   const parts = [peer, packet.code];
-  for (const o of packet.options) if (KEY_OPTIONS.has(o.name)) parts.push(`${String(o.name)}=${o.value.toString('hex')}`);
+  for (const o of packet.options)
+    if (KEY_OPTIONS.has(o.name)) parts.push(`${String(o.name)}=${o.value.toString('hex')}`);
   return parts.join('|');
 }
 
@@ -39,7 +40,12 @@ export class Block1Assembler {
 
   constructor(private readonly opts: Block1Options) {}
 
-  offer(key: string, block: { num: number; more: boolean; size: number }, payload: Buffer, nowMs: number): BlockOutcome {
+  offer(
+    key: string,
+    block: { num: number; more: boolean; size: number },
+    payload: Buffer,
+    nowMs: number,
+  ): BlockOutcome {
     this.expire(nowMs);
     let e = this.transfers.get(key);
     if (block.num === 0) {

@@ -14,7 +14,11 @@ export const CoapConfigSchema = section(
     }),
     rate_limit: section(
       {
-        requests_per_s: Type.Number({ minimum: 1, default: 500, description: 'Sustained requests per second per source address.' }),
+        requests_per_s: Type.Number({
+          minimum: 1,
+          default: 500,
+          description: 'Sustained requests per second per source address.',
+        }),
         burst: Type.Integer({ minimum: 1, default: 1000, description: 'Requests a quiet source may send at once.' }),
       },
       'Per-source request limit; beyond it CON requests get 5.03 and NON requests are dropped (counted).',

@@ -48,7 +48,7 @@ const BY_NAME: Record<string, number> = {
   'application/vnd.oma.lwm2m+json': 11543,
   'application/vnd.oma.lwm2m+cbor': 11544,
   'text/css': 20000,
-  'image/svg+xml': 30000
+  'image/svg+xml': 30000,
 };
 
 /** Numeric Content-Format of an option value as the library delivers it; -1 when unknown. */

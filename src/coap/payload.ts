@@ -1,5 +1,11 @@
 import { Decoder } from 'cbor-x';
-import { isValidDeviceId, VALUE_NAME_PATTERN, type Quality, type Reading, type ReadingValue } from '../pipeline/reading.js';
+import {
+  isValidDeviceId,
+  VALUE_NAME_PATTERN,
+  type Quality,
+  type Reading,
+  type ReadingValue,
+} from '../pipeline/reading.js';
 
 /** CoAP Content-Format numbers (IANA registry, RFC 7252 §12.3). */
 export const CT_TEXT = 0;
@@ -76,7 +82,8 @@ export function decodeReadings(
   }
   const items = Array.isArray(doc) ? doc : [doc];
   if (items.length === 0) throw new PayloadError('4.00', 'empty batch');
-  if (items.length > MAX_BATCH) throw new PayloadError('4.00', `batch of ${items.length} readings exceeds ${MAX_BATCH}`);
+  if (items.length > MAX_BATCH)
+    throw new PayloadError('4.00', `batch of ${items.length} readings exceeds ${MAX_BATCH}`);
   return items.map((item, i) => toReading(item, deviceId, nowMs, items.length > 1 ? `[${i}] ` : ''));
 }
 
@@ -93,7 +100,8 @@ function toReading(item: unknown, deviceId: string, nowMs: number, at: string): 
   let n = 0;
   for (const [name, v] of Object.entries(rawValues)) {
     if (rawValues === item && RESERVED.has(name)) continue;
-    if (!VALUE_NAME_PATTERN.test(name)) throw new PayloadError('4.00', `${at}value name ${JSON.stringify(name.slice(0, 70))} not allowed`);
+    if (!VALUE_NAME_PATTERN.test(name))
+      throw new PayloadError('4.00', `${at}value name ${JSON.stringify(name.slice(0, 70))} not allowed`);
     if (v === null || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) values[name] = v;
     else throw new PayloadError('4.00', `${at}value "${name}" must be a finite number, a boolean or null`);
     if (++n > 256) throw new PayloadError('4.00', `${at}more than 256 values`);
@@ -102,7 +110,8 @@ function toReading(item: unknown, deviceId: string, nowMs: number, at: string): 
   const reading: Reading = { deviceId, ts, values, quality: 'good', source: 'coap' };
   const q = item['quality'];
   if (q !== undefined) {
-    if (typeof q !== 'string' || !QUALITIES.has(q as Quality)) throw new PayloadError('4.00', `${at}quality must be good, uncertain or bad`);
+    if (typeof q !== 'string' || !QUALITIES.has(q as Quality))
+      throw new PayloadError('4.00', `${at}quality must be good, uncertain or bad`);
     reading.quality = q as Quality;
   }
   const units = item['units'];

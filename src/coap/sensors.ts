@@ -42,7 +42,8 @@ export function sensorResources(opts: SensorResourceOptions): { resources: Resou
   const acceptable = (req: CoapRequest) => req.accept === undefined || req.accept === CT_JSON || req.accept === CT_CBOR;
 
   const post = async (req: CoapRequest, deviceId: string): Promise<CoapReply> => {
-    if (!isValidDeviceId(deviceId)) return text('4.00', 'device id not allowed: letters, digits, _ . : - (1-64, EGW_INGEST_DEVICE_ID)');
+    if (!isValidDeviceId(deviceId))
+      return text('4.00', 'device id not allowed: letters, digits, _ . : - (1-64, EGW_INGEST_DEVICE_ID)');
     let readings: Reading[];
     try {
       readings = decodeReadings(req.payload, req.contentFormat, deviceId, wallClock(), opts.binary);
@@ -90,7 +91,11 @@ export function sensorResources(opts: SensorResourceOptions): { resources: Resou
     if: 'core.s',
     ct: [CT_JSON, CT_CBOR],
     obs: true,
-    instances: () => latest.devices().slice(-DISCOVERY_INSTANCES).map((id) => `/sensors/${id}`),
+    instances: () =>
+      latest
+        .devices()
+        .slice(-DISCOVERY_INSTANCES)
+        .map((id) => `/sensors/${id}`),
     methods: {
       GET: (req, p) => {
         const id = p['deviceId']!;
@@ -98,7 +103,10 @@ export function sensorResources(opts: SensorResourceOptions): { resources: Resou
         if (!acceptable(req)) return text('4.06', 'Accept 50 (JSON) or 60 (CBOR)');
         const r = latest.get(id);
         // Observing a device that has not reported yet is allowed: 2.05 with an empty state.
-        if (!r) return req.observe ? json('2.05', { deviceId: id, pending: true }) : text('4.04', `no reading from ${id} yet`);
+        if (!r)
+          return req.observe
+            ? json('2.05', { deviceId: id, pending: true })
+            : text('4.04', `no reading from ${id} yet`);
         return represent(r, req.accept);
       },
       POST: (req, p) => post(req, p['deviceId']!),

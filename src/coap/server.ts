@@ -70,9 +70,23 @@ export class CoapServer implements Service {
     this.blocks = new Block1Assembler({ maxBytes: opts.config.max_payload_bytes, maxTransfers: 256, idleMs: 60_000 });
     const registers = [opts.registry];
     this.m = {
-      requests: new Counter({ name: 'edge_gateway_coap_requests_total', help: 'CoAP requests answered, by response code', labelNames: ['code'], registers }),
-      dropped: new Counter({ name: 'edge_gateway_coap_dropped_total', help: 'CoAP datagrams dropped before handling, by reason', labelNames: ['reason'], registers }),
-      observers: new Gauge({ name: 'edge_gateway_coap_observers', help: 'Active CoAP observe registrations', registers }),
+      requests: new Counter({
+        name: 'edge_gateway_coap_requests_total',
+        help: 'CoAP requests answered, by response code',
+        labelNames: ['code'],
+        registers,
+      }),
+      dropped: new Counter({
+        name: 'edge_gateway_coap_dropped_total',
+        help: 'CoAP datagrams dropped before handling, by reason',
+        labelNames: ['reason'],
+        registers,
+      }),
+      observers: new Gauge({
+        name: 'edge_gateway_coap_observers',
+        help: 'Active CoAP observe registrations',
+        registers,
+      }),
     };
     this.router.add({
       path: '/.well-known/core',
@@ -137,7 +151,11 @@ export class CoapServer implements Service {
   }
 
   /** Everything that reaches the library passed here first. */
-  private filter(msg: Buffer, rinfo: { address: string; port: number; family: string; size: number }, handle: (m: Buffer, r: never) => void): void {
+  private filter(
+    msg: Buffer,
+    rinfo: { address: string; port: number; family: string; size: number },
+    handle: (m: Buffer, r: never) => void,
+  ): void {
     const r = inspectDatagram(msg);
     if (!r.ok) {
       // RFC 7252 §4.2/§4.3: a malformed message is silently ignored (a RST would help spoofers reflect).
@@ -178,7 +196,11 @@ export class CoapServer implements Service {
   }
 
   /** RFC 7959 §2.3: body blocks are collected here; the complete request goes to the library. */
-  private block1(msg: Buffer, b1: { num: number; more: boolean; size: number }, rinfo: { address: string; port: number }): void {
+  private block1(
+    msg: Buffer,
+    b1: { num: number; more: boolean; size: number },
+    rinfo: { address: string; port: number },
+  ): void {
     let packet: ParsedPacket;
     try {
       packet = parse(msg);
@@ -186,11 +208,23 @@ export class CoapServer implements Service {
       this.m.dropped.inc({ reason: 'malformed' });
       return;
     }
-    const out = this.blocks.offer(transferKey(`${rinfo.address}:${rinfo.port}`, packet), b1, packet.payload, this.now());
+    const out = this.blocks.offer(
+      transferKey(`${rinfo.address}:${rinfo.port}`, packet),
+      b1,
+      packet.payload,
+      this.now(),
+    );
     const block1 = packet.options.find((o) => o.name === 'Block1')!.value;
     const answer = (code: string, options: { name: string; value: Buffer }[]) =>
       this.send(
-        generate({ code, messageId: packet.messageId, token: packet.token, ack: packet.confirmable, confirmable: false, options }),
+        generate({
+          code,
+          messageId: packet.messageId,
+          token: packet.token,
+          ack: packet.confirmable,
+          confirmable: false,
+          options,
+        }),
         rinfo,
       );
     if (out.kind === 'continue') return answer('2.31', [{ name: 'Block1', value: block1 }]);
@@ -200,7 +234,21 @@ export class CoapServer implements Service {
     }
     if (out.kind === 'too-large') {
       this.m.requests.inc({ code: '4.13' });
-      return this.send(encodeResponse({ type: packet.confirmable ? 0 : 1, code: 0, messageId: packet.messageId, token: packet.token, payloadLength: 0 }, 4, 13, this.opts.config.max_payload_bytes), rinfo);
+      return this.send(
+        encodeResponse(
+          {
+            type: packet.confirmable ? 0 : 1,
+            code: 0,
+            messageId: packet.messageId,
+            token: packet.token,
+            payloadLength: 0,
+          },
+          4,
+          13,
+          this.opts.config.max_payload_bytes,
+        ),
+        rinfo,
+      );
     }
     packet.options = packet.options.filter((o) => o.name !== 'Block1' && o.name !== 'Size1');
     packet.payload = out.payload;
@@ -267,7 +315,12 @@ export class CoapServer implements Service {
       }
     }
     mark.done = true;
-    if (!creq.observe && block2Num === 0 && Buffer.byteLength(reply.payload ?? '') > MAX_BLOCK && creq.method === 'GET') {
+    if (
+      !creq.observe &&
+      block2Num === 0 &&
+      Buffer.byteLength(reply.payload ?? '') > MAX_BLOCK &&
+      creq.method === 'GET'
+    ) {
       this.cacheRepresentation(blockKey, reply);
     }
     const canObserve =

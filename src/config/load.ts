@@ -40,7 +40,12 @@ function getValidator(): ValidateFunction {
 /** Parses and validates config text. Every problem is reported at once, each with path and line. */
 export function parseConfig(text: string, source = 'config', env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, customTags: secretTags(env), prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, {
+    lineCounter: lc,
+    customTags: secretTags(env),
+    prettyErrors: false,
+    uniqueKeys: true,
+  });
   const issues: ConfigIssue[] = [];
   for (const e of [...doc.errors, ...doc.warnings]) {
     issues.push({ path: '', message: e.message.split('\n')[0]!, line: lc.linePos(e.pos[0]).line });
@@ -54,7 +59,11 @@ export function parseConfig(text: string, source = 'config', env: NodeJS.Process
   if (!validate(value)) {
     for (const err of dedupe(validate.errors ?? [])) issues.push(toIssue(err, doc, lc));
   }
-  if (issues.length > 0) throw new ConfigError(source, issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0)));
+  if (issues.length > 0)
+    throw new ConfigError(
+      source,
+      issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0)),
+    );
   return deepFreeze(value as GatewayConfig);
 }
 

@@ -25,7 +25,9 @@ export function secretTags(env: NodeJS.ProcessEnv): ScalarTag[] {
         try {
           return readFileSync(path.trim(), 'utf8').replace(/\r?\n$/, '');
         } catch (err) {
-          onError(`cannot read secret file ${path.trim()}: ${(err as NodeJS.ErrnoException).code ?? err} (EGW_CONFIG_SECRET)`);
+          onError(
+            `cannot read secret file ${path.trim()}: ${(err as NodeJS.ErrnoException).code ?? err} (EGW_CONFIG_SECRET)`,
+          );
           return '';
         }
       },

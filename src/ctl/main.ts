@@ -59,7 +59,10 @@ export async function ctl(args: string[], io: CtlIo = defaultIo): Promise<number
     io.err(`${(err as Error).message}\n\n${CTL_USAGE}`);
     return 2;
   }
-  const { values: o, positionals: [cmd, sub, file] } = parsed;
+  const {
+    values: o,
+    positionals: [cmd, sub, file],
+  } = parsed;
   if (o.help || !cmd) {
     io.out(CTL_USAGE);
     return o.help ? 0 : 2;
@@ -141,13 +144,22 @@ export function originOf(host: string): URL {
   return new URL(`coap://${hasPort ? h : `${h}:5683`}`);
 }
 
-async function request(u: URL, method: 'get' | 'put' | 'post', timeoutMs: number, payload?: Buffer): Promise<CoapResponse> {
+async function request(
+  u: URL,
+  method: 'get' | 'put' | 'post',
+  timeoutMs: number,
+  payload?: Buffer,
+): Promise<CoapResponse> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
       CoapClient.request(u, method, payload, { confirmable: true, keepAlive: false, retransmit: true }),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new NoAnswer(`no answer from ${u.host} within ${timeoutMs} ms (is the gateway running? --host?)`)), timeoutMs);
+        timer = setTimeout(
+          () =>
+            reject(new NoAnswer(`no answer from ${u.host} within ${timeoutMs} ms (is the gateway running? --host?)`)),
+          timeoutMs,
+        );
       }),
     ]);
   } finally {

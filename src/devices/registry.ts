@@ -45,7 +45,8 @@ export class DeviceRegistry {
     private readonly now: () => number = Date.now,
   ) {
     migrate(db, 'devices', MIGRATIONS);
-    this.upsert = db.prepare(`INSERT INTO devices (id, transport, first_seen, last_seen, online, reason, messages_in, bytes_in, errors)
+    this.upsert =
+      db.prepare(`INSERT INTO devices (id, transport, first_seen, last_seen, online, reason, messages_in, bytes_in, errors)
       VALUES (@id, @transport, @firstSeen, @lastSeen, @online, @reason, @messagesIn, @bytesIn, @errors)
       ON CONFLICT(id) DO UPDATE SET transport=excluded.transport, last_seen=excluded.last_seen, online=excluded.online,
         reason=excluded.reason, messages_in=excluded.messages_in, bytes_in=excluded.bytes_in, errors=excluded.errors`);
@@ -76,7 +77,17 @@ export class DeviceRegistry {
     let d = this.cache.get(id);
     const t = this.now();
     if (!d) {
-      d = { id, transport, firstSeen: t, lastSeen: t, online: false, reason: null, messagesIn: 0, bytesIn: 0, errors: 0 };
+      d = {
+        id,
+        transport,
+        firstSeen: t,
+        lastSeen: t,
+        online: false,
+        reason: null,
+        messagesIn: 0,
+        bytesIn: 0,
+        errors: 0,
+      };
       this.cache.set(id, d);
     }
     d.transport = transport;

@@ -40,16 +40,24 @@ export const serialPortKeys = (defaultBaud: number) =>
       [Type.Literal('none'), Type.Literal('even'), Type.Literal('odd'), Type.Literal('mark'), Type.Literal('space')],
       { default: 'none', description: 'Parity (mark/space are not supported by Linux termios).' },
     ),
-    stop_bits: Type.Union([Type.Literal(1), Type.Literal(1.5), Type.Literal(2)], { default: 1, description: 'Stop bits.' }),
+    stop_bits: Type.Union([Type.Literal(1), Type.Literal(1.5), Type.Literal(2)], {
+      default: 1,
+      description: 'Stop bits.',
+    }),
     rtscts: Type.Boolean({ default: false, description: 'RTS/CTS hardware flow control.' }),
     xon: Type.Boolean({ default: false, description: 'XON/XOFF software flow control (input).' }),
     xoff: Type.Boolean({ default: false, description: 'XON/XOFF software flow control (output).' }),
     hupcl: Type.Boolean({ default: true, description: 'Drop DTR on close.' }),
     rs485: Type.Object(
       {
-        rts: Type.Optional(Type.Boolean({ description: 'Set RTS to this level after open (transceiver enable on some adapters).' })),
+        rts: Type.Optional(
+          Type.Boolean({ description: 'Set RTS to this level after open (transceiver enable on some adapters).' }),
+        ),
         dtr: Type.Optional(Type.Boolean({ description: 'Set DTR to this level after open.' })),
-        low_latency: Type.Boolean({ default: false, description: 'Linux ASYNC_LOW_LATENCY: shorter turnaround on RS-485 buses.' }),
+        low_latency: Type.Boolean({
+          default: false,
+          description: 'Linux ASYNC_LOW_LATENCY: shorter turnaround on RS-485 buses.',
+        }),
       },
       {
         additionalProperties: false,

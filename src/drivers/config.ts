@@ -11,7 +11,13 @@ import { SimulatedConfigSchema } from './simulated/config.js';
  * built-in type (the CoAP poller in src/drivers/coap/) adds its entry schema here and its factory
  * in builtin.ts. Types added at run time by plugins use the `x-` form below.
  */
-const ENTRY_SCHEMAS = [SerialLinesConfigSchema, NmeaConfigSchema, ModbusRtuConfigSchema, SimulatedConfigSchema, CoapDriverConfigSchema] as const;
+const ENTRY_SCHEMAS = [
+  SerialLinesConfigSchema,
+  NmeaConfigSchema,
+  ModbusRtuConfigSchema,
+  SimulatedConfigSchema,
+  CoapDriverConfigSchema,
+] as const;
 
 /** Plugin driver types: `type: x-<name>`; `options` is checked against the plugin's schema at start. */
 export const EXTENSION_TYPE_PATTERN = '^x-[a-z0-9][a-z0-9-]{0,47}$';
@@ -30,7 +36,8 @@ export const ExtensionDriverConfigSchema = Type.Object(
 export type SerialLinesEntry = Static<typeof SerialLinesConfigSchema>;
 export type DriverEntry = Static<(typeof ENTRY_SCHEMAS)[number]> | Static<typeof ExtensionDriverConfigSchema>;
 
-const typeName = (s: TSchema): string => (s as unknown as { properties: { type: { const: string } } }).properties.type.const;
+const typeName = (s: TSchema): string =>
+  (s as unknown as { properties: { type: { const: string } } }).properties.type.const;
 export const BUILTIN_TYPE_NAMES: readonly string[] = ENTRY_SCHEMAS.map(typeName);
 
 /**
@@ -50,7 +57,10 @@ const DriverEntrySchema = Type.Unsafe<DriverEntry>({
     id: { type: 'string' },
   },
   allOf: [
-    ...ENTRY_SCHEMAS.map((s) => ({ if: { properties: { type: { const: typeName(s) } }, required: ['type'] }, then: s })),
+    ...ENTRY_SCHEMAS.map((s) => ({
+      if: { properties: { type: { const: typeName(s) } }, required: ['type'] },
+      then: s,
+    })),
     {
       if: { properties: { type: { type: 'string', pattern: EXTENSION_TYPE_PATTERN } }, required: ['type'] },
       then: ExtensionDriverConfigSchema,

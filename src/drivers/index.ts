@@ -11,7 +11,10 @@ export { DriverTypeRegistry } from './registry.js';
  * Wires the driver layer from the config. `types` may be given so other modules register their
  * driver types first; `manager.handleCommand(deviceId, payload)` is the hook for commands/{id}.
  */
-export function buildDrivers(ctx: GatewayContext, types: DriverTypeRegistry = createDriverTypes()): { manager: DriverManager; types: DriverTypeRegistry } {
+export function buildDrivers(
+  ctx: GatewayContext,
+  types: DriverTypeRegistry = createDriverTypes(),
+): { manager: DriverManager; types: DriverTypeRegistry } {
   const manager = new DriverManager({
     config: ctx.config.drivers,
     types,

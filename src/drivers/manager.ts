@@ -35,12 +35,20 @@ export class DriverManager implements Service {
     const metrics = new DriverMetrics(opts.metrics);
     const seen = new Set<string>();
     opts.config.forEach((entry, i) => {
-      if (seen.has(entry.id)) throw new GatewayError('EGW_DRIVER_CONFIG', `drivers[${i}].id: duplicate driver id "${entry.id}"`);
+      if (seen.has(entry.id))
+        throw new GatewayError('EGW_DRIVER_CONFIG', `drivers[${i}].id: duplicate driver id "${entry.id}"`);
       seen.add(entry.id);
       if (!entry.enabled) return;
       const log = opts.log.child({ driver: entry.id, type: entry.type });
       const type = opts.types.get(entry.type);
-      const rt = new DriverRuntime({ type: type ?? placeholderType(entry.type), config: entry, log, pipeline: opts.pipeline, devices: opts.devices, metrics });
+      const rt = new DriverRuntime({
+        type: type ?? placeholderType(entry.type),
+        config: entry,
+        log,
+        pipeline: opts.pipeline,
+        devices: opts.devices,
+        metrics,
+      });
       this.runtimes.push(rt);
       // Built-in types are created now: config problems surface before any port is opened.
       // Plugin (x-) types may register later, so they are created at start.
@@ -48,7 +56,9 @@ export class DriverManager implements Service {
         try {
           rt.create();
         } catch (err) {
-          throw new GatewayError('EGW_DRIVER_CONFIG', `drivers[${i}] (${entry.id}): ${(err as Error).message}`, { cause: err });
+          throw new GatewayError('EGW_DRIVER_CONFIG', `drivers[${i}] (${entry.id}): ${(err as Error).message}`, {
+            cause: err,
+          });
         }
       }
     });
@@ -56,7 +66,8 @@ export class DriverManager implements Service {
     for (const rt of this.runtimes) {
       for (const d of rt.devices()) {
         const prev = owners.get(d);
-        if (prev && prev !== rt.id) throw new GatewayError('EGW_DRIVER_CONFIG', `device id "${d}" is produced by drivers ${prev} and ${rt.id}`);
+        if (prev && prev !== rt.id)
+          throw new GatewayError('EGW_DRIVER_CONFIG', `device id "${d}" is produced by drivers ${prev} and ${rt.id}`);
         owners.set(d, rt.id);
       }
     }
@@ -91,7 +102,9 @@ export class DriverManager implements Service {
     return {
       ok: true,
       state: this.running ? `${connected}/${st.length} connected` : 'stopped',
-      detail: Object.fromEntries(st.map((s) => [s.id, { type: s.type, state: s.state, connected: s.connected, reason: s.reason }])),
+      detail: Object.fromEntries(
+        st.map((s) => [s.id, { type: s.type, state: s.state, connected: s.connected, reason: s.reason }]),
+      ),
     };
   }
 
@@ -113,7 +126,9 @@ export class DriverManager implements Service {
     if (!rt) return null;
     const bound = this.opts.commandTimeoutMs ?? 10000;
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<CommandResult>((r) => (timer = setTimeout(() => r({ ok: false, error: `command timed out after ${bound} ms` }), bound)));
+    const timeout = new Promise<CommandResult>(
+      (r) => (timer = setTimeout(() => r({ ok: false, error: `command timed out after ${bound} ms` }), bound)),
+    );
     try {
       return await Promise.race([rt.command(deviceId, payload), timeout]);
     } finally {
@@ -123,7 +138,11 @@ export class DriverManager implements Service {
 
   private createLate(rt: DriverRuntime, entry: DriverEntry, i: number): void {
     const type = this.opts.types.get(entry.type);
-    if (!type) throw new GatewayError('EGW_DRIVER_TYPE', `drivers[${i}]: unknown driver type "${entry.type}" (known: ${this.opts.types.names().join(', ')})`);
+    if (!type)
+      throw new GatewayError(
+        'EGW_DRIVER_TYPE',
+        `drivers[${i}]: unknown driver type "${entry.type}" (known: ${this.opts.types.names().join(', ')})`,
+      );
     const options = this.opts.types.checkOptions(type, (entry as { options?: unknown }).options ?? {}, `drivers[${i}]`);
     rt.replaceType(type, { ...entry, options });
     rt.create();

@@ -13,14 +13,24 @@ export class DriverMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.up = new Gauge({ name: 'edge_gateway_driver_up', help: '1 when the driver link (port) is connected.', labelNames: ['driver', 'type'], registers });
+    this.up = new Gauge({
+      name: 'edge_gateway_driver_up',
+      help: '1 when the driver link (port) is connected.',
+      labelNames: ['driver', 'type'],
+      registers,
+    });
     this.deviceUp = new Gauge({
       name: 'edge_gateway_driver_device_up',
       help: '1 when a device behind a driver answers (e.g. a Modbus slave).',
       labelNames: ['driver', 'device'],
       registers,
     });
-    this.readings = new Counter({ name: 'edge_gateway_driver_readings_total', help: 'Readings accepted by the pipeline.', labelNames: ['driver'], registers });
+    this.readings = new Counter({
+      name: 'edge_gateway_driver_readings_total',
+      help: 'Readings accepted by the pipeline.',
+      labelNames: ['driver'],
+      registers,
+    });
     this.dropped = new Counter({
       name: 'edge_gateway_driver_readings_dropped_total',
       help: 'Readings dropped: buffer_full (pipeline slower than the sensor), refused (pipeline refused them), stopped.',
@@ -33,13 +43,23 @@ export class DriverMetrics {
       labelNames: ['driver', 'kind'],
       registers,
     });
-    this.reconnects = new Counter({ name: 'edge_gateway_driver_reconnects_total', help: 'Port reopen attempts.', labelNames: ['driver'], registers });
+    this.reconnects = new Counter({
+      name: 'edge_gateway_driver_reconnects_total',
+      help: 'Port reopen attempts.',
+      labelNames: ['driver'],
+      registers,
+    });
     this.lastReading = new Gauge({
       name: 'edge_gateway_driver_last_reading_timestamp_seconds',
       help: 'Wall-clock time of the last reading a driver produced.',
       labelNames: ['driver'],
       registers,
     });
-    this.buffered = new Gauge({ name: 'edge_gateway_driver_buffered_readings', help: 'Readings waiting for the pipeline.', labelNames: ['driver'], registers });
+    this.buffered = new Gauge({
+      name: 'edge_gateway_driver_buffered_readings',
+      help: 'Readings waiting for the pipeline.',
+      labelNames: ['driver'],
+      registers,
+    });
   }
 }

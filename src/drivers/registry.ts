@@ -11,7 +11,8 @@ export class DriverTypeRegistry {
   private readonly types = new Map<string, DriverType<never>>();
 
   register<C extends { id: string; type: string }>(type: DriverType<C>): () => void {
-    if (this.types.has(type.type)) throw new GatewayError('EGW_DRIVER_TYPE', `driver type ${type.type} is already registered`);
+    if (this.types.has(type.type))
+      throw new GatewayError('EGW_DRIVER_TYPE', `driver type ${type.type} is already registered`);
     this.types.set(type.type, type as unknown as DriverType<never>);
     return () => this.types.delete(type.type);
   }

@@ -100,7 +100,10 @@ export class DriverRuntime {
       // A driver that throws on start is disabled, not fatal: other drivers and the gateway go on.
       this.state = 'failed';
       this.reason = (err as Error).message;
-      this.opts.log.error({ err, driver: this.id }, `driver ${this.id} failed to start; it stays disabled until restart`);
+      this.opts.log.error(
+        { err, driver: this.id },
+        `driver ${this.id} failed to start; it stays disabled until restart`,
+      );
     }
   }
 
@@ -254,7 +257,8 @@ export class DriverRuntime {
   private drop(n: number, reason: 'buffer_full' | 'refused' | 'stopped'): void {
     this.dropped += n;
     this.opts.metrics.dropped.inc({ driver: this.id, reason }, n);
-    if (reason !== 'stopped') this.rateLog.warn(`drop-${reason}`, { driver: this.id, reason, n }, `driver ${this.id} dropped readings`);
+    if (reason !== 'stopped')
+      this.rateLog.warn(`drop-${reason}`, { driver: this.id, reason, n }, `driver ${this.id} dropped readings`);
   }
 
   private setConnected(connected: boolean, reason: string | null, deviceId?: string): void {
@@ -264,14 +268,21 @@ export class DriverRuntime {
       this.reason = connected ? null : reason;
       this.opts.metrics.up.set({ driver: this.id, type: this.opts.type.type }, connected ? 1 : 0);
       const code = !connected && transport === 'serial' && reason !== 'stopped' ? { code: 'EGW_SERIAL_OPEN' } : {};
-      this.link.set(connected ? 'connected' : 'disconnected', { driver: this.id, reason, ...code }, connected ? 'info' : 'warn');
+      this.link.set(
+        connected ? 'connected' : 'disconnected',
+        { driver: this.id, reason, ...code },
+        connected ? 'info' : 'warn',
+      );
       this.opts.devices.setOnline(this.id, transport, connected, reason);
       return;
     }
     this.opts.metrics.deviceUp.set({ driver: this.id, device: deviceId }, connected ? 1 : 0);
     if (this.deviceStates.get(deviceId) !== connected) {
       this.deviceStates.set(deviceId, connected);
-      this.opts.log[connected ? 'info' : 'warn']({ driver: this.id, device: deviceId, reason }, `device ${deviceId} ${connected ? 'online' : 'offline'}`);
+      this.opts.log[connected ? 'info' : 'warn'](
+        { driver: this.id, device: deviceId, reason },
+        `device ${deviceId} ${connected ? 'online' : 'offline'}`,
+      );
     }
     this.opts.devices.setOnline(deviceId, transport, connected, reason);
   }
@@ -280,7 +291,11 @@ export class DriverRuntime {
     this.errors[kind] = (this.errors[kind] ?? 0) + 1;
     this.opts.metrics.errors.inc({ driver: this.id, kind });
     this.opts.devices.error(deviceId ?? this.id, this.opts.type.transport);
-    this.rateLog.warn(kind, { driver: this.id, device: deviceId, kind, detail: detail?.slice(0, 200) }, `driver ${this.id}: ${kind}`);
+    this.rateLog.warn(
+      kind,
+      { driver: this.id, device: deviceId, kind, detail: detail?.slice(0, 200) },
+      `driver ${this.id}: ${kind}`,
+    );
   }
 }
 

@@ -10,16 +10,7 @@ export interface LoggerOptions {
 }
 
 /** Keys whose values never reach a log line (management tokens, passwords, keys). */
-const REDACT = [
-  'token',
-  'password',
-  'secret',
-  '*.token',
-  '*.password',
-  '*.secret',
-  '*.*.password',
-  'req.query.token',
-];
+const REDACT = ['token', 'password', 'secret', '*.token', '*.password', '*.secret', '*.*.password', 'req.query.token'];
 
 /**
  * JSON lines to stdout for journald; one readable line per entry when stdout is a terminal

@@ -15,7 +15,9 @@ export function prettyLine(json: string): string {
     return json;
   }
   const time = typeof o['time'] === 'string' ? o['time'].slice(11, 23) : '';
-  const level = String(o['level'] ?? '').toUpperCase().padEnd(5);
+  const level = String(o['level'] ?? '')
+    .toUpperCase()
+    .padEnd(5);
   const mod = o['mod'] ? `[${String(o['mod'])}] ` : '';
   const rest = Object.entries(o)
     .filter(([k]) => !SKIP.has(k))

@@ -19,9 +19,7 @@ export class MetricsServer implements Service {
   readonly name = 'metrics';
   private server: Server | undefined;
 
-  constructor(
-    private readonly opts: { config: MetricsConfig; registry: Registry; log: Logger },
-  ) {}
+  constructor(private readonly opts: { config: MetricsConfig; registry: Registry; log: Logger }) {}
 
   get port(): number | undefined {
     return (this.server?.address() as AddressInfo | null)?.port;
@@ -64,6 +62,8 @@ export class MetricsServer implements Service {
   }
 
   health(): ServiceHealth {
-    return this.server?.listening ? { ok: true, state: 'listening', detail: { port: this.port } } : { ok: false, state: 'stopped' };
+    return this.server?.listening
+      ? { ok: true, state: 'listening', detail: { port: this.port } }
+      : { ok: false, state: 'stopped' };
   }
 }

@@ -58,7 +58,11 @@ export class ManagementApi implements Service {
     this.now = opts.now ?? (() => performance.now());
     this.current = ctx.config;
     this.audit = new AuditLog(ctx.db, ctx.config.mgmt.audit_max_rows);
-    this.tokens = resolveTokens(ctx.config.mgmt, ctx.config.gateway.data_dir, opts.announce ?? ((t) => process.stderr.write(t)));
+    this.tokens = resolveTokens(
+      ctx.config.mgmt,
+      ctx.config.gateway.data_dir,
+      opts.announce ?? ((t) => process.stderr.write(t)),
+    );
     this.failures = new FailureLimiter(ctx.config.mgmt.auth_failures_per_min);
   }
 
@@ -94,13 +98,23 @@ export class ManagementApi implements Service {
       const t = this.now();
       const audit = (outcome: string, reply: CoapReply, detail?: string) => {
         if (need === 'admin') {
-          this.audit.record({ source: req.source, method: req.method, resource: resourcePath, outcome, code: reply.code, detail: detail ?? null });
+          this.audit.record({
+            source: req.source,
+            method: req.method,
+            resource: resourcePath,
+            outcome,
+            code: reply.code,
+            detail: detail ?? null,
+          });
         }
         return reply;
       };
       if (this.failures.blocked(req.address, t)) {
         // RFC 8516 4.29 Too Many Requests, Max-Age = seconds until the next try is allowed.
-        return audit('rate-limited', { ...text('4.29', 'too many failed authentications; wait (EGW_MGMT_AUTH)'), maxAge: this.failures.retryAfterS(req.address, t) });
+        return audit('rate-limited', {
+          ...text('4.29', 'too many failed authentications; wait (EGW_MGMT_AUTH)'),
+          maxAge: this.failures.retryAfterS(req.address, t),
+        });
       }
       const role = roleOf(req.query['token'], this.tokens);
       if (!role) {
@@ -108,7 +122,8 @@ export class ManagementApi implements Service {
         const why = `${req.query['token'] === undefined ? 'token required (Uri-Query token=...)' : 'token not accepted'} (EGW_MGMT_AUTH)`;
         return audit('unauthenticated', text('4.01', why));
       }
-      if (need === 'admin' && role !== 'admin') return audit('forbidden', text('4.03', 'admin token required for writes'));
+      if (need === 'admin' && role !== 'admin')
+        return audit('forbidden', text('4.03', 'admin token required for writes'));
       let reply: CoapReply;
       try {
         reply = await fn(req, params);
@@ -116,7 +131,11 @@ export class ManagementApi implements Service {
         this.log.error({ err, resource: resourcePath }, 'management handler failed');
         reply = text('5.00', 'internal error');
       }
-      return audit(reply.code.startsWith('2.') ? 'ok' : 'refused', reply, reply.code.startsWith('2.') ? undefined : String(reply.payload ?? '').slice(0, 200));
+      return audit(
+        reply.code.startsWith('2.') ? 'ok' : 'refused',
+        reply,
+        reply.code.startsWith('2.') ? undefined : String(reply.payload ?? '').slice(0, 200),
+      );
     };
   }
 }

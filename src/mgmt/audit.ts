@@ -47,7 +47,15 @@ export class AuditLog {
   }
 
   record(e: Omit<AuditEntry, 'id' | 'ts'>): void {
-    this.insert.run(this.wallClock(), e.source, e.method, e.resource, e.outcome, e.code, e.detail?.slice(0, 500) ?? null);
+    this.insert.run(
+      this.wallClock(),
+      e.source,
+      e.method,
+      e.resource,
+      e.outcome,
+      e.code,
+      e.detail?.slice(0, 500) ?? null,
+    );
     // Trimming every insert would double the writes; every 100th keeps the bound loose but cheap.
     if (++this.inserts % 100 === 0) this.trim.run(this.maxRows);
   }

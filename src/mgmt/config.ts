@@ -5,16 +5,21 @@ export const MgmtConfigSchema = section(
   {
     enabled: Type.Boolean({ default: true, description: 'Serve /mgmt/... on the CoAP server.' }),
     read_token: Type.Optional(
-      Secret('Token that may GET and observe /mgmt resources. If absent, one is generated into {data_dir}/mgmt-tokens.json.'),
+      Secret(
+        'Token that may GET and observe /mgmt resources. If absent, one is generated into {data_dir}/mgmt-tokens.json.',
+      ),
     ),
     admin_token: Type.Optional(
-      Secret('Token that may also PUT/POST /mgmt resources. If absent, one is generated into {data_dir}/mgmt-tokens.json.'),
+      Secret(
+        'Token that may also PUT/POST /mgmt resources. If absent, one is generated into {data_dir}/mgmt-tokens.json.',
+      ),
     ),
     auth_failures_per_min: Type.Integer({
       minimum: 1,
       maximum: 1000,
       default: 10,
-      description: 'Failed authentications allowed per source address per minute; beyond it the source gets 4.29 for a while.',
+      description:
+        'Failed authentications allowed per source address per minute; beyond it the source gets 4.29 for a while.',
     }),
     status_min_interval_ms: Type.Integer({
       minimum: 100,

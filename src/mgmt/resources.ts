@@ -92,15 +92,24 @@ export function managementResources(api: ManagementApi): Resource[] {
     if (placeholders.length > 0) {
       return json('4.00', {
         error: 'EGW_CONFIG_INVALID',
-        errors: placeholders.map((p) => ({ path: p, message: 'is "[redacted]" (from a GET); give the secret in full or with !env / !file' })),
+        errors: placeholders.map((p) => ({
+          path: p,
+          message: 'is "[redacted]" (from a GET); give the secret in full or with !env / !file',
+        })),
       });
     }
     let backup: string | undefined;
     try {
       ({ backup } = writeFileAtomic(path, payloadText.endsWith('\n') ? payloadText : `${payloadText}\n`));
     } catch (err) {
-      api.log.error({ err, file: path, code: 'EGW_MGMT_CONFIG_WRITE' }, 'writing the new configuration failed; the old file is intact');
-      return text('5.00', `cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'} (EGW_MGMT_CONFIG_WRITE)`);
+      api.log.error(
+        { err, file: path, code: 'EGW_MGMT_CONFIG_WRITE' },
+        'writing the new configuration failed; the old file is intact',
+      );
+      return text(
+        '5.00',
+        `cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'} (EGW_MGMT_CONFIG_WRITE)`,
+      );
     }
     const sinceLast = changedPaths(api.current, next);
     const { live } = splitLive(sinceLast);
@@ -172,7 +181,10 @@ export function managementResources(api: ManagementApi): Resource[] {
       ct: [50],
       methods: {
         GET: g('/mgmt/queues', 'read', () =>
-          json('2.05', api.providers.queues?.() ?? { enabled: false, classes: [], note: 'store-and-forward is not running' }),
+          json(
+            '2.05',
+            api.providers.queues?.() ?? { enabled: false, classes: [], note: 'store-and-forward is not running' },
+          ),
         ),
       },
     },
@@ -181,7 +193,9 @@ export function managementResources(api: ManagementApi): Resource[] {
       rt: 'edge.mgmt.inspection',
       ct: [50],
       methods: {
-        GET: g('/mgmt/inspection', 'read', () => json('2.05', api.providers.inspection?.() ?? { enabled: false, cameras: [] })),
+        GET: g('/mgmt/inspection', 'read', () =>
+          json('2.05', api.providers.inspection?.() ?? { enabled: false, cameras: [] }),
+        ),
       },
     },
     {
@@ -196,7 +210,14 @@ export function managementResources(api: ManagementApi): Resource[] {
       ct: [50],
       methods: {
         GET: g('/mgmt/ota', 'read', () =>
-          json('2.05', api.providers.ota?.state() ?? { enabled: false, current: ctx.version, note: 'OTA is not available in this build' }),
+          json(
+            '2.05',
+            api.providers.ota?.state() ?? {
+              enabled: false,
+              current: ctx.version,
+              note: 'OTA is not available in this build',
+            },
+          ),
         ),
         // POST ?action=check | apply (contract: "POST to check or apply").
         POST: g('/mgmt/ota', 'admin', async (req) => {

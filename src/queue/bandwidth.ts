@@ -14,7 +14,13 @@ function varintBytes(n: number): number {
  * topic, packet id, properties (user property `msg-id`, content type), payload, plus `linkOverhead`
  * for what lies below MQTT (TCP/IP headers of both segments, a TLS record).
  */
-export function messageCost(topicBytes: number, idBytes: number, contentTypeBytes: number, payloadBytes: number, linkOverhead: number): number {
+export function messageCost(
+  topicBytes: number,
+  idBytes: number,
+  contentTypeBytes: number,
+  payloadBytes: number,
+  linkOverhead: number,
+): number {
   const props = 1 + 2 + 6 + 2 + idBytes + (contentTypeBytes > 0 ? 1 + 2 + contentTypeBytes : 0); // 'msg-id' = 6
   const variable = 2 + topicBytes + 2 + varintBytes(props) + props;
   const remaining = variable + payloadBytes;

@@ -52,7 +52,13 @@ export class Classifier {
     this.classTtlMs = PRIORITIES.map((p) => config.classes[p].ttl_s * 1000);
   }
 
-  classify(topic: string, source: string | undefined, labels?: readonly string[], explicit?: Priority, ttlS?: number): Classification {
+  classify(
+    topic: string,
+    source: string | undefined,
+    labels?: readonly string[],
+    explicit?: Priority,
+    ttlS?: number,
+  ): Classification {
     let base: Classification;
     if (explicit !== undefined) {
       const cls = PRIORITIES.indexOf(explicit);

@@ -18,13 +18,15 @@ const ClassSettings = (share: number, ttl: number, window: number, what: string)
       ttl_s: Type.Integer({
         minimum: 0,
         default: ttl,
-        description: 'Time to live in seconds on the monotonic gateway clock; expired messages are dropped and counted. 0 = never.',
+        description:
+          'Time to live in seconds on the monotonic gateway clock; expired messages are dropped and counted. 0 = never.',
       }),
       batch_window_ms: Type.Integer({
         minimum: 0,
         maximum: 60000,
         default: window,
-        description: 'Readings of one device wait up to this long so more join the same codec batch (fewer, larger messages).',
+        description:
+          'Readings of one device wait up to this long so more join the same codec batch (fewer, larger messages).',
       }),
     },
     what,
@@ -32,7 +34,9 @@ const ClassSettings = (share: number, ttl: number, window: number, what: string)
 
 const Rule = Type.Object(
   {
-    topic: Type.Optional(Type.String({ minLength: 1, description: 'MQTT topic filter on the local topic (+ and # wildcards).' })),
+    topic: Type.Optional(
+      Type.String({ minLength: 1, description: 'MQTT topic filter on the local topic (+ and # wildcards).' }),
+    ),
     source: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         minItems: 1,
@@ -54,7 +58,12 @@ export const QueueConfigSchema = section(
     }),
     classes: section(
       {
-        CRITICAL: ClassSettings(30, 0, 0, 'Alerts, defective inspections: sent ahead of everything while within its share.'),
+        CRITICAL: ClassSettings(
+          30,
+          0,
+          0,
+          'Alerts, defective inspections: sent ahead of everything while within its share.',
+        ),
         HIGH: ClassSettings(40, 86400, 50, 'Device status, inspection results.'),
         MEDIUM: ClassSettings(20, 86400, 200, 'Ordinary readings.'),
         LOW: ClassSettings(10, 86400, 1000, 'Bulk history.'),
@@ -73,7 +82,8 @@ export const QueueConfigSchema = section(
         { topic: 'devices/+/status', class: 'HIGH' },
         { topic: 'history/#', class: 'LOW' },
       ],
-      description: 'First match wins; every given field of a rule must match. An explicit priority from the producer wins over rules.',
+      description:
+        'First match wins; every given field of a rule must match. An explicit priority from the producer wins over rules.',
     }),
     bandwidth: section(
       {
@@ -91,7 +101,8 @@ export const QueueConfigSchema = section(
         max_airtime_ms: Type.Integer({
           minimum: 10,
           default: 100,
-          description: 'Under a cap, a batch is cut so it occupies the link at most this long (bounds how long CRITICAL waits behind it).',
+          description:
+            'Under a cap, a batch is cut so it occupies the link at most this long (bounds how long CRITICAL waits behind it).',
         }),
         critical_burst_bytes: Type.Integer({
           minimum: 0,
@@ -100,7 +111,10 @@ export const QueueConfigSchema = section(
         }),
         adaptive: section(
           {
-            enabled: Type.Boolean({ default: false, description: 'Lower the rate when acknowledgements slow down, raise it back after.' }),
+            enabled: Type.Boolean({
+              default: false,
+              description: 'Lower the rate when acknowledgements slow down, raise it back after.',
+            }),
             min_kbps: Type.Number({ minimum: 1, default: 8, description: 'The adaptive rate never goes below this.' }),
             ack_latency_ms: Type.Integer({
               minimum: 10,
@@ -119,17 +133,35 @@ export const QueueConfigSchema = section(
           minimum: 0,
           maximum: 1000,
           default: 10,
-          description: 'Group commit: the longest an accepted message waits for its transaction. Larger = fewer disk writes, later acks.',
+          description:
+            'Group commit: the longest an accepted message waits for its transaction. Larger = fewer disk writes, later acks.',
         }),
-        commit_max_rows: Type.Integer({ minimum: 1, default: 2000, description: 'A transaction is committed at once when this many rows wait.' }),
+        commit_max_rows: Type.Integer({
+          minimum: 1,
+          default: 2000,
+          description: 'A transaction is committed at once when this many rows wait.',
+        }),
         max_bytes: Type.Integer({
           minimum: 65536,
           default: 268435456,
           description: 'Quota of stored bytes; above it LOW is evicted first, then MEDIUM, HIGH, CRITICAL last.',
         }),
-        max_age_s: Type.Integer({ minimum: 1, default: 86400, description: 'Rows older than this are dropped (counted as age).' }),
-        max_batch_readings: Type.Integer({ minimum: 1, maximum: 10000, default: 1000, description: 'Readings per uplinked codec batch.' }),
-        max_batch_bytes: Type.Integer({ minimum: 256, default: 65536, description: 'Payload bytes per uplinked message.' }),
+        max_age_s: Type.Integer({
+          minimum: 1,
+          default: 86400,
+          description: 'Rows older than this are dropped (counted as age).',
+        }),
+        max_batch_readings: Type.Integer({
+          minimum: 1,
+          maximum: 10000,
+          default: 1000,
+          description: 'Readings per uplinked codec batch.',
+        }),
+        max_batch_bytes: Type.Integer({
+          minimum: 256,
+          default: 65536,
+          description: 'Payload bytes per uplinked message.',
+        }),
       },
       'SQLite outbox (table outbox in gateway.db).',
     ),

@@ -25,8 +25,15 @@ export interface QueueWiring {
 /** Builds the outbox, its sink and the uplink from the config (called first in buildServices). */
 export function buildQueue(ctx: GatewayContext): QueueWiring {
   const { config } = ctx;
-  const outbox = new Outbox({ db: ctx.db, log: ctx.log.child({ mod: 'outbox' }), config: config.queue, codec: binaryReadingCodec });
-  const services: Service[] = [new QueueService({ outbox, pipeline: ctx.pipeline, log: ctx.log.child({ mod: 'outbox' }) })];
+  const outbox = new Outbox({
+    db: ctx.db,
+    log: ctx.log.child({ mod: 'outbox' }),
+    config: config.queue,
+    codec: binaryReadingCodec,
+  });
+  const services: Service[] = [
+    new QueueService({ outbox, pipeline: ctx.pipeline, log: ctx.log.child({ mod: 'outbox' }) }),
+  ];
   let uplink: Uplink | undefined;
   if (config.uplink.enabled) {
     uplink = new Uplink({

@@ -11,7 +11,11 @@ export interface UplinkView {
 }
 
 /** The /mgmt/queues document (docs/queues.md §Visibility). */
-export function queuesSnapshot(outbox: Outbox, uplink: UplinkView | undefined, quota: { maxBytes: number; maxAgeS: number }): QueuesSnapshot {
+export function queuesSnapshot(
+  outbox: Outbox,
+  uplink: UplinkView | undefined,
+  quota: { maxBytes: number; maxAgeS: number },
+): QueuesSnapshot {
   const stats = outbox.classStats();
   const classes = {} as Record<Priority, ClassStats>;
   PRIORITIES.forEach((p, i) => (classes[p] = stats[i]!));
@@ -70,7 +74,11 @@ export function registerQueueMetrics(registry: Registry, snapshot: () => QueuesS
   gauge('send_rate_bytes', 'Delivered bytes per second per class (10 s average).', (c) => c.sendRateBps);
   counter('sent_messages_total', 'Messages acknowledged by the cloud broker per class.', (c) => c.sentMessages);
   counter('sent_readings_total', 'Readings acknowledged by the cloud broker per class.', (c) => c.sentReadings);
-  counter('sent_bytes_total', 'Uplink bytes (with protocol overhead estimate) acknowledged per class.', (c) => c.sentBytes);
+  counter(
+    'sent_bytes_total',
+    'Uplink bytes (with protocol overhead estimate) acknowledged per class.',
+    (c) => c.sentBytes,
+  );
   new Counter({
     name: 'edge_gateway_queue_dropped_total',
     help: 'Readings dropped per class and reason (ttl, age, quota, disk_full = refused unacknowledged, invalid).',
@@ -79,7 +87,8 @@ export function registerQueueMetrics(registry: Registry, snapshot: () => QueuesS
     collect() {
       const s = snap();
       this.reset();
-      for (const p of PRIORITIES) for (const r of DROP_REASONS) this.inc({ class: p, reason: r }, s.classes[p].dropped[r]);
+      for (const p of PRIORITIES)
+        for (const r of DROP_REASONS) this.inc({ class: p, reason: r }, s.classes[p].dropped[r]);
     },
   });
   new Gauge({

@@ -85,7 +85,9 @@ export class OutboxStore {
   constructor(private readonly db: Db) {
     migrate(db, 'outbox', MIGRATIONS);
     const meta = db.prepare('SELECT v FROM outbox_meta WHERE k = ?');
-    this.setMeta = db.prepare('INSERT INTO outbox_meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v');
+    this.setMeta = db.prepare(
+      'INSERT INTO outbox_meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v',
+    );
     let uid = (meta.get('uid') as { v: string } | undefined)?.v;
     if (!uid) {
       // Prefix of every message id: unique per database, so ids never repeat across a reinstall.
@@ -97,7 +99,9 @@ export class OutboxStore {
       'INSERT INTO outbox (cls, topic, dev, kind, n, payload, ctype, t_ms, ttl_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.deleteRow = db.prepare('DELETE FROM outbox WHERE seq = ?');
-    this.insertClaim = db.prepare('INSERT OR IGNORE INTO outbox_claim (id, cls, topic, dev, first_seq, last_seq) VALUES (?, ?, ?, ?, ?, ?)');
+    this.insertClaim = db.prepare(
+      'INSERT OR IGNORE INTO outbox_claim (id, cls, topic, dev, first_seq, last_seq) VALUES (?, ?, ?, ?, ?, ?)',
+    );
     this.deleteClaim = db.prepare('DELETE FROM outbox_claim WHERE id = ?');
     this.loadAfter = db.prepare(
       'SELECT seq, cls, topic, dev, kind, n, payload, ctype, t_ms, ttl_ms FROM outbox WHERE cls = ? AND seq > ? ORDER BY seq LIMIT ?',
@@ -123,7 +127,9 @@ export class OutboxStore {
   }
 
   claims(): ClaimRow[] {
-    return this.db.prepare('SELECT id, cls, topic, dev, first_seq, last_seq FROM outbox_claim ORDER BY first_seq').all() as ClaimRow[];
+    return this.db
+      .prepare('SELECT id, cls, topic, dev, first_seq, last_seq FROM outbox_claim ORDER BY first_seq')
+      .all() as ClaimRow[];
   }
 
   rowsOfClaim(c: ClaimRow): StoredRow[] {

@@ -207,7 +207,10 @@ export class Outbox {
         this.delClaims = [];
       } catch (err) {
         // Kept for the next commit; a delivered row that stays only means a duplicate with the same id.
-        this.opts.log.warn({ err, code: 'EGW_OUTBOX_COMMIT' }, 'deleting delivered rows failed; retrying with the next commit');
+        this.opts.log.warn(
+          { err, code: 'EGW_OUTBOX_COMMIT' },
+          'deleting delivered rows failed; retrying with the next commit',
+        );
       }
     }
     if (this.pending.length === 0) return;
@@ -247,8 +250,24 @@ export class Outbox {
     q.readings += r.n;
     q.bytes += bytes;
     if (q.complete && q.live < HEAD_MAX) {
-      const payload = Buffer.isBuffer(r.payload) ? r.payload : Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength);
-      this.push(q, { seq, cls: r.cls, key: '', topic: r.topic, dev: r.dev, kind: r.kind, n: r.n, payload, ctype: r.ctype, t: r.t, ttl: r.ttl, bytes, taken: false });
+      const payload = Buffer.isBuffer(r.payload)
+        ? r.payload
+        : Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength);
+      this.push(q, {
+        seq,
+        cls: r.cls,
+        key: '',
+        topic: r.topic,
+        dev: r.dev,
+        kind: r.kind,
+        n: r.n,
+        payload,
+        ctype: r.ctype,
+        t: r.t,
+        ttl: r.ttl,
+        bytes,
+        taken: false,
+      });
     } else {
       q.complete = false;
     }
@@ -267,8 +286,19 @@ export class Outbox {
 
   private fromStored(s: StoredRow): Row {
     return {
-      seq: s.seq, cls: s.cls, key: '', topic: s.topic, dev: s.dev, kind: s.kind, n: s.n, payload: s.payload, ctype: s.ctype,
-      t: s.t_ms, ttl: s.ttl_ms, bytes: s.payload.length + Buffer.byteLength(s.topic) + ROW_OVERHEAD_BYTES, taken: false,
+      seq: s.seq,
+      cls: s.cls,
+      key: '',
+      topic: s.topic,
+      dev: s.dev,
+      kind: s.kind,
+      n: s.n,
+      payload: s.payload,
+      ctype: s.ctype,
+      t: s.t_ms,
+      ttl: s.ttl_ms,
+      bytes: s.payload.length + Buffer.byteLength(s.topic) + ROW_OVERHEAD_BYTES,
+      taken: false,
     };
   }
 
@@ -341,18 +371,30 @@ export class Outbox {
       const kq = q.byKey.get(h.key)!;
       const window = this.opts.config.classes[PRIORITIES[cls]!].batch_window_ms;
       const age = clock - h.t;
-      if (age < window && kq.length < this.opts.config.outbox.max_batch_readings) return { waitMs: Math.ceil(window - age) };
+      if (age < window && kq.length < this.opts.config.outbox.max_batch_readings)
+        return { waitMs: Math.ceil(window - age) };
       const group: Row[] = [];
       let readings = 0;
       let bytes = 0;
       for (let i = 0; i < kq.length; i++) {
         const r = kq.at(i)!;
-        if (group.length > 0 && (readings + r.n > this.opts.config.outbox.max_batch_readings || bytes + r.payload.length > this.maxBatchBytes)) break;
+        if (
+          group.length > 0 &&
+          (readings + r.n > this.opts.config.outbox.max_batch_readings || bytes + r.payload.length > this.maxBatchBytes)
+        )
+          break;
         group.push(r);
         readings += r.n;
         bytes += r.payload.length;
       }
-      const claim: ClaimRow = { id: `${this.store.uid}-${h.seq}`, cls, topic: h.topic, dev: h.dev, first_seq: h.seq, last_seq: group[group.length - 1]!.seq };
+      const claim: ClaimRow = {
+        id: `${this.store.uid}-${h.seq}`,
+        cls,
+        topic: h.topic,
+        dev: h.dev,
+        first_seq: h.seq,
+        last_seq: group[group.length - 1]!.seq,
+      };
       const msg = this.build(group, claim);
       if (!msg) {
         for (const r of group) this.dropRow(q, r, 'invalid');
@@ -374,7 +416,10 @@ export class Outbox {
         for (const r of rows) for (const x of this.opts.codec.decodeRow(r.payload)) all.push(x);
         payload = this.opts.codec.encodeUplink(all);
       } catch (err) {
-        this.opts.log.error({ err, seq: first.seq, code: 'EGW_OUTBOX_COMMIT' }, 'stored readings cannot be decoded; dropped (counted as invalid)');
+        this.opts.log.error(
+          { err, seq: first.seq, code: 'EGW_OUTBOX_COMMIT' },
+          'stored readings cannot be decoded; dropped (counted as invalid)',
+        );
         return undefined;
       }
     }
@@ -463,7 +508,14 @@ export class Outbox {
     this.dropCounted(q, [r.seq], r.n, r.bytes, reason, undefined);
   }
 
-  private dropCounted(q: ClassQueue, seqs: readonly number[], readings: number, bytes: number, reason: DropReason, claimId: string | undefined): void {
+  private dropCounted(
+    q: ClassQueue,
+    seqs: readonly number[],
+    readings: number,
+    bytes: number,
+    reason: DropReason,
+    claimId: string | undefined,
+  ): void {
     for (const s of seqs) this.delSeqs.push(s);
     if (claimId) this.delClaims.push(claimId);
     q.depth -= seqs.length;
@@ -521,8 +573,15 @@ export class Outbox {
 
   /** Per-class numbers for /mgmt/queues and metrics. */
   classStats(): {
-    depth: number; readings: number; bytes: number; oldestAgeS: number; sentMessages: number; sentReadings: number;
-    sentBytes: number; sendRateBps: number; dropped: Record<DropReason, number>;
+    depth: number;
+    readings: number;
+    bytes: number;
+    oldestAgeS: number;
+    sentMessages: number;
+    sentReadings: number;
+    sentBytes: number;
+    sendRateBps: number;
+    dropped: Record<DropReason, number>;
   }[] {
     const clock = this.clock();
     return this.q.map((q, cls) => {

@@ -67,11 +67,9 @@ export function migrate(db: Db, module: string, steps: readonly string[]): void 
         record.run(module, version, Date.now());
       })();
     } catch (err) {
-      throw new GatewayError(
-        'EGW_STORE_OPEN',
-        `migration ${module}#${version} failed: ${(err as Error).message}`,
-        { cause: err },
-      );
+      throw new GatewayError('EGW_STORE_OPEN', `migration ${module}#${version} failed: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   });
 }

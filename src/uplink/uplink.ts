@@ -79,7 +79,11 @@ export class Uplink implements Service {
       this.bucket = new TokenBucket(max, bw.burst_bytes, this.now());
       if (bw.adaptive.enabled) {
         this.adaptive = new AdaptiveRate(
-          { maxBps: max, minBps: Math.min(max, (bw.adaptive.min_kbps * 1000) / 8), targetLatencyMs: bw.adaptive.ack_latency_ms },
+          {
+            maxBps: max,
+            minBps: Math.min(max, (bw.adaptive.min_kbps * 1000) / 8),
+            targetLatencyMs: bw.adaptive.ack_latency_ms,
+          },
           this.now(),
         );
       }
@@ -243,7 +247,11 @@ export class Uplink implements Service {
   /** The connection is gone (or declared dead): re-queue in-flight messages and reconnect later. */
   private lost(reason: string): void {
     this.drop(reason);
-    this.state.set('offline', { reason, code: 'EGW_UPLINK_OFFLINE', queued: this.opts.outbox.classStats().reduce((a, c) => a + c.depth, 0) }, 'warn');
+    this.state.set(
+      'offline',
+      { reason, code: 'EGW_UPLINK_OFFLINE', queued: this.opts.outbox.classStats().reduce((a, c) => a + c.depth, 0) },
+      'warn',
+    );
     this.scheduleReconnect();
   }
 
@@ -355,11 +363,14 @@ export class Uplink implements Service {
     if (this.pumpTimer && at >= this.pumpAt) return;
     clearTimeout(this.pumpTimer);
     this.pumpAt = at;
-    this.pumpTimer = setTimeout(() => {
-      this.pumpTimer = undefined;
-      this.pumpAt = Infinity;
-      this.pump();
-    }, Math.max(1, at - this.now()));
+    this.pumpTimer = setTimeout(
+      () => {
+        this.pumpTimer = undefined;
+        this.pumpAt = Infinity;
+        this.pump();
+      },
+      Math.max(1, at - this.now()),
+    );
   }
 
   private publish(f: InFlight): void {
@@ -379,7 +390,10 @@ export class Uplink implements Service {
           // A PUBACK with a failure reason code (not authorized, quota exceeded): keep the message, retry later.
           this.counters.refused++;
           this.opts.outbox.requeue(msg);
-          this.opts.log.warn({ err, topic: msg.topic, code: 'EGW_UPLINK_REFUSED' }, 'cloud broker refused a message; sending paused for 5 s');
+          this.opts.log.warn(
+            { err, topic: msg.topic, code: 'EGW_UPLINK_REFUSED' },
+            'cloud broker refused a message; sending paused for 5 s',
+          );
           this.holdUntil = this.now() + 5000;
           this.armPump(this.holdUntil);
           return;
@@ -413,7 +427,9 @@ function checkTlsFiles(c: UplinkConfig): void {
     try {
       return readFileSync(f);
     } catch (err) {
-      throw new GatewayError('EGW_UPLINK_TLS', `cannot read uplink.${what} ${f}: ${(err as Error).message}`, { cause: err });
+      throw new GatewayError('EGW_UPLINK_TLS', `cannot read uplink.${what} ${f}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   };
   const ca = read('ca_file', c.ca_file);
@@ -429,6 +445,10 @@ function checkTlsFiles(c: UplinkConfig): void {
   try {
     createSecureContext({ ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) });
   } catch (err) {
-    throw new GatewayError('EGW_UPLINK_TLS', `uplink: cannot use the TLS files (ca_file, cert_file, key_file): ${(err as Error).message}`, { cause: err });
+    throw new GatewayError(
+      'EGW_UPLINK_TLS',
+      `uplink: cannot use the TLS files (ca_file, cert_file, key_file): ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }

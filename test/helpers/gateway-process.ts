@@ -94,7 +94,8 @@ export class GatewayProcess {
 
   /** Sends a signal and resolves with the exit code (or the signal name) — bounded. */
   async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15000): Promise<number | string> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode ?? this.child.signalCode!;
+    if (this.child.exitCode !== null || this.child.signalCode !== null)
+      return this.child.exitCode ?? this.child.signalCode!;
     const exited = once(this.child, 'exit') as Promise<[number | null, string | null]>;
     this.child.kill(signal);
     const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);

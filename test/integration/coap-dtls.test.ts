@@ -40,10 +40,22 @@ function run(cmd: string, args: string[]): Promise<number | null> {
 }
 
 async function startLibcoapServer(port: number, hint: string): Promise<ChildProcess> {
-  const srv = spawn('coap-server-openssl', ['-A', '127.0.0.1', '-p', String(port), '-k', 'sitePSK-0123', '-h', hint], { stdio: 'ignore' });
+  const srv = spawn('coap-server-openssl', ['-A', '127.0.0.1', '-p', String(port), '-k', 'sitePSK-0123', '-h', hint], {
+    stdio: 'ignore',
+  });
   await sleep(400);
   // Seed /example_data with a number over DTLS using libcoap's own client.
-  const rc = await run('coap-client-openssl', ['-m', 'put', '-e', '42.5', '-k', 'sitePSK-0123', '-u', 'gw-1', `coaps://127.0.0.1:${port + 1}/example_data`]);
+  const rc = await run('coap-client-openssl', [
+    '-m',
+    'put',
+    '-e',
+    '42.5',
+    '-k',
+    'sitePSK-0123',
+    '-u',
+    'gw-1',
+    `coaps://127.0.0.1:${port + 1}/example_data`,
+  ]);
   assert.equal(rc, 0, 'seeding /example_data over DTLS failed');
   return srv;
 }

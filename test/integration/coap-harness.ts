@@ -78,12 +78,17 @@ export interface ClientResult {
 /** Runs libcoap's coap-client-notls (Debian libcoap3-bin) with a time bound. */
 export function coapClient(args: string[], timeoutMs = 10000): Promise<ClientResult> {
   return new Promise((resolve) => {
-    execFile('coap-client-notls', args, { timeout: timeoutMs, encoding: 'buffer', maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
-      resolve({
-        stdout: stdout.toString('utf8'),
-        stderr: stderr.toString('utf8'),
-        code: err ? ((err as { code?: number }).code ?? null) : 0,
-      });
-    });
+    execFile(
+      'coap-client-notls',
+      args,
+      { timeout: timeoutMs, encoding: 'buffer', maxBuffer: 4 << 20 },
+      (err, stdout, stderr) => {
+        resolve({
+          stdout: stdout.toString('utf8'),
+          stderr: stderr.toString('utf8'),
+          code: err ? ((err as { code?: number }).code ?? null) : 0,
+        });
+      },
+    );
   });
 }

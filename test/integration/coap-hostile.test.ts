@@ -9,9 +9,11 @@ describe('CoAP server under hostile datagrams', () => {
   let h: Harness;
   before(async () => {
     // A generous rate limit so the burst reaches the parser instead of being rate-limited away.
-    h = await startGateway('', (d) =>
-      `version: 1\ngateway: { id: gw-hostile, data_dir: ${d}, log_level: silent }\nbroker: { enabled: false }\nmetrics: { enabled: false }\n` +
-      `coap: { host: 127.0.0.1, port: 0, rate_limit: { requests_per_s: 100000, burst: 100000 } }\nmgmt: { read_token: ${READ}, admin_token: admin-${READ} }\n`,
+    h = await startGateway(
+      '',
+      (d) =>
+        `version: 1\ngateway: { id: gw-hostile, data_dir: ${d}, log_level: silent }\nbroker: { enabled: false }\nmetrics: { enabled: false }\n` +
+        `coap: { host: 127.0.0.1, port: 0, rate_limit: { requests_per_s: 100000, burst: 100000 } }\nmgmt: { read_token: ${READ}, admin_token: admin-${READ} }\n`,
     );
   });
   after(async () => {
@@ -36,8 +38,20 @@ describe('CoAP server under hostile datagrams', () => {
       Buffer.from([0x40, 0x00, 0x00, 0x01, 0x61]), // empty message with content
       Buffer.from([0x40, 0x02, 0x00, 0x01, 0xd1, 0x0e, 0xff]), // Block1 SZX 7 (reserved)
       Buffer.from([0x40, 0x02, 0x00, 0x01, 0xd3, 0x0e, 0xff, 0xff, 0xfe, 0xff, 0x61]), // Block1 NUM huge
-      Buffer.concat([Buffer.from([0x40, 0x02, 0x00, 0x02, 0xb7]), Buffer.from('sensors'), Buffer.from([0xff]), randomBytes(60000)]), // oversized
-      Buffer.concat([Buffer.from([0x50, 0x02, 0x00, 0x03, 0xb7]), Buffer.from('sensors'), Buffer.from([0x03]), Buffer.from('abc'), Buffer.from([0xff]), randomBytes(900)]), // garbage body
+      Buffer.concat([
+        Buffer.from([0x40, 0x02, 0x00, 0x02, 0xb7]),
+        Buffer.from('sensors'),
+        Buffer.from([0xff]),
+        randomBytes(60000),
+      ]), // oversized
+      Buffer.concat([
+        Buffer.from([0x50, 0x02, 0x00, 0x03, 0xb7]),
+        Buffer.from('sensors'),
+        Buffer.from([0x03]),
+        Buffer.from('abc'),
+        Buffer.from([0xff]),
+        randomBytes(900),
+      ]), // garbage body
       Buffer.from([0x60, 0x45, 0x00, 0x04]), // an unsolicited ACK response
       Buffer.from([0x70, 0x00, 0x00, 0x05]), // RST for nothing
     ];
@@ -58,7 +72,17 @@ describe('CoAP server under hostile datagrams', () => {
 
   it('a request body over max_payload_bytes gets 4.13', async () => {
     const big = 'x'.repeat(70000);
-    const r = await coapClient(['-m', 'post', '-t', '50', '-b', '1024', '-e', `{"v":"${big}"}`, h.url('/sensors/too-big')]);
+    const r = await coapClient([
+      '-m',
+      'post',
+      '-t',
+      '50',
+      '-b',
+      '1024',
+      '-e',
+      `{"v":"${big}"}`,
+      h.url('/sensors/too-big'),
+    ]);
     assert.match(r.stderr, /4\.13/);
   });
 });

@@ -29,7 +29,15 @@ describe('CoAP with libcoap coap-client', () => {
   });
 
   it('POST of a JSON reading reaches the pipeline and GET returns it as the latest', async () => {
-    const post = await coapClient(['-m', 'post', '-t', '50', '-e', '{"temperature":21.5,"ts":1700000000000}', h.url('/sensors/press-07')]);
+    const post = await coapClient([
+      '-m',
+      'post',
+      '-t',
+      '50',
+      '-e',
+      '{"temperature":21.5,"ts":1700000000000}',
+      h.url('/sensors/press-07'),
+    ]);
     assert.equal(post.stderr, '');
     const latest = h.gateway.context.latest.get('press-07');
     assert.deepEqual(latest?.values, { temperature: 21.5 });
@@ -53,11 +61,36 @@ describe('CoAP with libcoap coap-client', () => {
 
   it('POST of a binary-codec reading (its Content-Format) is decoded; another device id is refused', async () => {
     const file = join(h.dir, 'reading.bin');
-    writeFileSync(file, encodeReading({ deviceId: 'codec-1', ts: 1700000000123, values: { flow: 3.25 }, quality: 'good', source: 'mqtt' }));
-    const post = await coapClient(['-m', 'post', '-t', String(COAP_CONTENT_FORMAT), '-f', file, h.url('/sensors/codec-1')]);
+    writeFileSync(
+      file,
+      encodeReading({
+        deviceId: 'codec-1',
+        ts: 1700000000123,
+        values: { flow: 3.25 },
+        quality: 'good',
+        source: 'mqtt',
+      }),
+    );
+    const post = await coapClient([
+      '-m',
+      'post',
+      '-t',
+      String(COAP_CONTENT_FORMAT),
+      '-f',
+      file,
+      h.url('/sensors/codec-1'),
+    ]);
     assert.equal(post.stderr, '');
     assert.deepEqual(h.gateway.context.latest.get('codec-1')?.values, { flow: 3.25 });
-    const wrong = await coapClient(['-m', 'post', '-t', String(COAP_CONTENT_FORMAT), '-f', file, h.url('/sensors/other-1')]);
+    const wrong = await coapClient([
+      '-m',
+      'post',
+      '-t',
+      String(COAP_CONTENT_FORMAT),
+      '-f',
+      file,
+      h.url('/sensors/other-1'),
+    ]);
     assert.match(wrong.stderr, /^4\.00 reading for device codec-1/);
   });
 
@@ -130,7 +163,9 @@ describe('CoAP with libcoap coap-client', () => {
 
   it('admin PUT of a valid config is applied live, persisted atomically with a backup, visible in GET and audited', async () => {
     const before = readFileSync(h.configPath, 'utf8');
-    const next = configYaml(join(h.dir, 'data'), '').replace('log_level: warn', 'log_level: error').replace('port: 0', 'port: 0\n  max_observers: 50');
+    const next = configYaml(join(h.dir, 'data'), '')
+      .replace('log_level: warn', 'log_level: error')
+      .replace('port: 0', 'port: 0\n  max_observers: 50');
     const file = join(h.dir, 'good.yaml');
     writeFileSync(file, next);
     const r = await coapClient(['-m', 'put', '-t', '0', '-f', file, h.url(`/mgmt/config?token=${ADMIN}`)]);
@@ -152,7 +187,10 @@ describe('CoAP with libcoap coap-client', () => {
       entries: { resource: string; outcome: string; code: string; source: string }[];
     };
     const puts = audit.entries.filter((e) => e.resource === '/mgmt/config');
-    assert.deepEqual(puts.map((e) => e.outcome), ['ok', 'refused']);
+    assert.deepEqual(
+      puts.map((e) => e.outcome),
+      ['ok', 'refused'],
+    );
     assert.ok(audit.entries.some((e) => e.resource === '/mgmt/restart' && e.outcome === 'forbidden'));
     assert.ok(!JSON.stringify(audit).includes(ADMIN));
   });

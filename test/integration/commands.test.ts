@@ -13,9 +13,10 @@ test('a command published on commands/{id} writes a Modbus register of a driver-
   const pty = new PtyPair(join(tmp.dir, 'dev'), join(tmp.dir, 'peer'));
   await pty.start();
   const slave = spawn('/usr/bin/python3', [SLAVE, pty.peer], { stdio: 'ignore' });
-  const cfg = isolatedConfig(join(tmp.dir, 'data'))
-    .replace('broker:\n  enabled: false', 'broker:\n  enabled: true\n  host: 127.0.0.1\n  port: 0')
-    .concat(`
+  const cfg = isolatedConfig(join(tmp.dir, 'data')).replace(
+    'broker:\n  enabled: false',
+    'broker:\n  enabled: true\n  host: 127.0.0.1\n  port: 0',
+  ).concat(`
 drivers:
   - type: modbus-rtu
     id: plc
@@ -37,10 +38,15 @@ drivers:
   });
   await gw.ready(20000);
   const port = Number((await gw.waitForLog((l) => l.msg === 'MQTT broker listening'))['port']);
-  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'operator-console', reconnectPeriod: 0 });
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+    clientId: 'operator-console',
+    reconnectPeriod: 0,
+  });
   t.after(() => client.end(true));
   const results: { ok: boolean; error?: string }[] = [];
-  client.on('message', (_topic, payload) => results.push(JSON.parse(payload.toString()) as { ok: boolean; error?: string }));
+  client.on('message', (_topic, payload) =>
+    results.push(JSON.parse(payload.toString()) as { ok: boolean; error?: string }),
+  );
   await client.subscribeAsync('devices/boiler/command_result', { qos: 1 });
 
   await client.publishAsync('commands/boiler', JSON.stringify({ set: { setpoint: 42.5 } }), { qos: 1 });

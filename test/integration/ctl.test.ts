@@ -10,9 +10,14 @@ const MAIN = new URL('../../src/main.js', import.meta.url).pathname;
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, 'ctl', ...args], { env: { ...process.env, EDGE_GATEWAY_TOKEN: '', ...env }, timeout: 20000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 99) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [MAIN, 'ctl', ...args],
+      { env: { ...process.env, EDGE_GATEWAY_TOKEN: '', ...env }, timeout: 20000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 99) : 0, stdout, stderr });
+      },
+    );
   });
 }
 

@@ -43,7 +43,8 @@ const CASES: Case[] = [
   {
     type: 'nmea',
     serial: true,
-    entry: (p) => `  - { type: nmea, id: c-dev, path: ${p}, epoch_timeout_ms: 50, reconnect: { initial_ms: 50, max_ms: 200 } }\n`,
+    entry: (p) =>
+      `  - { type: nmea, id: c-dev, path: ${p}, epoch_timeout_ms: 50, reconnect: { initial_ms: 50, max_ms: 200 } }\n`,
     feed: writer(() => readFileSync('test/fixtures/nmea/gps-log.nmea'), 100),
   },
   {

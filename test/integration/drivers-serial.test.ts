@@ -54,7 +54,10 @@ test('serial-lines JSON: lines on a real pty arrive as Readings; garbage and ove
   await waitFor(() => (h.manager.status()[0]!.errors.overlong ?? 0) >= 1, 3000, 'overlong counted');
   const st = h.manager.status()[0]!;
   assert.equal(st.errors.bad_line, 1);
-  assert.equal(await metricValue(h.metrics, 'edge_gateway_driver_errors_total', { driver: 'wx-1', kind: 'bad_line' }), 1);
+  assert.equal(
+    await metricValue(h.metrics, 'edge_gateway_driver_errors_total', { driver: 'wx-1', kind: 'bad_line' }),
+    1,
+  );
   assert.equal(await metricValue(h.metrics, 'edge_gateway_driver_up', { driver: 'wx-1' }), 1);
   assert.equal(h.devices.get('wx-1')!.online, true);
   assert.ok(h.devices.get('wx-1')!.errors >= 2);

@@ -64,7 +64,11 @@ test('modbus-rtu against a real pymodbus slave: float32 word orders, scaling, co
   assert.equal(await h.manager.handleCommand('nobody', { set: {} }), null);
   const ok = await h.manager.handleCommand('boiler', { set: { setpoint: 42.5, pump: false } });
   assert.deepEqual(ok, { ok: true, detail: { written: ['setpoint', 'pump'] } });
-  await waitFor(() => boiler().some((x) => x.values['setpoint'] === 42.5 && x.values['pump'] === false), 5000, 'written values read back');
+  await waitFor(
+    () => boiler().some((x) => x.values['setpoint'] === 42.5 && x.values['pump'] === false),
+    5000,
+    'written values read back',
+  );
 
   // The silent slave (unit 9) times out, is counted and goes offline; the boiler keeps reporting.
   await waitFor(() => h.devices.get('ghost')?.online === false, 8000, 'ghost offline');
@@ -84,7 +88,8 @@ test('modbus-rtu: CRC errors and garbage from a broken slave are counted; the dr
   let n = 0;
   peer.on('data', () => {
     n++;
-    const frame = n % 2 ? Buffer.from([0x01, 0x03, 0x04, 0x41, 0x48, 0xf5, 0xc3, 0xde, 0xad]) : Buffer.from([0xff, 0x00, 0x12]);
+    const frame =
+      n % 2 ? Buffer.from([0x01, 0x03, 0x04, 0x41, 0x48, 0xf5, 0xc3, 0xde, 0xad]) : Buffer.from([0xff, 0x00, 0x12]);
     peer.write(frame);
   });
   t.after(async () => {

@@ -62,7 +62,9 @@ test('64 kbit/s cap, 100,000 LOW queued: 100 CRITICAL alarms are delivered with 
     .sort((a, b) => a - b);
   const p50 = pct(lat, 50);
   const p99 = pct(lat, 99);
-  t.diagnostic(`CRITICAL latency under a LOW flood at 64 kbit/s: p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms; LOW still queued ${outbox.classStats()[3]!.depth}`);
+  t.diagnostic(
+    `CRITICAL latency under a LOW flood at 64 kbit/s: p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms; LOW still queued ${outbox.classStats()[3]!.depth}`,
+  );
   assert.ok(p99 <= 1000, `p99 ${p99} ms`);
   assert.ok(outbox.classStats()[3]!.depth > 90000, 'the LOW backlog was still there');
 });
@@ -74,7 +76,8 @@ test('64 kbit/s cap, all four classes saturated: delivered bytes per class withi
   const { outbox, uplink, idLength } = await rig(t, cloud);
   const body = Buffer.alloc(40, 0x62);
   const all: Promise<void>[] = [];
-  for (let i = 0; i < 3000; i++) for (const p of CLASSES) all.push(outbox.enqueue({ topic: `bulk/${p}`, payload: body, priority: p }));
+  for (let i = 0; i < 3000; i++)
+    for (const p of CLASSES) all.push(outbox.enqueue({ topic: `bulk/${p}`, payload: body, priority: p }));
   await Promise.all(all);
   await uplink.start();
   await sub.waitFor(() => sub.messages.length > 0, 10000);
@@ -89,7 +92,11 @@ test('64 kbit/s cap, all four classes saturated: delivered bytes per class withi
   }
   const total = bytes.reduce((a, b) => a + b, 0);
   const shares = bytes.map((b) => (b / total) * 100);
-  t.diagnostic(`delivered share % CRITICAL/HIGH/MEDIUM/LOW: ${shares.map((s) => s.toFixed(2)).join(' / ')} (configured 30/40/20/10); ${((total * 8) / 10 / 1000).toFixed(1)} kbit/s`);
-  shares.forEach((s, i) => assert.ok(Math.abs(s - SHARES[i]!) / SHARES[i]! <= 0.05, `${CLASSES[i]} got ${s.toFixed(2)} %`));
+  t.diagnostic(
+    `delivered share % CRITICAL/HIGH/MEDIUM/LOW: ${shares.map((s) => s.toFixed(2)).join(' / ')} (configured 30/40/20/10); ${((total * 8) / 10 / 1000).toFixed(1)} kbit/s`,
+  );
+  shares.forEach((s, i) =>
+    assert.ok(Math.abs(s - SHARES[i]!) / SHARES[i]! <= 0.05, `${CLASSES[i]} got ${s.toFixed(2)} %`),
+  );
   assert.ok(total <= 8000 * 10 * 1.05, `cap exceeded: ${total} bytes in 10 s`);
 });

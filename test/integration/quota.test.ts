@@ -17,13 +17,18 @@ test('quota smaller than the backlog (cloud unreachable): LOW evicted first and 
   const dir = mkdtempSync(join(tmpdir(), 'egw-quota-'));
   const brokerPort = await freePort();
   const deadCloud = `mqtt://127.0.0.1:${await freePort()}`; // nothing listens: the uplink stays offline
-  const yaml = gatewayYaml(join(dir, 'data'), brokerPort, deadCloud, [
-    'queue:',
-    '  outbox: { max_bytes: 65536 }',
-    '  rules:',
-    '    - { topic: "sensors/alarm-1/data", class: CRITICAL }',
-    '    - { topic: "sensors/bulk-1/data", class: LOW }',
-  ].join('\n')).replace('metrics: { enabled: false }', 'metrics: { enabled: true, port: 0 }');
+  const yaml = gatewayYaml(
+    join(dir, 'data'),
+    brokerPort,
+    deadCloud,
+    [
+      'queue:',
+      '  outbox: { max_bytes: 65536 }',
+      '  rules:',
+      '    - { topic: "sensors/alarm-1/data", class: CRITICAL }',
+      '    - { topic: "sensors/bulk-1/data", class: LOW }',
+    ].join('\n'),
+  ).replace('metrics: { enabled: false }', 'metrics: { enabled: true, port: 0 }');
   const configPath = join(dir, 'gateway.yaml');
   writeFileSync(configPath, yaml);
   const gw = GatewayProcess.start(configPath);
@@ -47,14 +52,22 @@ test('quota smaller than the backlog (cloud unreachable): LOW evicted first and 
   const lowEvicted = metric(text, 'edge_gateway_queue_dropped_total', 'class="LOW",reason="quota"');
   const critEvicted = metric(text, 'edge_gateway_queue_dropped_total', 'class="CRITICAL",reason="quota"');
   const midEvicted = metric(text, 'edge_gateway_queue_dropped_total', 'class="MEDIUM",reason="quota"');
-  const bytes = ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW'].reduce((a, c) => a + metric(text, 'edge_gateway_queue_bytes', `class="${c}"`), 0);
+  const bytes = ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW'].reduce(
+    (a, c) => a + metric(text, 'edge_gateway_queue_bytes', `class="${c}"`),
+    0,
+  );
   await gw.stop('SIGTERM');
   const db = new Database(join(dir, 'data', 'gateway.db'), { readonly: true });
   const rows = Object.fromEntries(
-    (db.prepare('SELECT cls, sum(n) AS n FROM outbox GROUP BY cls').all() as { cls: number; n: number }[]).map((r) => [r.cls, r.n]),
+    (db.prepare('SELECT cls, sum(n) AS n FROM outbox GROUP BY cls').all() as { cls: number; n: number }[]).map((r) => [
+      r.cls,
+      r.n,
+    ]),
   );
   db.close();
-  t.diagnostic(`kept CRITICAL ${rows[0]} MEDIUM ${rows[2]} LOW ${rows[3] ?? 0}; evicted LOW ${lowEvicted}, MEDIUM ${midEvicted}, CRITICAL ${critEvicted}; stored ${bytes} B of 65536`);
+  t.diagnostic(
+    `kept CRITICAL ${rows[0]} MEDIUM ${rows[2]} LOW ${rows[3] ?? 0}; evicted LOW ${lowEvicted}, MEDIUM ${midEvicted}, CRITICAL ${critEvicted}; stored ${bytes} B of 65536`,
+  );
   assert.equal(rows[0], 200, 'every CRITICAL reading kept');
   assert.equal(rows[2], 200, 'MEDIUM untouched while LOW had rows');
   assert.equal(critEvicted, 0);

@@ -86,9 +86,15 @@ test('READY, STATUS and WATCHDOG reach NOTIFY_SOCKET; pings stop while the event
 
     gw.child.kill('SIGUSR2');
     assert.ok(await waitFor(() => gw!.stderr.some((l) => l.includes('blockEnd')), 10000), 'the loop was blocked');
-    const { blockStart, blockEnd } = JSON.parse(gw.stderr.find((l) => l.includes('blockEnd'))!) as Record<string, number>;
+    const { blockStart, blockEnd } = JSON.parse(gw.stderr.find((l) => l.includes('blockEnd'))!) as Record<
+      string,
+      number
+    >;
     // Pings resume after the block...
-    assert.ok(await waitFor(() => msgs().some((m) => m['WATCHDOG'] === '1' && m.t > blockEnd! + 100), 5000), 'pings resume');
+    assert.ok(
+      await waitFor(() => msgs().some((m) => m['WATCHDOG'] === '1' && m.t > blockEnd! + 100), 5000),
+      'pings resume',
+    );
     // ...but none was sent while it lasted (a ping spawned just before the block may land up to ~300 ms in).
     const during = msgs().filter((m) => m['WATCHDOG'] === '1' && m.t > blockStart! + 300 && m.t < blockEnd!);
     assert.deepEqual(during, [], 'no WATCHDOG=1 while the event loop was blocked');

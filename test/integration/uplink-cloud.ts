@@ -40,7 +40,10 @@ export class Cloud {
     const conf = join(this.dir, 'mosquitto.conf');
     // Persistence keeps the test subscriber's session across a cloud restart; `user` = us, or mosquitto
     // started as root drops to user mosquitto and cannot write the temp dir.
-    writeFileSync(conf, `listener ${this.port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 0\nmax_queued_messages 0\npersistence true\npersistence_location ${this.dir}/\nautosave_interval 0\nuser ${userInfo().username}\n`);
+    writeFileSync(
+      conf,
+      `listener ${this.port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 0\nmax_queued_messages 0\npersistence true\npersistence_location ${this.dir}/\nautosave_interval 0\nuser ${userInfo().username}\n`,
+    );
     this.child = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
     const deadline = Date.now() + 5000;
     for (;;) {
@@ -96,7 +99,13 @@ export class CloudSubscriber {
   }
 
   static async connect(url: string, filter = 'edge/#'): Promise<CloudSubscriber> {
-    const client = mqtt.connect(url, { protocolVersion: 5, reconnectPeriod: 100, clean: false, clientId: `sub-${Math.random().toString(16).slice(2)}`, properties: { sessionExpiryInterval: 3600 } });
+    const client = mqtt.connect(url, {
+      protocolVersion: 5,
+      reconnectPeriod: 100,
+      clean: false,
+      clientId: `sub-${Math.random().toString(16).slice(2)}`,
+      properties: { sessionExpiryInterval: 3600 },
+    });
     await new Promise<void>((resolve, reject) => {
       client.once('connect', () => resolve());
       setTimeout(() => reject(new Error('subscriber cannot connect')), 5000).unref();

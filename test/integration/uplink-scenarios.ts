@@ -29,8 +29,18 @@ export class Publisher {
   private stopped = false;
   readonly client: MqttClient;
 
-  constructor(url: string, readonly dev: string, private readonly window = 64) {
-    this.client = mqtt.connect(url, { protocolVersion: 4, clientId: `pub-${dev}`, clean: true, reconnectPeriod: 100, connectTimeout: 2000 });
+  constructor(
+    url: string,
+    readonly dev: string,
+    private readonly window = 64,
+  ) {
+    this.client = mqtt.connect(url, {
+      protocolVersion: 4,
+      clientId: `pub-${dev}`,
+      clean: true,
+      reconnectPeriod: 100,
+      connectTimeout: 2000,
+    });
     this.client.on('error', () => undefined);
   }
 
@@ -40,7 +50,12 @@ export class Publisher {
     const t0 = performance.now();
     while (!this.stopped && this.acked.size < total && performance.now() < deadline) {
       const paced = ratePerS > 0 && this.next >= ((performance.now() - t0) / 1000) * ratePerS;
-      if (!this.client.connected || this.inflight >= this.window || paced || (this.next >= total && this.retry.length === 0)) {
+      if (
+        !this.client.connected ||
+        this.inflight >= this.window ||
+        paced ||
+        (this.next >= total && this.retry.length === 0)
+      ) {
         await new Promise((r) => setTimeout(r, ratePerS > 0 ? 1 : 2));
         continue;
       }
@@ -105,7 +120,14 @@ export function compare(pubs: readonly Publisher[], sub: CloudSubscriber): Deliv
   for (const s of idsOf.values()) if (s.size > 1) crossId++;
   let sameId = 0;
   for (const n of sub.ids.values()) if (n > 1) sameId += n - 1;
-  return { acked, delivered: idsOf.size, missing, sameIdDuplicates: sameId, crossIdDuplicates: crossId, messages: sub.messages.length };
+  return {
+    acked,
+    delivered: idsOf.size,
+    missing,
+    sameIdDuplicates: sameId,
+    crossIdDuplicates: crossId,
+    messages: sub.messages.length,
+  };
 }
 
 export interface Rig {
@@ -161,7 +183,12 @@ async function until(pred: () => boolean, timeoutMs: number): Promise<boolean> {
  * Outage: `total` readings from `nPub` QoS 1 publishers; the cloud goes down once 30 % are
  * acknowledged and comes back at 70 %. Then waits until every acknowledged reading reached the cloud.
  */
-export async function runOutage(rig: Rig, total: number, nPub: number, timeoutMs: number): Promise<DeliveryReport & { seconds: number; downSeconds: number }> {
+export async function runOutage(
+  rig: Rig,
+  total: number,
+  nPub: number,
+  timeoutMs: number,
+): Promise<DeliveryReport & { seconds: number; downSeconds: number }> {
   const t0 = performance.now();
   const pubs = Array.from({ length: nPub }, (_, k) => new Publisher(`mqtt://127.0.0.1:${rig.brokerPort}`, `dev-${k}`));
   const acked = () => pubs.reduce((a, p) => a + p.acked.size, 0);
@@ -194,7 +221,10 @@ export async function runCrashLoop(
   timeoutMs: number,
 ): Promise<DeliveryReport & { kills: number; seconds: number }> {
   const t0 = performance.now();
-  const pubs = Array.from({ length: nPub }, (_, k) => new Publisher(`mqtt://127.0.0.1:${rig.brokerPort}`, `dev-${k}`, 32));
+  const pubs = Array.from(
+    { length: nPub },
+    (_, k) => new Publisher(`mqtt://127.0.0.1:${rig.brokerPort}`, `dev-${k}`, 32),
+  );
   try {
     const run = Promise.all(pubs.map((p) => p.run(Number.MAX_SAFE_INTEGER, timeoutMs)));
     for (let i = 0; i < kills; i++) {

@@ -12,11 +12,19 @@ import { Uplink } from '../../src/uplink/uplink.js';
 import type { Reading } from '../../src/pipeline/reading.js';
 import { Cloud, CloudSubscriber } from './uplink-cloud.js';
 
-const reading = (dev: string, i: number): Reading => ({ deviceId: dev, ts: 1_700_000_000_000 + i, values: { i }, quality: 'good', source: 'mqtt' });
+const reading = (dev: string, i: number): Reading => ({
+  deviceId: dev,
+  ts: 1_700_000_000_000 + i,
+  values: { i },
+  quality: 'good',
+  source: 'mqtt',
+});
 
 async function rig(t: { after(fn: () => Promise<void> | void): void }, yaml: string, cloud: Cloud) {
   const dir = mkdtempSync(join(tmpdir(), 'egw-uplink-'));
-  const config = parseConfig(`version: 1\ngateway: { id: gw-t }\nuplink:\n  url: ${cloud.url}\n  reconnect: { min_ms: 50, max_ms: 200 }\n${yaml}`);
+  const config = parseConfig(
+    `version: 1\ngateway: { id: gw-t }\nuplink:\n  url: ${cloud.url}\n  reconnect: { min_ms: 50, max_ms: 200 }\n${yaml}`,
+  );
   const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'normal' });
   const log = pino({ level: 'silent' });
   const outbox = new Outbox({ db, log, config: config.queue, codec: binaryReadingCodec });
@@ -40,17 +48,29 @@ test('readings reach the cloud under edge/{gatewayId}/{topic}, batched per devic
   for (let i = 0; i < 200; i++) sends.push(outbox.enqueueReadings([reading(`d${i % 4}`, i)], `sensors/d${i % 4}/data`));
   await outbox.enqueue({ topic: 'alerts/d1', payload: Buffer.from('{"alarm":true}') });
   await Promise.all(sends);
-  await sub.waitFor(() => sub.readings().length === 200 && sub.messages.some((m) => m.topic === 'edge/gw-t/alerts/d1'), 10000);
+  await sub.waitFor(
+    () => sub.readings().length === 200 && sub.messages.some((m) => m.topic === 'edge/gw-t/alerts/d1'),
+    10000,
+  );
   const topics = new Set(sub.messages.map((m) => m.topic));
   assert.ok(topics.has('edge/gw-t/sensors/d0/data'));
   assert.ok(sub.messages.length < 60, `batched: ${sub.messages.length} messages for 200 readings`);
   assert.equal(new Set(sub.messages.map((m) => m.id)).size, sub.messages.length);
   assert.ok(sub.messages.every((m) => m.id.length > 0));
   // Per device, order kept.
-  const d0 = sub.readings().filter((r) => r.deviceId === 'd0').map((r) => r.values['i']);
-  assert.deepEqual(d0, [...d0].sort((a, b) => Number(a) - Number(b)));
+  const d0 = sub
+    .readings()
+    .filter((r) => r.deviceId === 'd0')
+    .map((r) => r.values['i']);
+  assert.deepEqual(
+    d0,
+    [...d0].sort((a, b) => Number(a) - Number(b)),
+  );
   // Delivered rows are deleted (after the next group commit).
-  await sub.waitFor(() => (outbox.flush(), (db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n === 0), 5000);
+  await sub.waitFor(
+    () => (outbox.flush(), (db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n === 0),
+    5000,
+  );
 });
 
 test('cloud down: the uplink goes offline once, keeps everything, and delivers it all after the cloud returns', async (t) => {
@@ -73,5 +93,8 @@ test('cloud down: the uplink goes offline once, keeps everything, and delivers i
   // Every reading arrived; any duplicate carries the same msg-id (the subscriber dedupes by id).
   const values = sub.readings().map((r) => Number(r.values['i']));
   assert.equal(values.length, 400);
-  assert.deepEqual([...new Set(values)].sort((a, b) => a - b), [...Array(400).keys()]);
+  assert.deepEqual(
+    [...new Set(values)].sort((a, b) => a - b),
+    [...Array(400).keys()],
+  );
 });

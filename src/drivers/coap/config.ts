@@ -15,7 +15,12 @@ export const CoapDriverConfigSchema = Type.Object(
       description: 'poll: GET every interval_ms. observe: register once (RFC 7641) and take every notification.',
     }),
     interval_ms: Type.Integer({ minimum: 100, maximum: 86400000, default: 10000, description: 'Poll period.' }),
-    timeout_ms: Type.Integer({ minimum: 100, maximum: 300000, default: 5000, description: 'A request not answered within this is a timeout.' }),
+    timeout_ms: Type.Integer({
+      minimum: 100,
+      maximum: 300000,
+      default: 5000,
+      description: 'A request not answered within this is a timeout.',
+    }),
     max_silence_ms: Type.Integer({
       minimum: 1000,
       maximum: 86400000,

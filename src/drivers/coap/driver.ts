@@ -76,7 +76,9 @@ export class CoapDeviceDriver implements Driver {
 
   private async poll(): Promise<void> {
     try {
-      const res = await this.withTimeout(CoapClient.request(this.c.url, 'get', undefined, { keepAlive: true, confirmable: true }));
+      const res = await this.withTimeout(
+        CoapClient.request(this.c.url, 'get', undefined, { keepAlive: true, confirmable: true }),
+      );
       if (this.stopped) return;
       this.take(res);
       this.schedule(this.c.interval_ms);
@@ -156,7 +158,10 @@ export class CoapDeviceDriver implements Driver {
     return Promise.race([
       p.finally(() => clearTimeout(timer)),
       new Promise<T>((_, reject) => {
-        timer = setTimeout(() => reject(new TimeoutError(`no answer from ${this.c.url} in ${this.c.timeout_ms} ms`)), this.c.timeout_ms);
+        timer = setTimeout(
+          () => reject(new TimeoutError(`no answer from ${this.c.url} in ${this.c.timeout_ms} ms`)),
+          this.c.timeout_ms,
+        );
       }),
     ]);
   }

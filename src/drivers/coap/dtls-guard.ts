@@ -22,7 +22,11 @@ export function installDtlsGuard(): void {
     try {
       original.call(this, msg, rinfo);
     } catch (err) {
-      this.killConnection(new Error(`DTLS handshake failed: ${(err as Error).message} (a PSK identity hint from the server is not supported by node-dtls-client; configure the device without one; EGW_COAP_DTLS)`));
+      this.killConnection(
+        new Error(
+          `DTLS handshake failed: ${(err as Error).message} (a PSK identity hint from the server is not supported by node-dtls-client; configure the device without one; EGW_COAP_DTLS)`,
+        ),
+      );
     }
   };
   proto.__egwGuarded = true;

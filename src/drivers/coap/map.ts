@@ -23,7 +23,12 @@ export function mapPayload(
       },
     ];
   }
-  const ct = contentFormat === CT_CBOR ? CT_CBOR : contentFormat === undefined || contentFormat === CT_TEXT ? CT_JSON : contentFormat;
+  const ct =
+    contentFormat === CT_CBOR
+      ? CT_CBOR
+      : contentFormat === undefined || contentFormat === CT_TEXT
+        ? CT_JSON
+        : contentFormat;
   const readings = decodeReadings(payload, ct, opts.deviceId, opts.nowMs);
   return readings.map((r) => ({
     values: r.values,

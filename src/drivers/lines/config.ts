@@ -1,7 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { commonDriverKeys, serialPortKeys } from '../common-config.js';
 
-const ValueName = Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,63}$', description: 'Value (metric) name in the reading.' });
+const ValueName = Type.String({
+  pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,63}$',
+  description: 'Value (metric) name in the reading.',
+});
 
 /** One value taken from a line: renamed, scaled, with a unit. `value = raw * scale + offset`. */
 const fieldMapKeys = {
@@ -19,7 +22,10 @@ export type FieldMap = Static<typeof FieldMap>;
 
 /** A CSV column: position i of the line maps to columns[i]; `name: null` skips the column. */
 export const CsvColumn = Type.Object(
-  { ...fieldMapKeys, name: Type.Union([ValueName, Type.Null()], { description: 'Value name, or null to skip the column.' }) },
+  {
+    ...fieldMapKeys,
+    name: Type.Union([ValueName, Type.Null()], { description: 'Value name, or null to skip the column.' }),
+  },
   { additionalProperties: false },
 );
 export type CsvColumn = Static<typeof CsvColumn>;
@@ -33,7 +39,12 @@ export const SerialLinesConfigSchema = Type.Object(
       default: 'json',
       description: 'json: one JSON object per line; csv: separated values mapped by position (columns).',
     }),
-    delimiter: Type.String({ minLength: 1, maxLength: 4, default: '\n', description: 'Line delimiter; a trailing \\r is stripped.' }),
+    delimiter: Type.String({
+      minLength: 1,
+      maxLength: 4,
+      default: '\n',
+      description: 'Line delimiter; a trailing \\r is stripped.',
+    }),
     max_line_length: Type.Integer({
       minimum: 8,
       maximum: 65536,
@@ -42,9 +53,14 @@ export const SerialLinesConfigSchema = Type.Object(
     }),
     separator: Type.String({ minLength: 1, maxLength: 1, default: ',', description: 'CSV separator.' }),
     skip_lines_matching: Type.Optional(
-      Type.String({ minLength: 1, description: 'Regular expression; matching lines (headers, banners) are ignored, not counted as bad.' }),
+      Type.String({
+        minLength: 1,
+        description: 'Regular expression; matching lines (headers, banners) are ignored, not counted as bad.',
+      }),
     ),
-    columns: Type.Optional(Type.Array(CsvColumn, { minItems: 1, maxItems: 256, description: 'CSV: one entry per column.' })),
+    columns: Type.Optional(
+      Type.Array(CsvColumn, { minItems: 1, maxItems: 256, description: 'CSV: one entry per column.' }),
+    ),
     fields: Type.Optional(
       Type.Array(JsonField, {
         minItems: 1,

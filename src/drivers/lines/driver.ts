@@ -12,11 +12,15 @@ export function lineParser(c: SerialLinesConfig): (line: string) => LineResult |
     try {
       skip = new RegExp(c.skip_lines_matching);
     } catch (err) {
-      throw new GatewayError('EGW_DRIVER_CONFIG', `skip_lines_matching is not a valid regular expression: ${(err as Error).message}`);
+      throw new GatewayError(
+        'EGW_DRIVER_CONFIG',
+        `skip_lines_matching is not a valid regular expression: ${(err as Error).message}`,
+      );
     }
   }
   const { columns, fields, separator } = c;
-  const parse = c.format === 'csv' ? (l: string) => parseCsvLine(l, columns!, separator) : (l: string) => parseJsonLine(l, fields);
+  const parse =
+    c.format === 'csv' ? (l: string) => parseCsvLine(l, columns!, separator) : (l: string) => parseJsonLine(l, fields);
   return (line) => {
     if (line.trim() === '' || skip?.test(line)) return null;
     return parse(line);
@@ -51,7 +55,12 @@ class SerialLinesDriver implements Driver {
       () => ctx.setConnected(false, `silent for ${c.stale_after_ms} ms`),
       () => ctx.setConnected(true),
     );
-    this.port = new PortSupervisor({ settings: c, ctx, onData: (b) => this.onData(b), onOpen: () => this.framer.reset() });
+    this.port = new PortSupervisor({
+      settings: c,
+      ctx,
+      onData: (b) => this.onData(b),
+      onOpen: () => this.framer.reset(),
+    });
   }
 
   async start(): Promise<void> {
@@ -69,7 +78,8 @@ class SerialLinesDriver implements Driver {
 
   private onData(chunk: Buffer): void {
     const { lines, overlong } = this.framer.push(chunk);
-    for (let i = 0; i < overlong; i++) this.ctx.error('overlong', { detail: `line longer than ${this.c.max_line_length} bytes` });
+    for (let i = 0; i < overlong; i++)
+      this.ctx.error('overlong', { detail: `line longer than ${this.c.max_line_length} bytes` });
     if (lines.length === 0) return;
     const samples = [];
     for (const raw of lines) {
@@ -80,7 +90,13 @@ class SerialLinesDriver implements Driver {
         this.ctx.error('bad_line', { detail: `${r.reason}: ${JSON.stringify(line.slice(0, 120))}` });
         continue;
       }
-      samples.push({ values: r.values, quality: r.quality, bytes: raw.length + 1, ...(r.units ? { units: r.units } : {}), ...(r.ts !== undefined ? { ts: r.ts } : {}) });
+      samples.push({
+        values: r.values,
+        quality: r.quality,
+        bytes: raw.length + 1,
+        ...(r.units ? { units: r.units } : {}),
+        ...(r.ts !== undefined ? { ts: r.ts } : {}),
+      });
     }
     if (samples.length) {
       this.silence.kick();

@@ -76,7 +76,8 @@ function parseTs(v: unknown): number | undefined | false {
  */
 export function parseCsvLine(line: string, columns: readonly CsvColumn[], separator = ','): LineResult {
   const cells = line.split(separator);
-  if (cells.length !== columns.length) return { ok: false, reason: `expected ${columns.length} columns, got ${cells.length}` };
+  if (cells.length !== columns.length)
+    return { ok: false, reason: `expected ${columns.length} columns, got ${cells.length}` };
   const values: Record<string, ReadingValue> = {};
   let units: Record<string, string> | undefined;
   let missing = false;

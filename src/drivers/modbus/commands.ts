@@ -20,7 +20,8 @@ export function slaveDeviceId(driverId: string, slave: { unit: number; device?: 
 export function planWrites(c: ModbusRtuConfig, deviceId: string, payload: unknown): PlanResult {
   const slave = c.slaves.find((s) => slaveDeviceId(c.id, s) === deviceId);
   if (!slave) return { ok: false, error: `no slave with device id ${deviceId}` };
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return { ok: false, error: 'command must be a JSON object {"set": {...}}' };
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload))
+    return { ok: false, error: 'command must be a JSON object {"set": {...}}' };
   const set = (payload as Record<string, unknown>)['set'];
   if (typeof set !== 'object' || set === null || Array.isArray(set) || Object.keys(set).length === 0) {
     return { ok: false, error: 'command needs "set": {name: value, ...}' };
@@ -49,7 +50,13 @@ function planOne(unit: number, e: PollEntry, value: unknown): WritePlan | string
   if (e.type === 'bool') return 'type bool applies to coils and discrete inputs only';
   const raw = (value - e.offset) / e.scale;
   try {
-    return { unit, name: e.name, kind: 'registers', address: e.address, words: encodeValue(raw, e.type as RegisterType, e.word_order, e.byte_order) };
+    return {
+      unit,
+      name: e.name,
+      kind: 'registers',
+      address: e.address,
+      words: encodeValue(raw, e.type as RegisterType, e.word_order, e.byte_order),
+    };
   } catch (err) {
     return (err as Error).message;
   }

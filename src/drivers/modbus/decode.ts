@@ -32,7 +32,13 @@ function fromBytes(b: Buffer, wordOrder: Order, byteOrder: Order): number[] {
 }
 
 /** Decodes `count` values of `type` from consecutive registers. */
-export function decodeRegisters(words: readonly number[], type: RegisterType, count: number, wordOrder: Order, byteOrder: Order): number[] {
+export function decodeRegisters(
+  words: readonly number[],
+  type: RegisterType,
+  count: number,
+  wordOrder: Order,
+  byteOrder: Order,
+): number[] {
   const n = registersPer(type);
   if (words.length < n * count) throw new RangeError(`need ${n * count} registers, got ${words.length}`);
   const out: number[] = [];

@@ -54,17 +54,20 @@ function checkConfig(c: ModbusRtuConfig): void {
     const names = new Set<string>();
     s.poll.forEach((p, pi) => {
       const at = `slaves[${si}].poll[${pi}]`;
-      if (names.has(p.name)) throw new GatewayError('EGW_DRIVER_CONFIG', `${at}.name: duplicate name "${p.name}" in slave ${s.unit}`);
+      if (names.has(p.name))
+        throw new GatewayError('EGW_DRIVER_CONFIG', `${at}.name: duplicate name "${p.name}" in slave ${s.unit}`);
       names.add(p.name);
       const bits = p.function === 'coil' || p.function === 'discrete';
-      if (!bits && p.type === 'bool') throw new GatewayError('EGW_DRIVER_CONFIG', `${at}.type: bool applies to coils and discrete inputs only`);
+      if (!bits && p.type === 'bool')
+        throw new GatewayError('EGW_DRIVER_CONFIG', `${at}.type: bool applies to coils and discrete inputs only`);
       if (p.writable && (p.function === 'input' || p.function === 'discrete')) {
         throw new GatewayError('EGW_DRIVER_CONFIG', `${at}.writable: ${p.function} is read-only in Modbus`);
       }
     });
   });
   const units = c.slaves.map((s) => s.unit);
-  if (new Set(units).size !== units.length) throw new GatewayError('EGW_DRIVER_CONFIG', 'slaves: duplicate unit address');
+  if (new Set(units).size !== units.length)
+    throw new GatewayError('EGW_DRIVER_CONFIG', 'slaves: duplicate unit address');
 }
 
 class ModbusRtuDriver implements Driver {
@@ -84,7 +87,14 @@ class ModbusRtuDriver implements Driver {
     private readonly ctx: DriverContext,
   ) {
     checkConfig(c);
-    this.slaves = c.slaves.map((cfg) => ({ cfg, deviceId: slaveDeviceId(c.id, cfg), failures: 0, online: undefined, polls: 0, lastError: null }));
+    this.slaves = c.slaves.map((cfg) => ({
+      cfg,
+      deviceId: slaveDeviceId(c.id, cfg),
+      failures: 0,
+      online: undefined,
+      polls: 0,
+      lastError: null,
+    }));
     for (const slave of this.slaves) {
       const byInterval = new Map<number, PollEntry[]>();
       for (const p of slave.cfg.poll) {
@@ -117,7 +127,12 @@ class ModbusRtuDriver implements Driver {
 
   detail(): Record<string, unknown> {
     return {
-      slaves: Object.fromEntries(this.slaves.map((s) => [s.deviceId, { unit: s.cfg.unit, online: s.online ?? false, failures: s.failures, polls: s.polls, lastError: s.lastError }])),
+      slaves: Object.fromEntries(
+        this.slaves.map((s) => [
+          s.deviceId,
+          { unit: s.cfg.unit, online: s.online ?? false, failures: s.failures, polls: s.polls, lastError: s.lastError },
+        ]),
+      ),
     };
   }
 
@@ -152,7 +167,13 @@ class ModbusRtuDriver implements Driver {
     cl.on('error', (err: unknown) => this.lost(cl, `port error: ${(err as Error).message}`));
     cl.on('close', () => this.lost(cl, 'port closed'));
     const o = serialOpenOptions(this.c);
-    cl.connectRTUBuffered(this.c.path, { ...o, baudRate: o.baudRate, parity: o.parity, dataBits: o.dataBits, stopBits: o.stopBits }).then(
+    cl.connectRTUBuffered(this.c.path, {
+      ...o,
+      baudRate: o.baudRate,
+      parity: o.parity,
+      dataBits: o.dataBits,
+      stopBits: o.stopBits,
+    }).then(
       () => {
         this.connecting = false;
         if (this.stopped) {
@@ -268,12 +289,18 @@ class ModbusRtuDriver implements Driver {
 
   private async read(cl: Client, e: PollEntry): Promise<ReadingValue[]> {
     if (e.function === 'coil' || e.function === 'discrete') {
-      const r = e.function === 'coil' ? await cl.readCoils(e.address, e.count) : await cl.readDiscreteInputs(e.address, e.count);
+      const r =
+        e.function === 'coil'
+          ? await cl.readCoils(e.address, e.count)
+          : await cl.readDiscreteInputs(e.address, e.count);
       return r.data.slice(0, e.count);
     }
     const type = e.type as RegisterType;
     const n = registersPer(type) * e.count;
-    const r = e.function === 'holding' ? await cl.readHoldingRegisters(e.address, n) : await cl.readInputRegisters(e.address, n);
+    const r =
+      e.function === 'holding'
+        ? await cl.readHoldingRegisters(e.address, n)
+        : await cl.readInputRegisters(e.address, n);
     return decodeRegisters(r.data, type, e.count, e.word_order, e.byte_order).map((v) => v * e.scale + e.offset);
   }
 

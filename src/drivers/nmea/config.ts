@@ -21,7 +21,8 @@ export const NmeaConfigSchema = Type.Object(
       minimum: 10,
       maximum: 10000,
       default: 300,
-      description: 'Sentences of one fix are merged; the fix is emitted when the next epoch starts or after this idle time.',
+      description:
+        'Sentences of one fix are merged; the fix is emitted when the next epoch starts or after this idle time.',
     }),
     stale_after_ms: Type.Integer({
       minimum: 0,

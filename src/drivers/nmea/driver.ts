@@ -35,7 +35,12 @@ class NmeaDriver implements Driver {
       () => ctx.setConnected(false, `no valid sentence for ${c.stale_after_ms} ms`),
       () => ctx.setConnected(true),
     );
-    this.port = new PortSupervisor({ settings: c, ctx, onData: (b) => this.onData(b), onOpen: () => this.framer.reset() });
+    this.port = new PortSupervisor({
+      settings: c,
+      ctx,
+      onData: (b) => this.onData(b),
+      onOpen: () => this.framer.reset(),
+    });
   }
 
   async start(): Promise<void> {
@@ -55,7 +60,8 @@ class NmeaDriver implements Driver {
 
   private onData(chunk: Buffer): void {
     const { lines, overlong } = this.framer.push(chunk);
-    for (let i = 0; i < overlong; i++) this.ctx.error('overlong', { detail: `sentence longer than ${this.c.max_line_length} bytes` });
+    for (let i = 0; i < overlong; i++)
+      this.ctx.error('overlong', { detail: `sentence longer than ${this.c.max_line_length} bytes` });
     const fixes: Fix[] = [];
     let bytes = 0;
     for (const raw of lines) {
@@ -64,7 +70,9 @@ class NmeaDriver implements Driver {
       const r = parseNmea(line);
       if (!r.ok) {
         if (r.reason === 'unsupported') continue; // GSV, GSA...: valid, just not used
-        this.ctx.error(r.reason === 'checksum' ? 'checksum' : 'bad_line', { detail: `${r.detail ?? r.reason}: ${JSON.stringify(line.slice(0, 100))}` });
+        this.ctx.error(r.reason === 'checksum' ? 'checksum' : 'bad_line', {
+          detail: `${r.detail ?? r.reason}: ${JSON.stringify(line.slice(0, 100))}`,
+        });
         continue;
       }
       this.silence.kick();
@@ -87,7 +95,12 @@ class NmeaDriver implements Driver {
   }
 
   private emit(fixes: Fix[], bytes: number): void {
-    const samples: Sample[] = fixes.map((f, i) => ({ values: f.values, units: f.units, quality: f.quality, bytes: i === 0 ? bytes : 0 }));
+    const samples: Sample[] = fixes.map((f, i) => ({
+      values: f.values,
+      units: f.units,
+      quality: f.quality,
+      bytes: i === 0 ? bytes : 0,
+    }));
     this.ctx.emit(samples);
   }
 }

@@ -5,13 +5,30 @@ import type { Quality, ReadingValue } from '../../pipeline/reading.js';
  * u-blox M8 protocol spec §31.2) for GGA, RMC and VTG. Pure: strings in, values out.
  */
 export type NmeaSentence =
-  | { kind: 'GGA'; time: string; lat: number | null; lon: number | null; alt: number | null; fixQuality: number; satellites: number | null; hdop: number | null }
-  | { kind: 'RMC'; time: string; valid: boolean; lat: number | null; lon: number | null; speedKn: number | null; course: number | null; gpsTime: number | null }
+  | {
+      kind: 'GGA';
+      time: string;
+      lat: number | null;
+      lon: number | null;
+      alt: number | null;
+      fixQuality: number;
+      satellites: number | null;
+      hdop: number | null;
+    }
+  | {
+      kind: 'RMC';
+      time: string;
+      valid: boolean;
+      lat: number | null;
+      lon: number | null;
+      speedKn: number | null;
+      course: number | null;
+      gpsTime: number | null;
+    }
   | { kind: 'VTG'; course: number | null; speedKn: number | null };
 
 export type NmeaResult =
-  | { ok: true; sentence: NmeaSentence }
-  | { ok: false; reason: 'checksum' | 'format' | 'unsupported'; detail?: string };
+  { ok: true; sentence: NmeaSentence } | { ok: false; reason: 'checksum' | 'format' | 'unsupported'; detail?: string };
 
 const KNOT_MS = 1852 / 3600;
 
@@ -78,7 +95,16 @@ function gga(f: string[]): NmeaResult {
   if (lat === false || lon === false || fix === null) return { ok: false, reason: 'format', detail: 'GGA fields' };
   return {
     ok: true,
-    sentence: { kind: 'GGA', time: f[1] ?? '', lat, lon, alt: num(f[9]), fixQuality: fix, satellites: num(f[7]), hdop: num(f[8]) },
+    sentence: {
+      kind: 'GGA',
+      time: f[1] ?? '',
+      lat,
+      lon,
+      alt: num(f[9]),
+      fixQuality: fix,
+      satellites: num(f[7]),
+      hdop: num(f[8]),
+    },
   };
 }
 
@@ -86,10 +112,20 @@ function rmc(f: string[]): NmeaResult {
   if (f.length < 10) return { ok: false, reason: 'format', detail: 'RMC too short' };
   const lat = coord(f[3], f[4], 2);
   const lon = coord(f[5], f[6], 3);
-  if (lat === false || lon === false || (f[2] !== 'A' && f[2] !== 'V')) return { ok: false, reason: 'format', detail: 'RMC fields' };
+  if (lat === false || lon === false || (f[2] !== 'A' && f[2] !== 'V'))
+    return { ok: false, reason: 'format', detail: 'RMC fields' };
   return {
     ok: true,
-    sentence: { kind: 'RMC', time: f[1] ?? '', valid: f[2] === 'A', lat, lon, speedKn: num(f[7]), course: num(f[8]), gpsTime: utc(f[9], f[1]) },
+    sentence: {
+      kind: 'RMC',
+      time: f[1] ?? '',
+      valid: f[2] === 'A',
+      lat,
+      lon,
+      speedKn: num(f[7]),
+      course: num(f[8]),
+      gpsTime: utc(f[9], f[1]),
+    },
   };
 }
 
@@ -104,8 +140,15 @@ function vtg(f: string[]): NmeaResult {
 function utc(date: string | undefined, time: string | undefined): number | null {
   if (!date || !time || !/^\d{6}$/.test(date) || !/^\d{6}(\.\d+)?$/.test(time)) return null;
   const yy = Number(date.slice(4, 6));
-  const t = Date.UTC(yy >= 80 ? 1900 + yy : 2000 + yy, Number(date.slice(2, 4)) - 1, Number(date.slice(0, 2)),
-    Number(time.slice(0, 2)), Number(time.slice(2, 4)), 0, Math.round(Number(time.slice(4)) * 1000));
+  const t = Date.UTC(
+    yy >= 80 ? 1900 + yy : 2000 + yy,
+    Number(date.slice(2, 4)) - 1,
+    Number(date.slice(0, 2)),
+    Number(time.slice(0, 2)),
+    Number(time.slice(2, 4)),
+    0,
+    Math.round(Number(time.slice(4)) * 1000),
+  );
   return Number.isFinite(t) ? t : null;
 }
 

@@ -9,7 +9,12 @@ export const SignalSchema = Type.Object(
     amplitude: Type.Number({ default: 5, description: 'Sine amplitude.' }),
     period_s: Type.Number({ exclusiveMinimum: 0, default: 600, description: 'Sine period in seconds.' }),
     noise: Type.Number({ minimum: 0, default: 0.2, description: 'Standard deviation of Gaussian noise.' }),
-    spike_probability: Type.Number({ minimum: 0, maximum: 1, default: 0.01, description: 'Chance per sample of a spike.' }),
+    spike_probability: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0.01,
+      description: 'Chance per sample of a spike.',
+    }),
     spike_magnitude: Type.Number({ default: 20, description: 'Size of a spike (sign random).' }),
   },
   { additionalProperties: false },
@@ -19,7 +24,12 @@ export type SignalConfig = Static<typeof SignalSchema>;
 export const SimulatedConfigSchema = Type.Object(
   {
     ...commonDriverKeys('simulated'),
-    interval_ms: Type.Integer({ minimum: 10, maximum: 3600000, default: 1000, description: 'One reading every interval.' }),
+    interval_ms: Type.Integer({
+      minimum: 10,
+      maximum: 3600000,
+      default: 1000,
+      description: 'One reading every interval.',
+    }),
     dropout_probability: Type.Number({
       minimum: 0,
       maximum: 1,
@@ -32,8 +42,26 @@ export const SimulatedConfigSchema = Type.Object(
       maxItems: 64,
       default: [
         // Complete entries: ajv does not apply nested defaults inside a default value.
-        { name: 'temperature', unit: '°C', base: 21, amplitude: 4, period_s: 600, noise: 0.2, spike_probability: 0.01, spike_magnitude: 15 },
-        { name: 'humidity', unit: '%', base: 45, amplitude: 10, period_s: 900, noise: 0.5, spike_probability: 0.005, spike_magnitude: 30 },
+        {
+          name: 'temperature',
+          unit: '°C',
+          base: 21,
+          amplitude: 4,
+          period_s: 600,
+          noise: 0.2,
+          spike_probability: 0.01,
+          spike_magnitude: 15,
+        },
+        {
+          name: 'humidity',
+          unit: '%',
+          base: 45,
+          amplitude: 10,
+          period_s: 900,
+          noise: 0.5,
+          spike_probability: 0.005,
+          spike_magnitude: 30,
+        },
       ],
       description: 'Synthetic values: base + amplitude·sin(2πt/period) + noise, with occasional spikes.',
     }),

@@ -42,7 +42,12 @@ class SimulatedDriver implements Driver {
   }
 
   private tick(): void {
-    const s = sampleSignals(this.c.signals, (performance.now() - this.t0) / 1000, this.c.dropout_probability, this.rand);
+    const s = sampleSignals(
+      this.c.signals,
+      (performance.now() - this.t0) / 1000,
+      this.c.dropout_probability,
+      this.rand,
+    );
     this.ctx.emit([{ values: s.values, quality: s.quality, units: this.units }]);
   }
 }

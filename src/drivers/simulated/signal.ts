@@ -26,7 +26,12 @@ export interface SimSample {
 }
 
 /** One sample of every signal at time `tSec`: sine + noise, occasional spikes, or a dropout. Pure given `rand`. */
-export function sampleSignals(signals: readonly SignalConfig[], tSec: number, dropoutProbability: number, rand: () => number): SimSample {
+export function sampleSignals(
+  signals: readonly SignalConfig[],
+  tSec: number,
+  dropoutProbability: number,
+  rand: () => number,
+): SimSample {
   const values: Record<string, ReadingValue> = {};
   if (rand() < dropoutProbability) {
     for (const s of signals) values[s.name] = null;

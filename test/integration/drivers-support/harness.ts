@@ -32,7 +32,9 @@ export class PtyPair {
     readonly peer: string,
   ) {}
   async start(): Promise<void> {
-    this.proc = spawn('socat', [`pty,raw,echo=0,link=${this.dev}`, `pty,raw,echo=0,link=${this.peer}`], { stdio: 'ignore' });
+    this.proc = spawn('socat', [`pty,raw,echo=0,link=${this.dev}`, `pty,raw,echo=0,link=${this.peer}`], {
+      stdio: 'ignore',
+    });
     await waitFor(() => existsSync(this.dev) && existsSync(this.peer), 5000, 'socat ptys');
   }
   async kill(): Promise<void> {
@@ -66,7 +68,14 @@ export function harness(driversYaml: string, dir = mkdtempSync(join(tmpdir(), 'e
   const readings: Reading[] = [];
   pipeline.addSink({ name: 'test', accept: (rs) => void readings.push(...rs) });
   const metrics = new Registry();
-  const manager = new DriverManager({ config: config.drivers, types: createDriverTypes(), log, pipeline, devices, metrics });
+  const manager = new DriverManager({
+    config: config.drivers,
+    types: createDriverTypes(),
+    log,
+    pipeline,
+    devices,
+    metrics,
+  });
   return {
     dir,
     db,
@@ -86,6 +95,8 @@ export function harness(driversYaml: string, dir = mkdtempSync(join(tmpdir(), 'e
 
 export async function metricValue(reg: Registry, name: string, labels: Record<string, string>): Promise<number> {
   const m = (await reg.getMetricsAsJSON()).find((x) => x.name === name);
-  const v = m?.values.find((x) => Object.entries(labels).every(([k, val]) => (x.labels as Record<string, unknown>)[k] === val));
+  const v = m?.values.find((x) =>
+    Object.entries(labels).every(([k, val]) => (x.labels as Record<string, unknown>)[k] === val),
+  );
   return v ? Number(v.value) : 0;
 }

@@ -11,7 +11,9 @@ import { Router } from '../../../src/coap/router.js';
 describe('inspectDatagram (RFC 7252 §3)', () => {
   it('accepts a GET with a token, options and payload, and reads Block1/Size1', () => {
     // CON POST, TKL 2, MID 0x1234, token abcd, Uri-Path "s" (11), Block1 (27) NUM 2 M SZX 6, Size1 (60) 3000
-    const b = Buffer.from([0x42, 0x02, 0x12, 0x34, 0xab, 0xcd, 0xb1, 0x73, 0xd1, 0x03, 0x2e, 0xd2, 0x14, 0x0b, 0xb8, 0xff, 0x01]);
+    const b = Buffer.from([
+      0x42, 0x02, 0x12, 0x34, 0xab, 0xcd, 0xb1, 0x73, 0xd1, 0x03, 0x2e, 0xd2, 0x14, 0x0b, 0xb8, 0xff, 0x01,
+    ]);
     const r = inspectDatagram(b);
     assert.ok(r.ok);
     assert.equal(r.info.messageId, 0x1234);
@@ -45,16 +47,35 @@ describe('inspectDatagram (RFC 7252 §3)', () => {
 describe('link format (RFC 6690)', () => {
   const router = new Router();
   router.add({ path: '/sensors', rt: 'edge.sensors', if: 'core.ll', ct: [50], methods: {} });
-  router.add({ path: '/sensors/{id}', rt: 'edge.reading', ct: [50, 60], obs: true, instances: () => ['/sensors/a'], methods: {} });
+  router.add({
+    path: '/sensors/{id}',
+    rt: 'edge.reading',
+    ct: [50, 60],
+    obs: true,
+    instances: () => ['/sensors/a'],
+    methods: {},
+  });
   router.add({ path: '/mgmt/x', hidden: true, methods: {} });
   const links = linksOf(router.resources());
   it('lists concrete paths with attributes, hides hidden ones', () => {
-    assert.equal(formatLinks(links), '</sensors>;rt="edge.sensors";if="core.ll";ct=50,</sensors/a>;rt="edge.reading";ct="50 60";obs');
+    assert.equal(
+      formatLinks(links),
+      '</sensors>;rt="edge.sensors";if="core.ll";ct=50,</sensors/a>;rt="edge.reading";ct="50 60";obs',
+    );
   });
   it('filters by attribute, prefix and href (§4.1)', () => {
-    assert.deepEqual(filterLinks(links, { rt: 'edge.r*' }).map((l) => l.href), ['/sensors/a']);
-    assert.deepEqual(filterLinks(links, { ct: '60' }).map((l) => l.href), ['/sensors/a']);
-    assert.deepEqual(filterLinks(links, { href: '/sensors' }).map((l) => l.href), ['/sensors']);
+    assert.deepEqual(
+      filterLinks(links, { rt: 'edge.r*' }).map((l) => l.href),
+      ['/sensors/a'],
+    );
+    assert.deepEqual(
+      filterLinks(links, { ct: '60' }).map((l) => l.href),
+      ['/sensors/a'],
+    );
+    assert.deepEqual(
+      filterLinks(links, { href: '/sensors' }).map((l) => l.href),
+      ['/sensors'],
+    );
     assert.equal(filterLinks(links, { rt: 'none' }).length, 0);
   });
   it('routes literal paths before parameters', () => {
@@ -70,12 +91,21 @@ describe('decodeReadings', () => {
     const a = decodeReadings(Buffer.from('{"values":{"t":1},"ts":5,"quality":"bad"}'), 50, 'd1', now);
     assert.deepEqual(a, [{ deviceId: 'd1', ts: 5, values: { t: 1 }, quality: 'bad', source: 'coap' }]);
     const b = decodeReadings(Buffer.from('[{"t":1},{"t":2,"ts":"1970-01-01T00:00:01Z"}]'), undefined, 'd1', now);
-    assert.deepEqual(b.map((r) => [r.ts, r.values['t']]), [[now, 1], [1000, 2]]);
+    assert.deepEqual(
+      b.map((r) => [r.ts, r.values['t']]),
+      [
+        [now, 1],
+        [1000, 2],
+      ],
+    );
     const c = decodeReadings(encode({ on: true, level: null }), 60, 'd1', now);
     assert.deepEqual(c[0]!.values, { on: true, level: null });
   });
   const refuse = (payload: string, ct: number | undefined, code: string, msg: RegExp) =>
-    assert.throws(() => decodeReadings(Buffer.from(payload), ct, 'd1', now), (e: unknown) => e instanceof PayloadError && e.coapCode === code && msg.test(e.message));
+    assert.throws(
+      () => decodeReadings(Buffer.from(payload), ct, 'd1', now),
+      (e: unknown) => e instanceof PayloadError && e.coapCode === code && msg.test(e.message),
+    );
   it('refuses bad payloads with a reason', () => {
     refuse('{', 50, '4.00', /invalid JSON/);
     refuse('{"t":"x"}', 50, '4.00', /finite number/);
@@ -118,7 +148,10 @@ describe('Block1Assembler', () => {
 describe('RateLimiter', () => {
   it('allows the burst, then the sustained rate, per key', () => {
     const r = new RateLimiter({ perSecond: 10, burst: 3, maxKeys: 2 });
-    assert.deepEqual([1, 2, 3, 4].map(() => r.take('a', 0)), [true, true, true, false]);
+    assert.deepEqual(
+      [1, 2, 3, 4].map(() => r.take('a', 0)),
+      [true, true, true, false],
+    );
     assert.equal(r.take('b', 0), true);
     assert.equal(r.take('a', 100), true); // 0.1 s × 10/s = 1 token
     assert.equal(r.take('a', 100), false);

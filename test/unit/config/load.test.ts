@@ -97,8 +97,14 @@ test('secrets come from the environment and from files; missing ones are errors 
 
 test('hostile YAML: alias bombs, duplicate keys, non-mapping documents and huge input are refused cleanly', () => {
   const bomb = ['version: 1', 'a: &a [x, x, x, x, x, x, x, x, x, x]'];
-  for (let i = 0; i < 8; i++) bomb.push(`${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}]`);
-  assert.throws(() => parseConfig(bomb.join('\n')), (e: unknown) => e instanceof Error);
+  for (let i = 0; i < 8; i++)
+    bomb.push(
+      `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}]`,
+    );
+  assert.throws(
+    () => parseConfig(bomb.join('\n')),
+    (e: unknown) => e instanceof Error,
+  );
   issuesOf(() => parseConfig('version: 1\nversion: 1\n'));
   issuesOf(() => parseConfig('- 1\n- 2\n'));
   issuesOf(() => parseConfig('just a string'));

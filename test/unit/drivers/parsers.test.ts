@@ -41,7 +41,11 @@ test('JSON line: numbers, booleans, null dropouts, ts and quality', () => {
   assert.deepEqual(r.values, { t: 21.5, on: true, h: null });
   assert.equal(r.quality, 'uncertain');
   assert.equal(r.ts, 1700000000000);
-  assert.equal(parseJsonLine('{"t":1,"quality":"bad"}').ok && (parseJsonLine('{"t":1,"quality":"bad"}') as { quality: string }).quality, 'bad');
+  assert.equal(
+    parseJsonLine('{"t":1,"quality":"bad"}').ok &&
+      (parseJsonLine('{"t":1,"quality":"bad"}') as { quality: string }).quality,
+    'bad',
+  );
 });
 
 test('JSON line: refuses non-objects, garbage and value-less objects', () => {
@@ -126,14 +130,31 @@ test('recorded NMEA log gives the right fixes, merged per epoch', () => {
 test('Modbus registers decode int16/uint16/int32/uint32/float32 in every word and byte order', () => {
   assert.deepEqual(decodeRegisters([0xffff], 'int16', 1, 'big', 'big'), [-1]);
   assert.deepEqual(decodeRegisters([0xffff], 'uint16', 1, 'big', 'big'), [65535]);
-  assert.deepEqual(decodeRegisters([0x4148, 0xf5c3], 'float32', 1, 'big', 'big').map((v) => Math.round(v * 100) / 100), [12.56]);
-  assert.deepEqual(decodeRegisters([0xf5c3, 0x4148], 'float32', 1, 'little', 'big').map((v) => Math.round(v * 100) / 100), [12.56]);
-  assert.deepEqual(decodeRegisters([0x4841, 0xc3f5], 'float32', 1, 'big', 'little').map((v) => Math.round(v * 100) / 100), [12.56]);
+  assert.deepEqual(
+    decodeRegisters([0x4148, 0xf5c3], 'float32', 1, 'big', 'big').map((v) => Math.round(v * 100) / 100),
+    [12.56],
+  );
+  assert.deepEqual(
+    decodeRegisters([0xf5c3, 0x4148], 'float32', 1, 'little', 'big').map((v) => Math.round(v * 100) / 100),
+    [12.56],
+  );
+  assert.deepEqual(
+    decodeRegisters([0x4841, 0xc3f5], 'float32', 1, 'big', 'little').map((v) => Math.round(v * 100) / 100),
+    [12.56],
+  );
   assert.deepEqual(decodeRegisters([0x0001, 0x0000], 'uint32', 1, 'little', 'big'), [1]);
   assert.deepEqual(decodeRegisters([0xffff, 0xfffe], 'int32', 1, 'big', 'big'), [-2]);
   assert.deepEqual(decodeRegisters([1, 2, 3], 'uint16', 3, 'big', 'big'), [1, 2, 3]);
-  for (const [w, b] of [['big', 'big'], ['little', 'big'], ['big', 'little'], ['little', 'little']] as const) {
-    assert.equal(Math.round(decodeRegisters(encodeValue(-3.25, 'float32', w, b), 'float32', 1, w, b)[0]! * 100) / 100, -3.25);
+  for (const [w, b] of [
+    ['big', 'big'],
+    ['little', 'big'],
+    ['big', 'little'],
+    ['little', 'little'],
+  ] as const) {
+    assert.equal(
+      Math.round(decodeRegisters(encodeValue(-3.25, 'float32', w, b), 'float32', 1, w, b)[0]! * 100) / 100,
+      -3.25,
+    );
     assert.equal(decodeRegisters(encodeValue(-70000, 'int32', w, b), 'int32', 1, w, b)[0], -70000);
   }
   assert.throws(() => encodeValue(70000, 'uint16', 'big', 'big'), RangeError);
@@ -149,7 +170,9 @@ test('backoff doubles up to the cap', () => {
 });
 
 test('simulated signals: sine + noise, spikes and dropouts, repeatable with a seed', () => {
-  const sig = [{ name: 't', base: 20, amplitude: 5, period_s: 60, noise: 0.1, spike_probability: 0.05, spike_magnitude: 30 }];
+  const sig = [
+    { name: 't', base: 20, amplitude: 5, period_s: 60, noise: 0.1, spike_probability: 0.05, spike_magnitude: 30 },
+  ];
   const run = () => {
     const rand = mulberry32(42);
     return Array.from({ length: 2000 }, (_, i) => sampleSignals(sig, i, 0.02, rand));

@@ -56,10 +56,10 @@ describe('config apply', () => {
     assert.deepEqual(splitLive(paths), { live: ['gateway.log_level'], restart: ['coap.port'] });
   });
   it('finds "[redacted]" placeholders', () => {
-    assert.deepEqual(redactedPaths({ mgmt: { admin_token: '[redacted]' }, drivers: [{ psk: { key: '[redacted]' } }] }), [
-      'mgmt.admin_token',
-      'drivers[0].psk.key',
-    ]);
+    assert.deepEqual(
+      redactedPaths({ mgmt: { admin_token: '[redacted]' }, drivers: [{ psk: { key: '[redacted]' } }] }),
+      ['mgmt.admin_token', 'drivers[0].psk.key'],
+    );
   });
   it('writeFileAtomic replaces the file, keeps a backup and the mode, leaves no temp file', () => {
     const dir = tmp();
@@ -83,9 +83,13 @@ describe('AuditLog', () => {
     const db = openDatabase({ path: join(dir, 'gw.db'), durability: 'normal' });
     try {
       const log = new AuditLog(db, 100, () => 42);
-      for (let i = 0; i < 250; i++) log.record({ source: 's', method: 'PUT', resource: `/r${i}`, outcome: 'ok', code: '2.04', detail: null });
+      for (let i = 0; i < 250; i++)
+        log.record({ source: 's', method: 'PUT', resource: `/r${i}`, outcome: 'ok', code: '2.04', detail: null });
       const recent = log.recent(3);
-      assert.deepEqual(recent.map((e) => e.resource), ['/r249', '/r248', '/r247']);
+      assert.deepEqual(
+        recent.map((e) => e.resource),
+        ['/r249', '/r248', '/r247'],
+      );
       assert.equal(recent[0]!.ts, 42);
       assert.ok(log.recent(1000).length <= 150);
     } finally {

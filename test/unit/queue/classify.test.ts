@@ -27,7 +27,12 @@ test('default rules: alerts and defective inspections CRITICAL, status HIGH, his
 
 test('class TTLs apply unless a rule or the producer overrides them', () => {
   const cfg = parseConfig(
-    ['version: 1', 'queue:', '  rules:', '    - { topic: "sensors/+/data", source: [serial], class: LOW, ttl_s: 60 }'].join('\n'),
+    [
+      'version: 1',
+      'queue:',
+      '  rules:',
+      '    - { topic: "sensors/+/data", source: [serial], class: LOW, ttl_s: 60 }',
+    ].join('\n'),
   ).queue;
   const c = new Classifier(cfg);
   assert.deepEqual(c.classify('sensors/d/data', 'serial'), { cls: 3, ttlMs: 60000 });
@@ -37,5 +42,8 @@ test('class TTLs apply unless a rule or the producer overrides them', () => {
 });
 
 test('a rule with an unknown class is refused by the config schema', () => {
-  assert.throws(() => parseConfig('version: 1\nqueue:\n  rules:\n    - { topic: "a/#", class: URGENT }\n'), /queue\.rules\[0\]\.class/);
+  assert.throws(
+    () => parseConfig('version: 1\nqueue:\n  rules:\n    - { topic: "a/#", class: URGENT }\n'),
+    /queue\.rules\[0\]\.class/,
+  );
 });

@@ -29,7 +29,13 @@ function setup(t: { after(fn: () => void): void }, queueYaml = '') {
   return { open, advance: (ms: number) => (clock += ms), config };
 }
 
-const reading = (dev: string, i: number): Reading => ({ deviceId: dev, ts: 1_700_000_000_000 + i, values: { i }, quality: 'good', source: 'mqtt' });
+const reading = (dev: string, i: number): Reading => ({
+  deviceId: dev,
+  ts: 1_700_000_000_000 + i,
+  values: { i },
+  quality: 'good',
+  source: 'mqtt',
+});
 
 function takeAll(outbox: Outbox, cls: number): UplinkMessage[] {
   const out: UplinkMessage[] = [];
@@ -48,7 +54,10 @@ test('readings resolve after their group commit and drain as one codec batch per
   const msgs = takeAll(outbox, 2);
   assert.equal(msgs.length, 2);
   assert.equal(msgs[0]!.topic, 'sensors/d1/data');
-  assert.deepEqual(binaryReadingCodec.decodeRow(msgs[0]!.payload).map((r) => r.values['i']), [0, 1, 2, 3, 4]);
+  assert.deepEqual(
+    binaryReadingCodec.decodeRow(msgs[0]!.payload).map((r) => r.values['i']),
+    [0, 1, 2, 3, 4],
+  );
   assert.equal(msgs[1]!.readings, 1);
   assert.notEqual(msgs[0]!.id, msgs[1]!.id);
   outbox.claim(msgs);
@@ -86,7 +95,10 @@ test('non-reading messages keep their payload, class and content type', async (t
   await outbox.enqueue({ topic: 'inspection/cam1/result', payload: Buffer.from('{}'), labels: ['defective'] });
   await outbox.enqueue({ topic: 'x/y', payload: Buffer.from('z'), priority: 'LOW', contentType: 'text/plain' });
   const crit = takeAll(outbox, 0);
-  assert.deepEqual(crit.map((m) => m.topic), ['alerts/press-07', 'inspection/cam1/result']);
+  assert.deepEqual(
+    crit.map((m) => m.topic),
+    ['alerts/press-07', 'inspection/cam1/result'],
+  );
   const low = takeAll(outbox, 3);
   assert.equal(low[0]!.contentType, 'text/plain');
 });
@@ -146,7 +158,10 @@ test('disk full: the commit fails, callers are rejected (not acknowledged) and i
   const pages = (db.pragma('page_count', { simple: true }) as number) + 2;
   db.pragma(`max_page_count = ${pages}`);
   const big = Buffer.alloc(200_000, 7);
-  await assert.rejects(outbox.enqueue({ topic: 'x', payload: big, priority: 'LOW' }), (e: Error & { code?: string }) => e.code === 'EGW_STORE_FULL');
+  await assert.rejects(
+    outbox.enqueue({ topic: 'x', payload: big, priority: 'LOW' }),
+    (e: Error & { code?: string }) => e.code === 'EGW_STORE_FULL',
+  );
   assert.equal(outbox.classStats()[3]!.dropped.disk_full, 1);
   assert.equal(outbox.classStats()[3]!.depth, 0);
   assert.ok(outbox.failing);

@@ -14,13 +14,23 @@ import { Uplink } from '../../../src/uplink/uplink.js';
 
 function capture() {
   const lines: { msg: string; reason?: string; code?: string }[] = [];
-  const log = pino({ level: 'info' }, new Writable({ write(chunk, _e, cb) { lines.push(JSON.parse(String(chunk))); cb(); } }));
+  const log = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _e, cb) {
+        lines.push(JSON.parse(String(chunk)));
+        cb();
+      },
+    }),
+  );
   return { log, lines };
 }
 
 function rig(t: { after(fn: () => Promise<void> | void): void }, uplinkYaml: string) {
   const dir = mkdtempSync(join(tmpdir(), 'egw-uplink-unit-'));
-  const config = parseConfig(`version: 1\ngateway: { id: gw-u }\nuplink:\n${uplinkYaml}\nqueue: { outbox: { commit_wait_ms: 1 } }\n`);
+  const config = parseConfig(
+    `version: 1\ngateway: { id: gw-u }\nuplink:\n${uplinkYaml}\nqueue: { outbox: { commit_wait_ms: 1 } }\n`,
+  );
   const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'normal' });
   const { log, lines } = capture();
   const outbox = new Outbox({ db, log, config: config.queue, codec: binaryReadingCodec });
@@ -51,7 +61,7 @@ test('a broker that never sends PUBACK: offline after ack_timeout_ms (logged onc
     connections++;
     const conn = connections;
     s.on('data', (d) => {
-      for (let i = 0; i < d.length; ) {
+      for (let i = 0; i < d.length;) {
         const type = d[i]! >> 4;
         let len = 0;
         let mul = 1;
@@ -77,13 +87,19 @@ test('a broker that never sends PUBACK: offline after ack_timeout_ms (logged onc
     server.close();
   });
   const port = (server.address() as { port: number }).port;
-  const { outbox, uplink, lines } = rig(t, `  url: mqtt://127.0.0.1:${port}\n  ack_timeout_ms: 1000\n  reconnect: { min_ms: 50, max_ms: 100 }`);
+  const { outbox, uplink, lines } = rig(
+    t,
+    `  url: mqtt://127.0.0.1:${port}\n  ack_timeout_ms: 1000\n  reconnect: { min_ms: 50, max_ms: 100 }`,
+  );
   await uplink.start();
   await outbox.enqueue({ topic: 'alerts/a', payload: Buffer.from('{}') });
   const deadline = Date.now() + 10000;
   while (!publishes.some((c) => c >= 2) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   assert.ok(publishes.filter((c) => c === 1).length >= 1, 'sent on the first connection');
-  assert.ok(publishes.some((c) => c >= 2), 're-sent after reconnecting');
+  assert.ok(
+    publishes.some((c) => c >= 2),
+    're-sent after reconnecting',
+  );
   const offline = lines.filter((l) => l.msg === 'uplink offline' && l.code === 'EGW_UPLINK_OFFLINE');
   assert.equal(offline.length, 1, 'the transition is logged once');
   assert.match(offline[0]!.reason ?? '', /no PUBACK within 1000 ms/);
