@@ -50,7 +50,8 @@ export function parseConfig(text: string, source = 'config', env: NodeJS.Process
   for (const e of [...doc.errors, ...doc.warnings]) {
     issues.push({ path: '', message: e.message.split('\n')[0]!, line: lc.linePos(e.pos[0]).line });
   }
-  if (doc.errors.length > 0) throw new ConfigError(source, issues);
+  // A missing secret still lets the schema be checked, so every error is reported at once.
+  if (doc.errors.some((e) => !e.message.includes('EGW_CONFIG_SECRET'))) throw new ConfigError(source, issues);
   const value: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new ConfigError(source, [{ path: '', message: 'must be a YAML mapping', line: 1 }]);

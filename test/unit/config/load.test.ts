@@ -116,3 +116,32 @@ test('the published JSON Schema is in sync with the TypeBox schema', async () =>
   const published = readFileSync(new URL('../../../../config/gateway.schema.json', import.meta.url), 'utf8');
   assert.equal(published, schemaJson(), 'run `npm run build` to regenerate config/gateway.schema.json');
 });
+
+test('the board examples (Raspberry Pi, Jetson) are valid once their secrets exist', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'egw-ex-'));
+  try {
+    writeFileSync(join(dir, 'read-token'), 'r'.repeat(32));
+    writeFileSync(join(dir, 'admin-token'), 'a'.repeat(32));
+    for (const name of ['raspberry-pi.yaml', 'jetson.yaml']) {
+      const text = readFileSync(new URL(`../../../../config/examples/${name}`, import.meta.url), 'utf8');
+      const c = parseConfig(text.replaceAll('!file /etc/edge-gateway/', `!file ${dir}/`), name, {
+        EGW_UPLINK_PASSWORD: 'pw',
+      });
+      assert.equal(c.gateway.data_dir, '/var/lib/edge-gateway', name);
+      assert.ok(c.drivers.length > 0, name);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a missing secret does not hide the schema errors: all are reported at once', () => {
+  const issues = issuesOf(() =>
+    parseConfig('version: 1\nmgmt:\n  admin_token: !env EGW_T_NOPE\nbroker:\n  port: x\n', 'x', {}),
+  );
+  assert.deepEqual(
+    issues.map((i) => i.line),
+    [3, 5],
+  );
+  assert.match(issues[1]!.message, /integer/);
+});
