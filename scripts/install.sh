@@ -49,6 +49,11 @@ mv "$tmp" "$release"
 ln -sfn "releases/$version" "$root/opt/edge-gateway/current.new"
 mv -T "$root/opt/edge-gateway/current.new" "$root/opt/edge-gateway/current"
 
+# The CLI on PATH (check-config, ctl, hash-password), always the current release.
+chmod +x "$release/dist/src/main.js"
+mkdir -p "$root/usr/local/bin"
+ln -sfn /opt/edge-gateway/current/dist/src/main.js "$root/usr/local/bin/edge-gateway"
+
 mkdir -p "$root/etc/edge-gateway"
 if [ ! -f "$root/etc/edge-gateway/gateway.yaml" ]; then
   install -m 0640 "$config" "$root/etc/edge-gateway/gateway.yaml"

@@ -22,6 +22,11 @@ test('install.sh stages a runnable release, points current at it and never overw
     assert.equal(v.stdout.trim(), pkg.version);
     assert.ok(!existsSync(join(opt, 'current/node_modules/typescript')), 'dev dependencies are pruned');
     assert.ok(existsSync(join(tmp.dir, 'etc/systemd/system/edge-gateway.service')));
+    assert.equal(
+      readlinkSync(join(tmp.dir, 'usr/local/bin/edge-gateway')),
+      '/opt/edge-gateway/current/dist/src/main.js',
+    );
+    assert.ok(statSync(main).mode & 0o100, 'the CLI is executable');
     for (const t of ['read-token', 'admin-token']) {
       const st = statSync(join(tmp.dir, 'etc/edge-gateway', t));
       assert.equal(st.mode & 0o077, 0o040, `${t} is not readable by others`);
