@@ -270,7 +270,7 @@ export class DriverRuntime {
       const code = !connected && transport === 'serial' && reason !== 'stopped' ? { code: 'EGW_SERIAL_OPEN' } : {};
       this.link.set(
         connected ? 'connected' : 'disconnected',
-        { driver: this.id, reason, ...code },
+        { reason, ...code }, // the driver's child logger already carries driver and type
         connected ? 'info' : 'warn',
       );
       this.opts.devices.setOnline(this.id, transport, connected, reason);
