@@ -8,7 +8,7 @@ import type { ReadingCodec } from './codec.js';
 import type { QueueConfig } from './config.js';
 import { Fifo } from './fifo.js';
 import { OutboxStore, ROW_OVERHEAD_BYTES, type ClaimRow, type NewRow, type StoredRow } from './outbox-store.js';
-import { DROP_REASONS, PRIORITIES, type DropReason, type OutboundMessage } from './types.js';
+import { DROP_REASONS, PRIORITIES, type ClassStats, type DropReason, type OutboundMessage } from './types.js';
 
 export interface OutboxOptions {
   db: Db;
@@ -572,17 +572,7 @@ export class Outbox {
   }
 
   /** Per-class numbers for /mgmt/queues and metrics. */
-  classStats(): {
-    depth: number;
-    readings: number;
-    bytes: number;
-    oldestAgeS: number;
-    sentMessages: number;
-    sentReadings: number;
-    sentBytes: number;
-    sendRateBps: number;
-    dropped: Record<DropReason, number>;
-  }[] {
+  classStats(): ClassStats[] {
     const clock = this.clock();
     return this.q.map((q, cls) => {
       if (q.depth > 0) this.ensureHead(q, cls);
