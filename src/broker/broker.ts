@@ -10,7 +10,7 @@ import {
 import { Aedes, type PublishPacket } from 'aedes';
 import type { Registry } from 'prom-client';
 import type { DeviceRegistry } from '../devices/registry.js';
-import { GatewayError } from '../errors.js';
+import { GatewayError, type ErrorCode } from '../errors.js';
 import type { Service, ServiceHealth } from '../lifecycle/service.js';
 import type { Logger } from '../log/logger.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
@@ -335,7 +335,7 @@ function hasCertificate(pem: Buffer): boolean {
   });
 }
 
-function listen(server: Server, port: number, host: string, code: string): Promise<void> {
+function listen(server: Server, port: number, host: string, code: ErrorCode): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) =>
       reject(new GatewayError(code, `MQTT cannot listen on ${host}:${port}: ${err.message}`, { cause: err }));
