@@ -16,14 +16,20 @@ export interface ConnectInfo {
   /** Came in on the TLS listener: never anonymous (issue 2: only loopback on the plain listener is trusted). */
   tls: boolean;
   keepalive: number;
+  /** The CONNECT carried a zero-length client id (aedes then makes one up). */
+  emptyClientId: boolean;
+  /** CleanSession flag of the CONNECT. */
+  clean: boolean;
+  /** 3 = MQTT 3.1, 4 = MQTT 3.1.1. */
+  protocolVersion: number;
 }
 
 /** Who a connected client is; decided once at connect, used on every publish/subscribe. */
 export interface ClientIdentity {
-  /** Anonymous loopback client: full access, no ACL. */
+  /** Anonymous loopback client: full access unless broker.loopback_acl is set. */
   trusted: boolean;
   username: string | undefined;
-  /** null for trusted clients. */
+  /** null = no ACL (trusted clients without loopback_acl). */
   acl: CompiledAcl | null;
 }
 
@@ -43,7 +49,7 @@ interface User {
 }
 
 /**
- * Decides who may connect. Order: keepalive bound, then a verified client certificate (its CN is
+ * Decides who may connect. Order: client id / clean session, keepalive bound, then a verified client certificate (its CN is
  * the username, no password needed), then username/password, then anonymous loopback (plain
  * listener only). Every
  * non-trusted client gets the ACL of its user (or the default ACL), substituted for it.
@@ -51,6 +57,7 @@ interface User {
 export class Authenticator {
   private readonly users = new Map<string, User>();
   private readonly dummy = dummyHash();
+  private readonly loopbackAcl: readonly AclRule[] | undefined;
 
   constructor(private readonly config: BrokerConfig) {
     for (const u of config.users) {
@@ -59,15 +66,23 @@ export class Authenticator {
         throw new Error(`broker.users: password hash of ${u.username} is not a valid scrypt hash`);
       this.users.set(u.username, { hash, acl: u.acl });
     }
+    this.loopbackAcl = config.loopback_acl;
   }
 
   async authenticate(c: ConnectInfo): Promise<AuthResult> {
+    if (c.emptyClientId && (!c.clean || c.protocolVersion < 4)) {
+      // [MQTT-3.1.3-8] a zero-byte ClientId needs CleanSession=1 (there is no session to resume);
+      // MQTT 3.1 §3.1 requires 1-23 characters. aedes 1.2 would make an id up and accept both.
+      return refuse(ConnackCode.IDENTIFIER_REJECTED, 'client_id', 'empty client id needs a clean session (MQTT 3.1.1)');
+    }
     const max = this.config.keepalive_max_s;
     // Mosquitto answers "identifier rejected" to a v3.1.1 client whose keepalive is over its limit:
-    // 3.1.1 has no way to tell the client the allowed value. Keepalive 0 would disable dead-client
-    // detection (and so the will), hence it is refused too when a limit is set.
-    if (max > 0 && (c.keepalive === 0 || c.keepalive > max)) {
-      return refuse(ConnackCode.IDENTIFIER_REJECTED, 'keepalive', `keepalive ${c.keepalive}s outside 1..${max}s`);
+    // 3.1.1 has no way to tell the client the allowed value. Keepalive 0 is a separate choice
+    // (allow_keepalive_zero): it is legal (§3.1.2.10, it turns the mechanism off) and many small
+    // clients send it — Mosquitto 2.0.12 refusing it broke them (eclipse/mosquitto#2309, #2361).
+    if (c.keepalive === 0 ? !this.config.allow_keepalive_zero : max > 0 && c.keepalive > max) {
+      const allowed = `${this.config.allow_keepalive_zero ? 0 : 1}..${max > 0 ? max : 65535}s`;
+      return refuse(ConnackCode.IDENTIFIER_REJECTED, 'keepalive', `keepalive ${c.keepalive}s outside ${allowed}`);
     }
     if (c.certCN !== undefined) {
       if (c.username !== undefined && c.username !== c.certCN) {
@@ -86,7 +101,9 @@ export class Authenticator {
     // The TLS listener is the one for the site network (default 0.0.0.0:8883); a TLS-terminating
     // proxy or tunnel on the board would make every remote client look like loopback there.
     if (this.config.allow_anonymous_loopback && !c.tls && isLoopback(c.remoteAddress)) {
-      return { ok: true, identity: { trusted: true, username: undefined, acl: null } };
+      // loopback_acl narrows what local tools may do (e.g. a topic nobody may subscribe to).
+      const acl = this.loopbackAcl ? compileAcl(this.loopbackAcl, { username: undefined, clientid: c.clientId }) : null;
+      return { ok: true, identity: { trusted: true, username: undefined, acl } };
     }
     return refuse(ConnackCode.NOT_AUTHORIZED, 'not_authorized', 'credentials required');
   }

@@ -15,6 +15,7 @@ import type { Service, ServiceHealth } from '../lifecycle/service.js';
 import type { Logger } from '../log/logger.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { Db } from '../store/db.js';
+import { onBrokerError } from './aedes-adapter.js';
 import { codecDecoder } from './codec-decoder.js';
 import type { BrokerConfig } from './config.js';
 import { ConnectRateLimiter, isLoopback, limitPacketSize } from './limits.js';
@@ -112,8 +113,8 @@ export class BrokerService implements Service {
         ),
       );
     }
-    // 'error' is missing from aedes' typed events; without a listener it would crash the process.
-    (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => {
+    // Without an 'error' listener aedes would crash the process.
+    onBrokerError(aedes, (err: Error) => {
       // Raised by aedes when the persistence fails while routing; the message was not queued.
       this.lastError = err.message;
       log.error({ err, code: 'EGW_MQTT_PERSISTENCE' }, 'MQTT broker persistence error');

@@ -67,6 +67,12 @@ export const BrokerConfigSchema = section(
       description:
         'Anonymous clients connecting from 127.0.0.1/::1 are trusted local clients with full access; everyone else needs credentials.',
     }),
+    loopback_acl: Type.Optional(
+      Type.Array(AclRule, {
+        maxItems: 256,
+        description: 'ACL of the trusted anonymous loopback clients (same rules as default_acl). Absent = full access.',
+      }),
+    ),
     users: Type.Array(User, {
       default: [],
       maxItems: 10000,
@@ -92,7 +98,12 @@ export const BrokerConfigSchema = section(
       minimum: 0,
       maximum: 65535,
       default: 600,
-      description: 'Refuse clients asking for a longer keepalive (or none); 0 = no limit.',
+      description: 'Refuse clients asking for a keepalive longer than this (CONNACK 2); 0 = no limit.',
+    }),
+    allow_keepalive_zero: Type.Boolean({
+      default: true,
+      description:
+        'Accept keepalive 0 (no MQTT keepalive, legal in MQTT 3.1.1 §3.1.2.10); such connections get TCP keepalive instead. false = refuse with CONNACK 2.',
     }),
     connect_rate_per_ip: Type.Integer({
       minimum: 0,

@@ -14,6 +14,7 @@ import type { DeviceRegistry } from '../devices/registry.js';
 import type { Logger } from '../log/logger.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import { canPublish, canReceive, canSubscribe } from './acl.js';
+import { brokerPersistence, commitBeforePuback, sentDisconnect, type IncomingLookup } from './aedes-adapter.js';
 import { Authenticator, type ClientIdentity } from './auth.js';
 import type { BrokerConfig } from './config.js';
 import { decodeSensorMessage, type PayloadDecoder } from './ingest.js';
@@ -43,12 +44,17 @@ interface Session {
 interface Pending {
   keepalive: number;
   willTopic: string | undefined;
+  emptyClientId: boolean;
+  clean: boolean;
+  protocolVersion: number;
 }
 
-/** The aedes persistence call used for QoS 2 duplicate detection. */
-interface IncomingLookup {
-  incomingGetPacket(client: Client, packet: { messageId?: number }): Promise<unknown>;
-}
+/**
+ * TCP keepalive idle time for clients that turned MQTT keepalive off (keepalive 0): the kernel
+ * then probes a silent peer (Linux: 9 probes 75 s apart), so a vanished device is still found
+ * — and its will published — within about 13 minutes instead of never.
+ */
+const TCP_KEEPALIVE_MS = 60_000;
 
 export interface PolicyOptions {
   config: BrokerConfig;
@@ -71,6 +77,8 @@ export class BrokerPolicy {
   readonly certCN = new WeakMap<object, string>();
   private readonly warn: RateLimitedLog;
   private persistence: IncomingLookup | undefined;
+  /** Set when persistence is on: QoS 1 publishes are committed before their PUBACK. */
+  private publishNow: ((client: Client, packet: PublishPacket, cb: (err?: Error | null) => void) => void) | undefined;
   closing = false;
 
   constructor(private readonly o: PolicyOptions) {
@@ -92,7 +100,9 @@ export class BrokerPolicy {
   }
 
   attach(aedes: Aedes): void {
-    this.persistence = (aedes as unknown as { persistence: IncomingLookup }).persistence;
+    this.persistence = brokerPersistence(aedes);
+    // With the in-memory persistence nothing survives a crash, so there is nothing to wait for.
+    if (this.o.config.persistence) this.publishNow = commitBeforePuback(aedes);
     aedes.on('client', (client) => this.online(client));
     aedes.on('clientDisconnect', (client) => this.offline(client));
     aedes.on('keepaliveTimeout', (client) => {
@@ -106,7 +116,16 @@ export class BrokerPolicy {
   }
 
   private preConnect(client: Client, packet: ConnectPacket, cb: (err: Error | null, ok: boolean) => void): void {
-    this.pending.set(client, { keepalive: packet.keepalive ?? 0, willTopic: packet.will?.topic });
+    const keepalive = packet.keepalive ?? 0;
+    this.pending.set(client, {
+      keepalive,
+      willTopic: packet.will?.topic,
+      emptyClientId: packet.clientId.length === 0,
+      clean: packet.clean !== false,
+      protocolVersion: packet.protocolVersion ?? 4,
+    });
+    // Keepalive 0 turns MQTT's dead-client detection off (§3.1.2.10); TCP's stays.
+    if (keepalive === 0) (client.conn as Partial<Socket>).setKeepAlive?.(true, TCP_KEEPALIVE_MS);
     cb(null, true);
   }
 
@@ -116,7 +135,8 @@ export class BrokerPolicy {
     password: Buffer | undefined,
     cb: (err: AuthenticateError | null, ok: boolean | null) => void,
   ): void {
-    const pending = this.pending.get(client) ?? { keepalive: 0, willTopic: undefined };
+    const pending = this.pending.get(client);
+    if (!pending) return cb(null, false); // preConnect always runs first (aedes connect.js)
     const conn = client.conn as Socket;
     this.auth
       .authenticate({
@@ -127,6 +147,9 @@ export class BrokerPolicy {
         certCN: this.certCN.get(conn),
         tls: (conn as Partial<TLSSocket>).encrypted === true,
         keepalive: pending.keepalive,
+        emptyClientId: pending.emptyClientId,
+        clean: pending.clean,
+        protocolVersion: pending.protocolVersion,
       })
       .then(
         (res) => {
@@ -173,8 +196,7 @@ export class BrokerPolicy {
   private offline(client: Client): void {
     const s = this.sessions.get(client);
     if (!s?.device) return;
-    // _disconnected: aedes sets it when the client sent DISCONNECT (lib/handlers/index.js).
-    const clean = (client as unknown as { _disconnected?: boolean })._disconnected === true;
+    const clean = sentDisconnect(client);
     const reason = this.closing
       ? 'shutdown'
       : s.timedOut
@@ -198,6 +220,11 @@ export class BrokerPolicy {
     const topic = packet.topic;
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     const s = client ? this.sessions.get(client) : undefined;
+    // Accepted QoS 1 messages are routed and committed before aedes writes the PUBACK (item:
+    // acknowledge after commit also for retained messages and offline sessions' queues).
+    const publishNow = this.publishNow;
+    const accept: (err?: Error | null) => void =
+      packet.qos === 1 && client && publishNow ? (err) => (err ? cb(err) : publishNow(client, packet, cb)) : cb;
     metrics.messagesIn.inc();
     metrics.bytesIn.inc(payload.length);
     if (client && s?.device) devices.message(client.id, 'mqtt', payload.length);
@@ -213,7 +240,7 @@ export class BrokerPolicy {
       return cb(null);
     }
     const result = decodeSensorMessage(topic, payload, Date.now(), this.o.decoders);
-    if (result === undefined) return cb(null);
+    if (result === undefined) return accept(null);
     if (!result.ok) {
       (result.code === 'EGW_INGEST_DEVICE_ID' ? metrics.ingest.device_id : metrics.ingest.invalid_payload).inc();
       if (result.deviceId) devices.error(result.deviceId, 'mqtt');
@@ -242,7 +269,7 @@ export class BrokerPolicy {
       );
       return;
     }
-    this.ingest(client, packet, result.readings, cb);
+    this.ingest(client, packet, result.readings, accept);
   }
 
   /**
