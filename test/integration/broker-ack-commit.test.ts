@@ -1,0 +1,247 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { tempDir } from '../helpers/gateway-process.js';
+
+/**
+ * Acknowledge after commit for what the broker must keep (docs/broker.md, "Persistence"): every
+ * QoS 1 message whose PUBACK the publisher received survives a `kill -9` sent the moment that
+ * PUBACK arrives — as a retained message, and in the queue of a persistent session that is
+ * offline. 100 rounds of: start the broker, publish a burst, SIGKILL on the first PUBACK(s).
+ * Then one restart checks every acknowledged message. aedes 1.2 alone writes the PUBACK before
+ * it stores either (lib/handlers/publish.js); this test loses messages without the fix.
+ */
+const CHILD = new URL('./broker-crash-child.js', import.meta.url).pathname;
+const ROUNDS = 100;
+/** Messages per burst: half retained on their own topic, half for the offline session. */
+const BURST = 20;
+const tmp = tempDir('egw-ack-commit-');
+const children = new Set<ChildProcess>();
+after(() => {
+  for (const c of children) c.kill('SIGKILL');
+  tmp.cleanup();
+});
+
+async function startBroker(dbPath: string): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [CHILD, dbPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  const lines = createInterface({ input: child.stdout! });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+  try {
+    for await (const line of lines) {
+      const parsed = JSON.parse(line) as { port?: unknown };
+      if (typeof parsed.port === 'number') return { child, port: parsed.port };
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  throw new Error('broker child exited before listening');
+}
+
+async function killed(child: ChildProcess): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+}
+
+// --- a minimal MQTT 3.1.1 client on a raw socket, so the kill is sent in the very callback that
+// sees the PUBACK bytes (no client library queueing in between) ---
+
+function str(s: string): Buffer {
+  const b = Buffer.from(s);
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(b.length);
+  return Buffer.concat([len, b]);
+}
+
+function packet(header: number, body: Buffer): Buffer {
+  const len: number[] = [];
+  let n = body.length;
+  do {
+    let byte = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) byte |= 0x80;
+    len.push(byte);
+  } while (n > 0);
+  return Buffer.concat([Buffer.from([header, ...len]), body]);
+}
+
+/** CONNECT, MQTT 3.1.1 §3.1: protocol level 4, keepalive 30 s. */
+function connectPacket(clientId: string, clean: boolean): Buffer {
+  const head = Buffer.concat([str('MQTT'), Buffer.from([4, clean ? 0x02 : 0x00, 0, 30])]);
+  return packet(0x10, Buffer.concat([head, str(clientId)]));
+}
+
+/** PUBLISH QoS 1 (§3.3): header 0x32, retain bit 0x01. */
+function publishPacket(topic: string, id: number, payload: string, retain: boolean): Buffer {
+  const idBuf = Buffer.alloc(2);
+  idBuf.writeUInt16BE(id);
+  return packet(0x32 | (retain ? 1 : 0), Buffer.concat([str(topic), idBuf, Buffer.from(payload)]));
+}
+
+function subscribePacket(id: number, filter: string): Buffer {
+  const idBuf = Buffer.alloc(2);
+  idBuf.writeUInt16BE(id);
+  return packet(0x82, Buffer.concat([idBuf, str(filter), Buffer.from([1])]));
+}
+
+interface Packet {
+  type: number;
+  flags: number;
+  body: Buffer;
+}
+
+/** Splits a byte stream into MQTT packets (fixed header + Remaining Length, §2.2). */
+function packetReader(onPackets: (packets: Packet[]) => void): (chunk: Buffer) => void {
+  let buf = Buffer.alloc(0);
+  return (chunk) => {
+    buf = Buffer.concat([buf, chunk]);
+    const out: Packet[] = [];
+    for (;;) {
+      let len = 0;
+      let mul = 1;
+      let i = 1;
+      for (; i < buf.length && i <= 4; i++) {
+        len += (buf[i]! & 0x7f) * mul;
+        mul *= 128;
+        if ((buf[i]! & 0x80) === 0) break;
+      }
+      if (i >= buf.length || buf.length < i + 1 + len) break;
+      out.push({ type: buf[0]! >> 4, flags: buf[0]! & 0x0f, body: buf.subarray(i + 1, i + 1 + len) });
+      buf = buf.subarray(i + 1 + len);
+    }
+    if (out.length > 0) onPackets(out);
+  };
+}
+
+function open(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = tcpConnect({ host: '127.0.0.1', port, noDelay: true }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Connects and resolves on CONNACK 0 (§3.2); rejects otherwise or after 5 s. */
+async function mqttConnect(port: number, clientId: string, clean: boolean): Promise<Socket> {
+  const s = await open(port);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no CONNACK for ${clientId}`)), 5000);
+    const read = packetReader((ps) => {
+      const p = ps[0]!;
+      clearTimeout(timer);
+      s.off('data', read);
+      if (p.type === 2 && p.body[1] === 0) resolve();
+      else reject(new Error(`CONNACK ${p.body[1]} for ${clientId}`));
+    });
+    s.on('data', read);
+    s.write(connectPacket(clientId, clean));
+  });
+  return s;
+}
+
+test(
+  `${ROUNDS} rounds of kill -9 at the first PUBACK: every acknowledged QoS 1 message is retained / queued for the offline session`,
+  {
+    timeout: 120000,
+  },
+  async () => {
+    const started = performance.now();
+    const dbPath = join(tmp.dir, 'gateway.db');
+    let { child, port } = await startBroker(dbPath);
+
+    // The persistent session: subscribes, then stays offline for the whole test.
+    const sub = await mqttConnect(port, 'offline-sub', false);
+    await new Promise<void>((resolve) => {
+      sub.on(
+        'data',
+        packetReader((ps) => ps.some((p) => p.type === 9) && resolve()),
+      );
+      sub.write(subscribePacket(1, 'q/#'));
+    });
+    sub.end(Buffer.from([0xe0, 0])); // DISCONNECT
+    await once(sub, 'close');
+
+    const acked = { retained: new Set<string>(), queued: new Set<string>() };
+    let acksTotal = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      if (round > 0) ({ child, port } = await startBroker(dbPath));
+      const pub = await mqttConnect(port, `pub-${round}`, true);
+      const sent = new Map<number, { topic: string; retained: boolean }>();
+      const burst: Buffer[] = [];
+      for (let i = 0; i < BURST; i++) {
+        const retained = i % 2 === 0;
+        const topic = retained ? `r/${round}/${i}` : `q/${round}/${i}`;
+        sent.set(i + 1, { topic, retained });
+        burst.push(publishPacket(topic, i + 1, `m-${round}-${i}`, retained));
+      }
+      const dead = killed(child);
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`round ${round}: no PUBACK within 5 s`)), 5000);
+        pub.on(
+          'data',
+          packetReader((ps) => {
+            const ids = ps.filter((p) => p.type === 4).map((p) => p.body.readUInt16BE(0));
+            if (ids.length === 0) return;
+            // Synchronously, in the callback that saw the PUBACK bytes.
+            child.kill('SIGKILL');
+            clearTimeout(timer);
+            for (const id of ids) {
+              const m = sent.get(id)!;
+              (m.retained ? acked.retained : acked.queued).add(m.topic);
+            }
+            acksTotal += ids.length;
+            resolve();
+          }),
+        );
+        pub.on('error', () => {}); // the broker dies under it
+        pub.write(Buffer.concat(burst));
+      });
+      await dead;
+      pub.destroy();
+    }
+
+    // One more start: everything acknowledged must be there.
+    ({ child, port } = await startBroker(dbPath));
+    const check = await mqttConnect(port, 'checker', true);
+    const retainedSeen = new Set<string>();
+    const queuedSeen = new Set<string>();
+    const got = (s: Socket, into: Set<string>, prefix: string) =>
+      s.on(
+        'data',
+        packetReader((ps) => {
+          for (const p of ps) {
+            if (p.type !== 3) continue;
+            const topic = p.body.subarray(2, 2 + p.body.readUInt16BE(0)).toString();
+            if (topic.startsWith(prefix)) into.add(topic);
+            if (((p.flags >> 1) & 3) > 0) {
+              const id = p.body.readUInt16BE(2 + p.body.readUInt16BE(0));
+              s.write(Buffer.from([0x40, 2, id >> 8, id & 0xff])); // PUBACK
+            }
+          }
+        }),
+      );
+    got(check, retainedSeen, 'r/');
+    check.write(subscribePacket(1, 'r/#'));
+    const queue = await mqttConnect(port, 'offline-sub', false);
+    got(queue, queuedSeen, 'q/');
+    const deadline = performance.now() + 10000;
+    const missing = () => [
+      ...[...acked.retained].filter((t) => !retainedSeen.has(t)),
+      ...[...acked.queued].filter((t) => !queuedSeen.has(t)),
+    ];
+    while (missing().length > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    check.destroy();
+    queue.destroy();
+    child.kill('SIGKILL');
+    const lost = missing();
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    console.log(
+      `ack-commit: ${ROUNDS} rounds, ${acksTotal} PUBACKs seen before kill -9 (${acked.retained.size} retained, ${acked.queued.size} queued), lost ${lost.length}, ${seconds} s`,
+    );
+    assert.ok(acksTotal >= ROUNDS);
+    assert.deepEqual(lost, [], `acknowledged but lost after kill -9: ${lost.slice(0, 20).join(' ')}`);
+  },
+);
