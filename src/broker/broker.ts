@@ -95,7 +95,7 @@ export class BrokerService implements Service {
       ...this.policy.hooks(),
     });
     this.aedes = aedes;
-    this.policy.attach(aedes);
+    this.policy.attach(aedes, this.persistence);
     for (const { filter, handler } of this.internal) {
       await new Promise<void>((resolve) =>
         aedes.subscribe(

@@ -14,7 +14,13 @@ import type { DeviceRegistry } from '../devices/registry.js';
 import type { Logger } from '../log/logger.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import { canPublish, canReceive, canSubscribe } from './acl.js';
-import { brokerPersistence, commitBeforePuback, sentDisconnect, type IncomingLookup } from './aedes-adapter.js';
+import {
+  brokerPersistence,
+  commitBeforePuback,
+  sentDisconnect,
+  type IncomingLookup,
+  type PublishNow,
+} from './aedes-adapter.js';
 import { Authenticator, type ClientIdentity } from './auth.js';
 import type { BrokerConfig } from './config.js';
 import { decodeSensorMessage, type PayloadDecoder } from './ingest.js';
@@ -56,6 +62,12 @@ interface Pending {
  */
 const TCP_KEEPALIVE_MS = 60_000;
 
+/** What the policy asks of the durable broker persistence (SqlitePersistence). */
+export interface DurableStore {
+  /** Does a persistent session (clean=false) hold a QoS > 0 subscription matching `topic`? */
+  hasPersistentSubscriber(topic: string): boolean;
+}
+
 export interface PolicyOptions {
   config: BrokerConfig;
   log: Logger;
@@ -77,8 +89,9 @@ export class BrokerPolicy {
   readonly certCN = new WeakMap<object, string>();
   private readonly warn: RateLimitedLog;
   private persistence: IncomingLookup | undefined;
-  /** Set when persistence is on: QoS 1 publishes are committed before their PUBACK. */
-  private publishNow: ((client: Client, packet: PublishPacket, cb: (err?: Error | null) => void) => void) | undefined;
+  /** Set with a durable store: QoS 1 messages it must keep are committed before their PUBACK. */
+  private publishNow: PublishNow | undefined;
+  private store: DurableStore | undefined;
   closing = false;
 
   constructor(private readonly o: PolicyOptions) {
@@ -99,10 +112,13 @@ export class BrokerPolicy {
     };
   }
 
-  attach(aedes: Aedes): void {
+  /** `store`: the durable persistence (absent with aedes' in-memory one: nothing to wait for). */
+  attach(aedes: Aedes, store?: DurableStore): void {
     this.persistence = brokerPersistence(aedes);
-    // With the in-memory persistence nothing survives a crash, so there is nothing to wait for.
-    if (this.o.config.persistence) this.publishNow = commitBeforePuback(aedes);
+    if (store) {
+      this.store = store;
+      this.publishNow = commitBeforePuback(aedes);
+    }
     aedes.on('client', (client) => this.online(client));
     aedes.on('clientDisconnect', (client) => this.offline(client));
     aedes.on('keepaliveTimeout', (client) => {
@@ -220,11 +236,17 @@ export class BrokerPolicy {
     const topic = packet.topic;
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     const s = client ? this.sessions.get(client) : undefined;
-    // Accepted QoS 1 messages are routed and committed before aedes writes the PUBACK (item:
-    // acknowledge after commit also for retained messages and offline sessions' queues).
+    // Accepted QoS 1 messages are published before aedes writes the PUBACK, which waits for the
+    // commit when there is something to keep: a retained message, a persistent session's queue
+    // (docs/broker.md, "Persistence": acknowledged means kept).
     const publishNow = this.publishNow;
     const accept: (err?: Error | null) => void =
-      packet.qos === 1 && client && publishNow ? (err) => (err ? cb(err) : publishNow(client, packet, cb)) : cb;
+      packet.qos === 1 && client && publishNow
+        ? (err) =>
+            err
+              ? cb(err)
+              : publishNow(client, packet, packet.retain || this.store!.hasPersistentSubscriber(packet.topic), cb)
+        : cb;
     metrics.messagesIn.inc();
     metrics.bytesIn.inc(payload.length);
     if (client && s?.device) devices.message(client.id, 'mqtt', payload.length);

@@ -222,6 +222,11 @@ export class SqlitePersistence {
     return this.trie.match(topic);
   }
 
+  /** Synchronous: would `subscriptionsByTopic(topic)` queue the message for any session? */
+  hasPersistentSubscriber(topic: string): boolean {
+    return this.trie.subscriptionsCount > 0 && this.trie.match(topic).length > 0;
+  }
+
   async cleanSubscriptions(client: AedesClientLike): Promise<void> {
     const stored = this.subscriptions.get(client.id);
     if (stored === undefined) return;
