@@ -52,9 +52,13 @@ export type PublishNow = (client: Client, packet: PublishPacket, waitForCommit: 
  * The broker.publish that aedes issues after the PUBACK with that same packet object (runSeries
  * passes one object through authorizePublish and enqueuePublish) is not run again: it completes
  * when the early one has, so aedes' flow control (the client's next read waits for it) is kept.
- * Every QoS 1 message starts publishing in authorizePublish order, so the order per topic is
- * kept whichever path a message takes, and live subscribers may get a message before its
- * publisher gets the PUBACK — the order aedes already uses for QoS 2 (store, publish, PUBREC).
+ * Live subscribers may get a message before its publisher gets the PUBACK — the order aedes
+ * already uses for QoS 2 (store, publish, PUBREC).
+ *
+ * Order: a publish that waits for a commit reaches subscribers a commit later than one that does
+ * not, so a client's later messages wait until its pending committed publish has completed
+ * before they start ([MQTT-4.6.0-6] topics are ordered). Messages of a client with nothing
+ * pending start at once.
  * If a waited-for publish fails, the error goes to authorizePublish's callback: aedes closes the
  * connection without PUBACK and the client retransmits.
  */
@@ -71,19 +75,82 @@ export function commitBeforePuback(aedes: Aedes): PublishNow {
     if (e.finished) done(e.err);
     else e.then = done;
   };
+  /** Per publishing client: settles when its last publish that waits for a commit has completed. */
+  const pending = new WeakMap<Client, Promise<void>>();
   return (client, packet, waitForCommit, cb) => {
     const e = { finished: false, err: null as Error | null, then: undefined as Done | undefined };
     early.set(packet, e);
-    original(packet, client, (err) => {
-      e.finished = true;
-      e.err = err ?? null;
-      if (waitForCommit) {
-        // No PUBACK follows a failure, so aedes will not call publish for this packet again.
-        if (e.err) early.delete(packet);
-        cb(e.err);
-      }
-      e.then?.(e.err);
-    });
+    let completed: () => void = () => {};
+    const start = () =>
+      original(packet, client, (err) => {
+        e.finished = true;
+        e.err = err ?? null;
+        if (waitForCommit) {
+          // No PUBACK follows a failure, so aedes will not call publish for this packet again.
+          if (e.err) early.delete(packet);
+          cb(e.err);
+        }
+        e.then?.(e.err);
+        completed();
+      });
+    const before = pending.get(client);
+    if (waitForCommit) {
+      const mine = new Promise<void>((resolve) => (completed = resolve));
+      pending.set(client, mine);
+      void mine.then(() => {
+        if (pending.get(client) === mine) pending.delete(client);
+      });
+    }
+    if (before) void before.then(start);
+    else start();
     if (!waitForCommit) cb(null);
+  };
+}
+
+type Deliver = (packet: { brokerId?: string; brokerCounter?: number; qos?: number }, cb: () => void) => void;
+/** Deliveries remembered per client for duplicate suppression (overlapping subscriptions deliver within one emit). */
+const DEDUPE_WINDOW = 1024;
+
+/**
+ * Exact duplicate suppression for one client, installed at preConnect (before aedes registers the
+ * client's deliver functions with its subscriptions).
+ *
+ * aedes 1.2 (lib/client.js `dedupe`) drops a message for a client when its brokerCounter is not
+ * above the highest counter already delivered to that client — meant for one message matching
+ * several of the client's subscriptions. It assumes messages reach subscribers in counter order,
+ * but the counter is taken when a publish starts, and a retained message or one queued for a
+ * persistent session reaches subscribers only after its commit: a later plain message overtakes
+ * it and the earlier one is then dropped as a "duplicate" (for a persistent session aedes also
+ * clears a queued message by an id it does not have yet). Here each (brokerId, counter) is let
+ * through the first time and dropped after, whatever the order, by steering aedes' own counter
+ * before its check.
+ */
+export function exactDedupe(client: Client): void {
+  const c = client as unknown as { duplicates: Record<string, number>; deliver0: Deliver; deliverQoS: Deliver };
+  const seen = new Map<string, Set<number>>();
+  const steer = (packet: Parameters<Deliver>[0]): void => {
+    const id = packet.brokerId;
+    const n = packet.brokerCounter;
+    if (!id || typeof n !== 'number') return; // aedes does not dedupe these either
+    let s = seen.get(id);
+    if (s === undefined) seen.set(id, (s = new Set()));
+    if (s.has(n)) {
+      c.duplicates[id] = Math.max(c.duplicates[id] ?? 0, n); // aedes drops it
+      return;
+    }
+    s.add(n);
+    if (s.size > DEDUPE_WINDOW) s.delete(s.values().next().value!);
+    c.duplicates[id] = n - 1; // first delivery: aedes' check passes and records n
+  };
+  const deliver0 = c.deliver0;
+  const deliverQoS = c.deliverQoS;
+  c.deliver0 = (packet, cb) => {
+    steer(packet);
+    deliver0(packet, cb);
+  };
+  c.deliverQoS = (packet, cb) => {
+    // A QoS 0 packet goes on to `that.deliver0`, i.e. the wrapper above, which steers it.
+    if (packet.qos !== 0) steer(packet);
+    deliverQoS(packet, cb);
   };
 }

@@ -17,6 +17,7 @@ import { canPublish, canReceive, canSubscribe } from './acl.js';
 import {
   brokerPersistence,
   commitBeforePuback,
+  exactDedupe,
   sentDisconnect,
   type IncomingLookup,
   type PublishNow,
@@ -140,6 +141,7 @@ export class BrokerPolicy {
       clean: packet.clean !== false,
       protocolVersion: packet.protocolVersion ?? 4,
     });
+    exactDedupe(client);
     // Keepalive 0 turns MQTT's dead-client detection off (§3.1.2.10); TCP's stays.
     if (keepalive === 0) (client.conn as Partial<Socket>).setKeepAlive?.(true, TCP_KEEPALIVE_MS);
     cb(null, true);
