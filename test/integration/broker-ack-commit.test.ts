@@ -245,7 +245,7 @@ async function lane(name: string, rounds: number): Promise<LaneResult> {
 
 test(
   `${ROUNDS} rounds of kill -9 at the first PUBACK: every acknowledged QoS 1 message is retained / queued for the offline session`,
-  { timeout: 120000 },
+  { timeout: 180000 },
   async () => {
     const started = performance.now();
     // Two independent brokers (own database each) side by side, half of the rounds each: the
