@@ -32,7 +32,11 @@ export function onBrokerError(aedes: Aedes, handler: (err: Error) => void): void
 }
 
 /** Publishes a QoS 1 packet from authorizePublish; see `commitBeforePuback`. */
-export type PublishNow = (client: Client, packet: PublishPacket, waitForCommit: boolean, cb: Done) => void;
+/**
+ * `commits`: how many commits aedes' publish of this packet waits for — 0 (nothing to keep), 1 (a
+ * retained message, or queued copies), 2 (both: stored, then queued).
+ */
+export type PublishNow = (client: Client, packet: PublishPacket, commits: number, cb: Done) => void;
 
 /**
  * Makes a QoS 1 PUBACK wait for the persistence commit of what the broker must keep.
@@ -44,9 +48,9 @@ export type PublishNow = (client: Client, packet: PublishPacket, waitForCommit: 
  * leaves before the retained message and the persistent sessions' queued copies are committed,
  * and a `kill -9` in between loses a message the publisher was told is safe.
  *
- * The returned `publishNow(client, packet, waitForCommit, cb)` is called from authorizePublish
+ * The returned `publishNow(client, packet, commits, cb)` is called from authorizePublish
  * (which runs before the PUBACK) and starts that same broker.publish at once. With
- * `waitForCommit` it calls back only after the publish completed — the SqlitePersistence settles
+ * `commits > 0` it calls back only after the publish completed — the SqlitePersistence settles
  * writes after COMMIT — so the PUBACK follows the commit; without, it calls back at once (nothing
  * to keep: no retain flag, no persistent subscriber) and the PUBACK is not delayed by delivery.
  * The broker.publish that aedes issues after the PUBACK with that same packet object (runSeries
@@ -55,10 +59,11 @@ export type PublishNow = (client: Client, packet: PublishPacket, waitForCommit: 
  * Live subscribers may get a message before its publisher gets the PUBACK — the order aedes
  * already uses for QoS 2 (store, publish, PUBREC).
  *
- * Order: a publish that waits for a commit reaches subscribers a commit later than one that does
- * not, so a client's later messages wait until its pending committed publish has completed
- * before they start ([MQTT-4.6.0-6] topics are ordered). Messages of a client with nothing
- * pending start at once.
+ * Order ([MQTT-4.6.0-6] topics are ordered): a publish reaches subscribers after its commits, so
+ * one with fewer commits would overtake a client's earlier message with more. A client's message
+ * therefore starts only once its previous one has completed when their commit counts differ, or
+ * once it has started when they are equal (the same FIFO group commits keep them in order, and a
+ * burst of them still shares commits). A client with nothing pending is not held up.
  * If a waited-for publish fails, the error goes to authorizePublish's callback: aedes closes the
  * connection without PUBACK and the client retransmits.
  */
@@ -75,13 +80,13 @@ export function commitBeforePuback(aedes: Aedes): PublishNow {
     if (e.finished) done(e.err);
     else e.then = done;
   };
-  /** Per publishing client: settles when its last publish that waits for a commit has completed. */
-  const pending = new WeakMap<Client, Promise<void>>();
-  return (client, packet, waitForCommit, cb) => {
+  /** Per publishing client: its last publish while one may still be overtaken (see Order above). */
+  const last = new WeakMap<Client, Step>();
+  return (client, packet, commits, cb) => {
+    const waitForCommit = commits > 0;
     const e = { finished: false, err: null as Error | null, then: undefined as Done | undefined };
     early.set(packet, e);
-    let completed: () => void = () => {};
-    const start = () =>
+    const start = (completed: () => void) =>
       original(packet, client, (err) => {
         e.finished = true;
         e.err = err ?? null;
@@ -93,18 +98,53 @@ export function commitBeforePuback(aedes: Aedes): PublishNow {
         e.then?.(e.err);
         completed();
       });
-    const before = pending.get(client);
-    if (waitForCommit) {
-      const mine = new Promise<void>((resolve) => (completed = resolve));
-      pending.set(client, mine);
-      void mine.then(() => {
-        if (pending.get(client) === mine) pending.delete(client);
-      });
+    // The previous message of this client: one with the same commit count may run alongside once
+    // it has started; otherwise this one waits until the previous completed.
+    const prev = last.get(client);
+    const gate =
+      prev === undefined || prev.completed
+        ? undefined
+        : prev.commits === commits
+          ? prev.started
+            ? undefined
+            : prev.startedP
+          : prev.doneP;
+    if (gate === undefined && !waitForCommit) {
+      start(() => {}); // fast path: nothing pending, nothing to keep
+      cb(null);
+      return;
     }
-    if (before) void before.then(start);
-    else start();
+    let markStarted = () => {};
+    let markDone = () => {};
+    const step: Step = {
+      commits,
+      started: false,
+      completed: false,
+      startedP: new Promise<void>((r) => (markStarted = r)),
+      doneP: new Promise<void>((r) => (markDone = r)),
+    };
+    last.set(client, step);
+    const run = () => {
+      step.started = true;
+      markStarted();
+      start(() => {
+        step.completed = true;
+        markDone();
+        if (last.get(client) === step) last.delete(client);
+      });
+    };
+    if (gate === undefined) run();
+    else void gate.then(run);
     if (!waitForCommit) cb(null);
   };
+}
+
+interface Step {
+  commits: number;
+  started: boolean;
+  completed: boolean;
+  startedP: Promise<void>;
+  doneP: Promise<void>;
 }
 
 type Deliver = (packet: { brokerId?: string; brokerCounter?: number; qos?: number }, cb: () => void) => void;

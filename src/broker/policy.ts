@@ -247,7 +247,12 @@ export class BrokerPolicy {
         ? (err) =>
             err
               ? cb(err)
-              : publishNow(client, packet, packet.retain || this.store!.hasPersistentSubscriber(packet.topic), cb)
+              : publishNow(
+                  client,
+                  packet,
+                  (packet.retain ? 1 : 0) + (this.store!.hasPersistentSubscriber(packet.topic) ? 1 : 0),
+                  cb,
+                )
         : cb;
     metrics.messagesIn.inc();
     metrics.bytesIn.inc(payload.length);
