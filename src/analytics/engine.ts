@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { AnalyticsConfig, ConditionSpec, RuleSpec, WindowConfigSpec } from './config.js';
 import { evaluate, globMatcher, scoreOf, type Value, type ZScoreOptions } from './conditions.js';
 import type { Aggregate } from './stats.js';
@@ -68,7 +69,7 @@ const HOUR_MS = 3_600_000;
 
 interface CompiledRule {
   spec: RuleSpec;
-  /** JSON of the spec: persisted state is restored only into the same rule. */
+  /** Hash of the spec's JSON: persisted state is restored only into the same rule. */
   key: string;
   matches: (id: string) => boolean;
   literalDevice: string | null;
@@ -158,7 +159,7 @@ export function compileRules(config: AnalyticsConfig): CompiledRule[] {
     }
     return {
       spec,
-      key: JSON.stringify(spec),
+      key: createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16),
       matches: globMatcher(spec.devices),
       literalDevice: /[*?]/.test(spec.devices) ? null : spec.devices,
       window,
@@ -180,6 +181,8 @@ export class RuleEngine {
   /** Per device, engine times of raises in the last hour across rules. */
   private readonly deviceRaises = new Map<string, number[]>();
   private readonly history: AlertRecord[] = [];
+  /** Tracks changed since the last takeDirty (what the state store must write). */
+  private readonly dirty = new Set<Track>();
   private seq = 0;
   readonly counters: EngineCounters = { evaluated: 0, raised: 0, cleared: 0, suppressed: 0, untracked: 0 };
 
@@ -221,6 +224,7 @@ export class RuleEngine {
       if (t.window) t.window.advance(now);
       if (!t.active) {
         if (rule.noDataMs !== null && t.lastSeen !== null && now - t.lastSeen >= rule.noDataMs) {
+          if (t.trueSince === null) this.dirty.add(t);
           t.trueSince ??= t.lastSeen + rule.noDataMs;
           t.lastCond = true;
           t.trueCount = Math.max(t.trueCount, rule.spec.repeat);
@@ -244,6 +248,7 @@ export class RuleEngine {
       if (t.active?.id === id && t.active.state === 'raised') {
         t.active.state = 'acknowledged';
         t.active.acknowledgedTs = wallNow;
+        this.dirty.add(t);
         return { kind: 'acknowledged', alert: { ...t.active } };
       }
     }
@@ -262,16 +267,36 @@ export class RuleEngine {
     return this.history.map((a) => ({ ...a }));
   }
 
+  /** Keys of the current rules (persisted rows of other keys are stale). */
+  ruleKeys(): string[] {
+    return this.rules.map((r) => r.key);
+  }
+
   get trackCount(): number {
     return this.tracks.size;
   }
 
   snapshot(now: number): EngineState {
+    return this.stateOf(this.tracks.values(), now);
+  }
+
+  /** Like snapshot, with only the tracks changed since the last call (the store writes these). */
+  takeDirty(now: number): EngineState {
+    const state = this.stateOf(this.dirty, now);
+    this.dirty.clear();
+    return state;
+  }
+
+  get dirtyCount(): number {
+    return this.dirty.size;
+  }
+
+  private stateOf(tracks: Iterable<Track>, now: number): EngineState {
     const rel = (t: number | null) => (t === null ? null : t - now);
     return {
       version: 1,
       seq: this.seq,
-      tracks: [...this.tracks.values()].map((t) => {
+      tracks: [...tracks].map((t) => {
         const w = t.window?.snapshot() ?? null;
         return {
           key: t.rule.key,
@@ -327,6 +352,8 @@ export class RuleEngine {
       t.suppressed = s.suppressed;
       t.active = s.active && { ...s.active };
     }
+    // Everything restored is written again at the next save, against this run's clock.
+    for (const t of this.tracks.values()) this.dirty.add(t);
     this.history.push(...state.history.slice(-HISTORY));
   }
 
@@ -356,6 +383,7 @@ export class RuleEngine {
       active: null,
     };
     this.tracks.set(key, t);
+    this.dirty.add(t);
     return t;
   }
 
@@ -371,6 +399,7 @@ export class RuleEngine {
     }
     const obs = { value, before, after };
     const cond = evaluate(rule.spec.when, obs, rule.z);
+    this.dirty.add(t);
     t.lastSeen = now;
     t.lastValue = value;
     t.lastScore = scoreOf(rule.spec.when, obs, rule.z);
@@ -437,6 +466,7 @@ export class RuleEngine {
     };
     t.active = alert;
     t.clearSince = null;
+    this.dirty.add(t);
     this.counters.raised++;
     events.push({ kind: 'raised', alert: { ...alert } });
   }
@@ -454,6 +484,7 @@ export class RuleEngine {
     t.lastCond = null;
     t.suppressed = false;
     t.cooldownUntil = now + t.rule.cooldownMs;
+    this.dirty.add(t);
     this.counters.cleared++;
     this.history.push({ ...alert });
     if (this.history.length > HISTORY) this.history.splice(0, this.history.length - HISTORY);
