@@ -73,6 +73,20 @@ export const ConditionConfig = Type.Union(
   },
 );
 
+/** A device command sent on `commands/{device}` (local MQTT: devices and driver-owned devices alike). */
+export const CommandConfig = Type.Object(
+  {
+    device: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$',
+        description: 'Target device id (default: the device that raised the alert).',
+      }),
+    ),
+    payload: Type.Unknown({ description: 'JSON payload of the command, e.g. { write: { setpoint: 60 } }.' }),
+  },
+  { additionalProperties: false },
+);
+
 export const RuleConfig = Type.Object(
   {
     name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$', description: 'Unique rule name.' }),
@@ -124,6 +138,8 @@ export const RuleConfig = Type.Object(
       { default: 'CRITICAL', description: "Uplink class of this rule's alerts." },
     ),
     message: Type.Optional(Type.String({ maxLength: 256, description: 'Text in the alert; {device} {value} {rule}.' })),
+    on_raise: Type.Optional(CommandConfig),
+    on_clear: Type.Optional(CommandConfig),
   },
   { additionalProperties: false },
 );
@@ -141,6 +157,13 @@ export const AnalyticsConfigSchema = section(
       maximum: 36000,
       default: 100,
       description: 'Flood limit across all rules of one device.',
+    }),
+    persist_interval_s: Type.Integer({
+      minimum: 1,
+      maximum: 3600,
+      default: 30,
+      description:
+        'Rule state (durations, windows, open alerts) is written to SQLite this often (changed tracks only) and at stop.',
     }),
     max_tracks: Type.Integer({
       minimum: 1,
