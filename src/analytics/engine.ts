@@ -177,7 +177,8 @@ export class RuleEngine {
   private readonly rules: CompiledRule[];
   /** By value name, the rules that watch it (a reading touches only those). */
   private readonly byName = new Map<string, CompiledRule[]>();
-  private readonly tracks = new Map<string, Track>();
+  private readonly tracks = new Set<Track>();
+  private readonly byDevice = new Map<string, Map<CompiledRule, Track>>();
   /** Per device, engine times of raises in the last hour across rules. */
   private readonly deviceRaises = new Map<string, number[]>();
   private readonly history: AlertRecord[] = [];
@@ -219,7 +220,7 @@ export class RuleEngine {
     // A rule naming one device watches it from the first tick, so "no data since start" raises.
     for (const rule of this.rules)
       if (rule.literalDevice !== null && rule.noDataMs !== null) this.track(rule, rule.literalDevice, now);
-    for (const t of this.tracks.values()) {
+    for (const t of this.tracks) {
       const { rule } = t;
       if (t.window) t.window.advance(now);
       if (!t.active) {
@@ -244,7 +245,7 @@ export class RuleEngine {
 
   /** Operator acknowledgement: raised → acknowledged. Undefined when no such open alert. */
   acknowledge(id: string, wallNow: number): AlertEvent | undefined {
-    for (const t of this.tracks.values()) {
+    for (const t of this.tracks) {
       if (t.active?.id === id && t.active.state === 'raised') {
         t.active.state = 'acknowledged';
         t.active.acknowledgedTs = wallNow;
@@ -258,7 +259,7 @@ export class RuleEngine {
   /** Open alerts (raised or acknowledged). */
   active(): AlertRecord[] {
     const out: AlertRecord[] = [];
-    for (const t of this.tracks.values()) if (t.active) out.push({ ...t.active });
+    for (const t of this.tracks) if (t.active) out.push({ ...t.active });
     return out;
   }
 
@@ -277,7 +278,7 @@ export class RuleEngine {
   }
 
   snapshot(now: number): EngineState {
-    return this.stateOf(this.tracks.values(), now);
+    return this.stateOf(this.tracks, now);
   }
 
   /** Like snapshot, with only the tracks changed since the last call (the store writes these). */
@@ -353,13 +354,14 @@ export class RuleEngine {
       t.active = s.active && { ...s.active };
     }
     // Everything restored is written again at the next save, against this run's clock.
-    for (const t of this.tracks.values()) this.dirty.add(t);
+    for (const t of this.tracks) this.dirty.add(t);
     this.history.push(...state.history.slice(-HISTORY));
   }
 
   private track(rule: CompiledRule, deviceId: string, now: number): Track | undefined {
-    const key = `${rule.spec.name}\u0000${deviceId}`;
-    let t = this.tracks.get(key);
+    // Per device, then per rule: no key string is built on the hot path.
+    let perDevice = this.byDevice.get(deviceId);
+    let t = perDevice?.get(rule);
     if (t) return t;
     if (this.tracks.size >= this.config.max_tracks) {
       this.counters.untracked++;
@@ -382,7 +384,9 @@ export class RuleEngine {
       suppressed: false,
       active: null,
     };
-    this.tracks.set(key, t);
+    this.tracks.add(t);
+    if (!perDevice) this.byDevice.set(deviceId, (perDevice = new Map()));
+    perDevice.set(rule, t);
     this.dirty.add(t);
     return t;
   }
