@@ -7,6 +7,8 @@ import { MetricsConfigSchema } from '../metrics/config.js';
 import { DriversConfigSchema } from '../drivers/config.js';
 import { QueueConfigSchema } from '../queue/config.js';
 import { UplinkConfigSchema } from '../uplink/config.js';
+import { AnalyticsConfigSchema } from '../analytics/config.js';
+import { HistoryConfigSchema } from '../history/config.js';
 
 /** The config format version this build reads; older files are migrated (see migrate.ts). */
 export const CONFIG_VERSION = 1;
@@ -55,6 +57,8 @@ export const ConfigSchema = Type.Object(
     drivers: DriversConfigSchema,
     queue: QueueConfigSchema,
     uplink: UplinkConfigSchema,
+    history: HistoryConfigSchema,
+    analytics: AnalyticsConfigSchema,
   },
   { additionalProperties: false, $id: 'edge-gateway-config', title: 'edge-gateway config' },
 );
