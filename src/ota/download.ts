@@ -340,3 +340,39 @@ export function sha256File(path: string): Promise<string> {
 }
 
 const mb = (b: number) => Math.ceil(b / 1048576);
+
+/** GETs a small document (the manifest envelope): bounded size and time, 2xx only. */
+export async function fetchSmall(
+  url: string,
+  maxBytes: number,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<Buffer> {
+  const res = await get(url, { 'user-agent': 'edge-gateway-ota' }, timeoutMs, signal);
+  const status = res.statusCode ?? 0;
+  if (status < 200 || status >= 300) {
+    res.resume();
+    throw new DownloadError('http', `manifest: server answered ${status} for ${url}`, status >= 500 || status === 429);
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    const timer = setTimeout(
+      () => res.destroy(new DownloadError('network', `manifest: no answer within ${timeoutMs} ms`, true)),
+      timeoutMs,
+    );
+    res.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > maxBytes) res.destroy(new DownloadError('size', `manifest larger than ${maxBytes} bytes`, false));
+      else chunks.push(c);
+    });
+    res.on('end', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks));
+    });
+    res.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err instanceof DownloadError ? err : new DownloadError('network', err.message, true));
+    });
+  });
+}
