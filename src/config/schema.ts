@@ -9,6 +9,7 @@ import { QueueConfigSchema } from '../queue/config.js';
 import { UplinkConfigSchema } from '../uplink/config.js';
 import { AnalyticsConfigSchema } from '../analytics/config.js';
 import { HistoryConfigSchema } from '../history/config.js';
+import { OtaConfigSchema } from '../ota/config.js';
 
 /** The config format version this build reads; older files are migrated (see migrate.ts). */
 export const CONFIG_VERSION = 1;
@@ -59,6 +60,7 @@ export const ConfigSchema = Type.Object(
     uplink: UplinkConfigSchema,
     history: HistoryConfigSchema,
     analytics: AnalyticsConfigSchema,
+    ota: OtaConfigSchema,
   },
   { additionalProperties: false, $id: 'edge-gateway-config', title: 'edge-gateway config' },
 );
