@@ -173,6 +173,8 @@ export class DriverRuntime {
       emit: (samples) => this.guard(() => this.emit(samples)),
       setConnected: (c, reason, deviceId) => this.guard(() => this.setConnected(c, reason ?? null, deviceId)),
       error: (kind, o) => this.guard(() => this.countError(kind, o?.deviceId, o?.detail)),
+      received: (n, deviceId) =>
+        this.guard(() => this.opts.devices.received(deviceId ?? this.id, this.opts.type.transport, n)),
       reconnecting: () => this.guard(() => this.opts.metrics.reconnects.inc({ driver: this.id })),
     };
   }

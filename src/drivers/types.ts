@@ -48,6 +48,11 @@ export interface DriverContext {
    * the driver id; `detail` (a sample of the bad input, the error message) goes to the log only.
    */
   error(kind: DriverErrorKind, opts?: { deviceId?: string; detail?: string }): void;
+  /**
+   * Counts bytes received from a device (device registry bytes_in) as they arrive, whether or not
+   * they become a reading; drivers that use it emit samples with `bytes: 0`.
+   */
+  received(bytes: number, deviceId?: string): void;
   /** Counts a reconnect attempt (for edge_gateway_driver_reconnects_total). */
   reconnecting(): void;
   /** Aborted when the driver is stopped: pending waits and timers should end. */
