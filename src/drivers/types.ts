@@ -59,6 +59,23 @@ export interface DriverContext {
   readonly signal: AbortSignal;
 }
 
+/** What the caller of a command grants the driver (DriverManager.handleCommand sets both). */
+export interface CommandOptions {
+  /**
+   * Aborted when the caller stopped waiting and reported the command failed: from then on the
+   * driver must not send anything more for it.
+   */
+  readonly signal: AbortSignal;
+  /** Monotonic time (performance.now()) by which the driver must have answered. */
+  readonly deadline: number;
+}
+
+/** Driver-specific health for /mgmt; entries of `devices` are served per device (/mgmt/devices/{id}). */
+export interface DriverDetail {
+  devices?: Record<string, Record<string, unknown>>;
+  [key: string]: unknown;
+}
+
 export interface CommandResult {
   ok: boolean;
   /** Short reason shown to the caller when ok is false (validation error, timeout...). */
@@ -77,9 +94,9 @@ export interface Driver {
   /** Device ids this driver owns (for command routing and registry); at least the driver id. */
   devices(): readonly string[];
   /** Handles `commands/{deviceId}`; only drivers that can write to a device implement it. */
-  command?(deviceId: string, payload: unknown): Promise<CommandResult>;
+  command?(deviceId: string, payload: unknown, opts: CommandOptions): Promise<CommandResult>;
   /** Extra per-type health detail (e.g. per-slave state) for /mgmt. */
-  detail?(): Record<string, unknown>;
+  detail?(): DriverDetail;
 }
 
 /**
