@@ -195,7 +195,9 @@ class ModbusRtuDriver implements Driver {
         return {
           ok: false,
           error: `${w.name}: ${sent ? '' : 'not sent: '}${(err as Error).message}`,
-          detail: sent ? { written: done, failed: w.name, not_sent: notSent } : { written: done, not_sent: [w.name, ...notSent] },
+          detail: sent
+            ? { written: done, failed: w.name, not_sent: notSent }
+            : { written: done, not_sent: [w.name, ...notSent] },
         };
       }
     }
@@ -389,7 +391,9 @@ class ModbusRtuDriver implements Driver {
           if (!cl || this.stopped) throw new NotSent('port not open');
           if (cmd?.signal.aborted) throw new NotSent('the command was given up (timed out)');
           if (cmd && performance.now() + this.c.timeout_ms + DEADLINE_MARGIN_MS > cmd.deadline)
-            throw new NotSent(`no time left for an answer (timeout_ms ${this.c.timeout_ms}) before the command deadline`);
+            throw new NotSent(
+              `no time left for an answer (timeout_ms ${this.c.timeout_ms}) before the command deadline`,
+            );
           cl.setID(slave.cfg.unit);
           return fn(cl);
         }, cmd !== undefined);
