@@ -73,6 +73,14 @@ function classify(err: unknown): { kind: DriverErrorKind; retry: boolean } {
   return { kind: 'io', retry: false };
 }
 
+/** Why a write that went on the bus failed, for the command result. */
+function failure(err: unknown): string {
+  const msg = (err as Error).message;
+  if (classify(err).kind === 'exception') return `refused by the slave (${msg})`;
+  // No valid answer: the request went out, so the slave may have applied it; it is not sent again.
+  return `no valid answer (${msg}); the slave may or may not have applied it, it is not sent again`;
+}
+
 function checkConfig(c: ModbusRtuConfig): void {
   c.slaves.forEach((s, si) => {
     const names = new Set<string>();
@@ -194,7 +202,7 @@ class ModbusRtuDriver implements Driver {
         if (sent) this.ctx.log.warn({ device: deviceId, name: w.name, err }, 'modbus write failed');
         return {
           ok: false,
-          error: `${w.name}: ${sent ? '' : 'not sent: '}${(err as Error).message}`,
+          error: `${w.name}: ${sent ? failure(err) : `not sent: ${(err as Error).message}`}`,
           detail: sent
             ? { written: done, failed: w.name, not_sent: notSent }
             : { written: done, not_sent: [w.name, ...notSent] },
