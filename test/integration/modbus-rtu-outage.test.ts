@@ -157,16 +157,19 @@ test('modbus-rtu: a command whose answer cannot come before its deadline is not 
 });
 
 test('modbus-rtu: an 8-entry slave that stops answering is offline within the configured bound (defaults)', async (t) => {
-  // Defaults: timeout_ms 500, retries 1, offline_after 3, interval_ms 1000 → bound 3 × (1000 + 2 × 500) = 6000 ms.
+  // Defaults: timeout_ms 500, retries 1, offline_after 3, interval_ms 1000 →
+  // bound 3 × max(1000, 2 × 500) + 2 × 500 = 4000 ms (docs/drivers.md).
   const { h, slave } = await setup(t, '    # timeout_ms, retries, offline_after: defaults');
   await waitFor(() => h.devices.get('boiler')?.online === true, 15000, 'boiler online');
-  const bound = 6000;
+  const bound = 4000;
   await slave.stop();
   const t0 = performance.now();
   await waitFor(() => h.devices.get('boiler')?.online === false, bound + 3000, 'boiler offline');
   const took = Math.round(performance.now() - t0);
   console.log(`# modbus offline detection, 8-entry map, defaults: ${took} ms (bound ${bound} ms)`);
-  assert.ok(took <= bound, `offline after ${took} ms, bound ${bound} ms`);
+  // The bound is exact up to timer lateness (Node timers fire late, never early) and this
+  // loop's 20 ms polling; the worst case needs the slave to die right after a poll started.
+  assert.ok(took <= bound + 100, `offline after ${took} ms, bound ${bound} ms`);
   const det = boilerDetail(h);
   assert.equal(det.offlineWithinMs, bound);
   assert.equal(det.online, false);
@@ -212,7 +215,7 @@ test('modbus-rtu: /mgmt/devices serves the per-slave detail (libcoap coap-client
   }
   const one = (await get('/mgmt/devices/ghost')) as Dev;
   assert.equal(one.driver?.['unit'], 9);
-  assert.equal(one.driver?.['offlineWithinMs'], 2 * (200 + 200));
+  assert.equal(one.driver?.['offlineWithinMs'], 2 * 200 + 200);
   assert.match(String(one.driver?.['lastError']), /timed out/i);
   assert.ok(Number(one.driver?.['polls']) >= 1);
   const boiler = (await get('/mgmt/devices/boiler')) as Dev;

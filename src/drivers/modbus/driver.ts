@@ -50,7 +50,7 @@ interface PollGroup {
   entries: PollEntry[];
   /** A poll of this group is running (a tick never queues a second one). */
   running: boolean;
-  /** Index of the entry a poll starts with: the last one that got an answer. */
+  /** Index of the entry a poll starts with: the one after the last unanswered request. */
   probe: number;
   timer: NodeJS.Timeout | undefined;
 }
@@ -71,6 +71,19 @@ function classify(err: unknown): { kind: DriverErrorKind; retry: boolean } {
   if (e.errno === 'ETIMEDOUT' || /timed out/i.test(e.message ?? '')) return { kind: 'timeout', retry: true };
   if (/CRC|length|Unexpected data|Data length/i.test(e.message ?? '')) return { kind: 'crc', retry: true };
   return { kind: 'io', retry: false };
+}
+
+/**
+ * Worst case from a slave going silent to it being reported offline, bus time of other slaves
+ * aside. A poll stops at the first unanswered request (poll()), so it costs at most F =
+ * (retries + 1) × timeout_ms beyond what was answered; polls of a group start every interval I
+ * (or when the previous one ends, if later). The poll running when the slave dies ends within F;
+ * each of the offline_after failed polls after it starts at most max(I, F) after the previous one.
+ */
+export function offlineBound(c: ModbusRtuConfig, slave: SlaveConfig): number {
+  const f = (c.retries + 1) * c.timeout_ms;
+  const i = Math.min(...slave.poll.map((p) => p.interval_ms));
+  return c.offline_after * Math.max(i, f) + f;
 }
 
 /** Why a write that went on the bus failed, for the command result. */
@@ -117,8 +130,6 @@ class ModbusRtuDriver implements Driver {
     private readonly ctx: DriverContext,
   ) {
     checkConfig(c);
-    // A failed poll costs one request with its retries, whatever the map size (see poll()).
-    const failedPollMs = (c.retries + 1) * c.timeout_ms;
     this.slaves = c.slaves.map((cfg) => ({
       cfg,
       deviceId: slaveDeviceId(c.id, cfg),
@@ -126,7 +137,7 @@ class ModbusRtuDriver implements Driver {
       online: undefined,
       polls: 0,
       lastError: null,
-      offlineWithinMs: c.offline_after * (Math.min(...cfg.poll.map((p) => p.interval_ms)) + failedPollMs),
+      offlineWithinMs: offlineBound(c, cfg),
     }));
     for (const slave of this.slaves) {
       const byInterval = new Map<number, PollEntry[]>();
@@ -309,17 +320,18 @@ class ModbusRtuDriver implements Driver {
   }
 
   /**
-   * One read per entry, starting with the entry that last answered. Fail fast: when that first
-   * request gets no valid answer (timeout, CRC) after its retries, the slave is not answering and
-   * the rest of the map is not tried, so a failed poll costs (retries + 1) × timeout_ms whatever
-   * the map size. An exception response is an answer: the slave is there, the poll goes on.
+   * One read per entry. Fail fast: the poll stops at the first request without a valid answer
+   * (timeout, CRC) after its retries, so a poll costs at most one (retries + 1) × timeout_ms
+   * whatever the map size, and a slave that dies is not asked for the rest of its map. The next
+   * poll starts with the entry after that one: a register a slave never answers costs one
+   * timeout per poll and the others are still read (quality uncertain). An exception response is
+   * an answer (the slave is there): the poll goes on.
    */
   private async poll(g: PollGroup): Promise<void> {
     const values: Record<string, ReadingValue> = {};
     const units: Record<string, string> = {};
     let ok = 0;
     let failed = 0;
-    let answered = false;
     let lastErr = '';
     const n = g.entries.length;
     for (let k = 0; k < n; k++) {
@@ -333,15 +345,11 @@ class ModbusRtuDriver implements Driver {
           if (e.unit) units[name] = e.unit;
         });
         ok++;
-        answered = true;
       } catch (err) {
         failed++;
         lastErr = (err as Error).message;
         if (!this.client || this.stopped) return; // the port went away mid-poll: lost() reported it
-        if (classify(err).kind === 'exception') answered = true;
-        else if (!answered) {
-          // Next time start with the next entry: one register a slave never answers must not
-          // make a live slave look dead.
+        if (classify(err).kind !== 'exception') {
           g.probe = (idx + 1) % n;
           break;
         }
