@@ -222,3 +222,70 @@ test('modbus-rtu: /mgmt/devices serves the per-slave detail (libcoap coap-client
   assert.equal(boiler.driver?.['failures'], 0);
   assert.equal(boiler.driver?.['lastError'], null);
 });
+
+/** CRC-16/MODBUS (Modbus over Serial Line v1.02 §6.2.2), low byte first on the wire. */
+function crc16(b: Buffer): number {
+  let crc = 0xffff;
+  for (const x of b) {
+    crc ^= x;
+    for (let i = 0; i < 8; i++) crc = crc & 1 ? (crc >>> 1) ^ 0xa001 : crc >>> 1;
+  }
+  return crc;
+}
+
+test('modbus-rtu: a live slave that never answers one register stays online; the other entries are read', async (t) => {
+  const { SerialPort } = await import('serialport');
+  const d = mkdtempSync(join(tmpdir(), 'egw-mbs-'));
+  const pty = new PtyPair(join(d, 'dev'), join(d, 'peer'));
+  await pty.start();
+  const h = harness(`  - type: modbus-rtu
+    id: plc
+    path: ${pty.dev}
+    baud: 19200
+    timeout_ms: 150
+    retries: 1
+    offline_after: 1
+    slaves:
+      - unit: 1
+        device: quirky
+        poll:
+          - { name: a, address: 0, interval_ms: 200 }
+          - { name: hole, address: 12, interval_ms: 200 }
+          - { name: b, address: 20, interval_ms: 200 }
+`);
+  // A minimal FC3 responder that stays silent for register 12 (some devices do, instead of an
+  // exception): answers every other read with the address as the value.
+  const peer = new SerialPort({ path: pty.peer, baudRate: 19200 });
+  peer.on('error', () => {});
+  let buf = Buffer.alloc(0);
+  peer.on('data', (chunk: Buffer) => {
+    buf = Buffer.concat([buf, chunk]);
+    while (buf.length >= 8) {
+      const req = buf.subarray(0, 8);
+      buf = buf.subarray(8);
+      if (req[1] !== 3 || crc16(req.subarray(0, 6)) !== req.readUInt16LE(6)) continue;
+      const addr = req.readUInt16BE(2);
+      if (addr === 12) continue;
+      const body = Buffer.from([1, 3, 2, addr >> 8, addr & 0xff]);
+      const out = Buffer.alloc(7);
+      body.copy(out);
+      out.writeUInt16LE(crc16(body), 5);
+      peer.write(out);
+    }
+  });
+  t.after(async () => {
+    await h.close();
+    await new Promise<void>((r) => (peer.isOpen ? peer.close(() => r()) : r()));
+    await pty.kill();
+  });
+  await h.manager.start();
+  await waitFor(() => h.readings.filter((r) => r.deviceId === 'quirky').length >= 6, 10000, 'six readings');
+  const rs = h.readings.filter((r) => r.deviceId === 'quirky');
+  assert.ok(rs.every((r) => r.quality === 'uncertain' && r.values['hole'] === undefined));
+  assert.ok(
+    rs.slice(1).every((r) => r.values['a'] === 0 && r.values['b'] === 20),
+    JSON.stringify(rs.slice(0, 3)),
+  );
+  assert.equal(h.devices.get('quirky')!.online, true, 'never reported offline');
+  assert.ok((h.manager.status()[0]!.errors.timeout ?? 0) >= 2);
+});
