@@ -103,6 +103,11 @@ export class DeviceRegistry {
     d.bytesIn += bytes;
   }
 
+  /** Bytes that arrived from the device without (yet) making a message, e.g. a serial stream. */
+  received(id: string, transport: Transport, bytes: number): void {
+    this.touch(id, transport).bytesIn += bytes;
+  }
+
   error(id: string, transport: Transport): void {
     this.touch(id, transport).errors++;
   }

@@ -4,7 +4,16 @@ import type { Pipeline } from '../pipeline/pipeline.js';
 import { isValidDeviceId, type Reading } from '../pipeline/reading.js';
 import type { DriverMetrics } from './metrics.js';
 import { RateLimitedLog } from '../log/rate-limited.js';
-import type { CommandResult, Driver, DriverContext, DriverErrorKind, DriverType, Sample } from './types.js';
+import type {
+  CommandOptions,
+  CommandResult,
+  Driver,
+  DriverContext,
+  DriverDetail,
+  DriverErrorKind,
+  DriverType,
+  Sample,
+} from './types.js';
 
 export interface RuntimeOptions {
   type: DriverType<never>;
@@ -30,7 +39,7 @@ export interface DriverStatus {
   dropped: number;
   errors: Partial<Record<DriverErrorKind, number>>;
   buffered: number;
-  detail?: Record<string, unknown>;
+  detail?: DriverDetail;
 }
 
 /**
@@ -125,12 +134,12 @@ export class DriverRuntime {
     this.abort = new AbortController();
   }
 
-  async command(deviceId: string, payload: unknown): Promise<CommandResult> {
+  async command(deviceId: string, payload: unknown, opts: CommandOptions): Promise<CommandResult> {
     const d = this.driver;
     if (!d?.command) return { ok: false, error: `driver ${this.id} (${this.opts.type.type}) accepts no commands` };
     if (this.state !== 'running') return { ok: false, error: `driver ${this.id} is ${this.state}` };
     try {
-      const r = await d.command(deviceId, payload);
+      const r = await d.command(deviceId, payload, opts);
       if (!r.ok) this.countError('command', deviceId, r.error);
       return r;
     } catch (err) {
@@ -140,7 +149,7 @@ export class DriverRuntime {
   }
 
   status(): DriverStatus {
-    let detail: Record<string, unknown> | undefined;
+    let detail: DriverDetail | undefined;
     try {
       detail = this.driver?.detail?.();
     } catch {
@@ -173,6 +182,8 @@ export class DriverRuntime {
       emit: (samples) => this.guard(() => this.emit(samples)),
       setConnected: (c, reason, deviceId) => this.guard(() => this.setConnected(c, reason ?? null, deviceId)),
       error: (kind, o) => this.guard(() => this.countError(kind, o?.deviceId, o?.detail)),
+      received: (n, deviceId) =>
+        this.guard(() => this.opts.devices.received(deviceId ?? this.id, this.opts.type.transport, n)),
       reconnecting: () => this.guard(() => this.opts.metrics.reconnects.inc({ driver: this.id })),
     };
   }
