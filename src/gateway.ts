@@ -3,6 +3,8 @@ import type { Registry } from 'prom-client';
 import { BrokerService } from './broker/broker.js';
 import type { GatewayConfig } from './config/schema.js';
 import type { GatewayContext, GatewayHealth } from './context.js';
+import { RefusalKeeper } from './deadletters/refusals.js';
+import { DeadLetterStore } from './deadletters/store.js';
 import { DeviceRegistry } from './devices/registry.js';
 import { buildDrivers, type CommandResult, type DriverManager } from './drivers/index.js';
 import { Lifecycle } from './lifecycle/lifecycle.js';
@@ -42,6 +44,8 @@ export class Gateway {
   private readonly notifier: SystemdNotifier;
   private readonly startedAt = performance.now();
   private readonly devices: DeviceRegistry;
+  private readonly deadletters: DeadLetterStore | undefined;
+  private readonly refusals: RefusalKeeper;
   private statusTimer: NodeJS.Timeout | undefined;
   readonly context: GatewayContext;
   readonly services: readonly Service[];
@@ -57,7 +61,19 @@ export class Gateway {
     this.devices = new DeviceRegistry(this.db);
     const pipeline = new Pipeline({ log: log.child({ mod: 'pipeline' }), maxPending: 100000 });
     const latest = new LatestValues();
-    pipeline.addSink(latest);
+    latest.follow(pipeline); // updated after the commit, in arrival order
+    // Refused payloads: device counters, dead letters, a log line per device per minute.
+    // The lead passes the publisher here (RefusalKeeper `publisher`) for deadletters.uplink.
+    const dlLog = log.child({ mod: 'deadletters' });
+    if (config.deadletters.enabled)
+      this.deadletters = new DeadLetterStore({ db: this.db, config: config.deadletters, log: dlLog });
+    this.refusals = new RefusalKeeper({
+      store: this.deadletters,
+      devices: this.devices,
+      log: dlLog,
+      uplink: config.deadletters.uplink,
+    });
+    pipeline.setRefusalSink(this.refusals);
     this.context = {
       config,
       configPath: opts.configPath,
@@ -66,6 +82,7 @@ export class Gateway {
       pipeline,
       latest,
       devices: this.devices,
+      deadletters: this.deadletters,
       metrics: this.registry,
       version: VERSION,
       uptimeMs: () => performance.now() - this.startedAt,
@@ -79,6 +96,8 @@ export class Gateway {
   async start(): Promise<void> {
     this.loop.start();
     this.devices.startFlushing();
+    this.deadletters?.start();
+    this.refusals.start();
     try {
       await this.lifecycle.start();
     } catch (err) {
@@ -121,6 +140,8 @@ export class Gateway {
 
   private closeStore(): void {
     try {
+      this.refusals.stop();
+      this.deadletters?.close();
       this.devices.close();
       this.db.close();
     } catch (err) {

@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log/logger.js';
 import { GatewayError } from '../errors.js';
-import type { Reading } from './reading.js';
+import type { Transport } from '../devices/registry.js';
+import type { RefusalCode } from './normalise.js';
+import type { Reading, ReadingSource } from './reading.js';
 
 /** Where a batch of readings came from; sinks use it to classify (priority rules match on topic/source). */
 export interface IngestMeta {
@@ -27,6 +29,33 @@ export interface Sink {
   accept(readings: readonly Reading[], meta: IngestMeta): void | Promise<void>;
 }
 
+/**
+ * A payload the boundary could not accept whole: refused (nothing accepted) or accepted with
+ * readings or fields left out. MQTT 3.1.1 has no negative PUBACK, so the source acknowledges it
+ * anyway and the refusal sink keeps the original bytes (dead-letter store, docs/readings.md).
+ */
+export interface Refusal {
+  source: ReadingSource;
+  /** Device-registry transport; absent for sources that are not devices. */
+  transport: Transport | undefined;
+  /** Undefined when the id itself was refused. */
+  deviceId: string | undefined;
+  /** Client id / CoAP peer / driver id. */
+  origin: string | undefined;
+  topic: string | undefined;
+  /** The original bytes as received (or the sample as JSON for drivers). */
+  payload: Uint8Array;
+  code: RefusalCode;
+  reason: string;
+  /** Readings of the same payload that were accepted (0: refused whole). */
+  accepted: number;
+}
+
+/** Keeps refused payloads (the dead-letter store); resolves once they are committed. */
+export interface RefusalSink {
+  refuse(r: Refusal): void | Promise<void>;
+}
+
 export interface PipelineOptions {
   log: Logger;
   /** Bound on readings accepted but not yet committed by every sink; beyond it ingest is refused. */
@@ -34,6 +63,7 @@ export interface PipelineOptions {
 }
 
 export interface PipelineEvents {
+  /** After every sink committed, in the order the batches committed (the latest-value cache listens). */
   reading: [reading: Reading, meta: IngestMeta];
 }
 
@@ -45,7 +75,9 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
   private readonly stages: { name: string; fn: Stage }[] = [];
   private readonly sinks: Sink[] = [];
   private pending = 0;
-  readonly counters = { accepted: 0, dropped: 0, refused: 0, stageErrors: 0 };
+  private refusals: RefusalSink | undefined;
+  /** `invalid`: payloads with something refused at the boundary (kept as dead letters). */
+  readonly counters = { accepted: 0, dropped: 0, refused: 0, stageErrors: 0, invalid: 0 };
 
   constructor(private readonly opts: PipelineOptions) {
     super();
@@ -66,6 +98,26 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
       const i = this.sinks.indexOf(sink);
       if (i >= 0) this.sinks.splice(i, 1);
     };
+  }
+
+  /** Where sources hand refused payloads (the composition root sets the dead-letter store). */
+  setRefusalSink(sink: RefusalSink | undefined): void {
+    this.refusals = sink;
+  }
+
+  /**
+   * A source reports a payload it could not accept whole. Resolves once the refusal sink kept it,
+   * so the source acknowledges only what is stored; never rejects (a failing dead-letter store
+   * must not turn into a retry loop of the same bad payload).
+   */
+  async refuse(r: Refusal): Promise<void> {
+    this.counters.invalid++;
+    if (!this.refusals) return;
+    try {
+      await this.refusals.refuse(r);
+    } catch (err) {
+      this.opts.log.error({ err, deviceId: r.deviceId }, 'the refusal sink failed; the refused payload is not kept');
+    }
   }
 
   get depth(): number {
