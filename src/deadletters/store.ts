@@ -92,7 +92,6 @@ export interface DeadLetterStoreOptions {
 export function previewOf(payload: Buffer): string {
   const head = payload.subarray(0, PREVIEW_BYTES);
   const text = head.toString('utf8');
-  // eslint-disable-next-line no-control-regex
   const printable = !/[\u0000-\u0008\u000e-\u001f\ufffd]/.test(text);
   const shown = printable ? text : head.toString('hex');
   return payload.length > PREVIEW_BYTES ? `${shown}…` : shown;
