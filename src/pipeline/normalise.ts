@@ -160,7 +160,7 @@ function addField(
     report(st, index, name.slice(0, 80), bad);
     return n;
   }
-  if (isRecord(v)) {
+  if (typeof v === 'object' && v !== null && isRecord(v)) {
     if (depth >= MAX_NESTING_DEPTH) {
       report(st, index, name, `nested deeper than ${MAX_NESTING_DEPTH} levels`);
       return n;
