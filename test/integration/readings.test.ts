@@ -187,6 +187,21 @@ uplink: { enabled: false }
     assert.match(dx.lastError, /not JSON/);
   });
 
+  it('/mgmt/deadletters refuses hostile queries and ids with a reason; no token is 4.01', async () => {
+    const get = (path: string) => coapClient(['-m', 'get', `coap://127.0.0.1:${coapPort}${path}`]);
+    assert.match((await get('/mgmt/deadletters')).stderr, /^4\.01 /);
+    assert.match((await get(`/mgmt/deadletters/abc?token=${READ}`)).stderr, /^4\.00 /);
+    assert.match((await get(`/mgmt/deadletters/-1?token=${READ}`)).stderr, /^4\.00 /);
+    assert.match((await get(`/mgmt/deadletters/99999999?token=${READ}`)).stderr, /^4\.04 /);
+    assert.match((await get(`/mgmt/deadletters?token=${READ}&device=a%20b`)).stderr, /^4\.00 /);
+    const huge = (await coapGet(`/mgmt/deadletters?token=${READ}&limit=1e9&before=abc`)) as { entries: unknown[] };
+    assert.ok(huge.entries.length >= 1 && huge.entries.length <= 500);
+    const none = (await coapGet(`/mgmt/deadletters?token=${READ}&limit=-5&before=1`)) as { entries: unknown[] };
+    assert.equal(none.entries.length, 0);
+    const bad = await ctl(['--host', `127.0.0.1:${coapPort}`, 'deadletters', 'x1']);
+    assert.equal(bad.code, 2);
+  });
+
   it('an array field is left out and kept; the rest of the reading is accepted (CoAP answers 2.01 too)', async () => {
     const p = await pub('sensors/dev-a/data', '{"ts":1700000000000,"v":1,"samples":[1,2,3]}');
     assert.equal(p.code, 0, p.stderr);
