@@ -20,8 +20,12 @@ import {
  * problem is reported, so nothing acknowledged is silently lost.
  */
 
-/** Longest string value, in UTF-8 bytes (a firmware version, a status word; not a blob). */
-export const MAX_STRING_BYTES = 1024;
+/**
+ * Longest string value, in UTF-8 bytes (a firmware version, a status word; not a blob). Equal to
+ * the binary codec's MAX_STRING_BYTES (src/codec/format.ts: one length byte), so whatever the
+ * boundary accepts the outbox can encode; test/unit/pipeline/normalise.test.ts checks they agree.
+ */
+export const MAX_STRING_BYTES = 255;
 /** Most values per reading (after flattening). More are left out, each one reported. */
 export const MAX_VALUES_PER_READING = 256;
 /** Most readings per message (a JSON array / CBOR array / codec batch). */
@@ -34,6 +38,12 @@ export const MAX_UNIT_LENGTH = 32;
 export const MAX_TS = CODEC_MAX_TS;
 /** Problems listed in detail per message; the count covers all of them. */
 export const MAX_PROBLEMS_LISTED = 20;
+
+/**
+ * In a `u`-flag regex a surrogate pair is one code point, so this matches only lone surrogates
+ * (JSON "\ud800" parses to one): UTF-8 cannot encode them (RFC 3629 §3), so neither can the codec.
+ */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
 /** ISO 8601 date-time with seconds optional, fraction optional, and a zone (Z or ±hh:mm) required. */
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/;
@@ -127,9 +137,9 @@ function valueProblem(v: unknown): string | undefined {
       return undefined;
     case 'string':
       // Byte length only when the UTF-16 length could exceed the bound (≤ 3 bytes per code unit).
-      return v.length * 3 <= MAX_STRING_BYTES || Buffer.byteLength(v, 'utf8') <= MAX_STRING_BYTES
-        ? undefined
-        : `string longer than ${MAX_STRING_BYTES} UTF-8 bytes`;
+      if (v.length * 3 > MAX_STRING_BYTES && Buffer.byteLength(v, 'utf8') > MAX_STRING_BYTES)
+        return `string longer than ${MAX_STRING_BYTES} UTF-8 bytes`;
+      return LONE_SURROGATE.test(v) ? 'string holds a lone UTF-16 surrogate (not UTF-8)' : undefined;
     case 'object':
       if (v === null) return undefined;
       return Array.isArray(v) ? 'arrays are not values' : 'not a number, boolean, string or null';
@@ -202,7 +212,7 @@ function parseUnits(
   for (const k of Object.keys(u)) {
     const unit = u[k];
     if (!Object.hasOwn(values, k)) report(st, index, `units.${k.slice(0, 80)}`, 'names no value');
-    else if (typeof unit !== 'string' || unit.length > MAX_UNIT_LENGTH)
+    else if (typeof unit !== 'string' || unit.length > MAX_UNIT_LENGTH || LONE_SURROGATE.test(unit))
       report(st, index, `units.${k}`, `must be a string of at most ${MAX_UNIT_LENGTH} characters`);
     else (out ??= {})[k] = unit;
   }
@@ -363,7 +373,8 @@ function checkTyped(r: Reading, st: State, index: number): Reading | null {
   if (r.units !== undefined) {
     for (const k in r.units) {
       const u = r.units[k];
-      if (!Object.hasOwn(r.values, k) || typeof u !== 'string' || u.length > MAX_UNIT_LENGTH) unitsBad = true;
+      if (!Object.hasOwn(r.values, k) || typeof u !== 'string' || u.length > MAX_UNIT_LENGTH || LONE_SURROGATE.test(u))
+        unitsBad = true;
     }
   }
   if (!bad && !unitsBad && ts === r.ts) return r;

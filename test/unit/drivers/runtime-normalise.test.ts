@@ -52,7 +52,7 @@ test('driver samples pass the shared normaliser: bad fields left out and kept, a
   );
   assert.equal(refusals.length, 2);
   assert.equal(refusals[0]!.accepted, 1);
-  assert.match(refusals[0]!.reason, /blob: string longer than 1024/);
+  assert.match(refusals[0]!.reason, /blob: string longer than 255/);
   assert.equal(refusals[1]!.accepted, 0);
   assert.match(refusals[1]!.reason, /ts must be/);
   assert.equal(refusals[1]!.deviceId, 'drv-1');
