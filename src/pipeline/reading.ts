@@ -3,10 +3,7 @@
  * (MQTT, CoAP, serial, downstream CoAP, vision). Declared once, imported everywhere.
  */
 
-/**
- * A value of a reading: numeric, boolean, text (at most MAX_STRING_BYTES UTF-8 bytes: firmware
- * versions, status words), or explicitly absent (sensor dropout). normalise.ts enforces the bounds.
- */
+/** A value of a reading: numeric, boolean, text (bounded length), or explicitly absent (sensor dropout). */
 export type ReadingValue = number | boolean | string | null;
 
 export type Quality = 'good' | 'uncertain' | 'bad';
