@@ -3,8 +3,7 @@ import type { Registry } from 'prom-client';
 import { BrokerService } from './broker/broker.js';
 import type { GatewayConfig } from './config/schema.js';
 import type { GatewayContext, GatewayHealth } from './context.js';
-import { RefusalKeeper } from './deadletters/refusals.js';
-import { DeadLetterStore } from './deadletters/store.js';
+import { DeadLetters } from './deadletters/index.js';
 import { DeviceRegistry } from './devices/registry.js';
 import { buildDrivers, type CommandResult, type DriverManager } from './drivers/index.js';
 import { Lifecycle } from './lifecycle/lifecycle.js';
@@ -44,8 +43,8 @@ export class Gateway {
   private readonly notifier: SystemdNotifier;
   private readonly startedAt = performance.now();
   private readonly devices: DeviceRegistry;
-  private readonly deadletters: DeadLetterStore | undefined;
-  private readonly refusals: RefusalKeeper;
+  /** Refused payloads (device counters, dead-letter store); the lead's publisher: deadletters.setPublisher. */
+  readonly deadletters: DeadLetters;
   private statusTimer: NodeJS.Timeout | undefined;
   readonly context: GatewayContext;
   readonly services: readonly Service[];
@@ -60,20 +59,15 @@ export class Gateway {
     this.registry = createRegistry();
     this.devices = new DeviceRegistry(this.db);
     const pipeline = new Pipeline({ log: log.child({ mod: 'pipeline' }), maxPending: 100000 });
-    const latest = new LatestValues();
-    latest.follow(pipeline); // updated after the commit, in arrival order
-    // Refused payloads: device counters, dead letters, a log line per device per minute.
-    // The lead passes the publisher here (RefusalKeeper `publisher`) for deadletters.uplink.
-    const dlLog = log.child({ mod: 'deadletters' });
-    if (config.deadletters.enabled)
-      this.deadletters = new DeadLetterStore({ db: this.db, config: config.deadletters, log: dlLog });
-    this.refusals = new RefusalKeeper({
-      store: this.deadletters,
+    this.deadletters = new DeadLetters({
+      db: this.db,
+      config: config.deadletters,
       devices: this.devices,
-      log: dlLog,
-      uplink: config.deadletters.uplink,
+      pipeline,
+      log: log.child({ mod: 'deadletters' }),
     });
-    pipeline.setRefusalSink(this.refusals);
+    const latest = new LatestValues();
+    pipeline.addSink(latest);
     this.context = {
       config,
       configPath: opts.configPath,
@@ -82,7 +76,7 @@ export class Gateway {
       pipeline,
       latest,
       devices: this.devices,
-      deadletters: this.deadletters,
+      deadletters: this.deadletters.store,
       metrics: this.registry,
       version: VERSION,
       uptimeMs: () => performance.now() - this.startedAt,
@@ -96,8 +90,7 @@ export class Gateway {
   async start(): Promise<void> {
     this.loop.start();
     this.devices.startFlushing();
-    this.deadletters?.start();
-    this.refusals.start();
+    this.deadletters.start();
     try {
       await this.lifecycle.start();
     } catch (err) {
@@ -140,8 +133,7 @@ export class Gateway {
 
   private closeStore(): void {
     try {
-      this.refusals.stop();
-      this.deadletters?.close();
+      this.deadletters.close();
       this.devices.close();
       this.db.close();
     } catch (err) {

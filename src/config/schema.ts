@@ -5,9 +5,9 @@ import { CoapConfigSchema } from '../coap/config.js';
 import { MgmtConfigSchema } from '../mgmt/config.js';
 import { MetricsConfigSchema } from '../metrics/config.js';
 import { DriversConfigSchema } from '../drivers/config.js';
+import { DeadLettersConfigSchema } from '../deadletters/config.js';
 import { QueueConfigSchema } from '../queue/config.js';
 import { UplinkConfigSchema } from '../uplink/config.js';
-import { DeadLettersConfigSchema } from '../deadletters/config.js';
 
 /** The config format version this build reads; older files are migrated (see migrate.ts). */
 export const CONFIG_VERSION = 1;
@@ -54,9 +54,9 @@ export const ConfigSchema = Type.Object(
     mgmt: MgmtConfigSchema,
     metrics: MetricsConfigSchema,
     drivers: DriversConfigSchema,
+    deadletters: DeadLettersConfigSchema,
     queue: QueueConfigSchema,
     uplink: UplinkConfigSchema,
-    deadletters: DeadLettersConfigSchema,
   },
   { additionalProperties: false, $id: 'edge-gateway-config', title: 'edge-gateway config' },
 );

@@ -43,11 +43,17 @@ export class RefusalKeeper implements RefusalSink {
   private readonly mono: () => number;
   private readonly interval: number;
   private timer: NodeJS.Timeout | undefined;
+  private publisher: Publisher | undefined;
 
   constructor(private readonly opts: RefusalKeeperOptions) {
+    this.publisher = opts.publisher;
     this.wall = opts.wallClock ?? Date.now;
     this.mono = opts.monoClock ?? (() => performance.now());
     this.interval = opts.logIntervalMs ?? 60_000;
+  }
+
+  setPublisher(publisher: Publisher | undefined): void {
+    this.publisher = publisher;
   }
 
   /** Starts the timer that logs the counts of devices still refused at the end of their minute. */
@@ -62,7 +68,8 @@ export class RefusalKeeper implements RefusalSink {
   }
 
   refuse(r: Refusal): Promise<void> | void {
-    const { devices, store, publisher } = this.opts;
+    const { devices, store } = this.opts;
+    const publisher = this.publisher;
     if (r.deviceId !== undefined && r.transport !== undefined)
       devices.refused(r.deviceId, r.transport, r.reason, this.wall());
     this.count(r);

@@ -26,6 +26,11 @@ export type Stage = (reading: Reading, meta: IngestMeta) => Reading | null;
  */
 export interface Sink {
   readonly name: string;
+  /**
+   * A sink that only reflects what was committed (the latest-value cache): called once every other
+   * sink committed, in commit order, so it never shows a reading the gateway then failed to store.
+   */
+  readonly afterCommit?: boolean;
   accept(readings: readonly Reading[], meta: IngestMeta): void | Promise<void>;
 }
 
@@ -74,6 +79,7 @@ export interface PipelineEvents {
 export class Pipeline extends EventEmitter<PipelineEvents> {
   private readonly stages: { name: string; fn: Stage }[] = [];
   private readonly sinks: Sink[] = [];
+  private readonly committedSinks: Sink[] = [];
   private pending = 0;
   private refusals: RefusalSink | undefined;
   /** `invalid`: payloads with something refused at the boundary (kept as dead letters). */
@@ -93,10 +99,11 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
   }
 
   addSink(sink: Sink): () => void {
-    this.sinks.push(sink);
+    const list = sink.afterCommit ? this.committedSinks : this.sinks;
+    list.push(sink);
     return () => {
-      const i = this.sinks.indexOf(sink);
-      if (i >= 0) this.sinks.splice(i, 1);
+      const i = list.indexOf(sink);
+      if (i >= 0) list.splice(i, 1);
     };
   }
 
@@ -145,6 +152,14 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
       }
       await Promise.all(waits);
       this.counters.accepted += out.length;
+      for (const sink of this.committedSinks) {
+        try {
+          void sink.accept(out, meta);
+        } catch (err) {
+          // Committed already: a failing view must not turn an accepted reading into a refusal.
+          this.opts.log.error({ err, sink: sink.name }, 'after-commit sink threw');
+        }
+      }
       for (const r of out) this.emit('reading', r, meta);
     } finally {
       this.pending -= out.length;

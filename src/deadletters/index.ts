@@ -1,0 +1,45 @@
+import type { DeviceRegistry } from '../devices/registry.js';
+import type { Db } from '../store/db.js';
+import type { Logger } from '../log/logger.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import type { Publisher } from '../publisher/types.js';
+import type { DeadLettersConfig } from './config.js';
+import { RefusalKeeper } from './refusals.js';
+import { DeadLetterStore } from './store.js';
+
+export { DeadLetterStore, type DeadLetter, type DeadLetterSummary, type DeadLetterStats } from './store.js';
+export { RefusalKeeper } from './refusals.js';
+export { DeadLettersConfigSchema, type DeadLettersConfig } from './config.js';
+
+/**
+ * Refused payloads, wired once by the composition root: the store (undefined when
+ * deadletters.enabled is false) and the keeper that every source's refusals reach through
+ * `pipeline.refuse` (device counters, dead letters, one log line per device per minute).
+ */
+export class DeadLetters {
+  readonly store: DeadLetterStore | undefined;
+  private readonly keeper: RefusalKeeper;
+
+  constructor(opts: { db: Db; config: DeadLettersConfig; devices: DeviceRegistry; pipeline: Pipeline; log: Logger }) {
+    const { db, config, devices, pipeline, log } = opts;
+    this.store = config.enabled ? new DeadLetterStore({ db, config, log }) : undefined;
+    this.keeper = new RefusalKeeper({ store: this.store, devices, log, uplink: config.uplink });
+    pipeline.setRefusalSink(this.keeper);
+  }
+
+  /** The publisher for `deadletters.uplink` (LOW priority); set once the publisher exists. */
+  setPublisher(publisher: Publisher | undefined): void {
+    this.keeper.setPublisher(publisher);
+  }
+
+  start(): void {
+    this.store?.start();
+    this.keeper.start();
+  }
+
+  /** Logs the last counts and commits what waits; before the database closes. */
+  close(): void {
+    this.keeper.stop();
+    this.store?.close();
+  }
+}
