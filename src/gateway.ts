@@ -65,6 +65,7 @@ export class Gateway {
       devices: this.devices,
       pipeline,
       log: log.child({ mod: 'deadletters' }),
+      registry: this.registry,
     });
     const latest = new LatestValues();
     pipeline.addSink(latest);

@@ -1,3 +1,4 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { Db } from '../store/db.js';
 import type { Logger } from '../log/logger.js';
@@ -20,11 +21,43 @@ export class DeadLetters {
   readonly store: DeadLetterStore | undefined;
   private readonly keeper: RefusalKeeper;
 
-  constructor(opts: { db: Db; config: DeadLettersConfig; devices: DeviceRegistry; pipeline: Pipeline; log: Logger }) {
-    const { db, config, devices, pipeline, log } = opts;
-    this.store = config.enabled ? new DeadLetterStore({ db, config, log }) : undefined;
-    this.keeper = new RefusalKeeper({ store: this.store, devices, log, uplink: config.uplink });
-    pipeline.setRefusalSink(this.keeper);
+  constructor(opts: {
+    db: Db;
+    config: DeadLettersConfig;
+    devices: DeviceRegistry;
+    pipeline: Pipeline;
+    log: Logger;
+    /** Prometheus registry for edge_gateway_refused_payloads_total and edge_gateway_deadletters. */
+    registry?: Registry;
+  }) {
+    const { db, config, devices, pipeline, log, registry } = opts;
+    const store = config.enabled ? new DeadLetterStore({ db, config, log }) : undefined;
+    this.store = store;
+    const keeper = new RefusalKeeper({ store, devices, log, uplink: config.uplink });
+    this.keeper = keeper;
+    const registers = registry ? [registry] : [];
+    const refused = new Counter({
+      name: 'edge_gateway_refused_payloads_total',
+      help: 'Payloads refused whole or in part at the boundary (kept as dead letters), by source.',
+      labelNames: ['source'],
+      registers,
+    });
+    if (store) {
+      new Gauge({
+        name: 'edge_gateway_deadletters',
+        help: 'Dead letters in the store (bounded by deadletters.max_rows / max_bytes / max_age_s).',
+        registers,
+        collect() {
+          this.set(store.stats().rows);
+        },
+      });
+    }
+    pipeline.setRefusalSink({
+      refuse: (r) => {
+        refused.inc({ source: r.source });
+        return keeper.refuse(r);
+      },
+    });
   }
 
   /** The publisher for `deadletters.uplink` (LOW priority); set once the publisher exists. */

@@ -227,6 +227,9 @@ uplink: { enabled: false }
     assert.equal(mqtt!.accepted, 1);
     assert.match(mqtt!.reason, /samples: arrays are not values/);
     assert.equal(gateway.context.devices.get('dev-a')!.refused, 2);
+    const text = await gateway.context.metrics.metrics();
+    assert.match(text, /edge_gateway_refused_payloads_total\{source="coap"\} [1-9]/);
+    assert.match(text, /edge_gateway_deadletters [1-9]/);
   });
 });
 
