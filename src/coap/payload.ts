@@ -85,7 +85,10 @@ export function decodePayload(
     }
     const other = decoded.find((r) => r.deviceId && r.deviceId !== deviceId);
     // The URI names the device; a batch for another device is refused rather than relabelled.
-    if (other) throw new PayloadError('4.00', `reading for device ${other.deviceId} posted to /sensors/${deviceId}`);
+    if (other) {
+      const why = `reading for device ${other.deviceId} posted to /sensors/${deviceId}`;
+      throw new PayloadError('4.00', why, 'EGW_INGEST_DEVICE_ID');
+    }
     n = normaliseReadings(
       decoded.map((r) => ({ ...r, deviceId, source })),
       nowMs,
