@@ -46,6 +46,7 @@ describe('readings from devices: accepted whole, refused at the boundary, kept a
   let gateway: Gateway;
   let mqttPort: number;
   let coapPort: number;
+  let start: () => Promise<void>;
   const pub = (topic: string, payload: string) =>
     run('mosquitto_pub', [
       '-h',
@@ -88,8 +89,11 @@ uplink: { enabled: false }
 `,
     );
     const config = loadConfigFile(configPath);
-    gateway = new Gateway({ config, configPath, log: createLogger({ level: 'silent' }), env: {} });
-    await gateway.start();
+    start = async () => {
+      gateway = new Gateway({ config, configPath, log: createLogger({ level: 'silent' }), env: {} });
+      await gateway.start();
+    };
+    await start();
     mqttPort = (gateway.services.find((s) => s instanceof BrokerService) as BrokerService).port!;
     coapPort = (gateway.services.find((s) => s.name === 'coap') as CoapServer).port!;
   });
@@ -230,6 +234,16 @@ uplink: { enabled: false }
     const text = await gateway.context.metrics.metrics();
     assert.match(text, /edge_gateway_refused_payloads_total\{source="coap"\} [1-9]/);
     assert.match(text, /edge_gateway_deadletters [1-9]/);
+  });
+
+  it('dead letters and per-device refusal counts survive a restart', async () => {
+    await gateway.stop();
+    await start();
+    const kept = gateway.context.deadletters!.list({ deviceId: 'dev-x' });
+    assert.equal(kept.length, 1);
+    assert.equal(kept[0]!.preview, 'temperature=21.5 not json');
+    assert.equal(gateway.context.devices.get('dev-x')?.refused, 1);
+    assert.match(gateway.context.devices.get('dev-x')!.lastError!, /not JSON/);
   });
 });
 
