@@ -20,6 +20,8 @@ export { DeadLettersConfigSchema, type DeadLettersConfig } from './config.js';
 export class DeadLetters {
   readonly store: DeadLetterStore | undefined;
   private readonly keeper: RefusalKeeper;
+  private readonly uplink: boolean;
+  private readonly log: Logger;
 
   constructor(opts: {
     db: Db;
@@ -31,6 +33,8 @@ export class DeadLetters {
     registry?: Registry;
   }) {
     const { db, config, devices, pipeline, log, registry } = opts;
+    this.uplink = config.uplink;
+    this.log = log;
     const store = config.enabled ? new DeadLetterStore({ db, config, log }) : undefined;
     this.store = store;
     const keeper = new RefusalKeeper({ store, devices, log, uplink: config.uplink });
@@ -68,6 +72,8 @@ export class DeadLetters {
   start(): void {
     this.store?.start();
     this.keeper.start();
+    if (this.uplink && !this.keeper.hasPublisher)
+      this.log.warn('deadletters.uplink is on but no publisher is wired (queue disabled?): dead letters stay local');
   }
 
   /** Logs the last counts and commits what waits; before the database closes. */

@@ -52,6 +52,10 @@ export class RefusalKeeper implements RefusalSink {
     this.interval = opts.logIntervalMs ?? 60_000;
   }
 
+  get hasPublisher(): boolean {
+    return this.publisher !== undefined;
+  }
+
   setPublisher(publisher: Publisher | undefined): void {
     this.publisher = publisher;
   }
