@@ -96,6 +96,7 @@ class SerialLinesDriver implements Driver {
         this.ctx.error('bad_line', { detail: `${r.reason}: ${JSON.stringify(line.slice(0, 120))}` });
         continue;
       }
+      if (r.left) this.ctx.error('bad_line', { detail: `left out ${r.left}` });
       samples.push({
         values: r.values,
         quality: r.quality,
