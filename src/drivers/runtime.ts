@@ -303,7 +303,8 @@ export class DriverRuntime {
       this.link.set(
         connected ? 'connected' : 'disconnected',
         { reason, ...code }, // the driver's child logger already carries driver and type
-        connected ? 'info' : 'warn',
+        // A stop is asked for, not a fault: info, not warn.
+        connected || reason === 'stopped' ? 'info' : 'warn',
       );
       this.opts.devices.setOnline(this.id, transport, connected, reason);
       return;
