@@ -57,7 +57,8 @@ const fail = (code, message, offset) => {
 // fatal: invalid UTF-8 is an error; ignoreBOM: a leading U+FEFF is text, not a byte order mark.
 const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const own = (obj, k) => Object.prototype.hasOwnProperty.call(obj, k);
-const set = (obj, k, v) => Object.defineProperty(obj, k, { value: v, enumerable: true, writable: true, configurable: true });
+const set = (obj, k, v) =>
+  Object.defineProperty(obj, k, { value: v, enumerable: true, writable: true, configurable: true });
 
 /**
  * Decodes one message. Checks run in the order of docs/codec.md §Decoding order, so the first
