@@ -146,11 +146,13 @@ export function runFuzz(seed: number, count: number, reference?: CloudDecoder): 
       report.codecErrors++;
       report.byCode[err.code] = (report.byCode[err.code] ?? 0) + 1;
       const why = reference === undefined ? undefined : disagreement(reference, input, err);
-      if (why !== undefined) throw new Error(`case ${i} (seed ${seed}): ${why} for ${Buffer.from(input).toString('hex')}`);
+      if (why !== undefined)
+        throw new Error(`case ${i} (seed ${seed}): ${why} for ${Buffer.from(input).toString('hex')}`);
       continue;
     }
     const why = reference === undefined ? undefined : disagreement(reference, input, out);
-    if (why !== undefined) throw new Error(`case ${i} (seed ${seed}): ${why} for ${Buffer.from(input).toString('hex')}`);
+    if (why !== undefined)
+      throw new Error(`case ${i} (seed ${seed}): ${why} for ${Buffer.from(input).toString('hex')}`);
     report.decoded++;
     const body = Math.max(1, bodyBytes(input));
     let values = 0;

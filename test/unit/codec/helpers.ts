@@ -16,7 +16,9 @@ export interface CloudError {
   offset: number;
 }
 export const isCloudError = (e: unknown): e is CloudError =>
-  e instanceof Error && typeof (e as Partial<CloudError>).code === 'string' && typeof (e as Partial<CloudError>).offset === 'number';
+  e instanceof Error &&
+  typeof (e as Partial<CloudError>).code === 'string' &&
+  typeof (e as Partial<CloudError>).offset === 'number';
 
 /** Loads the dependency-free example decoder (plain JS, outside the TypeScript build). */
 export async function loadCloudDecoder(): Promise<CloudDecoder> {

@@ -141,7 +141,11 @@ test('deflate: corrupt, truncated, empty and wrong-length streams are refused', 
   // declares one byte more than the stream gives, and one byte less
   fails(Buffer.concat([hex('c1 12'), Buffer.from([body.length + 1]), z]), 'EGW_CODEC_INFLATE', /header declares/);
   fails(Buffer.concat([hex('c1 12'), Buffer.from([body.length - 1]), z]), 'EGW_CODEC_INFLATE', /past its declared/);
-  fails(Buffer.concat([hex('c1 12'), Buffer.from([body.length]), hex('ff ff ff')]), 'EGW_CODEC_INFLATE', /invalid block type/);
+  fails(
+    Buffer.concat([hex('c1 12'), Buffer.from([body.length]), hex('ff ff ff')]),
+    'EGW_CODEC_INFLATE',
+    /invalid block type/,
+  );
   fails(Buffer.concat([hex('c1 12'), Buffer.from([body.length]), z.subarray(0, z.length - 1)]), 'EGW_CODEC_INFLATE');
   fails(Buffer.concat([hex('c1 12'), Buffer.from([body.length])]), 'EGW_CODEC_INFLATE', /no deflate stream/);
   fails(hex('c1 12 00'), 'EGW_CODEC_RANGE');

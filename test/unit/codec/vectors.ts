@@ -132,9 +132,7 @@ export const VECTORS: Vector[] = [
   {
     name: 'single-string-v2',
     what: 'Format version 2: schema 0, an integer and a string value (tag 0x04) carried by name.',
-    readings: [
-      { deviceId: 'pump-2', ts: T, values: { rpm: 1500, state: 'running' }, quality: 'good', source: 'mqtt' },
-    ],
+    readings: [{ deviceId: 'pump-2', ts: T, values: { rpm: 1500, state: 'running' }, quality: 'good', source: 'mqtt' }],
     hex: 'c1200670756d702d32000880a08a97b532020372706d10b817057374617465040772756e6e696e67',
   },
   {
