@@ -35,24 +35,43 @@ const DEXT = Uint8Array.of(0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7,
 /** Order of the code-length code's lengths in a dynamic block header (§3.2.7). */
 const ORDER = Uint8Array.of(16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15);
 
+/** Codes up to this many bits are decoded by one table lookup; longer ones bit by bit. */
+const FAST = 9;
+const FAST_MASK = (1 << FAST) - 1;
+
 /** Canonical Huffman code: number of codes of each length, and symbols ordered by code. */
 interface Huffman {
   count: Uint16Array;
   symbol: Uint16Array;
   /** Longest code length: a bit pattern still unmatched after it is no code at all. */
   max: number;
+  /**
+   * The next FAST input bits (least significant first) → (symbol << 4) | code length, or 0 when
+   * they start no code of ≤ FAST bits. 512 entries: rebuilding it costs a dynamic block a bounded
+   * amount of work (fflate's tables grow to 2^15 entries per block).
+   */
+  fast: Uint16Array;
 }
-const huffman = (n: number): Huffman => ({ count: new Uint16Array(MAXBITS + 1), symbol: new Uint16Array(n), max: 0 });
+const huffman = (n: number): Huffman => ({
+  count: new Uint16Array(MAXBITS + 1),
+  symbol: new Uint16Array(n),
+  max: 0,
+  fast: new Uint16Array(1 << FAST),
+});
 
 class Bad extends Error {}
 class Overflow extends Error {}
 class Truncated extends Error {}
 
 // Decoder state: inflate is synchronous and not reentrant, so one set serves every call.
-let inp: Uint8Array = new Uint8Array(0);
-let inPos = 0;
-let bitbuf = 0;
-let bitcnt = 0;
+/** Bit reader state; an object's fields, because module-level lets cost a hole check per access. */
+class BitState {
+  inp: Uint8Array = new Uint8Array(0);
+  inPos = 0;
+  bitbuf = 0;
+  bitcnt = 0;
+}
+const R = new BitState();
 let out: Uint8Array = new Uint8Array(0);
 let outPos = 0;
 const lengths = new Uint8Array(MAXLCODES + MAXDCODES);
@@ -64,14 +83,20 @@ const offs = new Uint16Array(MAXBITS + 1);
 
 /** `need` (≤ 13) bits, least significant first (§3.1.1). */
 function bits(need: number): number {
-  let val = bitbuf;
-  while (bitcnt < need) {
-    if (inPos >= inp.length) throw new Truncated();
-    val |= inp[inPos++]! << bitcnt;
-    bitcnt += 8;
+  let val = R.bitbuf;
+  let cnt = R.bitcnt;
+  if (cnt < need) {
+    const inp = R.inp;
+    let p = R.inPos;
+    while (cnt < need) {
+      if (p >= inp.length) throw new Truncated();
+      val |= inp[p++]! << cnt;
+      cnt += 8;
+    }
+    R.inPos = p;
   }
-  bitbuf = val >>> need;
-  bitcnt -= need;
+  R.bitbuf = val >>> need;
+  R.bitcnt = cnt - need;
   return val & ((1 << need) - 1);
 }
 
@@ -86,7 +111,10 @@ function construct(h: Huffman, len: Uint8Array, at: number, n: number): number {
   let max = MAXBITS;
   while (max > 0 && count[max] === 0) max--;
   h.max = max;
-  if (count[0] === n) return 0; // no codes: complete, but decoding any symbol fails
+  if (count[0] === n) {
+    h.fast.fill(0); // no codes: complete, but decoding any symbol fails (no stale entries either)
+    return 0;
+  }
   let left = 1;
   for (let l = 1; l <= MAXBITS; l++) {
     left <<= 1;
@@ -96,7 +124,29 @@ function construct(h: Huffman, len: Uint8Array, at: number, n: number): number {
   offs[1] = 0;
   for (let l = 1; l < MAXBITS; l++) offs[l + 1] = offs[l]! + count[l]!;
   for (let s = 0; s < n; s++) if (len[at + s] !== 0) h.symbol[offs[len[at + s]!]!++] = s;
+  if (left >= 0) fillFast(h);
   return left;
+}
+
+/** FAST-bit reversal: Huffman codes are sent most significant bit first (§3.1.1). */
+const REV = new Uint16Array(1 << FAST);
+for (let x = 0; x <= FAST_MASK; x++) for (let b = 0; b < FAST; b++) REV[x]! |= ((x >> b) & 1) << (FAST - 1 - b);
+
+/** Lookup table of the codes of ≤ FAST bits: canonical codes in symbol order (§3.2.2), bit-reversed. */
+function fillFast(h: Huffman): void {
+  const fast = h.fast;
+  fast.fill(0);
+  let code = 0;
+  let index = 0;
+  for (let l = 1; l <= FAST; l++) {
+    for (let k = h.count[l]!; k > 0; k--) {
+      const rev = REV[code << (FAST - l)]!;
+      const entry = (h.symbol[index++]! << 4) | l;
+      for (let j = rev; j <= FAST_MASK; j += 1 << l) fast[j] = entry;
+      code++;
+    }
+    code <<= 1;
+  }
 }
 
 /**
@@ -104,20 +154,41 @@ function construct(h: Huffman, len: Uint8Array, at: number, n: number): number {
  * that is no code of `h` fails as soon as it is longer than the longest code, as in zlib.
  */
 function decodeSym(h: Huffman, what: string): number {
+  // Fast path: look the next FAST bits up (fewer near the end of the input: then the entry's code
+  // length must fit in what is there).
+  let buf = R.bitbuf;
+  let cnt = R.bitcnt;
+  if (cnt < FAST) {
+    const inp = R.inp;
+    let p = R.inPos;
+    while (cnt < FAST && p < inp.length) {
+      buf |= inp[p++]! << cnt;
+      cnt += 8;
+    }
+    R.inPos = p;
+  }
+  const e = h.fast[buf & FAST_MASK]!;
+  if (e !== 0 && (e & 15) <= cnt) {
+    R.bitbuf = buf >>> (e & 15);
+    R.bitcnt = cnt - (e & 15);
+    return e >> 4;
+  }
+  R.bitbuf = buf;
+  R.bitcnt = cnt;
   const count = h.count;
   const max = h.max;
   let code = 0;
   let first = 0;
   let index = 0;
   for (let len = 1; len <= max; len++) {
-    if (bitcnt === 0) {
-      if (inPos >= inp.length) throw new Truncated();
-      bitbuf = inp[inPos++]!;
-      bitcnt = 8;
+    if (R.bitcnt === 0) {
+      if (R.inPos >= R.inp.length) throw new Truncated();
+      R.bitbuf = R.inp[R.inPos++]!;
+      R.bitcnt = 8;
     }
-    code |= bitbuf & 1;
-    bitbuf >>>= 1;
-    bitcnt--;
+    code |= R.bitbuf & 1;
+    R.bitbuf >>>= 1;
+    R.bitcnt--;
     const c = count[len]!;
     if (code - c < first) return h.symbol[index + (code - first)]!;
     index += c;
@@ -130,39 +201,47 @@ function decodeSym(h: Huffman, what: string): number {
 
 function codes(lc: Huffman, dc: Huffman): void {
   const o = out;
-  for (;;) {
-    let sym = decodeSym(lc, 'literal/length');
-    if (sym < 256) {
-      if (outPos >= o.length) throw new Overflow();
-      o[outPos++] = sym;
-      continue;
+  const end = o.length;
+  let op = outPos; // a local in the hot loop (module-level lets cost a hole check per access)
+  try {
+    for (;;) {
+      let sym = decodeSym(lc, 'literal/length');
+      if (sym < 256) {
+        if (op >= end) throw new Overflow();
+        o[op++] = sym;
+        continue;
+      }
+      if (sym === 256) return;
+      sym -= 257;
+      if (sym >= 29) throw new Bad('invalid literal/length code (286–287)');
+      const len = LBASE[sym]! + bits(LEXT[sym]!);
+      const ds = decodeSym(dc, 'distance');
+      // Fixed blocks give distance symbols 30–31 5-bit codes that have no meaning (§3.2.6): the
+      // fixed distance code is built with 30 symbols only, so they fail in decodeSym.
+      const dist = DBASE[ds]! + bits(DEXT[ds]!);
+      if (dist > op) throw new Bad('distance too far back');
+      if (op + len > end) throw new Overflow();
+      for (const stop = op + len; op < stop; op++) o[op] = o[op - dist]!;
     }
-    if (sym === 256) return;
-    sym -= 257;
-    if (sym >= 29) throw new Bad('invalid literal/length code (286–287)');
-    const len = LBASE[sym]! + bits(LEXT[sym]!);
-    const ds = decodeSym(dc, 'distance');
-    // Fixed blocks give distance symbols 30–31 5-bit codes that have no meaning (§3.2.6): the
-    // fixed distance code is built with 30 symbols only, so they fail in decodeSym.
-    const dist = DBASE[ds]! + bits(DEXT[ds]!);
-    if (dist > outPos) throw new Bad('distance too far back');
-    if (outPos + len > o.length) throw new Overflow();
-    for (let k = 0; k < len; k++, outPos++) o[outPos] = o[outPos - dist]!;
+  } finally {
+    outPos = op;
   }
 }
 
 function stored(): void {
-  bitbuf = 0; // skip to a byte boundary (§3.2.4)
-  bitcnt = 0;
-  if (inPos + 4 > inp.length) throw new Truncated();
-  const len = inp[inPos]! | (inp[inPos + 1]! << 8);
-  const nlen = inp[inPos + 2]! | (inp[inPos + 3]! << 8);
+  // Skip to a byte boundary (§3.2.4): whole bytes read ahead into R.bitbuf go back to the input.
+  R.inPos -= R.bitcnt >> 3;
+  R.bitbuf = 0;
+  R.bitcnt = 0;
+  if (R.inPos + 4 > R.inp.length) throw new Truncated();
+  const len = R.inp[R.inPos]! | (R.inp[R.inPos + 1]! << 8);
+  const nlen = R.inp[R.inPos + 2]! | (R.inp[R.inPos + 3]! << 8);
   if (len !== (~nlen & 0xffff)) throw new Bad('stored block length does not match its complement');
-  inPos += 4;
-  if (inPos + len > inp.length) throw new Truncated();
+  R.inPos += 4;
+  if (R.inPos + len > R.inp.length) throw new Truncated();
   if (outPos + len > out.length) throw new Overflow();
-  out.set(inp.subarray(inPos, inPos + len), outPos);
-  inPos += len;
+  out.set(R.inp.subarray(R.inPos, R.inPos + len), outPos);
+  R.inPos += len;
   outPos += len;
 }
 
@@ -235,10 +314,10 @@ export function inflateBody(z: Uint8Array, len: number, at: number): Uint8Array 
     if (scratch.length < len) scratch = new Uint8Array(Math.min(SCRATCH_MAX, Math.max(len, scratch.length * 2)));
     out = scratch.subarray(0, len);
   } else out = new Uint8Array(len);
-  inp = z;
-  inPos = 0;
-  bitbuf = 0;
-  bitcnt = 0;
+  R.inp = z;
+  R.inPos = 0;
+  R.bitbuf = 0;
+  R.bitcnt = 0;
   outPos = 0;
   try {
     let last = 0;
@@ -258,7 +337,7 @@ export function inflateBody(z: Uint8Array, len: number, at: number): Uint8Array 
     if (err instanceof Bad) throw new CodecError('EGW_CODEC_INFLATE', `invalid deflate stream: ${err.message}`, at);
     throw err;
   } finally {
-    inp = new Uint8Array(0); // do not keep the caller's message alive
+    R.inp = new Uint8Array(0); // do not keep the caller's message alive
   }
   if (outPos !== len) {
     throw new CodecError('EGW_CODEC_INFLATE', `deflate stream inflates to ${outPos} B, header declares ${len} B`, at);
