@@ -17,7 +17,10 @@ export interface DecodeOptions {
   registry?: SchemaRegistry;
   /** Most readings one message may hold. Default 10 000. */
   maxReadings?: number;
-  /** Most body bytes, after inflating when compressed (zip-bomb bound). Default 1 MiB. */
+  /**
+   * Most body bytes: of a plain message (bytes 2…), or declared inflated length of a compressed
+   * one, checked before the body is read or inflated (zip-bomb bound). Default 1 MiB.
+   */
   maxBodyBytes?: number;
 }
 
