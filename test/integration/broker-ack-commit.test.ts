@@ -126,17 +126,30 @@ function open(port: number): Promise<Socket> {
   });
 }
 
-/** Connects and resolves on CONNACK 0 (§3.2); rejects otherwise or after 5 s. */
-async function mqttConnect(port: number, clientId: string, clean: boolean): Promise<Socket> {
+/**
+ * Connects and resolves on CONNACK 0 (§3.2); rejects otherwise or after 5 s. `after` gets every
+ * later packet — also those in the same read as the CONNACK (a session's queued messages).
+ */
+async function mqttConnect(
+  port: number,
+  clientId: string,
+  clean: boolean,
+  after?: (packets: Packet[], s: Socket) => void,
+): Promise<Socket> {
   const s = await open(port);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no CONNACK for ${clientId}`)), 5000);
+    let connected = false;
     const read = packetReader((ps) => {
-      const p = ps[0]!;
-      clearTimeout(timer);
-      s.off('data', read);
-      if (p.type === 2 && p.body[1] === 0) resolve();
-      else reject(new Error(`CONNACK ${p.body[1]} for ${clientId}`));
+      if (!connected) {
+        const p = ps.shift()!;
+        clearTimeout(timer);
+        if (!after) s.off('data', read);
+        if (p.type !== 2 || p.body[1] !== 0) return reject(new Error(`CONNACK ${p.body[1]} for ${clientId}`));
+        connected = true;
+        resolve();
+      }
+      if (after && ps.length > 0) after(ps, s);
     });
     s.on('data', read);
     s.write(connectPacket(clientId, clean));
@@ -209,28 +222,24 @@ async function lane(name: string, rounds: number): Promise<LaneResult> {
 
   // One more start: everything acknowledged must be there.
   ({ child, port } = await startBroker(dbPath));
-  const check = await mqttConnect(port, 'checker', true);
   const retainedSeen = new Set<string>();
   const queuedSeen = new Set<string>();
-  const got = (s: Socket, into: Set<string>, prefix: string) =>
-    s.on(
-      'data',
-      packetReader((ps) => {
-        for (const p of ps) {
-          if (p.type !== 3) continue;
-          const topic = p.body.subarray(2, 2 + p.body.readUInt16BE(0)).toString();
-          if (topic.startsWith(prefix)) into.add(topic);
-          if (((p.flags >> 1) & 3) > 0) {
-            const id = p.body.readUInt16BE(2 + p.body.readUInt16BE(0));
-            s.write(Buffer.from([0x40, 2, id >> 8, id & 0xff])); // PUBACK
-          }
+  const collector =
+    (into: Set<string>, prefix: string) =>
+    (ps: Packet[], s: Socket): void => {
+      for (const p of ps) {
+        if (p.type !== 3) continue;
+        const topic = p.body.subarray(2, 2 + p.body.readUInt16BE(0)).toString();
+        if (topic.startsWith(prefix)) into.add(topic);
+        if (((p.flags >> 1) & 3) > 0) {
+          const id = p.body.readUInt16BE(2 + p.body.readUInt16BE(0));
+          s.write(Buffer.from([0x40, 2, id >> 8, id & 0xff])); // PUBACK
         }
-      }),
-    );
-  got(check, retainedSeen, 'r/');
+      }
+    };
+  const check = await mqttConnect(port, 'checker', true, collector(retainedSeen, 'r/'));
   check.write(subscribePacket(1, 'r/#'));
-  const queue = await mqttConnect(port, 'offline-sub', false);
-  got(queue, queuedSeen, 'q/');
+  const queue = await mqttConnect(port, 'offline-sub', false, collector(queuedSeen, 'q/'));
   const deadline = performance.now() + 10000;
   const missing = () => [
     ...[...acked.retained].filter((t) => !retainedSeen.has(t)),
