@@ -316,7 +316,7 @@ test('retained and plain messages of different publishers all reach a wildcard s
     const durableGot = collect(durable);
     // Overlapping filters: each message matches two of the live client's subscriptions. (A
     // persistent session with overlapping filters under concurrent publishes is not covered: aedes
-    // queues one copy per matching filter — see docs/broker.md, "Known limits".)
+    // queues one copy per matching filter — see docs/broker.md, "Known limit".)
     await live.subscribeAsync({ 'dd/#': { qos: 1 }, 'dd/+/x': { qos: 1 } });
     await durable.subscribeAsync('dd/#', { qos: 1 });
     const a = await connect(url, { clientId: 'dd-a' });
