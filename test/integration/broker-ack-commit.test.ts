@@ -314,11 +314,10 @@ test('retained and plain messages of different publishers all reach a wildcard s
     clients.push(live, durable);
     const liveGot = collect(live);
     const durableGot = collect(durable);
-    // Overlapping filters: each message matches two of the live client's subscriptions. (A
-    // persistent session with overlapping filters under concurrent publishes is not covered: aedes
-    // queues one copy per matching filter — see docs/broker.md, "Known limit".)
+    // Overlapping filters: each message matches two of each client's subscriptions (aedes queues
+    // one copy per matching filter for the persistent session and clears the second).
     await live.subscribeAsync({ 'dd/#': { qos: 1 }, 'dd/+/x': { qos: 1 } });
-    await durable.subscribeAsync('dd/#', { qos: 1 });
+    await durable.subscribeAsync({ 'dd/#': { qos: 1 }, 'dd/+/x': { qos: 1 } });
     const a = await connect(url, { clientId: 'dd-a' });
     const b = await connect(url, { clientId: 'dd-b' });
     clients.push(a, b);
@@ -341,6 +340,14 @@ test('retained and plain messages of different publishers all reach a wildcard s
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(liveGot.messages.length, 2 * n, 'no duplicate deliveries');
     assert.equal(durableGot.messages.length, 2 * n, 'no duplicate deliveries');
+    // Nothing left behind in the session's queue: a reconnect gets no redelivery.
+    assert.equal(durable.connected, true);
+    await durable.endAsync();
+    const again = await connect(url, { clientId: 'dd-durable', clean: false });
+    clients.push(again);
+    const againGot = collect(again);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(againGot.messages.length, 0, 'queued copies left after delivery');
   } finally {
     for (const c of clients) c.end(true);
     await gateway.stop();

@@ -147,7 +147,21 @@ export class OutgoingQueues {
     const queue = this.queues.get(client.id);
     if (queue === undefined) return undefined;
     const mid = messageIdOf(packet);
-    const i = queue.findIndex((en) => en.messageId === mid);
+    // aedes 1.2 clears a packet it will not deliver (a second match of overlapping subscriptions,
+    // or one authorizeForward refused) before that packet has an id (lib/client.js deliverQoS).
+    // Matching "no id" would remove the first queued packet of any message still without one —
+    // another message, lost, whose later outgoingUpdate then fails and drops the session. Without
+    // an id, only the copy of that very packet (same broker id and counter) is removed.
+    const identity = packet as { brokerId?: unknown; brokerCounter?: unknown };
+    const i =
+      mid === undefined
+        ? queue.findIndex(
+            (en) =>
+              en.messageId === undefined &&
+              en.brokerId === identity.brokerId &&
+              en.brokerCounter === identity.brokerCounter,
+          )
+        : queue.findIndex((en) => en.messageId === mid);
     if (i < 0) return undefined;
     const [entry] = queue.splice(i, 1) as [OutEntry];
     if (queue.length === 0) this.queues.delete(client.id);
