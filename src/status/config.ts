@@ -26,6 +26,11 @@ export const StatusPageConfigSchema = section(
       default: 8,
       description: 'Open pages (event streams) at once; more are refused with 503.',
     }),
+    require_token: Type.Union([Type.Literal('auto'), Type.Literal('always')], {
+      default: 'auto',
+      description:
+        'auto: ask for the management read token when the metrics listener is bound beyond loopback; always: ask even on loopback (a reverse proxy or SSH tunnel in front).',
+    }),
     session_hours: Type.Integer({
       minimum: 1,
       maximum: 720,

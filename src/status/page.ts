@@ -70,7 +70,7 @@ export class StatusPage implements Service {
   constructor(private readonly opts: StatusPageOptions) {
     this.wall = opts.wallClock ?? Date.now;
     this.sessions = new SessionKeeper(opts.config.session_hours * 3600);
-    this.needsToken = !isLoopbackHost(opts.bindHost);
+    this.needsToken = opts.config.require_token === 'always' || !isLoopbackHost(opts.bindHost);
     this.ring = opts.sources.queues
       ? new SampleRing(PRIORITIES, Math.ceil(CHART_WINDOW_MS / opts.config.update_interval_ms))
       : undefined;

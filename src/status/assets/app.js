@@ -485,15 +485,13 @@ function renderInspection(doc) {
       h(
         'div',
         { class: 'thumbs' },
-        images
-          .slice(0, 24)
-          .map((im) =>
-            h('img', {
-              src: `/status/api/inspection/image/${encodeURIComponent(im.id)}`,
-              alt: `defect image ${im.id}`,
-              loading: 'lazy',
-            }),
-          ),
+        images.slice(0, 24).map((im) =>
+          h('img', {
+            src: `/status/api/inspection/image/${encodeURIComponent(im.id)}`,
+            alt: `defect image ${im.id}`,
+            loading: 'lazy',
+          }),
+        ),
       ),
     );
   out.push(jsonView(v));
