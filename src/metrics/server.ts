@@ -41,7 +41,9 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
+  // same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on the login form's
+  // POST, and the login checks Origin (Fetch standard §3.2.5, "serializing a request origin").
+  'referrer-policy': 'same-origin',
   'cross-origin-resource-policy': 'same-origin',
 };
 

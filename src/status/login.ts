@@ -10,7 +10,7 @@ function esc(s: string): string {
 export function loginPage(error: string | null): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>edge-gateway status: sign in</title><link rel="stylesheet" href="/status/assets/style.css"></head>
+<title>edge-gateway status: sign in</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/status/assets/style.css"></head>
 <body><main class="login"><h1>edge-gateway status</h1>
 <p>This page is reachable from the network, so it asks for the management <strong>read token</strong>
 (<code>edge-gateway ctl</code> uses the same one).</p>
