@@ -94,9 +94,9 @@ export async function startStatusRig(o: RigOptions = {}): Promise<StatusRig> {
   loop.start();
   const startedAt = performance.now();
   let unhealthy = false;
-  let lifecycle: Lifecycle | undefined;
+  const started: { lifecycle?: Lifecycle } = {};
   const health = (): GatewayHealth => {
-    const services = lifecycle?.health() ?? {};
+    const services = started.lifecycle?.health() ?? {};
     return {
       ok: !unhealthy && loop.responsive() && Object.values(services).every((s) => s.ok),
       loopLagMs: Math.round(loop.lagMs()),
@@ -148,9 +148,9 @@ export async function startStatusRig(o: RigOptions = {}): Promise<StatusRig> {
   services.push(page, metrics);
   devices.startFlushing(1000);
   deadletters.start();
-  lifecycle = new Lifecycle(services, log);
-  await lifecycle.start();
-  const lc = lifecycle;
+  const lc = new Lifecycle(services, log);
+  started.lifecycle = lc;
+  await lc.start();
   return {
     url: `http://127.0.0.1:${metrics.port}`,
     brokerPort,
