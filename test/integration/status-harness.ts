@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import { AnalyticsService } from '../../src/analytics/service.js';
 import { BrokerService } from '../../src/broker/broker.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { GatewayContext, GatewayHealth } from '../../src/context.js';
@@ -51,6 +52,8 @@ export interface RigOptions {
   simIntervalMs?: number;
   /** Leave the simulated driver out. */
   noSim?: boolean;
+  /** YAML for `analytics.rules` (flow style); builds the real AnalyticsService and shows its alerts. */
+  rules?: string;
 }
 
 export async function startStatusRig(o: RigOptions = {}): Promise<StatusRig> {
@@ -67,6 +70,7 @@ export async function startStatusRig(o: RigOptions = {}): Promise<StatusRig> {
       ? `uplink: { url: ${JSON.stringify(o.cloudUrl)}, reconnect: { min_ms: 100, max_ms: 500, jitter: 0.2 } }`
       : 'uplink: { enabled: false }',
     'history: { min_interval_s: 0, flush_interval_ms: 200 }',
+    `analytics: { enabled: ${o.rules ? 'true' : 'false'}, rules: ${o.rules ?? '[]'} }`,
     o.noSim
       ? 'drivers: []'
       : `drivers: [{ type: simulated, id: sim-1, interval_ms: ${o.simIntervalMs ?? 100}, dropout_probability: 0, seed: 7 }]`,
@@ -124,6 +128,21 @@ export async function startStatusRig(o: RigOptions = {}): Promise<StatusRig> {
   services.push(...queue.services);
   services.push(new BrokerService({ config: config.broker, log, pipeline, devices, registry, db }));
   if (config.drivers.length > 0) services.push(buildDrivers(ctx).manager);
+  let alerts: AnalyticsService | undefined;
+  if (o.rules) {
+    // Alerts go nowhere here (the publisher is another capability); the page shows the engine's view.
+    alerts = new AnalyticsService({
+      config: config.analytics,
+      db,
+      log,
+      publisher: { publish: () => Promise.resolve({ local: false, uplink: false }) },
+      onAccepted: (fn) => {
+        latest.on('update', fn);
+        return () => latest.off('update', fn);
+      },
+    });
+    services.push(alerts);
+  }
   // What the lead adds to src/gateway.ts: the sources from the composition root's pieces, the page
   // as a service, and its routes on the metrics server.
   const sources = statusSourcesFrom({
@@ -135,6 +154,7 @@ export async function startStatusRig(o: RigOptions = {}): Promise<StatusRig> {
     queue,
     history,
     deadletters: deadletters.store,
+    alerts,
   });
   const pageConfig = Value.Default(StatusPageConfigSchema, { update_interval_ms: 500, ...o.page }) as StatusPageConfig;
   const page = new StatusPage({

@@ -178,3 +178,17 @@ test('the page shows "disconnected" when the gateway goes away', async (t) => {
   t.diagnostic(`disconnected shown after ${Math.round(performance.now() - t0)} ms`);
   assert.equal(await page.evaluate("document.body.classList.contains('disconnected')"), true);
 });
+
+test('alerts page lists what the real rule engine raised', async (t) => {
+  const rig = await startStatusRig({
+    rules:
+      '[{ name: sim-warm, devices: "sim-*", value: temperature, when: { above: -1000 }, severity: minor, message: "{device} is warm: {value}" }]',
+  });
+  t.after(() => rig.close());
+  const page = await browser.newPage();
+  const errors = watchErrors(page);
+  await page.goto(`${rig.url}/status/#/alerts`);
+  await until('alert row', () => page.isVisible('#alerts-active tr[data-alert^="sim-warm/sim-1/"]'), 10000);
+  assert.match((await page.textContent('#alerts-active tbody'))!, /sim-1 is warm/);
+  assert.deepEqual(errors, []);
+});

@@ -408,6 +408,7 @@ function jsonView(v, depth = 0) {
 
 function renderAlerts(doc) {
   const v = doc.view;
+  const sev = { critical: 'bad', major: 'bad', minor: 'warn', info: 'muted' };
   const table = (rows, id) =>
     rows.length === 0
       ? h('p', { class: 'muted' }, 'None.')
@@ -423,10 +424,12 @@ function renderAlerts(doc) {
               h(
                 'tr',
                 {},
+                h('th', { scope: 'col' }, 'severity'),
                 h('th', { scope: 'col' }, 'device'),
-                h('th', { scope: 'col' }, 'rule'),
+                h('th', { scope: 'col' }, 'message'),
+                h('th', { scope: 'col', class: 'hide-narrow' }, 'rule'),
                 h('th', { scope: 'col' }, 'state'),
-                h('th', { scope: 'col' }, 'raised'),
+                h('th', { scope: 'col', class: 'hide-narrow' }, 'raised'),
               ),
             ),
             h(
@@ -435,23 +438,24 @@ function renderAlerts(doc) {
               rows.map((a) =>
                 h(
                   'tr',
-                  {},
-                  h('td', {}, a.deviceId ?? ''),
-                  h('td', {}, a.rule ?? a.ruleId ?? ''),
-                  h('td', {}, a.state ?? ''),
-                  h('td', {}, a.raisedTs ? new Date(a.raisedTs).toLocaleString() : ''),
+                  { 'data-alert': a.id },
+                  h('td', { class: sev[a.severity] || '' }, a.severity),
+                  h('td', {}, h('a', { href: `#/device/${encodeURIComponent(a.deviceId)}` }, a.deviceId)),
+                  h('td', {}, a.message),
+                  h('td', { class: 'hide-narrow' }, a.rule),
+                  h('td', {}, a.state),
+                  h('td', { class: 'hide-narrow' }, new Date(a.raisedTs).toLocaleString()),
                 ),
               ),
             ),
           ),
         );
   return [
-    h('h2', {}, 'Active alerts'),
+    h('h2', {}, `Active alerts (${v.active.length})`),
     table(v.active, 'alerts-active'),
-    h('h2', {}, 'Recent'),
+    h('h2', {}, 'Recently cleared'),
     table(v.recent, 'alerts-recent'),
-    h('h2', {}, 'Counters'),
-    jsonView(v.counters),
+    h('p', { class: 'muted' }, `${v.rules} rules, ${v.tracks} tracks evaluated`),
   ];
 }
 function renderOta(doc) {
