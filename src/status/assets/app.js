@@ -65,17 +65,20 @@ function sparkline(values) {
 }
 
 /** A line chart of several series over time: series = [{label, t: [], v: []}]. */
-function lineChart(series, label) {
-  const W = 600,
-    H = 200,
+/** fromZero: the y axis starts at 0 (counts); otherwise it spans the data (a 40–45 °C signal). */
+function lineChart(series, label, fromZero) {
+  // Drawn at the width it is shown (no scaling), so the axis text stays readable on a phone.
+  const W = Math.max(280, Math.round(main.clientWidth - 34)),
+    H = W < 600 ? 160 : 200,
     L = 48,
     R = 8,
     T = 8,
     B = 22;
   const svg = s('svg', {
     class: 'chart',
+    width: W,
+    height: H,
     viewBox: `0 0 ${W} ${H}`,
-    preserveAspectRatio: 'none',
     role: 'img',
     'aria-label': label,
   });
@@ -89,7 +92,7 @@ function lineChart(series, label) {
   }
   const t0 = Math.min(...ts),
     t1 = Math.max(...ts) || t0 + 1;
-  let v0 = Math.min(0, ...vs),
+  let v0 = fromZero ? Math.min(0, ...vs) : Math.min(...vs),
     v1 = Math.max(...vs);
   if (v1 === v0) v1 = v0 + 1;
   const x = (t) => L + ((t - t0) / (t1 - t0 || 1)) * (W - L - R);
@@ -118,7 +121,6 @@ function lineChart(series, label) {
         fill: 'none',
         class: `c${i % 4}`,
         'stroke-width': 2,
-        'vector-effect': 'non-scaling-stroke',
       }),
     );
   });
@@ -190,6 +192,7 @@ function renderOverview() {
       lineChart(
         CLASSES.map((c) => ({ label: c, t: d.t, v: d.lanes[c] || [] })),
         'outbox depth per class over the last hour',
+        true,
       ),
       legend(CLASSES),
     );
