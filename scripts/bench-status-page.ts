@@ -21,6 +21,7 @@ async function rig(withToken: boolean): Promise<void> {
   const r = await startStatusRig({
     cloudUrl: `mqtt://127.0.0.1:${await freePort()}`,
     simIntervalMs: 1000,
+    ota: true,
     page: { update_interval_ms: 2000 },
     rules:
       '[{ name: press-high, devices: "press-*", value: pressure, when: { above: 2.4 }, severity: major, message: "{device} pressure high: {value} bar" }]',

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { AnalyticsService } from '../../src/analytics/service.js';
+import { OtaClient } from '../../src/ota/client.js';
 import { BrokerService } from '../../src/broker/broker.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { GatewayContext, GatewayHealth } from '../../src/context.js';
@@ -54,6 +55,8 @@ export interface RigOptions {
   noSim?: boolean;
   /** YAML for `analytics.rules` (flow style); builds the real AnalyticsService and shows its alerts. */
   rules?: string;
+  /** Build the real OtaClient (no channel set: it reports its state and never downloads). */
+  ota?: boolean;
 }
 
 export async function startStatusRig(o: RigOptions = {}): Promise<StatusRig> {
@@ -143,6 +146,20 @@ export async function startStatusRig(o: RigOptions = {}): Promise<StatusRig> {
     });
     services.push(alerts);
   }
+  const ota = o.ota
+    ? new OtaClient({
+        config: config.ota,
+        dataDir: dir,
+        gatewayId: config.gateway.id,
+        version: VERSION,
+        log,
+        health,
+        uplinkOnline: () => queue.uplink?.isOnline ?? null,
+        requestRestart: () => undefined,
+        installRoot: join(dir, 'install'),
+      })
+    : undefined;
+  if (ota) services.push(ota);
   // What the lead adds to src/gateway.ts: the sources from the composition root's pieces, the page
   // as a service, and its routes on the metrics server.
   const sources = statusSourcesFrom({
@@ -155,6 +172,7 @@ export async function startStatusRig(o: RigOptions = {}): Promise<StatusRig> {
     history,
     deadletters: deadletters.store,
     alerts,
+    ota,
   });
   const pageConfig = Value.Default(StatusPageConfigSchema, { update_interval_ms: 500, ...o.page }) as StatusPageConfig;
   const page = new StatusPage({

@@ -179,8 +179,9 @@ test('the page shows "disconnected" when the gateway goes away', async (t) => {
   assert.equal(await page.evaluate("document.body.classList.contains('disconnected')"), true);
 });
 
-test('alerts page lists what the real rule engine raised', async (t) => {
+test('alerts page lists what the real rule engine raised; the OTA page shows the real client state', async (t) => {
   const rig = await startStatusRig({
+    ota: true,
     rules:
       '[{ name: sim-warm, devices: "sim-*", value: temperature, when: { above: -1000 }, severity: minor, message: "{device} is warm: {value}" }]',
   });
@@ -190,5 +191,7 @@ test('alerts page lists what the real rule engine raised', async (t) => {
   await page.goto(`${rig.url}/status/#/alerts`);
   await until('alert row', () => page.isVisible('#alerts-active tr[data-alert^="sim-warm/sim-1/"]'), 10000);
   assert.match((await page.textContent('#alerts-active tbody'))!, /sim-1 is warm/);
+  await page.click('nav a[data-page=ota]');
+  await until('ota phase', async () => (await page.textContent('#ota-phase')) === 'idle', 5000);
   assert.deepEqual(errors, []);
 });

@@ -463,23 +463,36 @@ function renderAlerts(doc) {
 }
 function renderOta(doc) {
   const v = doc.view;
-  const p = v.progress || v.download;
+  const p = v.progress;
   const out = [
     h('h2', {}, 'OTA update'),
     h(
       'div',
       { class: 'cards' },
       card('Running', v.running || '–'),
-      card('State', String(v.state ?? '–'), '', 'ota-state'),
-      card('Channel', v.channel || '–'),
+      card('Phase', String(v.phase ?? '–'), v.result === 'integrity_failure' ? 'bad' : '', 'ota-phase'),
+      card('Release', v.version ? `${v.version}${v.from ? ` (from ${v.from})` : ''}` : '–'),
+      card('Result', String(v.result ?? '–')),
+      card('Channel', v.channel || 'not set', 'small'),
+      card(
+        'Last check',
+        v.lastCheck
+          ? `${new Date(v.lastCheck.at).toLocaleString()}: ${v.lastCheck.version ?? 'nothing'}${v.lastCheck.reason ? ` (${v.lastCheck.reason})` : ''}`
+          : 'never',
+        'small',
+      ),
     ),
   ];
-  if (p && typeof p.bytes === 'number' && typeof p.total === 'number' && p.total > 0)
+  if (v.reason) out.push(h('p', { class: 'error' }, v.reason));
+  if (p && typeof p.received === 'number' && typeof p.total === 'number' && p.total > 0)
     out.push(
-      h('label', { for: 'ota-progress' }, 'Download'),
-      h('progress', { id: 'ota-progress', max: p.total, value: p.bytes }, `${Math.round((p.bytes / p.total) * 100)} %`),
+      h('label', { for: 'ota-progress' }, `Download ${fmtBytes(p.received)} of ${fmtBytes(p.total)}`),
+      h(
+        'progress',
+        { id: 'ota-progress', max: p.total, value: p.received },
+        `${Math.round((p.received / p.total) * 100)} %`,
+      ),
     );
-  out.push(h('h2', {}, 'Details'), jsonView(v));
   return out;
 }
 function renderInspection(doc) {
