@@ -2,7 +2,7 @@
 // gateway's RSS and CPU with no page open vs one page open and updating, and the CPU of the open
 // page (Chromium's renderer main thread) over the same time; optionally screenshots of each page.
 //
-//   node dist/scripts/bench-status-page.js [--seconds 60] [--screenshots docs/screenshots]
+//   node dist/scripts/bench-status-page.js [--seconds 60] [--screenshots docs/screenshots [--shots-only]]
 //
 // The gateway pieces run in a child process (`... rig`), so the browser driver's own memory is not
 // counted as the gateway's. Needs Debian's chromium (CHROMIUM=/path overrides /usr/bin/chromium).
@@ -191,6 +191,14 @@ async function main(): Promise<void> {
   const { launch, until } = await import('../test/integration/status-browser.js');
   const { child, url, memory } = await startChild(false);
   const browser = await launch();
+  if (args.includes('--shots-only') && shotDir) {
+    await new Promise((r) => setTimeout(r, 20000));
+    await screenshots(browser, url, shotDir);
+    await loginShot(browser, shotDir);
+    await browser.close();
+    child.kill('SIGTERM');
+    return;
+  }
   try {
     // Let the devices, history and rule settle before measuring the idle gateway.
     await new Promise((r) => setTimeout(r, 5000));

@@ -57,6 +57,8 @@ export interface RigOptions {
   rules?: string;
   /** Build the real OtaClient (no channel set: it reports its state and never downloads). */
   ota?: boolean;
+  /** Stand-in for the vision capability (not on this branch): its document and kept images. */
+  inspection?: { doc: Record<string, unknown>; images: Map<string, { type: string; body: Buffer }> };
 }
 
 export async function startStatusRig(o: RigOptions = {}): Promise<StatusRig> {
@@ -173,6 +175,9 @@ export async function startStatusRig(o: RigOptions = {}): Promise<StatusRig> {
     deadletters: deadletters.store,
     alerts,
     ota,
+    ...(o.inspection
+      ? { inspection: () => o.inspection!.doc, inspectionImage: (id: string) => o.inspection!.images.get(id) }
+      : {}),
   });
   const pageConfig = Value.Default(StatusPageConfigSchema, { update_interval_ms: 500, ...o.page }) as StatusPageConfig;
   const page = new StatusPage({

@@ -195,3 +195,28 @@ test('alerts page lists what the real rule engine raised; the OTA page shows the
   await until('ota phase', async () => (await page.textContent('#ota-phase')) === 'idle', 5000);
   assert.deepEqual(errors, []);
 });
+
+test('inspection page shows thumbnails of kept defect images under the CSP', async (t) => {
+  const png = Buffer.from(
+    'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
+    'base64',
+  );
+  const rig = await startStatusRig({
+    noSim: true,
+    inspection: {
+      doc: { images: [{ id: 'cam-1.7' }], lastResult: { verdict: 'defective' } },
+      images: new Map([['cam-1.7', { type: 'image/png', body: png }]]),
+    },
+  });
+  t.after(() => rig.close());
+  const page = await browser.newPage();
+  const errors = watchErrors(page);
+  await page.goto(`${rig.url}/status/#/inspection`);
+  await until(
+    'thumbnail decoded',
+    async () => Number(await page.evaluate(`document.querySelector('.thumbs img')?.naturalWidth ?? 0`)) === 1,
+    5000,
+  );
+  assert.equal(await page.getAttribute('.thumbs img', 'alt'), 'defect image cam-1.7');
+  assert.deepEqual(errors, []);
+});

@@ -263,3 +263,28 @@ test('event streams are bounded by max_clients; device views validate the id and
   assert.ok(Object.values(doc!.history!).some((s) => s.t.length >= 3));
   assert.equal((await http(rig.url, '/status/api/device/no-such')).status, 404);
 });
+
+test('inspection thumbnails: only kept images of an image type, by a checked id', async (t) => {
+  const png = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000000', 'hex');
+  const rig = await startStatusRig({
+    noSim: true,
+    inspection: {
+      doc: { images: [{ id: 'cam-1.42' }] },
+      images: new Map([
+        ['cam-1.42', { type: 'image/png', body: png }],
+        ['cam-1.43', { type: 'text/html', body: Buffer.from('<script>alert(1)</script>') }],
+      ]),
+    },
+  });
+  t.after(() => rig.close());
+  assert.deepEqual(JSON.parse((await http(rig.url, '/status/api/inspection')).body), {
+    enabled: true,
+    view: { images: [{ id: 'cam-1.42' }] },
+  });
+  const img = await http(rig.url, '/status/api/inspection/image/cam-1.42');
+  assert.equal(img.status, 200);
+  assert.equal(img.headers['content-type'], 'image/png');
+  assertSecurityHeaders(img, 'image');
+  for (const p of ['cam-1.43', 'nope', '..%2fcam-1.42', '%ff'])
+    assert.equal((await http(rig.url, `/status/api/inspection/image/${p}`)).status, 404, p);
+});
