@@ -142,6 +142,7 @@ export class StatusPage implements Service {
   private handle(req: IncomingMessage, res: ServerResponse, path: string): void {
     if (path === '/status/login' && req.method === 'POST') return this.login(req, res);
     if (path === '/status/logout' && req.method === 'POST') {
+      if (!sameOrigin(req)) return html(res, 403, loginPage('This form may only be sent from the status page itself.'));
       res.writeHead(303, { location: '/status/', 'set-cookie': SessionKeeper.clearCookie() }).end();
       return;
     }
@@ -211,6 +212,10 @@ export class StatusPage implements Service {
   }
 
   private events(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' }).end();
+      return;
+    }
     if (this.clients.size >= this.opts.config.max_clients) {
       json(res, 503, { error: 'too many open status pages' });
       return;
@@ -238,8 +243,7 @@ export class StatusPage implements Service {
   private login(req: IncomingMessage, res: ServerResponse): void {
     if (!this.needsToken) return redirect(res, '/status/', 303);
     // A cross-site form post is refused outright (SameSite covers the cookie, this covers the form).
-    const origin = req.headers.origin;
-    if (origin !== undefined && originHost(origin) !== req.headers.host) {
+    if (!sameOrigin(req)) {
       html(res, 403, loginPage('This form may only be sent from the status page itself.'));
       return;
     }
@@ -283,6 +287,12 @@ export class StatusPage implements Service {
         .end();
     });
   }
+}
+
+/** No Origin (curl, old browsers) or this very host; `null` and other sites are refused. */
+function sameOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  return origin === undefined || originHost(origin) === req.headers.host;
 }
 
 function originHost(origin: string): string | undefined {

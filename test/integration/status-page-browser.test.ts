@@ -220,3 +220,28 @@ test('inspection page shows thumbnails of kept defect images under the CSP', asy
   assert.equal(await page.getAttribute('.thumbs img', 'alt'), 'defect image cam-1.7');
   assert.deepEqual(errors, []);
 });
+
+test('keyboard: a skip link first, then the navigation; Enter follows a link; the phone layout has no page-wide horizontal scroll', async (t) => {
+  const rig = await startStatusRig({});
+  t.after(() => rig.close());
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  t.after(() => context.close());
+  const page = await context.newPage();
+  const errors = watchErrors(page);
+  await page.goto(`${rig.url}/status/`);
+  await until('live', async () => (await page.textContent('#conn')) === 'live', 5000);
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate('document.activeElement.textContent'), 'Skip to content');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate('document.activeElement.textContent'), 'Overview');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate('document.activeElement.textContent'), 'Devices');
+  await page.keyboard.press('Enter');
+  await until('devices page', () => page.isVisible('#device-table'), 5000);
+  assert.equal(await page.getAttribute('nav a[data-page=devices]', 'aria-current'), 'page');
+  const overflow = Number(
+    await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth'),
+  );
+  assert.ok(overflow <= 0, `page scrolls sideways by ${overflow} px`);
+  assert.deepEqual(errors, []);
+});

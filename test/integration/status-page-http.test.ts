@@ -89,6 +89,14 @@ test('one listener serves /metrics (with build_info), /health (200/503) and the 
   assert.equal(ov.queues?.classes.length, 4);
   assert.equal(ov.enabled.alerts, false);
   assert.deepEqual(JSON.parse((await http(rig.url, '/status/api/ota')).body), { enabled: false });
+  // Page weight guard (issue target ≤ 300 KB transferred): everything a first load fetches.
+  let bytes = 0;
+  for (const p of ['/status/', '/status/assets/app.js', '/status/assets/style.css'])
+    bytes += Buffer.byteLength((await http(rig.url, p)).body);
+  assert.ok(bytes < 100_000, `first load ${bytes} bytes`);
+  const head = await http(rig.url, '/status/events', { method: 'HEAD' });
+  assert.equal(head.status, 200);
+  assert.equal(rig.page.clientCount, 0, 'HEAD opens no stream');
 });
 
 test('hostile paths and headers: traversal, odd encodings, oversized headers, wrong methods', async (t) => {
@@ -196,6 +204,11 @@ test('beyond loopback the page asks for the read token, refuses a wrong one, kee
     const r = await http(rig.url, '/status/api/overview', { headers: { cookie: bad } });
     assert.equal(r.status, 401, bad.slice(0, 60));
   }
+  const crossLogout = await http(rig.url, '/status/logout', {
+    method: 'POST',
+    headers: { cookie, origin: 'http://evil.example' },
+  });
+  assert.equal(crossLogout.status, 403);
   const logout = await http(rig.url, '/status/logout', { method: 'POST', headers: { cookie } });
   assert.equal(logout.status, 303);
   assert.match(String(logout.headers['set-cookie']), /Max-Age=0/);
