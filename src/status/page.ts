@@ -83,7 +83,15 @@ export class StatusPage implements Service {
 
   start(): Promise<void> {
     const dir = this.opts.assetsDir ?? new URL('./assets/', import.meta.url).pathname;
-    for (const name of readdirSync(dir)) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir);
+    } catch (err) {
+      // A build without the asset copy (tsc alone) must not stop the gateway: /metrics, /health
+      // and the JSON views still work; the page itself answers 404.
+      this.opts.log.error({ err, dir }, 'status page assets missing (run npm run build); serving the JSON views only');
+    }
+    for (const name of names) {
       const m = ASSET_NAME.exec(name);
       if (!m) continue;
       const body = readFileSync(`${dir}/${name}`);

@@ -57,6 +57,8 @@ export interface RigOptions {
   rules?: string;
   /** Build the real OtaClient (no channel set: it reports its state and never downloads). */
   ota?: boolean;
+  /** Overrides where the page's assets are read from. */
+  assetsDir?: string;
   /** Stand-in for the vision capability (not on this branch): its document and kept images. */
   inspection?: { doc: Record<string, unknown>; images: Map<string, { type: string; body: Buffer }> };
 }
@@ -186,6 +188,7 @@ export async function startStatusRig(o: RigOptions = {}): Promise<StatusRig> {
     tokens: () => (o.token ? [o.token] : []),
     sources,
     log: log.child({ mod: 'status' }),
+    ...(o.assetsDir ? { assetsDir: o.assetsDir } : {}),
   });
   const metrics = new MetricsServer({ config: config.metrics, registry, log, health, routes: page.routes });
   services.push(page, metrics);

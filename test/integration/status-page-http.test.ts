@@ -301,3 +301,13 @@ test('inspection thumbnails: only kept images of an image type, by a checked id'
   for (const p of ['cam-1.43', 'nope', '..%2fcam-1.42', '%ff'])
     assert.equal((await http(rig.url, `/status/api/inspection/image/${p}`)).status, 404, p);
 });
+
+test('a build without the page assets still serves /metrics, /health and the JSON views, and says what is missing', async (t) => {
+  const rig = await startStatusRig({ noSim: true, assetsDir: '/nonexistent/status-assets' });
+  t.after(() => rig.close());
+  assert.equal((await http(rig.url, '/metrics')).status, 200);
+  assert.equal((await http(rig.url, '/health')).status, 200);
+  assert.equal((await http(rig.url, '/status/api/overview')).status, 200);
+  assert.equal((await http(rig.url, '/status/')).status, 404);
+  assert.match(rig.logText(), /status page assets missing/);
+});
