@@ -23,8 +23,11 @@ export function readOnnxMetadata(buf: Uint8Array): Record<string, string> {
   const skip = (wt: number, end: number): void => {
     if (wt === 0) varint(end);
     else if (wt === 1) pos += 8;
-    else if (wt === 2) pos += varint(end);
-    else if (wt === 5) pos += 4;
+    else if (wt === 2) {
+      // Not `pos += varint()`: the left operand would be read before varint() advances pos.
+      const len = varint(end);
+      pos += len;
+    } else if (wt === 5) pos += 4;
     else throw new Error(`unsupported wire type ${wt}`);
     if (pos > end) throw new Error('truncated field');
   };
