@@ -5,6 +5,7 @@ import { CoapConfigSchema } from '../coap/config.js';
 import { MgmtConfigSchema } from '../mgmt/config.js';
 import { MetricsConfigSchema } from '../metrics/config.js';
 import { DriversConfigSchema } from '../drivers/config.js';
+import { DeadLettersConfigSchema } from '../deadletters/config.js';
 import { QueueConfigSchema } from '../queue/config.js';
 import { UplinkConfigSchema } from '../uplink/config.js';
 import { AnalyticsConfigSchema } from '../analytics/config.js';
@@ -56,6 +57,7 @@ export const ConfigSchema = Type.Object(
     mgmt: MgmtConfigSchema,
     metrics: MetricsConfigSchema,
     drivers: DriversConfigSchema,
+    deadletters: DeadLettersConfigSchema,
     queue: QueueConfigSchema,
     uplink: UplinkConfigSchema,
     history: HistoryConfigSchema,

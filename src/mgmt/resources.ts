@@ -264,6 +264,48 @@ export function managementResources(api: ManagementApi): Resource[] {
       },
     },
     {
+      // Refused payloads (docs/readings.md): newest first, `limit`, `device`, `before` (id) to page.
+      path: '/mgmt/deadletters',
+      rt: 'edge.mgmt.deadletters',
+      ct: [50],
+      methods: {
+        GET: g('/mgmt/deadletters', 'read', (req) => {
+          const store = ctx.deadletters;
+          if (!store) return json('2.05', { enabled: false, entries: [] });
+          const limit = Number(req.query['limit'] ?? 50);
+          const before = Number(req.query['before']);
+          const device = req.query['device'];
+          if (device !== undefined && !isValidDeviceId(device)) return text('4.00', 'device id not allowed');
+          const entries = store.list({
+            limit: Number.isFinite(limit) ? limit : 50,
+            ...(device !== undefined ? { deviceId: device } : {}),
+            ...(Number.isInteger(before) ? { beforeId: before } : {}),
+          });
+          return json('2.05', { enabled: true, ...store.stats(), entries });
+        }),
+      },
+    },
+    {
+      path: '/mgmt/deadletters/{id}',
+      hidden: true,
+      methods: {
+        GET: g('/mgmt/deadletters/{id}', 'read', (_req, p) => {
+          const id = Number(p['id']);
+          if (!Number.isSafeInteger(id) || id < 1) return text('4.00', 'dead-letter id must be a positive integer');
+          const d = ctx.deadletters?.get(id);
+          if (!d) return text('4.04', `no dead letter ${id}`);
+          const { payload, ...rest } = d;
+          const asText = payload.toString('utf8');
+          return json('2.05', {
+            ...rest,
+            payloadBase64: payload.toString('base64'),
+            // The payload as text too when it is valid UTF-8 (most refused payloads are JSON).
+            payloadText: Buffer.from(asText, 'utf8').equals(payload) ? asText : null,
+          });
+        }),
+      },
+    },
+    {
       path: '/mgmt/audit',
       rt: 'edge.mgmt.audit',
       ct: [50],

@@ -216,3 +216,32 @@ test('nmea: a receiver that never sends a valid sentence goes offline after stal
   peer.write('$GPGSV,1,1,04,01,40,083,46,02,17,308,41,12,07,344,39,14,22,228,45*7A\r\n');
   await waitFor(() => h.manager.status()[0]!.connected, 3000, 'online again on a valid sentence');
 });
+
+test('serial-lines: a device that only sends garbage goes offline after stale_after_ms; bytes_in counts every byte', async (t) => {
+  const { h, peer } = await setup(
+    t,
+    (dev) => `  - type: serial-lines
+    id: wx-g
+    path: ${dev}
+    baud: 115200
+    stale_after_ms: 400
+`,
+  );
+  await h.manager.start();
+  await waitFor(() => h.manager.status()[0]!.connected, 5000, 'port open');
+  let sent = 0;
+  const noise = setInterval(() => {
+    const b = Buffer.from('not json at all\n{"t":\n');
+    sent += b.length;
+    peer.write(b);
+  }, 50);
+  t.after(() => clearInterval(noise));
+  await waitFor(() => !h.manager.status()[0]!.connected, 3000, 'offline on garbage');
+  clearInterval(noise);
+  await sleep(100);
+  await waitFor(() => h.devices.get('wx-g')?.bytesIn === sent, 3000, 'garbage bytes counted in bytes_in');
+  const line = '{"temperature":21.5}\n';
+  peer.write(line);
+  await waitFor(() => h.manager.status()[0]!.connected, 3000, 'online again on a valid line');
+  await waitFor(() => h.devices.get('wx-g')?.bytesIn === sent + line.length, 3000, 'valid line bytes counted once');
+});

@@ -38,7 +38,7 @@ test('framer handles a multi-byte delimiter split across chunks', () => {
 test('JSON line: numbers, booleans, null dropouts, ts and quality', () => {
   const r = parseJsonLine('{"t":21.5,"on":true,"h":null,"ts":1700000000000,"name":"x"}');
   assert.ok(r.ok);
-  assert.deepEqual(r.values, { t: 21.5, on: true, h: null });
+  assert.deepEqual(r.values, { t: 21.5, on: true, h: null, name: 'x' });
   assert.equal(r.quality, 'uncertain');
   assert.equal(r.ts, 1700000000000);
   assert.equal(
@@ -49,9 +49,25 @@ test('JSON line: numbers, booleans, null dropouts, ts and quality', () => {
 });
 
 test('JSON line: refuses non-objects, garbage and value-less objects', () => {
-  for (const l of ['garbage', '[1,2]', '42', '{"a":"text"}', '{"t":1,"ts":"not a date"}', '\u0000\u00ff{']) {
+  for (const l of [
+    'garbage',
+    '[1,2]',
+    '42',
+    '{"a":[1]}',
+    '{"t":1,"ts":"not a date"}',
+    '{"t":1,"ts":2e15}',
+    '\u0000\u00ff{',
+  ]) {
     assert.equal(parseJsonLine(l).ok, false, l);
   }
+});
+
+test('JSON line without a field map uses the shared normaliser: strings, nesting, left-out fields reported', () => {
+  const r = parseJsonLine('{"status":"RUN","env":{"rh":40},"arr":[1],"deviceId":"x"}');
+  assert.ok(r.ok);
+  assert.deepEqual(r.values, { status: 'RUN', 'env.rh': 40 });
+  assert.equal(r.ts, undefined);
+  assert.match(r.left!, /arr: arrays are not values/);
 });
 
 test('JSON line with a field map renames, scales and gives units', () => {
