@@ -1,0 +1,402 @@
+import { basename } from 'node:path';
+import type { Logger } from '../log/logger.js';
+import type { RejectActuator } from './actions.js';
+import type { VisionConfig } from './config.js';
+import type { ModelContract } from './contract.js';
+import { decodeForModel, DecodeError } from './decode.js';
+import { decide, type Decision, type DecisionPolicy } from './decision.js';
+import type { InferenceEngine } from './engine.js';
+import { bump, newCounters, RateMeter, Reservoir, STAGES, type Stage, type VisionCounters } from './stats.js';
+import type { Frame, InspectionResult } from './types.js';
+
+interface Part {
+  frame: Frame;
+  /** performance.now() at arrival, for the stage timings. */
+  t0: number;
+  decided: boolean;
+  /** Left the queue (decoding or later): the deadline no longer removes it from the queue. */
+  started: boolean;
+  timer: NodeJS.Timeout | undefined;
+  pixels: Uint8Array | null;
+  contract: ModelContract | null;
+  decodeMs: number;
+}
+
+export interface InspectorHooks {
+  /** The result of every part, decided or fail-safe; `reject` says whether reject actions ran. */
+  onResult(result: InspectionResult, frame: Frame): void;
+  onStage?(stage: Stage, ms: number): void;
+}
+
+export interface SwapState {
+  state: 'idle' | 'loading' | 'shadow' | 'switched' | 'failed';
+  path: string | null;
+  reason: string | null;
+  shadowAnswered: number;
+  at: string | null;
+}
+
+/**
+ * The per-frame pipeline: bounded queue per camera (full → the OLDEST waiting frame is dropped
+ * and its part gets the fail-safe), decode of the next frame overlapping inference of the current
+ * one (sharp runs on libuv's pool, onnxruntime in its worker), decision, reject, and the
+ * per-part deadline: a part without a verdict `deadline_ms` after capture gets the fail-safe
+ * action once; a verdict arriving later is published marked `late` and acts no more.
+ */
+export class Inspector {
+  readonly counters: VisionCounters = newCounters();
+  readonly stages = new Map<Stage, Reservoir>(STAGES.map((s) => [s, new Reservoir(2048)]));
+  readonly rate = new RateMeter();
+  swap: SwapState = { state: 'idle', path: null, reason: null, shadowAnswered: 0, at: null };
+
+  private readonly queues = new Map<string, Part[]>();
+  private rr: string[] = [];
+  private decoding = 0;
+  private readonly ready: Part[] = [];
+  private inferring = false;
+  private stopped = false;
+  private candidate: { engine: InferenceEngine; needed: number; answered: number } | null = null;
+  private idleWaiters: (() => void)[] = [];
+  private readonly policy: () => DecisionPolicy;
+
+  constructor(
+    private readonly cfg: VisionConfig,
+    private engine: InferenceEngine,
+    private readonly actuator: RejectActuator,
+    private readonly log: Logger,
+    private readonly hooks: InspectorHooks,
+  ) {
+    this.policy = () => ({
+      labels: this.engine.contract.labels,
+      goodLabels: this.engine.contract.goodLabels,
+      defectThresholds: cfg.defect_thresholds,
+      defaultDefectThreshold: cfg.default_defect_threshold,
+      uncertainBelow: cfg.uncertain_below,
+    });
+  }
+
+  get active(): InferenceEngine {
+    return this.engine;
+  }
+
+  get modelName(): string {
+    return basename(this.engine.modelPath);
+  }
+
+  queued(cameraId: string): number {
+    return this.queues.get(cameraId)?.length ?? 0;
+  }
+
+  /** Accepts a frame from a source. Never throws. */
+  push(frame: Frame): void {
+    this.counters.frames++;
+    const part: Part = {
+      frame,
+      t0: performance.now(),
+      decided: false,
+      started: false,
+      timer: undefined,
+      pixels: null,
+      contract: null,
+      decodeMs: 0,
+    };
+    if (this.stopped) {
+      this.failSafe(part, 'stopped');
+      return;
+    }
+    const remaining = this.cfg.deadline_ms - (Date.now() - frame.captureTs);
+    part.timer = setTimeout(() => this.onDeadline(part), Math.max(0, remaining));
+    let q = this.queues.get(frame.cameraId);
+    if (!q) {
+      q = [];
+      this.queues.set(frame.cameraId, q);
+      this.rr.push(frame.cameraId);
+    }
+    q.push(part);
+    if (frame.image.length > this.cfg.max_image_bytes) {
+      q.pop();
+      this.counters.frameErrors++;
+      this.failSafe(part, 'frame_error', `image of ${frame.image.length} bytes exceeds max_image_bytes`);
+      return;
+    }
+    while (q.length > this.cfg.queue_per_camera) {
+      const old = q.shift()!;
+      this.counters.dropped++;
+      this.failSafe(old, 'dropped');
+    }
+    this.pump();
+  }
+
+  private onDeadline(part: Part): void {
+    part.timer = undefined;
+    if (part.decided) return;
+    this.counters.deadlineMisses++;
+    if (!part.started) {
+      const q = this.queues.get(part.frame.cameraId);
+      const i = q?.indexOf(part) ?? -1;
+      if (q && i >= 0) q.splice(i, 1);
+    }
+    this.failSafe(part, 'deadline');
+  }
+
+  /** The next waiting part, round robin over cameras. */
+  private next(): Part | undefined {
+    for (let k = 0; k < this.rr.length; k++) {
+      const id = this.rr.shift()!;
+      this.rr.push(id);
+      const q = this.queues.get(id)!;
+      const p = q.shift();
+      if (p) return p;
+    }
+    return undefined;
+  }
+
+  private pump(): void {
+    // One decode in flight and one decoded frame waiting: the next frame is ready the moment the
+    // worker finishes the current one, without decoding far ahead of a slow model.
+    while (!this.stopped && this.decoding + this.ready.length < 2) {
+      const p = this.next();
+      if (!p) break;
+      p.started = true;
+      this.decoding++;
+      void this.decode(p);
+    }
+    while (!this.inferring && this.ready.length > 0) {
+      const p = this.ready.shift()!;
+      if (p.decided) continue;
+      this.inferring = true;
+      void this.infer(p);
+    }
+    if (this.decoding === 0 && this.ready.length === 0 && !this.inferring) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
+    }
+  }
+
+  private async decode(p: Part): Promise<void> {
+    const t = performance.now();
+    try {
+      const c = this.engine.contract;
+      p.pixels = await decodeForModel(p.frame.image, c, { maxPixels: this.cfg.max_image_pixels });
+      p.contract = c;
+      p.decodeMs = performance.now() - t;
+      this.hooks.onStage?.('decode', p.decodeMs);
+      // A part whose deadline passed while decoding already got the fail-safe: no inference.
+      if (!p.decided) this.ready.push(p);
+    } catch (e) {
+      this.counters.frameErrors++;
+      this.failSafe(p, 'frame_error', e instanceof DecodeError ? e.message : String(e));
+    } finally {
+      this.decoding--;
+      this.pump();
+    }
+  }
+
+  private async infer(p: Part): Promise<void> {
+    const engine = this.engine;
+    try {
+      if (p.contract !== engine.contract) {
+        // The model was swapped to one with another input since this frame was decoded.
+        p.pixels = await decodeForModel(p.frame.image, engine.contract, { maxPixels: this.cfg.max_image_pixels });
+        p.contract = engine.contract;
+      }
+      const pixels = p.pixels!;
+      this.shadow(p, pixels);
+      p.pixels = null;
+      const out = await engine.infer(pixels, Math.max(this.cfg.deadline_ms * 4, 5000));
+      const d = decide(out.logits, this.policy());
+      this.finish(p, d, out.preprocessMs, out.inferenceMs, engine);
+    } catch (e) {
+      this.counters.inferenceErrors++;
+      this.failSafe(p, 'inference_error', e instanceof Error ? e.message : String(e));
+    } finally {
+      this.inferring = false;
+      this.pump();
+    }
+  }
+
+  private finish(p: Part, d: Decision, preprocessMs: number, inferenceMs: number, engine: InferenceEngine): void {
+    const total = performance.now() - p.t0;
+    const result: InspectionResult = {
+      cameraId: p.frame.cameraId,
+      frameId: p.frame.frameId,
+      partId: p.frame.partId,
+      label: d.label,
+      verdict: d.verdict,
+      confidence: d.confidence,
+      scores: d.scores,
+      latencyMs: { decode: r2(p.decodeMs), preprocess: r2(preprocessMs), inference: r2(inferenceMs), total: r2(total) },
+      model: basename(engine.modelPath),
+      provider: engine.provider,
+      captureTs: new Date(p.frame.captureTs).toISOString(),
+    };
+    this.stage('preprocess', preprocessMs);
+    this.stage('inference', inferenceMs);
+    this.stage('total', total);
+    this.rate.mark(performance.now());
+    if (p.decided) {
+      // The fail-safe already acted on this part; report the verdict, act no more.
+      this.counters.lateResults++;
+      result.late = true;
+      this.hooks.onResult(result, p.frame);
+      return;
+    }
+    this.settle(p);
+    this.counters.decided++;
+    bump(this.counters.byVerdict, d.verdict);
+    bump(this.counters.byLabel, d.label);
+    if (d.verdict === 'defective') this.runReject(p, d.label);
+    this.hooks.onResult(result, p.frame);
+    p.frame.done?.();
+  }
+
+  private settle(p: Part): void {
+    p.decided = true;
+    if (p.timer) clearTimeout(p.timer);
+    p.timer = undefined;
+  }
+
+  private failSafe(p: Part, reason: string, error?: string): void {
+    if (p.decided) return;
+    this.settle(p);
+    bump(this.counters.failSafe, reason);
+    const action = this.cfg.fail_safe;
+    if (action === 'reject') this.runReject(p, reason);
+    if (error !== undefined)
+      this.log.warn({ camera: p.frame.cameraId, frame: p.frame.frameId, reason, err: error }, 'vision fail-safe');
+    const result: InspectionResult = {
+      cameraId: p.frame.cameraId,
+      frameId: p.frame.frameId,
+      partId: p.frame.partId,
+      label: null,
+      verdict: 'failsafe',
+      confidence: null,
+      scores: {},
+      latencyMs: { decode: r2(p.decodeMs), preprocess: 0, inference: 0, total: r2(performance.now() - p.t0) },
+      model: this.modelName,
+      provider: this.engine.provider,
+      captureTs: new Date(p.frame.captureTs).toISOString(),
+      failSafe: { reason, action },
+      ...(error !== undefined ? { error } : {}),
+    };
+    this.hooks.onResult(result, p.frame);
+    p.frame.done?.();
+  }
+
+  private runReject(p: Part, reason: string): void {
+    if (!this.actuator.configured) return;
+    const f = p.frame;
+    this.actuator.reject({ cameraId: f.cameraId, frameId: f.frameId, partId: f.partId, reason }).then(
+      () => {
+        this.counters.rejects++;
+        this.stage('reject', Date.now() - f.captureTs);
+      },
+      (e: unknown) => {
+        this.counters.rejectErrors++;
+        this.log.error(
+          { camera: f.cameraId, part: f.partId, err: (e as Error).message },
+          'vision reject action failed',
+        );
+      },
+    );
+  }
+
+  private stage(s: Stage, ms: number): void {
+    this.stages.get(s)!.add(ms);
+    this.hooks.onStage?.(s, ms);
+  }
+
+  /** Sends a copy of the frame to the candidate model; switches after `needed` answers. */
+  private shadow(p: Part, pixels: Uint8Array): void {
+    const cand = this.candidate;
+    if (!cand) return;
+    const run = async () => {
+      const px =
+        cand.engine.contract.width === p.contract!.width &&
+        cand.engine.contract.height === p.contract!.height &&
+        cand.engine.contract.channels === p.contract!.channels &&
+        cand.engine.contract.fit === p.contract!.fit
+          ? pixels.slice()
+          : await decodeForModel(p.frame.image, cand.engine.contract, { maxPixels: this.cfg.max_image_pixels });
+      const out = await cand.engine.infer(px, Math.max(this.cfg.deadline_ms * 4, 5000));
+      if (out.logits.length !== cand.engine.contract.labels.length) throw new Error('wrong output length');
+    };
+    run().then(
+      () => {
+        if (this.candidate !== cand) return;
+        cand.answered++;
+        this.swap.shadowAnswered = cand.answered;
+        if (cand.answered >= cand.needed) this.switchTo(cand.engine);
+      },
+      (e: unknown) => {
+        if (this.candidate !== cand) return;
+        this.abandon(`shadow run failed: ${(e as Error).message}`);
+      },
+    );
+  }
+
+  /** Starts serving a loaded candidate beside the current model (docs/vision.md "Model swap"). */
+  offer(engine: InferenceEngine, needed: number): void {
+    if (this.candidate) void this.candidate.engine.close();
+    this.swap = { state: 'shadow', path: engine.modelPath, reason: null, shadowAnswered: 0, at: iso() };
+    if (needed <= 0) {
+      this.switchTo(engine);
+      return;
+    }
+    this.candidate = { engine, needed, answered: 0 };
+  }
+
+  private switchTo(engine: InferenceEngine): void {
+    const old = this.engine;
+    this.engine = engine;
+    this.candidate = null;
+    this.swap = { ...this.swap, state: 'switched', path: engine.modelPath, at: iso() };
+    this.log.info({ model: engine.modelPath, provider: engine.provider, was: old.modelPath }, 'vision model switched');
+    // The old worker finishes a run already queued before it handles close (one chain).
+    void old.close();
+  }
+
+  abandon(reason: string): void {
+    const cand = this.candidate;
+    this.candidate = null;
+    if (cand) void cand.engine.close();
+    this.swap = { ...this.swap, state: 'failed', reason, at: iso() };
+    this.log.warn({ reason, model: this.engine.modelPath }, 'vision model swap abandoned; the old model keeps serving');
+  }
+
+  markLoading(path: string): void {
+    this.swap = { state: 'loading', path, reason: null, shadowAnswered: 0, at: iso() };
+  }
+
+  /** Resolves when nothing is queued, decoding or inferring (tests, shutdown). */
+  idle(): Promise<void> {
+    if (
+      this.decoding === 0 &&
+      this.ready.length === 0 &&
+      !this.inferring &&
+      [...this.queues.values()].every((q) => q.length === 0)
+    )
+      return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  /** Stops taking frames; every waiting part gets the fail-safe (reason `stopped`). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const q of this.queues.values()) for (const p of q.splice(0)) this.failSafe(p, 'stopped');
+    const deadline = Date.now() + 5000;
+    while ((this.decoding > 0 || this.inferring) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    for (const p of this.ready.splice(0)) this.failSafe(p, 'stopped');
+    if (this.candidate) await this.candidate.engine.close();
+    this.candidate = null;
+    await this.engine.close();
+  }
+
+  get candidateEngine(): InferenceEngine | null {
+    return this.candidate?.engine ?? null;
+  }
+}
+
+const r2 = (x: number) => Math.round(x * 100) / 100;
+const iso = () => new Date().toISOString();
