@@ -189,6 +189,10 @@ export const VisionConfigSchema = section(
     }),
     default_defect_threshold: Type.Number({ minimum: 0, maximum: 1, default: 0.5 }),
     reject: Type.Array(RejectActionConfig, { default: [], description: 'Actions for defective parts.' }),
+    reject_uncertain: Type.Boolean({
+      default: true,
+      description: 'An uncertain part also gets the reject actions (a line cannot pass a part it could not judge).',
+    }),
     fail_safe: Type.Union([Type.Literal('reject'), Type.Literal('pass')], {
       default: 'reject',
       description: 'What a dropped, failed or late part gets; reject runs the reject actions.',

@@ -181,7 +181,7 @@ export class Inspector {
       p.pixels = await decodeForModel(p.frame.image, c, { maxPixels: this.cfg.max_image_pixels });
       p.contract = c;
       p.decodeMs = performance.now() - t;
-      this.hooks.onStage?.('decode', p.decodeMs);
+      this.stage('decode', p.decodeMs);
       // A part whose deadline passed while decoding already got the fail-safe: no inference.
       if (!p.decided) this.ready.push(p);
     } catch (e) {
@@ -247,6 +247,7 @@ export class Inspector {
     bump(this.counters.byVerdict, d.verdict);
     bump(this.counters.byLabel, d.label);
     if (d.verdict === 'defective') this.runReject(p, d.label);
+    else if (d.verdict === 'uncertain' && this.cfg.reject_uncertain) this.runReject(p, 'uncertain');
     this.hooks.onResult(result, p.frame);
     p.frame.done?.();
   }

@@ -25,6 +25,7 @@ async function known(n: number, seed: number): Promise<{ label: DemoLabel; png: 
 
 test('directory drop: known images give the expected labels; frame id = file name; defective rejected first and CRITICAL', async () => {
   const dir = tmp();
+  const reviewDir = tmp();
   const pub = new RecordingPublisher();
   const { log } = captureLog();
   const svc = new VisionService({
@@ -32,6 +33,7 @@ test('directory drop: known images give the expected labels; frame id = file nam
       cameras: [{ id: 'belt1', kind: 'directory', path: dir, settle_ms: 50 }],
       reject: REJECT,
       deadline_ms: 5000,
+      review: { dir: reviewDir, max_files: 5 },
     }),
     log,
     publisher: pub,
@@ -59,8 +61,9 @@ test('directory drop: known images give the expected labels; frame id = file nam
       assert.equal(s.priority, r.verdict === 'defective' ? 'CRITICAL' : 'LOW');
       assert.equal(s.source, 'vision');
     }
-    const defective = results.filter((r) => r.verdict === 'defective');
-    assert.ok(defective.length > 0);
+    // Defective and (reject_uncertain: true by default) uncertain parts are rejected.
+    const defective = results.filter((r) => r.verdict !== 'good');
+    assert.ok(defective.some((r) => r.verdict === 'defective'));
     const cmds = pub.commands();
     assert.equal(cmds.length, defective.length);
     for (const c of cmds) {
@@ -83,9 +86,15 @@ test('directory drop: known images give the expected labels; frame id = file nam
     assert.equal(v.counters.decided, parts.length);
     assert.equal(v.model?.provider, 'cpu');
     assert.ok(v.latencyMs.inference!.p50! > 0);
+    // Review folder: defective and uncertain frames kept, at most 5 files, newest listed first.
+    assert.equal(v.review!.stats.writes, defective.length);
+    assert.equal(v.review!.stats.files, Math.min(5, defective.length));
+    assert.deepEqual(readdirSync(reviewDir).sort(), v.review!.recent.map((e) => e.file).sort());
+    assert.ok(v.review!.recent.every((e) => /-(defective|uncertain)-img-/.test(e.file)));
   } finally {
     await svc.stop();
     rmSync(dir, { recursive: true, force: true });
+    rmSync(reviewDir, { recursive: true, force: true });
   }
 });
 

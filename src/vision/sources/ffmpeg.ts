@@ -17,7 +17,9 @@ export class JpegSplitter {
     for (;;) {
       const soi = this.buf.indexOf(SOI);
       if (soi < 0) {
-        this.buf = Buffer.alloc(0);
+        // Keep a trailing 0xFF: it may be the first byte of an SOI split across chunks.
+        this.buf =
+          this.buf.length > 0 && this.buf[this.buf.length - 1] === 0xff ? this.buf.subarray(-1) : Buffer.alloc(0);
         break;
       }
       const eoi = this.buf.indexOf(EOI, soi + 2);
