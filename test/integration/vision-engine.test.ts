@@ -87,3 +87,24 @@ test('a missing model file, a non-model file and no loadable provider are EGW_VI
     (e: unknown) => e instanceof GatewayError && /4 scores for 2 labels/.test(e.message),
   );
 });
+
+test('held-out synthetic parts (a seed not used in training): accuracy ≥ 95 %', async () => {
+  const engine = await InferenceEngine.load({ config: visionConfig({ warmup_runs: 1 }) });
+  try {
+    const c = engine.contract;
+    const { parts } = await import('../../scripts/vision-synth.js');
+    let n = 0;
+    let ok = 0;
+    for await (const p of parts(50, 31337)) {
+      const out = await engine.infer(await decodeForModel(p.png, c, { maxPixels: 1e8 }));
+      let best = 0;
+      for (let i = 1; i < out.logits.length; i++) if (out.logits[i]! > out.logits[best]!) best = i;
+      n++;
+      if (c.labels[best] === p.label) ok++;
+    }
+    console.log(`# held-out accuracy ${ok}/${n} = ${((ok / n) * 100).toFixed(1)} %`);
+    assert.ok(ok / n >= 0.95, `${ok}/${n}`);
+  } finally {
+    await engine.close();
+  }
+});

@@ -5,11 +5,11 @@ export interface FrameMessageProps {
   userProperties?: Record<string, string | string[]>;
 }
 
-/** Subscribes to a local topic filter; returns the unsubscribe. */
+/** Subscribes to a local topic filter; may return (or resolve to) the unsubscribe. */
 export type SubscribeFn = (
   filter: string,
   handler: (topic: string, payload: Buffer, props?: FrameMessageProps) => void,
-) => (() => void) | Promise<() => void>;
+) => void | (() => void) | Promise<void | (() => void)>;
 
 const PART_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
 
@@ -21,6 +21,7 @@ export class MqttSource implements FrameSource {
   readonly kind = 'mqtt';
   private unsubs: (() => void)[] = [];
   private seq = 0;
+  private stopped = false;
   private readonly counts = { frames: 0, badPartId: 0 };
 
   constructor(
@@ -31,6 +32,8 @@ export class MqttSource implements FrameSource {
   async start(sink: FrameSink): Promise<void> {
     const base = `camera/${this.cameraId}/image`;
     const handler = (topic: string, payload: Buffer, props?: FrameMessageProps) => {
+      // A subscription without an unsubscribe keeps delivering after stop: ignore it here.
+      if (this.stopped) return;
       const captureTs = Date.now();
       let partId: string | null = null;
       if (topic.length > base.length + 1) partId = topic.slice(base.length + 1);
@@ -50,10 +53,14 @@ export class MqttSource implements FrameSource {
         image: payload,
       });
     };
-    this.unsubs.push(await this.subscribe(base, handler), await this.subscribe(`${base}/+`, handler));
+    for (const filter of [base, `${base}/+`]) {
+      const unsub = await this.subscribe(filter, handler);
+      if (typeof unsub === 'function') this.unsubs.push(unsub);
+    }
   }
 
   stop(): Promise<void> {
+    this.stopped = true;
     for (const u of this.unsubs.splice(0)) u();
     return Promise.resolve();
   }
