@@ -15,6 +15,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Value } from '@sinclair/typebox/value';
 import * as ort from 'onnxruntime-node';
 import { pino } from 'pino';
@@ -145,6 +146,8 @@ async function bench(name: string, model: string, imgs: Buffer[]): Promise<Recor
   // All frames queued at once: decode of frame n+1 overlaps inference of frame n.
   const rate: number[] = [];
   await bareRun(FRAMES, rate);
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   const t2 = performance.now();
   for (let i = 0; i < FRAMES; i++)
     svc.push({
@@ -156,6 +159,7 @@ async function bench(name: string, model: string, imgs: Buffer[]): Promise<Recor
     });
   await pub.until(done + FRAMES);
   const overlapFps = (FRAMES / (performance.now() - t2)) * 1000;
+  loop.disable();
   await bareRun(FRAMES, rate);
   await s.release();
   await svc.idle();
@@ -185,6 +189,7 @@ async function bench(name: string, model: string, imgs: Buffer[]): Promise<Recor
     // One part at a time (queueing in the overlap run would be counted otherwise).
     rejectFromCaptureMs: { p50: stages.reject?.p50, p99: stages.reject?.p99, n: stages.reject?.n },
     rejects: pub.commands,
+    eventLoopDelayDuringOverlapMs: { p99: r2(loop.percentile(99) / 1e6), max: r2(loop.max / 1e6) },
     rssMiB: r2(rss / 1048576),
   };
 }

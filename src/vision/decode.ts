@@ -1,4 +1,5 @@
 import sharp, { type OutputInfo } from 'sharp';
+import { GatewayError } from '../errors.js';
 import type { ModelContract } from './contract.js';
 
 /** Global sharp settings for a long-running gateway (set once by the service). */
@@ -14,7 +15,12 @@ export interface DecodeLimits {
   maxPixels: number;
 }
 
-export class DecodeError extends Error {}
+/** A frame that cannot become a tensor: counted, and its part gets the fail-safe action. */
+export class DecodeError extends GatewayError {
+  constructor(message: string) {
+    super('EGW_VISION_FRAME', message);
+  }
+}
 
 /**
  * Decodes an image (JPEG, PNG, WebP, TIFF, GIF: whatever libvips reads) and resizes it to the

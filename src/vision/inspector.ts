@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import type { Logger } from '../log/logger.js';
+import { RateLimitedLog } from '../log/rate-limited.js';
 import type { RejectActuator } from './actions.js';
 import type { VisionConfig } from './config.js';
 import type { ModelContract } from './contract.js';
@@ -58,6 +59,8 @@ export class Inspector {
   private candidate: { engine: InferenceEngine; needed: number; answered: number } | null = null;
   private idleWaiters: (() => void)[] = [];
   private readonly policy: () => DecisionPolicy;
+  /** One warning per camera and reason per minute: a broken camera must not flood the journal. */
+  private readonly warn: RateLimitedLog;
 
   constructor(
     private readonly cfg: VisionConfig,
@@ -66,6 +69,7 @@ export class Inspector {
     private readonly log: Logger,
     private readonly hooks: InspectorHooks,
   ) {
+    this.warn = new RateLimitedLog(log, 60000);
     this.policy = () => ({
       labels: this.engine.contract.labels,
       goodLabels: this.engine.contract.goodLabels,
@@ -265,7 +269,17 @@ export class Inspector {
     const action = this.cfg.fail_safe;
     if (action === 'reject') this.runReject(p, reason);
     if (error !== undefined)
-      this.log.warn({ camera: p.frame.cameraId, frame: p.frame.frameId, reason, err: error }, 'vision fail-safe');
+      this.warn.warn(
+        `${p.frame.cameraId}/${reason}`,
+        {
+          camera: p.frame.cameraId,
+          frame: p.frame.frameId,
+          reason,
+          err: error,
+          ...(reason === 'frame_error' ? { code: 'EGW_VISION_FRAME' } : {}),
+        },
+        'vision fail-safe',
+      );
     const result: InspectionResult = {
       cameraId: p.frame.cameraId,
       frameId: p.frame.frameId,

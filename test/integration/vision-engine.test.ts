@@ -1,24 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { Value } from '@sinclair/typebox/value';
 import * as ort from 'onnxruntime-node';
 import { GatewayError } from '../../src/errors.js';
-import { VisionConfigSchema, type VisionConfig } from '../../src/vision/config.js';
 import { tensorDims, toTensor } from '../../src/vision/contract.js';
 import { decodeForModel } from '../../src/vision/decode.js';
 import { decide } from '../../src/vision/decision.js';
 import { InferenceEngine } from '../../src/vision/engine.js';
 import { partPng, rng } from '../../scripts/vision-synth.js';
-
-export const DEMO_MODEL = join(process.cwd(), 'test', 'fixtures', 'vision', 'demo-defects.onnx');
-
-export function visionConfig(extra: Record<string, unknown> = {}): VisionConfig {
-  const raw = Value.Default(VisionConfigSchema, structuredClone({ model: { path: DEMO_MODEL }, ...extra }));
-  const errors = [...Value.Errors(VisionConfigSchema, raw)].map((e) => `${e.path}: ${e.message}`);
-  assert.deepEqual(errors, []);
-  return raw as VisionConfig;
-}
+import { DEMO_MODEL, visionConfig } from './vision-harness.js';
 
 test('the demo model loads on cpu in a worker; contract from its metadata; scores match a direct session.run', async () => {
   const engine = await InferenceEngine.load({ config: visionConfig({ warmup_runs: 1 }) });
