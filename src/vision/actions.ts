@@ -22,8 +22,11 @@ interface SerialLike {
  * or register through the driver command path), and any MQTT subscriber (a PLC gateway) sees it.
  * `serial` writes one line on a serial port. Each action is bounded by `timeoutMs`.
  */
+export type RejectHook = (ev: RejectEvent) => void | Promise<void>;
+
 export class RejectActuator {
   private readonly serials = new Map<string, Promise<SerialLike>>();
+  private readonly hooks = new Set<RejectHook>();
 
   constructor(
     private readonly actions: readonly RejectAction[],
@@ -33,12 +36,22 @@ export class RejectActuator {
   ) {}
 
   get configured(): boolean {
-    return this.actions.some((a) => a.kind !== 'none');
+    return this.hooks.size > 0 || this.actions.some((a) => a.kind !== 'none');
+  }
+
+  /**
+   * A plugin's reject action (e.g. a vendor PLC protocol); runs beside the configured actions,
+   * bounded by the same timeout; a throwing hook counts as a failed reject. Returns the removal.
+   */
+  addHook(fn: RejectHook): () => void {
+    this.hooks.add(fn);
+    return () => this.hooks.delete(fn);
   }
 
   /** Resolves when every action is done; rejects with the first failure (others still run). */
   async reject(ev: RejectEvent): Promise<void> {
     const runs = this.actions.map((a) => this.bounded(this.run(a, ev)));
+    for (const h of this.hooks) runs.push(this.bounded(Promise.resolve().then(() => h(ev))));
     const res = await Promise.allSettled(runs);
     const failed = res.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));

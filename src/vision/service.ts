@@ -4,7 +4,7 @@ import { GatewayError } from '../errors.js';
 import type { Service, ServiceHealth } from '../lifecycle/service.js';
 import type { Logger } from '../log/logger.js';
 import type { Publisher } from '../publisher/types.js';
-import { RejectActuator } from './actions.js';
+import { RejectActuator, type RejectHook } from './actions.js';
 import type { VisionConfig } from './config.js';
 import { configureSharp } from './decode.js';
 import { InferenceEngine } from './engine.js';
@@ -67,6 +67,7 @@ export class VisionService implements Service {
   private swapping: Promise<void> | null = null;
   private state = 'stopped';
   private readonly rand: () => number;
+  private readonly listeners = new Set<(r: InspectionResult) => void>();
   private readonly m: {
     stage: Histogram<'stage'>;
     results: Counter<'verdict' | 'label'>;
@@ -211,6 +212,17 @@ export class VisionService implements Service {
     }
   }
 
+  /** A plugin's reject action (the "plugin hook" of docs/vision.md); returns the removal. */
+  addRejectHook(fn: RejectHook): () => void {
+    return this.actuator.addHook(fn);
+  }
+
+  /** Every published result (plugins' inspection hook); returns the removal. */
+  onInspection(fn: (r: InspectionResult) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
   /** Source-less entry point (tests, plugins): inspects one frame. */
   push(frame: Frame): void {
     if (!this.inspector) {
@@ -222,6 +234,13 @@ export class VisionService implements Service {
 
   private onResult(r: InspectionResult, f: Frame): void {
     const cfg = this.opts.config;
+    for (const fn of this.listeners) {
+      try {
+        fn(r);
+      } catch (e) {
+        this.opts.log.warn({ err: (e as Error).message }, 'vision: an inspection hook threw');
+      }
+    }
     if (this.m) {
       if (r.verdict === 'failsafe') {
         this.m.failSafe.inc({ reason: r.failSafe!.reason });

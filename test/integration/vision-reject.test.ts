@@ -95,3 +95,27 @@ test('a model file replaced on disk is swapped in (shadow, then switch); a broke
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a plugin reject hook gets every rejected part; a throwing hook is a counted reject error', async () => {
+  const pub = new RecordingPublisher();
+  const svc = new VisionService({ config: visionConfig(), log: captureLog().log, publisher: pub });
+  await svc.start();
+  try {
+    const seen: string[] = [];
+    const results: string[] = [];
+    svc.addRejectHook((ev) => void seen.push(`${ev.partId}:${ev.reason}`));
+    const off = svc.addRejectHook(() => {
+      throw new Error('plc offline');
+    });
+    svc.onInspection((r) => results.push(r.verdict));
+    svc.push({ cameraId: 'c', frameId: 'x', partId: 'P1', captureTs: Date.now(), image: Buffer.from('bad') });
+    await pub.until(() => pub.results().length >= 1, 10000, 'result');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(seen, ['P1:frame_error']);
+    assert.deepEqual(results, ['failsafe']);
+    assert.equal(svc.view().counters.rejectErrors, 1);
+    off();
+  } finally {
+    await svc.stop();
+  }
+});
