@@ -14,6 +14,8 @@ export class HttpSnapshotSource implements FrameSource {
   private seq = 0;
   private readonly ac = new AbortController();
   private readonly counts = { frames: 0, errors: 0, lastError: null as string | null };
+  private readonly target: string;
+  private readonly headers: Record<string, string> = {};
 
   constructor(
     readonly cameraId: string,
@@ -22,7 +24,18 @@ export class HttpSnapshotSource implements FrameSource {
     private readonly timeoutMs: number,
     private readonly maxBytes: number,
     private readonly log: Logger,
-  ) {}
+  ) {
+    // fetch refuses URLs with credentials (Fetch standard: "includes credentials" → TypeError);
+    // IP cameras are usually configured as http://user:pass@host/snapshot.jpg, so send Basic auth.
+    const u = new URL(url);
+    if (u.username !== '' || u.password !== '') {
+      const cred = `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`;
+      this.headers.authorization = `Basic ${Buffer.from(cred).toString('base64')}`;
+      u.username = '';
+      u.password = '';
+    }
+    this.target = u.toString();
+  }
 
   start(sink: FrameSink): Promise<void> {
     this.timer = setInterval(() => void this.poll(sink), this.intervalMs);
@@ -35,14 +48,27 @@ export class HttpSnapshotSource implements FrameSource {
     this.busy = true;
     const captureTs = Date.now();
     try {
-      const res = await fetch(this.url, {
+      const res = await fetch(this.target, {
+        headers: this.headers,
         signal: AbortSignal.any([this.ac.signal, AbortSignal.timeout(this.timeoutMs)]),
       });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const len = Number(res.headers.get('content-length') ?? '0');
       if (len > this.maxBytes) throw new Error(`snapshot of ${len} bytes exceeds max_image_bytes`);
-      const image = Buffer.from(await res.arrayBuffer());
-      if (image.length > this.maxBytes) throw new Error(`snapshot of ${image.length} bytes exceeds max_image_bytes`);
+      // Read at most max_image_bytes: a body without Content-Length is cut off, not buffered whole.
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      if (res.body) {
+        for await (const chunk of res.body) {
+          size += chunk.length;
+          if (size > this.maxBytes) {
+            await res.body.cancel().catch(() => undefined);
+            throw new Error(`snapshot exceeds max_image_bytes (${this.maxBytes})`);
+          }
+          chunks.push(chunk);
+        }
+      }
+      const image = Buffer.concat(chunks);
       const pid = res.headers.get('x-part-id');
       this.seq++;
       this.counts.frames++;
