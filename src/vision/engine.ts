@@ -169,6 +169,11 @@ export class InferenceEngine {
     });
   }
 
+  /** Ends the worker abruptly, as a crash would (tests; a hung worker). */
+  async kill(): Promise<void> {
+    await this.worker.terminate();
+  }
+
   async close(): Promise<void> {
     if (this.dead) return;
     this.worker.postMessage({ type: 'close' } satisfies ToWorker);

@@ -27,6 +27,8 @@ export interface InspectorHooks {
   /** The result of every part, decided or fail-safe; `reject` says whether reject actions ran. */
   onResult(result: InspectionResult, frame: Frame): void;
   onStage?(stage: Stage, ms: number): void;
+  /** The serving engine's worker died (its parts got the fail-safe); the service reloads it. */
+  onEngineDead?(engine: InferenceEngine): void;
 }
 
 export interface SwapState {
@@ -214,6 +216,7 @@ export class Inspector {
     } catch (e) {
       this.counters.inferenceErrors++;
       this.failSafe(p, 'inference_error', e instanceof Error ? e.message : String(e));
+      if (!engine.alive && engine === this.engine) this.hooks.onEngineDead?.(engine);
     } finally {
       this.inferring = false;
       this.pump();
@@ -370,6 +373,17 @@ export class Inspector {
     this.log.info({ model: engine.modelPath, provider: engine.provider, was: old.modelPath }, 'vision model switched');
     // The old worker finishes a run already queued before it handles close (one chain).
     void old.close();
+  }
+
+  /** Replaces a dead engine at once (no shadow: there is nothing serving to compare with). */
+  replaceDead(dead: InferenceEngine, engine: InferenceEngine): void {
+    if (this.engine !== dead) {
+      void engine.close();
+      return;
+    }
+    this.engine = engine;
+    this.counters.workerRestarts++;
+    this.log.warn({ model: engine.modelPath, provider: engine.provider }, 'vision: inference worker restarted');
   }
 
   abandon(reason: string): void {

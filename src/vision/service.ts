@@ -65,6 +65,8 @@ export class VisionService implements Service {
   private modelWatch: FSWatcher | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
   private swapping: Promise<void> | null = null;
+  private reloading = false;
+  private reloadTimer: NodeJS.Timeout | undefined;
   private state = 'stopped';
   private readonly rand: () => number;
   private readonly listeners = new Set<(r: InspectionResult) => void>();
@@ -144,6 +146,7 @@ export class VisionService implements Service {
     this.inspector = new Inspector(cfg, engine, this.actuator, this.opts.log, {
       onResult: (r, f) => this.onResult(r, f),
       onStage: (s, ms) => this.m?.stage.observe({ stage: s }, ms / 1000),
+      onEngineDead: (dead) => this.reload(dead),
     });
     this.setModelGauge();
     for (const cam of cfg.cameras) this.sources.push(this.makeSource(cam));
@@ -156,6 +159,30 @@ export class VisionService implements Service {
     }
     this.watchModel(cfg.model.path);
     this.state = 'inspecting';
+  }
+
+  /** A dead worker is reloaded from the same file, retried every 5 s until it loads or we stop. */
+  private reload(dead: InferenceEngine): void {
+    if (this.reloading) return;
+    this.reloading = true;
+    this.opts.log.error({ model: dead.modelPath }, 'vision: inference worker died; reloading the model');
+    const attempt = async (): Promise<void> => {
+      if (!this.inspector || this.state === 'stopping') return;
+      try {
+        const engine = await InferenceEngine.load({ config: this.opts.config, modelPath: dead.modelPath });
+        if (!this.inspector) {
+          await engine.close();
+          return;
+        }
+        this.inspector.replaceDead(dead, engine);
+        this.setModelGauge();
+        this.reloading = false;
+      } catch (e) {
+        this.opts.log.error({ err: (e as Error).message }, 'vision: model reload failed; retrying in 5 s');
+        this.reloadTimer = setTimeout(() => void attempt(), 5000);
+      }
+    };
+    void attempt();
   }
 
   private logProvider(engine: InferenceEngine): void {
@@ -349,6 +376,11 @@ export class VisionService implements Service {
     };
   }
 
+  /** The serving engine (tests). */
+  get engine(): InferenceEngine | null {
+    return this.inspector?.active ?? null;
+  }
+
   /** Resolves when every frame pushed so far is decided (tests). */
   idle(): Promise<void> {
     return this.inspector?.idle() ?? Promise.resolve();
@@ -359,6 +391,7 @@ export class VisionService implements Service {
     this.state = 'stopping';
     this.modelWatch?.close();
     if (this.watchTimer) clearTimeout(this.watchTimer);
+    if (this.reloadTimer) clearTimeout(this.reloadTimer);
     await Promise.allSettled(this.sources.map((s) => s.stop()));
     await this.swapping?.catch(() => undefined);
     await this.inspector?.stop();

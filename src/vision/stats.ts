@@ -63,6 +63,8 @@ export interface VisionCounters {
   rejectErrors: number;
   publishErrors: number;
   lateResults: number;
+  /** Inference workers that died and were reloaded. */
+  workerRestarts: number;
 }
 
 export function newCounters(): VisionCounters {
@@ -80,6 +82,7 @@ export function newCounters(): VisionCounters {
     rejectErrors: 0,
     publishErrors: 0,
     lateResults: 0,
+    workerRestarts: 0,
   };
 }
 

@@ -119,3 +119,27 @@ test('a plugin reject hook gets every rejected part; a throwing hook is a counte
     await svc.stop();
   }
 });
+
+test('a dead inference worker: its parts get the fail-safe, the model is reloaded, inspection resumes', async () => {
+  const pub = new RecordingPublisher();
+  const svc = new VisionService({ config: visionConfig({ reject: [] }), log: captureLog().log, publisher: pub });
+  await svc.start();
+  try {
+    const png = await partPng('good', rng(2));
+    const first = svc.engine!;
+    await first.kill();
+    svc.push({ cameraId: 'c', frameId: 'during', partId: null, captureTs: Date.now(), image: png });
+    await pub.until(() => pub.results().length >= 1, 10000, 'fail-safe result');
+    assert.deepEqual(pub.results()[0]!.failSafe, { reason: 'inference_error', action: 'reject' });
+    for (let i = 0; i < 1000 && svc.view().counters.workerRestarts === 0; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    assert.equal(svc.view().counters.workerRestarts, 1);
+    assert.notEqual(svc.engine, first);
+    svc.push({ cameraId: 'c', frameId: 'after', partId: null, captureTs: Date.now(), image: png });
+    await pub.until(() => pub.results().length >= 2, 10000, 'result after reload');
+    assert.notEqual(pub.results()[1]!.verdict, 'failsafe');
+    assert.equal(svc.health().ok, true);
+  } finally {
+    await svc.stop();
+  }
+});
