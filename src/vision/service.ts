@@ -1,4 +1,5 @@
 import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { GatewayError } from '../errors.js';
 import type { Service, ServiceHealth } from '../lifecycle/service.js';
@@ -328,7 +329,10 @@ export class VisionService implements Service {
 
   private watchModel(path: string): void {
     try {
-      this.modelWatch = watch(path, () => {
+      // The folder, not the file: a model replaced by rename (the safe way to write it) is a new
+      // inode, and a watch on the old one would never fire again.
+      this.modelWatch = watch(dirname(path), (_ev, name) => {
+        if (name !== null && name !== basename(path)) return;
         // Writers replace a model in several steps; act once the file is quiet for 1 s.
         if (this.watchTimer) clearTimeout(this.watchTimer);
         this.watchTimer = setTimeout(() => void this.swapModel(path), 1000);

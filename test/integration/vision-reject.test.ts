@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, createReadStream, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createReadStream, existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VisionService } from '../../src/vision/service.js';
@@ -83,7 +83,9 @@ test('a model file replaced on disk is swapped in (shadow, then switch); a broke
     );
     writeFileSync(model, Buffer.from('truncated model'));
     await pub.until(() => svc.view().swap.state === 'failed', 20000, 'swap refused');
-    copyFileSync(DEMO_MODEL, model);
+    // Replaced the safe way (temp file + rename): a new inode.
+    copyFileSync(DEMO_MODEL, `${model}.tmp`);
+    renameSync(`${model}.tmp`, model);
     await pub.until(() => svc.view().swap.state === 'switched', 20000, 'swap done');
     clearInterval(feeder);
     await svc.idle();
