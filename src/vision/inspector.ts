@@ -7,6 +7,7 @@ import type { ModelContract } from './contract.js';
 import { decodeForModel, DecodeError } from './decode.js';
 import { decide, type Decision, type DecisionPolicy } from './decision.js';
 import type { InferenceEngine } from './engine.js';
+import { ModelSlot } from './swap.js';
 import { bump, newCounters, RateMeter, Reservoir, STAGES, type Stage, type VisionCounters } from './stats.js';
 import type { Frame, InspectionResult } from './types.js';
 
@@ -31,14 +32,6 @@ export interface InspectorHooks {
   onEngineDead?(engine: InferenceEngine): void;
 }
 
-export interface SwapState {
-  state: 'idle' | 'loading' | 'shadow' | 'switched' | 'failed';
-  path: string | null;
-  reason: string | null;
-  shadowAnswered: number;
-  at: string | null;
-}
-
 /**
  * The per-frame pipeline: bounded queue per camera (full → the OLDEST waiting frame is dropped
  * and its part gets the fail-safe), decode of the next frame overlapping inference of the current
@@ -50,7 +43,8 @@ export class Inspector {
   readonly counters: VisionCounters = newCounters();
   readonly stages = new Map<Stage, Reservoir>(STAGES.map((s) => [s, new Reservoir(2048)]));
   readonly rate = new RateMeter();
-  swap: SwapState = { state: 'idle', path: null, reason: null, shadowAnswered: 0, at: null };
+  /** The serving model and a swap in progress (swap.ts). */
+  readonly slot: ModelSlot;
 
   private readonly queues = new Map<string, Part[]>();
   private rr: string[] = [];
@@ -58,7 +52,6 @@ export class Inspector {
   private readonly ready: Part[] = [];
   private inferring = false;
   private stopped = false;
-  private candidate: { engine: InferenceEngine; needed: number; answered: number } | null = null;
   private idleWaiters: (() => void)[] = [];
   private readonly policy: () => DecisionPolicy;
   /** One warning per camera and reason per minute: a broken camera must not flood the journal. */
@@ -66,12 +59,13 @@ export class Inspector {
 
   constructor(
     private readonly cfg: VisionConfig,
-    private engine: InferenceEngine,
+    engine: InferenceEngine,
     private readonly actuator: RejectActuator,
     private readonly log: Logger,
     private readonly hooks: InspectorHooks,
   ) {
     this.warn = new RateLimitedLog(log, 60000);
+    this.slot = new ModelSlot(engine, log, this.counters);
     this.policy = () => ({
       labels: this.engine.contract.labels,
       goodLabels: this.engine.contract.goodLabels,
@@ -81,8 +75,12 @@ export class Inspector {
     });
   }
 
+  private get engine(): InferenceEngine {
+    return this.slot.engine;
+  }
+
   get active(): InferenceEngine {
-    return this.engine;
+    return this.slot.engine;
   }
 
   get modelName(): string {
@@ -325,77 +323,19 @@ export class Inspector {
     this.hooks.onStage?.(s, ms);
   }
 
-  /** Sends a copy of the frame to the candidate model; switches after `needed` answers. */
+  /** Sends a copy of the frame to the candidate model, if a swap is in its shadow phase. */
   private shadow(p: Part, pixels: Uint8Array): void {
-    const cand = this.candidate;
+    const cand = this.slot.candidate;
     if (!cand) return;
-    const run = async () => {
-      const px =
-        cand.engine.contract.width === p.contract!.width &&
-        cand.engine.contract.height === p.contract!.height &&
-        cand.engine.contract.channels === p.contract!.channels &&
-        cand.engine.contract.fit === p.contract!.fit
-          ? pixels.slice()
-          : await decodeForModel(p.frame.image, cand.engine.contract, { maxPixels: this.cfg.max_image_pixels });
-      const out = await cand.engine.infer(px, Math.max(this.cfg.deadline_ms * 4, 5000));
-      if (out.logits.length !== cand.engine.contract.labels.length) throw new Error('wrong output length');
-    };
-    run().then(
-      () => {
-        if (this.candidate !== cand) return;
-        cand.answered++;
-        this.swap.shadowAnswered = cand.answered;
-        if (cand.answered >= cand.needed) this.switchTo(cand.engine);
-      },
-      (e: unknown) => {
-        if (this.candidate !== cand) return;
-        this.abandon(`shadow run failed: ${(e as Error).message}`);
-      },
+    const c = cand.contract;
+    const pc = p.contract!;
+    const same = c.width === pc.width && c.height === pc.height && c.channels === pc.channels && c.fit === pc.fit;
+    const copy = same ? pixels.slice() : null;
+    this.slot.shadow(
+      cand,
+      async () => copy ?? (await decodeForModel(p.frame.image, c, { maxPixels: this.cfg.max_image_pixels })),
+      Math.max(this.cfg.deadline_ms * 4, 5000),
     );
-  }
-
-  /** Starts serving a loaded candidate beside the current model (docs/vision.md "Model swap"). */
-  offer(engine: InferenceEngine, needed: number): void {
-    if (this.candidate) void this.candidate.engine.close();
-    this.swap = { state: 'shadow', path: engine.modelPath, reason: null, shadowAnswered: 0, at: iso() };
-    if (needed <= 0) {
-      this.switchTo(engine);
-      return;
-    }
-    this.candidate = { engine, needed, answered: 0 };
-  }
-
-  private switchTo(engine: InferenceEngine): void {
-    const old = this.engine;
-    this.engine = engine;
-    this.candidate = null;
-    this.swap = { ...this.swap, state: 'switched', path: engine.modelPath, at: iso() };
-    this.log.info({ model: engine.modelPath, provider: engine.provider, was: old.modelPath }, 'vision model switched');
-    // The old worker finishes a run already queued before it handles close (one chain).
-    void old.close();
-  }
-
-  /** Replaces a dead engine at once (no shadow: there is nothing serving to compare with). */
-  replaceDead(dead: InferenceEngine, engine: InferenceEngine): void {
-    if (this.engine !== dead) {
-      void engine.close();
-      return;
-    }
-    this.engine = engine;
-    this.counters.workerRestarts++;
-    this.log.warn({ model: engine.modelPath, provider: engine.provider }, 'vision: inference worker restarted');
-  }
-
-  abandon(reason: string): void {
-    const cand = this.candidate;
-    this.candidate = null;
-    if (cand) void cand.engine.close();
-    this.swap = { ...this.swap, state: 'failed', reason, at: iso() };
-    this.log.warn({ reason, model: this.engine.modelPath }, 'vision model swap abandoned; the old model keeps serving');
-  }
-
-  markLoading(path: string): void {
-    this.swap = { state: 'loading', path, reason: null, shadowAnswered: 0, at: iso() };
   }
 
   /** Resolves when nothing is queued, decoding or inferring (tests, shutdown). */
@@ -417,15 +357,8 @@ export class Inspector {
     const deadline = Date.now() + 5000;
     while ((this.decoding > 0 || this.inferring) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     for (const p of this.ready.splice(0)) this.failSafe(p, 'stopped');
-    if (this.candidate) await this.candidate.engine.close();
-    this.candidate = null;
-    await this.engine.close();
-  }
-
-  get candidateEngine(): InferenceEngine | null {
-    return this.candidate?.engine ?? null;
+    await this.slot.close();
   }
 }
 
 const r2 = (x: number) => Math.round(x * 100) / 100;
-const iso = () => new Date().toISOString();

@@ -9,7 +9,8 @@ import { RejectActuator, type RejectHook } from './actions.js';
 import type { VisionConfig } from './config.js';
 import { configureSharp } from './decode.js';
 import { InferenceEngine } from './engine.js';
-import { Inspector, type SwapState } from './inspector.js';
+import { Inspector } from './inspector.js';
+import type { SwapState } from './swap.js';
 import { imageExt, ReviewStore, type ReviewEntry, type ReviewStats } from './review.js';
 import { DirectorySource } from './sources/directory.js';
 import { FfmpegSource } from './sources/ffmpeg.js';
@@ -175,7 +176,7 @@ export class VisionService implements Service {
           await engine.close();
           return;
         }
-        this.inspector.replaceDead(dead, engine);
+        this.inspector.slot.replaceDead(dead, engine);
         this.setModelGauge();
         this.reloading = false;
       } catch (e) {
@@ -311,14 +312,14 @@ export class VisionService implements Service {
     if (!insp) return Promise.reject(new GatewayError('EGW_VISION_MODEL', 'vision is not running'));
     const p = path ?? this.opts.config.model!.path;
     const run = async () => {
-      insp.markLoading(p);
+      insp.slot.markLoading(p);
       try {
         const engine = await InferenceEngine.load({ config: this.opts.config, modelPath: p });
         this.logProvider(engine);
-        insp.offer(engine, this.opts.config.shadow_frames);
+        insp.slot.offer(engine, this.opts.config.shadow_frames);
         this.setModelGauge();
       } catch (e) {
-        insp.abandon((e as Error).message);
+        insp.slot.abandon((e as Error).message);
       }
     };
     const prev = this.swapping ?? Promise.resolve();
@@ -371,7 +372,7 @@ export class VisionService implements Service {
             warmupMs: Math.round(e.warmupMs),
           }
         : null,
-      swap: insp?.swap ?? { state: 'idle', path: null, reason: null, shadowAnswered: 0, at: null },
+      swap: insp?.slot.swap ?? { state: 'idle', path: null, reason: null, shadowAnswered: 0, at: null },
       cameras,
       counters: insp?.counters ?? (undefined as unknown as VisionCounters),
       latencyMs,
