@@ -1,5 +1,5 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { GatewayError } from '../errors.js';
 import type { Service, ServiceHealth } from '../lifecycle/service.js';
@@ -326,6 +326,37 @@ export class VisionService implements Service {
     const next = prev.then(run);
     this.swapping = next;
     return next;
+  }
+
+  /**
+   * `POST /mgmt/inspection` (admin): `{}` reloads the configured model, `{"model": "file.onnx"}`
+   * swaps to another model in the configured model's folder (a path elsewhere is refused: the
+   * endpoint must not open arbitrary files). Resolves when the swap reached shadow, switched or
+   * failed; the answer is the swap state.
+   */
+  async mgmtPost(body: unknown): Promise<{ ok: boolean; error?: string; swap?: SwapState }> {
+    if (!this.inspector || !this.opts.config.model) return { ok: false, error: 'vision is not running' };
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      return { ok: false, error: 'body must be a JSON object' };
+    const keys = Object.keys(body);
+    if (keys.some((k) => k !== 'model'))
+      return { ok: false, error: `unknown key(s): ${keys.filter((k) => k !== 'model').join(', ')}` };
+    const m = (body as { model?: unknown }).model;
+    let path = this.opts.config.model.path;
+    if (m !== undefined) {
+      if (typeof m !== 'string' || m.length === 0 || m.length > 255 || m.includes('\0'))
+        return { ok: false, error: 'model must be a file name (≤ 255 characters)' };
+      const dir = resolve(dirname(this.opts.config.model.path));
+      const candidate = resolve(dir, m);
+      if (dirname(candidate) !== dir || !candidate.endsWith('.onnx'))
+        return { ok: false, error: `model must be a .onnx file in ${dir}` };
+      path = candidate;
+    }
+    await this.swapModel(path);
+    const swap = this.inspector?.slot.swap;
+    return swap?.state === 'failed'
+      ? { ok: false, error: swap.reason ?? 'swap failed', swap }
+      : { ok: true, ...(swap ? { swap } : {}) };
   }
 
   private watchModel(path: string): void {

@@ -145,3 +145,44 @@ test('a dead inference worker: its parts get the fail-safe, the model is reloade
     await svc.stop();
   }
 });
+
+test('POST /mgmt/inspection body: swaps within the model folder only; hostile bodies are refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'egw-vision-mgmt-'));
+  const model = join(dir, 'model.onnx');
+  copyFileSync(DEMO_MODEL, model);
+  copyFileSync(DEMO_MODEL, join(dir, 'v2.onnx'));
+  writeFileSync(join(dir, 'bad.onnx'), 'not a model');
+  const svc = new VisionService({
+    config: visionConfig({ model: { path: model }, shadow_frames: 0 }),
+    log: captureLog().log,
+    publisher: new RecordingPublisher(),
+  });
+  await svc.start();
+  try {
+    for (const body of [
+      null,
+      [],
+      'x',
+      { model: 5 },
+      { model: '../../etc/passwd' },
+      { model: '/etc/x.onnx' },
+      { model: 'a/b.onnx' },
+      { model: 'x.txt' },
+      { model: 'v2.onnx', extra: 1 },
+      { model: 'x'.repeat(300) + '.onnx' },
+    ])
+      assert.equal((await svc.mgmtPost(body)).ok, false, JSON.stringify(body).slice(0, 60));
+    const bad = await svc.mgmtPost({ model: 'bad.onnx' });
+    assert.equal(bad.ok, false);
+    assert.equal(bad.swap?.state, 'failed');
+    assert.equal(svc.view().model?.path, model, 'the old model keeps serving');
+    const ok = await svc.mgmtPost({ model: 'v2.onnx' });
+    assert.equal(ok.ok, true);
+    assert.equal(svc.view().model?.path, join(dir, 'v2.onnx'));
+    assert.equal((await svc.mgmtPost({})).ok, true);
+    assert.equal(svc.view().model?.path, model);
+  } finally {
+    await svc.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
