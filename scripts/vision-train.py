@@ -7,6 +7,7 @@ Debian packages: python3-torch, python3-onnx (use /usr/bin/python3).
 
   vision-train.py demo DATA_DIR OUT.onnx      # DATA_DIR: {train,val}.u8 (N×64×64×3 HWC) + .labels
   vision-train.py mobilenetv2 OUT.onnx         # 224×224, 1000 classes, random weights (timing only)
+  vision-train.py nhwc IN.onnx OUT.onnx        # the same model taking NHWC input (a Transpose in front)
 """
 import json
 import sys
@@ -83,7 +84,27 @@ def export(net, size, out, meta):
     onnx.save(m, out)
 
 
+def to_nhwc(src, out):
+    """Prepends Transpose(perm 0,3,1,2) so the model takes NHWC, as TensorFlow exports do."""
+    m = onnx.load(src)
+    g = m.graph
+    old = g.input[0]
+    dims = [d.dim_param or d.dim_value for d in old.type.tensor_type.shape.dim]
+    nhwc = onnx.helper.make_tensor_value_info("image_nhwc", onnx.TensorProto.FLOAT, [dims[0], dims[2], dims[3], dims[1]])
+    g.node.insert(0, onnx.helper.make_node("Transpose", ["image_nhwc"], [old.name], perm=[0, 3, 1, 2]))
+    del g.input[:]
+    g.input.extend([nhwc])
+    for e in m.metadata_props:
+        if e.key == "layout":
+            e.value = "NHWC"
+    onnx.checker.check_model(m)
+    onnx.save(m, out)
+
+
 def main():
+    if sys.argv[1] == "nhwc":
+        to_nhwc(sys.argv[2], sys.argv[3])
+        return
     torch.manual_seed(0)
     np.random.seed(0)
     torch.set_num_threads(2)

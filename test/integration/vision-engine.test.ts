@@ -98,3 +98,25 @@ test('held-out synthetic parts (a seed not used in training): accuracy ≥ 95 %'
     await engine.close();
   }
 });
+
+test('an NHWC model (layout from its shape and metadata) gives the same scores as the NCHW one', async () => {
+  const nchw = await InferenceEngine.load({ config: visionConfig({ warmup_runs: 0 }) });
+  const nhwc = await InferenceEngine.load({
+    config: visionConfig({ warmup_runs: 0, model: { path: DEMO_MODEL.replace('.onnx', '-nhwc.onnx') } }),
+  });
+  try {
+    assert.equal(nchw.contract.layout, 'NCHW');
+    assert.equal(nhwc.contract.layout, 'NHWC');
+    for (const label of ['good', 'scratch', 'spot', 'chip'] as const) {
+      const img = await partPng(label, rng(label.length * 7));
+      const a = await nchw.infer(await decodeForModel(img, nchw.contract, { maxPixels: 1e8 }));
+      const b = await nhwc.infer(await decodeForModel(img, nhwc.contract, { maxPixels: 1e8 }));
+      a.logits.forEach((v, i) =>
+        assert.ok(Math.abs(v - b.logits[i]!) < 1e-4, `${label}[${i}]: ${v} vs ${b.logits[i]}`),
+      );
+    }
+  } finally {
+    await nchw.close();
+    await nhwc.close();
+  }
+});
