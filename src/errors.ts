@@ -46,6 +46,9 @@ export const ERROR_CODES = {
     'A /mgmt request had no token or a wrong one (4.01), or its source is rate-limited after failures (4.29).',
   EGW_MGMT_CONFIG_WRITE: 'A configuration accepted over /mgmt/config could not be written to disk.',
   EGW_COAP_DTLS: 'A DTLS-PSK handshake with a downstream CoAP device failed.',
+  EGW_VISION_MODEL: 'A vision model file is missing, cannot be loaded by any provider, or breaks the model contract.',
+  EGW_VISION_FRAME:
+    'A camera frame cannot be decoded (corrupt, truncated, too large); the part got the fail-safe action.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,50 @@
+import type { Provider } from './config.js';
+import type { Verdict } from './decision.js';
+
+/** One image from a camera source. */
+export interface Frame {
+  cameraId: string;
+  /** Traces a verdict back to its image (the file name for a directory drop). */
+  frameId: string;
+  /** From a trigger (topic suffix, user property, header); null when the source has none. */
+  partId: string | null;
+  /** Wall-clock capture time (ms); the per-part deadline counts from here. */
+  captureTs: number;
+  image: Buffer;
+  /** Called once the part is decided (verdict or fail-safe), e.g. to delete a dropped file. */
+  done?: () => void;
+}
+
+export type FrameSink = (frame: Frame) => void;
+
+/** A camera: pushes frames until stopped. */
+export interface FrameSource {
+  readonly cameraId: string;
+  readonly kind: string;
+  start(sink: FrameSink): Promise<void>;
+  stop(): Promise<void>;
+  /** Counters and state for /mgmt/inspection. */
+  view(): Record<string, unknown>;
+}
+
+/** The JSON published on `inspection/{cameraId}/result` (docs/vision.md). */
+export interface InspectionResult {
+  cameraId: string;
+  frameId: string;
+  partId: string | null;
+  /** The decided label, or null for a fail-safe without a verdict. */
+  label: string | null;
+  /** `failsafe` when the part had no verdict in time (dropped, failed, late). */
+  verdict: Verdict | 'failsafe';
+  confidence: number | null;
+  scores: Record<string, number>;
+  latencyMs: { decode: number; preprocess: number; inference: number; total: number };
+  model: string;
+  provider: Provider | null;
+  captureTs: string;
+  /** Why the fail-safe action ran (dropped, frame_error, inference_error, deadline, stopped). */
+  failSafe?: { reason: string; action: 'reject' | 'pass' };
+  /** A verdict that came after the deadline already triggered the fail-safe. */
+  late?: boolean;
+  error?: string;
+}

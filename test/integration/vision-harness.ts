@@ -1,0 +1,75 @@
+// Helpers for the vision tests: a config with the schema's defaults, a recording publisher (the
+// Publisher seam; the real one lives in the modules branch), a log capture and result waiting.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { Value } from '@sinclair/typebox/value';
+import { pino, type Logger } from 'pino';
+import type { PublishOutcome, PublishRequest, Publisher } from '../../src/publisher/types.js';
+import { VisionConfigSchema, type VisionConfig } from '../../src/vision/config.js';
+import type { InspectionResult } from '../../src/vision/types.js';
+
+export const DEMO_MODEL = join(process.cwd(), 'test', 'fixtures', 'vision', 'demo-defects.onnx');
+
+export function visionConfig(extra: Record<string, unknown> = {}): VisionConfig {
+  const raw = Value.Default(
+    VisionConfigSchema,
+    structuredClone({ enabled: true, model: { path: DEMO_MODEL }, warmup_runs: 1, ...extra }),
+  );
+  const errors = [...Value.Errors(VisionConfigSchema, raw)].map((e) => `${e.path}: ${e.message}`);
+  assert.deepEqual(errors, []);
+  return raw as VisionConfig;
+}
+
+export class RecordingPublisher implements Publisher {
+  readonly sent: (PublishRequest & { at: number })[] = [];
+  private waiters: { pred: () => boolean; resolve: () => void }[] = [];
+  publish(req: PublishRequest): Promise<PublishOutcome> {
+    this.sent.push({ ...req, at: Date.now() });
+    this.waiters = this.waiters.filter((w) => (w.pred() ? (w.resolve(), false) : true));
+    return Promise.resolve({ local: req.local !== false, uplink: req.uplink !== false });
+  }
+  results(): InspectionResult[] {
+    return this.sent
+      .filter((s) => s.topic.startsWith('inspection/'))
+      .map((s) => JSON.parse(String(s.payload)) as InspectionResult);
+  }
+  commands(): (PublishRequest & { body: Record<string, unknown> })[] {
+    return this.sent
+      .filter((s) => s.topic.startsWith('commands/'))
+      .map((s) => ({ ...s, body: JSON.parse(String(s.payload)) as Record<string, unknown> }));
+  }
+  /** Waits (bounded) until `pred` holds. */
+  until(pred: () => boolean, timeoutMs = 20000, what = 'condition'): Promise<void> {
+    if (pred()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
+      this.waiters.push({
+        pred,
+        resolve: () => {
+          clearTimeout(t);
+          resolve();
+        },
+      });
+    });
+  }
+}
+
+export function captureLog(): { log: Logger; lines: () => Record<string, unknown>[] } {
+  const out: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      out.push(
+        ...chunk
+          .toString()
+          .split('\n')
+          .filter((l) => l !== ''),
+      );
+      cb();
+    },
+  });
+  return {
+    log: pino({ level: 'debug' }, stream),
+    lines: () => out.map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
