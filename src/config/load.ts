@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { GatewayError } from '../errors.js';
+import { parseCidr } from './cidr.js';
 import { ConfigSchema, type GatewayConfig } from './schema.js';
 import { secretTags } from './secrets.js';
 
@@ -32,6 +33,19 @@ function getValidator(): ValidateFunction {
   if (!validator) {
     const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
     ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
+    // Source allow-lists: a hostile or mistyped block is an error with its path and line.
+    ajv.addKeyword({
+      keyword: 'x-cidr',
+      type: 'string',
+      schemaType: 'boolean',
+      errors: true,
+      validate: function cidr(this: unknown, _schema: boolean, data: unknown): boolean {
+        const r = parseCidr(data);
+        if (r.ok) return true;
+        (cidr as { errors?: Partial<ErrorObject>[] }).errors = [{ keyword: 'x-cidr', message: r.reason, params: {} }];
+        return false;
+      },
+    });
     validator = ajv.compile(ConfigSchema);
   }
   return validator;
