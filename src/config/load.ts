@@ -166,15 +166,5 @@ function deepFreeze<T>(v: T): T {
   return v;
 }
 
-/** Copy of the config with every `x-secret` value replaced, for /mgmt/config and logs. */
-export function redactSecrets(config: unknown, schema: unknown = ConfigSchema): unknown {
-  const s = schema as { 'x-secret'?: boolean; properties?: Record<string, unknown>; items?: unknown };
-  if (s['x-secret'] && config !== undefined) return '[redacted]';
-  if (Array.isArray(config)) return config.map((c) => redactSecrets(c, s.items ?? {}));
-  if (config && typeof config === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(config)) out[k] = redactSecrets(v, s.properties?.[k] ?? {});
-    return out;
-  }
-  return config;
-}
+// Redaction walks the whole schema (if/then, anyOf, items...): see redact.ts.
+export { redactSecrets } from './redact.js';
