@@ -61,6 +61,8 @@ export function parseCidr(text: unknown): CidrResult {
   if (typeof text !== 'string') return { ok: false, reason: 'must be a CIDR string like 10.0.0.0/8' };
   if (text.length === 0 || text.length > CIDR_MAX_LENGTH)
     return { ok: false, reason: `must be a CIDR block of 1-${CIDR_MAX_LENGTH} characters` };
+  // Quoted with escapes: a newline or terminal escape in the value must not reshape the error output.
+  const shown = JSON.stringify(text);
   const slash = text.indexOf('/');
   const addr = slash < 0 ? text : text.slice(0, slash);
   const pfx = slash < 0 ? undefined : text.slice(slash + 1);
@@ -68,25 +70,25 @@ export function parseCidr(text: unknown): CidrResult {
   let bits = parseIPv4(addr);
   if (bits !== undefined) family = 4;
   else {
-    if (addr.includes('%')) return { ok: false, reason: `"${text}": zone indexes (%) are not allowed` };
+    if (addr.includes('%')) return { ok: false, reason: `${shown}: zone indexes (%) are not allowed` };
     bits = parseIPv6(addr);
     if (bits === undefined)
-      return { ok: false, reason: `"${text}": not an IPv4 or IPv6 address (dotted quad without leading zeros)` };
+      return { ok: false, reason: `${shown}: not an IPv4 or IPv6 address (dotted quad without leading zeros)` };
     family = 6;
     // Sources arrive as plain IPv4 (IPv4-mapped peers are normalised), so a mapped block never matches.
-    if (bits >> 32n === 0xffffn) return { ok: false, reason: `"${text}": write IPv4-mapped addresses as IPv4` };
+    if (bits >> 32n === 0xffffn) return { ok: false, reason: `${shown}: write IPv4-mapped addresses as IPv4` };
   }
   const max = family === 4 ? 32 : 128;
   let prefix = max;
   if (pfx !== undefined) {
     if (!PREFIX.test(pfx) || Number(pfx) > max)
-      return { ok: false, reason: `"${text}": prefix length must be 0-${max} for IPv${family}` };
+      return { ok: false, reason: `${shown}: prefix length must be 0-${max} for IPv${family}` };
     prefix = Number(pfx);
   }
   const host = (1n << BigInt(max - prefix)) - 1n;
   if ((bits & host) !== 0n) {
     const net = format(family, bits & ~host);
-    return { ok: false, reason: `"${text}": host bits are set (did you mean ${net}/${prefix}?)` };
+    return { ok: false, reason: `${shown}: host bits are set (did you mean ${net}/${prefix}?)` };
   }
   return { ok: true, cidr: { family, bits, prefix } };
 }

@@ -2,33 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { AllowList, parseCidr } from '../../../src/config/cidr.js';
 import { ConfigError, parseConfig, type ConfigIssue } from '../../../src/config/load.js';
-
-/** Refused by the parser and by check-config (test/integration/mgmt-security.test.ts runs the CLI). */
-export const HOSTILE_CIDRS = [
-  '10.0.0.0/33',
-  '10.0.0.1/24',
-  '::/129',
-  '1.2.3/8',
-  '010.0.0.0/8',
-  '0x7f.0.0.1',
-  ' 127.0.0.1',
-  '127.0.0.1/8 ',
-  '127.0.0.1/08',
-  '127.0.0.1/-1',
-  '127.0.0.1//32',
-  '127.0.0.1/',
-  'fe80::1%eth0/64',
-  '::ffff:10.0.0.0/104',
-  '1:2:3:4:5:6:7:8:9/128',
-  ':::/0',
-  '1::2::3/128',
-  '١٢٧.0.0.1',
-  'localhost',
-  '*',
-  '0/0',
-  '127.0.0.1/32\n10.0.0.0/8',
-  `${'1'.repeat(60)}/8`,
-];
+import { HOSTILE_CIDRS } from './hostile-cidrs.js';
 
 describe('parseCidr', () => {
   it('accepts IPv4 and IPv6 blocks and single addresses', () => {
