@@ -21,7 +21,7 @@ Usage:
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   'check-config': checkConfig,
   // Loaded on demand: the management client needs none of the gateway's modules.
-  ctl: async (args) => (await import('./ctl/main.js')).ctl(args),
+  ctl: async (args) => (await import('./ctl/main.js')).ctlCommand(args),
   'hash-password': async (args) => (await import('./broker/hash-password-cli.js')).hashPasswordCommand(args),
 };
 

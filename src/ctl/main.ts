@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { CoapClient, type CoapResponse } from 'node-coap-client';
+import { coapClient, resetClient, withoutDtls, type CoapResponse } from './coap-client.js';
 import { isValidDeviceId } from '../pipeline/reading.js';
 import { formatAudit, formatDevices, formatObject, formatReading } from './format.js';
 
@@ -56,6 +56,12 @@ class NoAnswer extends Error {}
 
 /** Prints one body; `false` means nothing was shown (it does not count towards --count). */
 type Show = (body: unknown) => boolean | void;
+
+/** The `edge-gateway ctl` process entry (main.ts): nothing else runs in this process. */
+export function ctlCommand(args: string[]): Promise<number> {
+  withoutDtls();
+  return ctl(args);
+}
 
 /** `edge-gateway ctl ...`: a management client over CoAP (node-coap-client). */
 export async function ctl(args: string[], io: CtlIo = defaultIo): Promise<number> {
@@ -199,7 +205,7 @@ export async function ctl(args: string[], io: CtlIo = defaultIo): Promise<number
     io.err(`ctl: ${(err as Error).message ?? String(err)}\n`);
     return 3;
   } finally {
-    CoapClient.reset();
+    resetClient();
   }
 }
 
@@ -223,7 +229,7 @@ function withTimeout<T>(p: Promise<T>, timeoutMs: number, what: string): Promise
 
 function request(u: URL, method: 'get' | 'put' | 'post', timeoutMs: number, payload?: Buffer): Promise<CoapResponse> {
   return withTimeout(
-    CoapClient.request(u, method, payload, { confirmable: true, keepAlive: false, retransmit: true }),
+    coapClient().request(u, method, payload, { confirmable: true, keepAlive: false, retransmit: true }),
     timeoutMs,
     `no answer from ${u.host} within ${timeoutMs} ms (is the gateway running? --host? coap.allow_sources?)`,
   );
@@ -273,7 +279,7 @@ async function watch(
   const start = (u: URL) => {
     if (observing.has(u.href)) return undefined;
     observing.set(u.href, u);
-    return CoapClient.observe(u, 'get', (res) => {
+    return coapClient().observe(u, 'get', (res) => {
       if (seen >= count) return;
       if (!res.code.toString().startsWith('2.')) {
         failed = res;
@@ -306,7 +312,7 @@ async function watch(
   } finally {
     clearInterval(timer);
     process.off('SIGINT', onSignal);
-    for (const u of observing.values()) CoapClient.stopObserving(u);
+    for (const u of observing.values()) coapClient().stopObserving(u);
   }
   return failed ? answer(failed, show, io) : 0;
 }

@@ -154,6 +154,27 @@ describe('edge-gateway ctl', () => {
     assert.equal(h.restarts.length, 1);
   });
 
+  it('the ctl process does not load node-dtls-client (plain coap:// only; start-up time)', async () => {
+    const probe = join(h.dir, 'probe.cjs');
+    writeFileSync(
+      probe,
+      `const { dirname } = require('node:path');
+       const r = require('node:module').createRequire(${JSON.stringify(MAIN)});
+       const p = r.resolve('node-dtls-client', { paths: [dirname(r.resolve('node-coap-client/package.json'))] });
+       process.on('exit', () => process.stderr.write('dtls=' + (require.cache[p] ? require.cache[p].exports.dtls.Socket.name : 'none') + '\\n'));`,
+    );
+    const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        ['--require', probe, MAIN, 'ctl', '--host', host, '--token', READ, 'status'],
+        { timeout: 20000 },
+        (err, _stdout, stderr) => resolve({ code: err ? 1 : 0, stderr }),
+      );
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /dtls=DtlsUnavailable/);
+  });
+
   it('no gateway at the address: exit 3 after the timeout', async () => {
     const r = await run(['--host', '127.0.0.1:9', '--token', READ, '--timeout', '500', 'status']);
     assert.equal(r.code, 3);
