@@ -27,6 +27,12 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
   });
 }
 
+function writeTemp(h: Harness, name: string, text: string): string {
+  const f = join(h.dir, name);
+  writeFileSync(f, text);
+  return f;
+}
+
 const yaml = (dataDir: string, coap: string, mgmt = '', extra = '') =>
   `version: 1
 gateway: { id: gw-sec, data_dir: ${dataDir}, log_level: silent }
@@ -125,6 +131,20 @@ describe('CoAP exposure and /mgmt security', () => {
     assert.match(v6.stderr, /^4\.03 source address not in mgmt\.allow_sources/);
     const other = await coapClient(['-a', '127.0.0.2', '-m', 'get', `coap://127.0.0.1:${h.port}/mgmt/health${q}`]);
     assert.match(other.stderr, /^4\.03 /);
+    // The list changes live with PUT /mgmt/config: admit ::1 (from ::1, still refused) via 127.0.0.1.
+    const cfg = readFileSync(h.configPath, 'utf8').replace('[127.0.0.1/32]', "[127.0.0.1/32, '::1']");
+    const put = await coapClient([
+      '-m',
+      'put',
+      '-t',
+      '0',
+      '-f',
+      writeTemp(h, 'allow.yaml', cfg),
+      `coap://127.0.0.1:${h.port}/mgmt/config${q}`,
+    ]);
+    assert.match(put.stdout, /"applied":\["mgmt\.allow_sources"\]/, put.stderr);
+    const v6after = await coapClient(['-m', 'get', `coap://[::1]:${h.port}/mgmt/health${q}`]);
+    assert.equal(v6after.stderr, '');
     // Ingest from ::1 is still fine: the /mgmt list does not narrow /sensors.
     const post = await coapClient(['-m', 'post', '-t', '50', '-e', '{"v":1}', `coap://[::1]:${h.port}/sensors/m-1`]);
     assert.equal(post.stderr, '');

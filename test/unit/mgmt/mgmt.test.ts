@@ -115,7 +115,6 @@ describe('config set keeps stored secrets for "[redacted]" placeholders', () => 
     '    psk: { identity: gw-1, key: !file /etc/edge-gateway/tank3.psk }',
     '',
   ].join('\n');
-  const parse = (text: string) => parseConfig(text, 't', { EGW_TEST_READ: 'env-read-secret' });
   const env = { EGW_TEST_READ: 'env-read-secret' };
 
   it('puts back the stored node (literal, !env, !file) and matches list entries by id', () => {
@@ -144,7 +143,6 @@ describe('config set keeps stored secrets for "[redacted]" placeholders', () => 
     const back = parseConfig(r.text.replace(/!file [^ }]+/, 'file-psk'), 't', env);
     assert.equal(back.mgmt.read_token, 'env-read-secret');
     assert.equal(back.gateway.log_level, 'debug');
-    void parse;
   });
 
   it('a placeholder with nothing stored (new driver id, no file) is refused with path and line', () => {
@@ -162,6 +160,18 @@ describe('config set keeps stored secrets for "[redacted]" placeholders', () => 
     assert.equal(r.errors[0]!.path, 'drivers[0].psk.key');
     assert.equal(r.errors[0]!.line, 6);
     assert.ok(!keepStoredSecrets(edited, parseConfig(edited), undefined).ok);
+  });
+
+  it('a JSON body (ctl config get --json) keeps them too', () => {
+    const edited = JSON.stringify({
+      version: 1,
+      gateway: { log_level: 'debug' },
+      mgmt: { read_token: '[redacted]', admin_token: '[redacted]' },
+    });
+    const r = keepStoredSecrets(edited, parseConfig(edited), stored);
+    assert.ok(r.ok);
+    const back = parseConfig(r.text, 't', env);
+    assert.deepEqual([back.mgmt.read_token, back.mgmt.admin_token], ['env-read-secret', 'literal-admin-secret']);
   });
 
   it('a config without placeholders is written as sent', () => {
