@@ -9,15 +9,18 @@ export type KeepResult = { ok: true; text: string; kept: string[] } | { ok: fals
  * sits where the schema has a secret is replaced by the stored file's own node for it — a literal,
  * or `!env NAME` / `!file PATH` as written — so a round trip keeps the secret, in the form the
  * operator chose, and never writes a resolved secret where there was only a reference. List entries
- * with an `id` (drivers) are matched by id, so reordering the list cannot hand one device's key to
- * another. A placeholder with nothing stored to keep is an error with its path and line.
+ * with an `id` (drivers) or `username` (broker users) are matched by it, so reordering a list cannot
+ * hand one entry's secret to another. A placeholder with nothing stored to keep is an error with its path and line.
  */
-export function keepStoredSecrets(nextText: string, next: unknown, storedText: string | undefined): KeepResult {
+export function keepStoredSecrets(nextText: string, storedText: string | undefined): KeepResult {
+  const lc = new LineCounter();
+  // Before validation (a placeholder need not match a secret's pattern) and without the !env / !file
+  // resolvers: tags stay as written (a warning each, ignored here). Broken YAML is left to the validator.
+  const doc = parseDocument(nextText, { lineCounter: lc });
+  if (doc.errors.length > 0) return { ok: true, text: nextText, kept: [] };
+  const next: unknown = doc.toJS({ maxAliasCount: 100 });
   const placeholders = secretPaths(next).filter((p) => valueAt(next, p) === REDACTED);
   if (placeholders.length === 0) return { ok: true, text: nextText, kept: [] };
-  const lc = new LineCounter();
-  // Without the !env / !file resolvers: tags stay as written (a warning each, ignored here).
-  const doc = parseDocument(nextText, { lineCounter: lc });
   const stored = storedText === undefined ? undefined : parseDocument(storedText);
   const storedJs: unknown = stored?.toJS({ maxAliasCount: 100 });
   const errors: ConfigIssue[] = [];
@@ -49,7 +52,10 @@ function valueAt(root: unknown, path: ConfigPath): unknown {
   return v;
 }
 
-/** The same place in the stored config; list entries with an `id` are found by id, not position. */
+/** Keys that name a list entry: drivers by `id`, broker users by `username`. */
+const ENTRY_KEYS = ['id', 'username'] as const;
+
+/** The same place in the stored config; list entries with a name are found by name, not position. */
 function storedPath(path: ConfigPath, next: unknown, stored: unknown): ConfigPath | undefined {
   const out: ConfigPath = [];
   let n = next;
@@ -57,9 +63,10 @@ function storedPath(path: ConfigPath, next: unknown, stored: unknown): ConfigPat
   for (const seg of path) {
     let sseg: string | number = seg;
     if (typeof seg === 'number' && Array.isArray(n) && Array.isArray(s)) {
-      const id = (n[seg] as { id?: unknown } | undefined)?.id;
-      if (typeof id === 'string') {
-        const i = s.findIndex((e) => (e as { id?: unknown } | null)?.id === id);
+      const entry = n[seg] as Record<string, unknown> | undefined;
+      const key = ENTRY_KEYS.find((k) => typeof entry?.[k] === 'string');
+      if (key) {
+        const i = s.findIndex((e) => (e as Record<string, unknown> | null)?.[key] === entry![key]);
         if (i < 0) return undefined;
         sseg = i;
       }

@@ -92,18 +92,14 @@ export function managementResources(api: ManagementApi): Resource[] {
       return text('4.15', 'send the YAML (or JSON) config as text/plain (0) or application/json (50)');
     }
     if (payloadText.length > MAX_CONFIG_BYTES) return text('4.13', `config larger than ${MAX_CONFIG_BYTES} bytes`);
+    // A config from `config get` carries "[redacted]" secrets: the stored ones are kept (a round
+    // trip through ctl must neither fail nor wipe them), before validation.
+    const kept = keepStoredSecrets(payloadText, readStored(path));
+    if (!kept.ok) return json('4.00', { error: 'EGW_CONFIG_INVALID', errors: kept.errors });
+    const textToWrite = kept.text;
     let next;
-    let textToWrite = payloadText;
     try {
-      next = parseConfig(payloadText, 'PUT /mgmt/config');
-      // A config from `config get` carries "[redacted]" secrets: keep the stored ones (issue: a
-      // round trip through ctl must not fail nor wipe them).
-      const kept = keepStoredSecrets(payloadText, next, readStored(path));
-      if (!kept.ok) return json('4.00', { error: 'EGW_CONFIG_INVALID', errors: kept.errors });
-      if (kept.kept.length > 0) {
-        textToWrite = kept.text;
-        next = parseConfig(textToWrite, 'PUT /mgmt/config');
-      }
+      next = parseConfig(textToWrite, 'PUT /mgmt/config');
     } catch (err) {
       if (err instanceof ConfigError) return json('4.00', { error: 'EGW_CONFIG_INVALID', errors: err.issues });
       throw err;

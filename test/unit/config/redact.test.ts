@@ -55,7 +55,13 @@ describe('secret redaction', () => {
 
   it('the schema walk finds the secrets, including the downstream CoAP psk.key inside if/then', () => {
     const paths = found.map((f) => f.path.join('.'));
-    for (const p of ['mgmt.read_token', 'mgmt.admin_token', 'uplink.password', 'drivers.0.psk.key'])
+    for (const p of [
+      'mgmt.read_token',
+      'mgmt.admin_token',
+      'uplink.password',
+      'drivers.0.psk.key',
+      'broker.users.0.password_hash',
+    ])
       assert.ok(paths.includes(p), `${p} not found among ${paths.join(', ')}`);
   });
 

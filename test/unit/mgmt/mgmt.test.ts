@@ -133,7 +133,7 @@ describe('config set keeps stored secrets for "[redacted]" placeholders', () => 
       '  - { type: simulated, id: sim-1 }',
       '',
     ].join('\n');
-    const r = keepStoredSecrets(edited, parseConfig(edited), stored);
+    const r = keepStoredSecrets(edited, stored);
     assert.ok(r.ok, JSON.stringify(r));
     assert.deepEqual(r.kept.sort(), ['drivers[0].psk.key', 'mgmt.admin_token', 'mgmt.read_token']);
     assert.match(r.text, /read_token: !env EGW_TEST_READ/);
@@ -155,11 +155,11 @@ describe('config set keeps stored secrets for "[redacted]" placeholders', () => 
       '    psk: { identity: gw-1, key: "[redacted]" }',
       '',
     ].join('\n');
-    const r = keepStoredSecrets(edited, parseConfig(edited), stored);
+    const r = keepStoredSecrets(edited, stored);
     assert.ok(!r.ok);
     assert.equal(r.errors[0]!.path, 'drivers[0].psk.key');
     assert.equal(r.errors[0]!.line, 6);
-    assert.ok(!keepStoredSecrets(edited, parseConfig(edited), undefined).ok);
+    assert.ok(!keepStoredSecrets(edited, undefined).ok);
   });
 
   it('a JSON body (ctl config get --json) keeps them too', () => {
@@ -168,14 +168,32 @@ describe('config set keeps stored secrets for "[redacted]" placeholders', () => 
       gateway: { log_level: 'debug' },
       mgmt: { read_token: '[redacted]', admin_token: '[redacted]' },
     });
-    const r = keepStoredSecrets(edited, parseConfig(edited), stored);
+    const r = keepStoredSecrets(edited, stored);
     assert.ok(r.ok);
     const back = parseConfig(r.text, 't', env);
     assert.deepEqual([back.mgmt.read_token, back.mgmt.admin_token], ['env-read-secret', 'literal-admin-secret']);
   });
 
+  it('broker users are matched by username; a placeholder need not match the secret pattern', () => {
+    const h1 = 'scrypt$16384$8$1$c2FsdDE=$aGFzaDE=';
+    const h2 = 'scrypt$16384$8$1$c2FsdDI=$aGFzaDI=';
+    const before = `version: 1\nbroker:\n  users:\n    - { username: ann, password_hash: "${h1}" }\n    - { username: bob, password_hash: "${h2}" }\n`;
+    const edited =
+      'version: 1\nbroker:\n  users:\n    - { username: bob, password_hash: "[redacted]" }\n    - { username: ann, password_hash: "[redacted]" }\n';
+    const r = keepStoredSecrets(edited, before);
+    assert.ok(r.ok);
+    const users = parseConfig(r.text).broker.users;
+    assert.deepEqual(
+      users.map((u) => [u.username, u.password_hash]),
+      [
+        ['bob', h2],
+        ['ann', h1],
+      ],
+    );
+  });
+
   it('a config without placeholders is written as sent', () => {
     const t = 'version: 1\nmgmt: { read_token: a-new-read-token }\n';
-    assert.deepEqual(keepStoredSecrets(t, parseConfig(t), stored), { ok: true, text: t, kept: [] });
+    assert.deepEqual(keepStoredSecrets(t, stored), { ok: true, text: t, kept: [] });
   });
 });
