@@ -18,6 +18,7 @@ Commands:
                          "[redacted]" secret (from config get) keeps the gateway's stored one
   config validate FILE   check FILE locally with the gateway's schema (no network)
   devices [ID]           known devices and their state, or one device with its latest reading
+  deadletters [ID]       refused payloads, newest first (--device ID, --limit N); one in full with ID
   queues                 outbox/queue state
   audit                  recent management writes (--limit N, default 50)
   tail [ID...]           follow readings live (observe /sensors/ID, RFC 7641); without ids,
@@ -31,9 +32,9 @@ Options:
   --json                 machine-readable output (one JSON document per line)
   --timeout MS           give up after MS without an answer (default 10000)
   --count N              watch/tail: stop after N notifications
-  --limit N              audit: entries to show
-Times are shown in UTC (ISO 8601) with their age; the gateway's clock is the reference for ages
-only if both clocks are set. Tokens travel in clear over UDP: see docs/management-api.md.
+  --limit N              audit, deadletters: entries to show
+  --device ID            deadletters: of one device only
+Times are shown in UTC (ISO 8601) with their age relative to this machine's clock. Tokens travel in clear over UDP: see docs/management-api.md.
 Exit: 0 ok, 1 refused/unhealthy, 2 usage, 3 no answer.
 `;
 
@@ -77,7 +78,8 @@ export async function ctl(args: string[], io: CtlIo = defaultIo): Promise<number
         json: { type: 'boolean', default: false },
         timeout: { type: 'string', default: '10000' },
         count: { type: 'string' },
-        limit: { type: 'string', default: '50' },
+        device: { type: 'string' },
+        limit: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -131,10 +133,19 @@ export async function ctl(args: string[], io: CtlIo = defaultIo): Promise<number
       }
       case 'devices':
         return await get('/mgmt/devices', human(formatDevices));
+      case 'deadletters': {
+        const q: Record<string, string> = {};
+        if (o.device) q['device'] = o.device;
+        if (o.limit) q['limit'] = o.limit;
+        return await get('/mgmt/deadletters', plain, q);
+      }
+      case `deadletters ${sub}`:
+        if (!/^\d+$/.test(sub ?? '')) throw new Usage('deadletters [ID]: ID is a number');
+        return await get(`/mgmt/deadletters/${sub}`, plain);
       case 'queues':
         return await get('/mgmt/queues', plain);
       case 'audit':
-        return await get('/mgmt/audit', human(formatAudit), { limit: String(Number(o.limit) || 50) });
+        return await get('/mgmt/audit', human(formatAudit), { limit: String(Number(o.limit ?? 50) || 50) });
       case 'config get': {
         if (o.json) return await get('/mgmt/config', json);
         // YAML, so the output can be edited and given back to `config set` as is.
