@@ -5,9 +5,9 @@
 // round-robin so machine noise spreads over every case alike.
 //
 // Usage: node dist/scripts/bench-ctl.js [--rounds 15] [--base DIR]
-// A base build to compare with (DIR/dist/src/main.js):
-//   rm -rf /tmp/egw-base && mkdir /tmp/egw-base && git archive c3a81be | tar -x -C /tmp/egw-base &&
-//   ln -s "$PWD/node_modules" /tmp/egw-base/node_modules && (cd /tmp/egw-base && npx tsc -p tsconfig.json)
+// A base build to compare with (DIR/dist/src/main.js), e.g. e02434a (main before the CLI fast path):
+//   B=/tmp/ctl-bench-base; rm -rf $B && mkdir $B && git archive e02434a | tar -x -C $B &&
+//   ln -s "$(readlink -f node_modules)" $B/node_modules && (cd $B && npx tsc -p tsconfig.json)
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
