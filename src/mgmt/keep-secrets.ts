@@ -1,4 +1,4 @@
-import { isScalar, LineCounter, parseDocument, type Node } from 'yaml';
+import { isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { ConfigIssue } from '../config/load.js';
 import { pathText, REDACTED, secretPaths, type ConfigPath } from '../config/redact.js';
 
@@ -17,12 +17,12 @@ export function keepStoredSecrets(nextText: string, storedText: string | undefin
   // Before validation (a placeholder need not match a secret's pattern) and without the !env / !file
   // resolvers: tags stay as written (a warning each, ignored here). Broken YAML is left to the validator.
   const doc = parseDocument(nextText, { lineCounter: lc });
-  if (doc.errors.length > 0) return { ok: true, text: nextText, kept: [] };
-  const next: unknown = doc.toJS({ maxAliasCount: 100 });
+  const next = doc.errors.length > 0 ? undefined : toJs(doc);
+  if (next === undefined) return { ok: true, text: nextText, kept: [] };
   const placeholders = secretPaths(next).filter((p) => valueAt(next, p) === REDACTED);
   if (placeholders.length === 0) return { ok: true, text: nextText, kept: [] };
   const stored = storedText === undefined ? undefined : parseDocument(storedText);
-  const storedJs: unknown = stored?.toJS({ maxAliasCount: 100 });
+  const storedJs = stored ? toJs(stored) : undefined;
   const errors: ConfigIssue[] = [];
   const kept: string[] = [];
   for (const p of placeholders) {
@@ -41,6 +41,15 @@ export function keepStoredSecrets(nextText: string, storedText: string | undefin
     kept.push(pathText(p));
   }
   return errors.length > 0 ? { ok: false, errors } : { ok: true, text: doc.toString(), kept };
+}
+
+/** The document as plain values; an alias bomb or similar is left for the validator to report. */
+function toJs(doc: Document): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 function valueAt(root: unknown, path: ConfigPath): unknown {

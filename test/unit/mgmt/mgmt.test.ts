@@ -192,6 +192,17 @@ describe('config set keeps stored secrets for "[redacted]" placeholders', () => 
     );
   });
 
+  it('hostile bodies are left for the validator: broken YAML, an alias bomb, a scalar', () => {
+    const bomb = [
+      'a: &a ["x","x","x","x","x","x","x","x","x","x"]',
+      ...'bcdefgh'.split('').map((c, i) => `${c}: &${c} [${new Array(10).fill(`*${'abcdefgh'[i]}`).join(',')}]`),
+      'mgmt: { admin_token: "[redacted]" }',
+    ].join('\n');
+    for (const t of ['version: 1\nmgmt: {', bomb, '"[redacted]"', '- [redacted]'])
+      assert.deepEqual(keepStoredSecrets(t, stored), { ok: true, text: t, kept: [] });
+    assert.throws(() => parseConfig(bomb), /alias|Excessive|invalid/i);
+  });
+
   it('a config without placeholders is written as sent', () => {
     const t = 'version: 1\nmgmt: { read_token: a-new-read-token }\n';
     assert.deepEqual(keepStoredSecrets(t, stored), { ok: true, text: t, kept: [] });
