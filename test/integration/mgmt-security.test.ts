@@ -145,6 +145,21 @@ describe('CoAP exposure and /mgmt security', () => {
     assert.match(put.stdout, /"applied":\["mgmt\.allow_sources"\]/, put.stderr);
     const v6after = await coapClient(['-m', 'get', `coap://[::1]:${h.port}/mgmt/health${q}`]);
     assert.equal(v6after.stderr, '');
+    // A hostile block over PUT: 4.00 with its path and line; nothing applied.
+    const bad = cfg.replace("[127.0.0.1/32, '::1']", "['127.0.0.1/32\\n0.0.0.0/0']");
+    const refused = await coapClient([
+      '-m',
+      'put',
+      '-t',
+      '0',
+      '-f',
+      writeTemp(h, 'bad-allow.yaml', bad),
+      `coap://127.0.0.1:${h.port}/mgmt/config${q}`,
+    ]);
+    assert.match(refused.stderr, /^4\.00 /);
+    assert.match(refused.stderr, /"path":"mgmt\.allow_sources\[0\]"/);
+    assert.match(refused.stderr, /"line":\d+/);
+    assert.equal(readFileSync(h.configPath, 'utf8'), cfg);
     // Ingest from ::1 is still fine: the /mgmt list does not narrow /sensors.
     const post = await coapClient(['-m', 'post', '-t', '50', '-e', '{"v":1}', `coap://[::1]:${h.port}/sensors/m-1`]);
     assert.equal(post.stderr, '');
