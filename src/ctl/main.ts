@@ -195,7 +195,7 @@ export async function ctl(args: string[], io: CtlIo = defaultIo): Promise<number
           if (bad !== undefined) throw new Usage(`not a device id: ${JSON.stringify(bad)}`);
           const show: Show = (b) => {
             // A device that has not reported yet answers { pending: true }: nothing to show.
-            if ((b as { pending?: unknown }).pending === true) return false;
+            if (typeof b === 'object' && b !== null && (b as { pending?: unknown }).pending === true) return false;
             const line = o.json ? `${JSON.stringify(b)}\n` : formatReading(b);
             if (line) io.out(line);
             return line !== undefined;
