@@ -23,6 +23,8 @@ const User = Type.Object(
     username: Type.String({ minLength: 1, maxLength: 128, description: 'MQTT username (or client-certificate CN).' }),
     password_hash: Type.Optional(
       Type.String({
+        // A leaked hash can be brute-forced offline: redacted from GET /mgmt/config like any secret.
+        'x-secret': true,
         pattern: PASSWORD_HASH_PATTERN,
         description:
           'scrypt$N$r$p$salt$hash as printed by `edge-gateway hash-password`. Leave out for certificate-only users.',

@@ -1,4 +1,5 @@
-import type { ParsedPacket } from 'coap-packet';
+import { generate, parse, type ParsedPacket } from 'coap-packet';
+import { encodeResponse } from './datagram.js';
 
 /**
  * Block1 reassembly (RFC 7959 §2.3, §2.5). The `coap` library has its own, keyed by token — but
@@ -89,4 +90,55 @@ export class Block1Assembler {
       this.transfers.delete(k);
     }
   }
+}
+
+/** What the server does with one Block1 datagram. */
+export type Block1Step =
+  | { kind: 'malformed' }
+  /** Answer the peer with `datagram` (2.31 Continue, 4.08, 4.13); `code` when it is a final response. */
+  | { kind: 'answer'; datagram: Buffer; code?: string }
+  /** The body is complete: `packet` carries it without Block1/Size1; `block1` is the option to echo. */
+  | { kind: 'complete'; packet: ParsedPacket; block1: Buffer };
+
+/** RFC 7959 §2.3: one body block offered to the assembler, and the answer the peer gets. */
+export function block1Step(
+  assembler: Block1Assembler,
+  msg: Buffer,
+  b1: { num: number; more: boolean; size: number },
+  peer: string,
+  nowMs: number,
+  maxBytes: number,
+): Block1Step {
+  let packet: ParsedPacket;
+  try {
+    packet = parse(msg);
+  } catch {
+    return { kind: 'malformed' };
+  }
+  const out = assembler.offer(transferKey(peer, packet), b1, packet.payload, nowMs);
+  const block1 = packet.options.find((o) => o.name === 'Block1')!.value;
+  const answer = (code: string, options: { name: string; value: Buffer }[]) =>
+    generate({
+      code,
+      messageId: packet.messageId,
+      token: packet.token,
+      ack: packet.confirmable,
+      confirmable: false,
+      options,
+    });
+  if (out.kind === 'continue') return { kind: 'answer', datagram: answer('2.31', [{ name: 'Block1', value: block1 }]) };
+  if (out.kind === 'incomplete') return { kind: 'answer', datagram: answer('4.08', []), code: '4.08' };
+  if (out.kind === 'too-large') {
+    const info = {
+      type: packet.confirmable ? 0 : 1,
+      code: 0,
+      messageId: packet.messageId,
+      token: packet.token,
+      payloadLength: 0,
+    };
+    return { kind: 'answer', datagram: encodeResponse(info, 4, 13, maxBytes), code: '4.13' };
+  }
+  packet.options = packet.options.filter((o) => o.name !== 'Block1' && o.name !== 'Size1');
+  packet.payload = out.payload;
+  return { kind: 'complete', packet, block1 };
 }

@@ -1,10 +1,13 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { section, Port, Host } from '../config/sections.js';
+import { AllowSources, section, Port, Host } from '../config/sections.js';
 
 export const CoapConfigSchema = section(
   {
     enabled: Type.Boolean({ default: true, description: 'Run the CoAP server (device ingest and /mgmt).' }),
-    host: Host('::', 'Address the CoAP server binds to (:: is IPv4 and IPv6; 127.0.0.1 local only).'),
+    host: Host(
+      '127.0.0.1',
+      'Address the CoAP server binds to: 127.0.0.1 (default) keeps it on this machine; :: is every IPv4 and IPv6 address.',
+    ),
     port: Port(5683, 'CoAP UDP port (0 picks a free port, for tests).'),
     max_payload_bytes: Type.Integer({
       minimum: 64,
@@ -22,6 +25,9 @@ export const CoapConfigSchema = section(
         burst: Type.Integer({ minimum: 1, default: 1000, description: 'Requests a quiet source may send at once.' }),
       },
       'Per-source request limit; beyond it CON requests get 5.03 and NON requests are dropped (counted).',
+    ),
+    allow_sources: AllowSources(
+      'Source addresses (CIDR) that may use the CoAP server at all (ingest, /sensors, discovery); datagrams from others are dropped unanswered and counted. Default loopback only; [] admits nobody.',
     ),
     max_observers: Type.Integer({
       minimum: 0,

@@ -1,22 +1,30 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import coap from 'coap';
-import { generate, parse, type ParsedPacket } from 'coap-packet';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { AllowList, parseIPv4 } from '../config/cidr.js';
 import type { Service, ServiceHealth } from '../lifecycle/service.js';
 import type { Logger } from '../log/logger.js';
 import type { CoapConfig } from './config.js';
-import { Block1Assembler, transferKey } from './block1.js';
-import { contentFormatNumber } from './content-formats.js';
-import { encodeResponse, inspectDatagram, isRequestCode } from './datagram.js';
+import { Block1Assembler, block1Step } from './block1.js';
+import { Block2Cache, blockNumber, MAX_BLOCK, toBuffer } from './block2-cache.js';
+import {
+  asObserveStream,
+  block1FinalOf,
+  createLibServer,
+  injectRequest,
+  packetOf,
+  sendWithoutObserve,
+  toRequest,
+  type CoapIncoming,
+  type CoapLibServer,
+  type CoapOutgoing,
+  type RemoteInfo,
+} from './coap-lib.js';
+import { filterDatagram } from './filter.js';
 import { filterLinks, formatLinks, linksOf } from './link-format.js';
+import { Observers } from './observe.js';
 import { RateLimiter } from './rate-limit.js';
-import { text, Router, type CoapMethod, type CoapReply, type CoapRequest, type Resource } from './router.js';
-
-type CoapIncoming = InstanceType<typeof coap.IncomingMessage>;
-type CoapOutgoing = InstanceType<typeof coap.OutgoingMessage>;
-type CoapObserveStream = InstanceType<typeof coap.ObserveWriteStream>;
-type Packet = CoapIncoming['_packet'];
+import { text, Router, type CoapReply, type CoapRequest, type Resource } from './router.js';
 
 export interface CoapServerOptions {
   config: CoapConfig;
@@ -29,39 +37,32 @@ export interface CoapServerOptions {
 /** RFC 7252 §4.8.2 NON_LIFETIME: how long a NON message id must be remembered for deduplication. */
 const NON_LIFETIME_MS = 145_000;
 const DEDUPE_MAX = 20_000;
-/** How long a large representation is kept for the following Block2 requests. */
-const BLOCK2_CACHE_MS = 30_000;
-/** The library's largest Block2 size (2^(6+4)); larger bodies go block-wise. */
-const MAX_BLOCK = 1024;
-/** RFC 7641 §4.5: a NON observer must be checked with a CON notification now and then. */
-const CON_EVERY_N_NOTIFICATIONS = 20;
-
-interface Observer {
-  stop: () => void;
-}
 
 /**
- * The CoAP endpoint. The `coap` library does message layer work (piggybacked/separate responses,
- * retransmission, response cache for duplicate CONs, Block2 slicing, Block1 reassembly); in front
- * of it a datagram filter drops malformed packets, applies the per-source rate limit and the size
- * limit, so hostile traffic never reaches the library's own error path.
+ * The CoAP endpoint: binds the socket, routes requests to resources, answers. The `coap` library
+ * does the message layer (piggybacked/separate responses, retransmission, response cache for
+ * duplicate CONs, Block2 slicing); around it: the datagram filter (filter.ts: allow-list, rate and
+ * size limits), Block1 reassembly (block1.ts), observe registrations (observe.ts) and the Block2
+ * representation cache (block2-cache.ts). The library's private API is used in coap-lib.ts only.
  */
 export class CoapServer implements Service {
   readonly name = 'coap';
   readonly router = new Router();
-  private server: InstanceType<typeof coap.Server> | undefined;
+  private server: CoapLibServer | undefined;
   private socket: Socket | undefined;
+  private readonly allow: AllowList;
   private readonly limiter: RateLimiter;
   private readonly blocks: Block1Assembler;
   private readonly seen = new Map<string, { at: number; done: boolean }>();
-  private readonly observers = new Map<string, Observer>();
+  private readonly observers: Observers;
   private readonly stopHooks: (() => void)[] = [];
-  private readonly block2Cache = new Map<string, { reply: CoapReply; at: number }>();
+  private readonly block2 = new Block2Cache();
   private readonly now: () => number;
   private readonly m;
 
   constructor(private readonly opts: CoapServerOptions) {
     this.now = opts.now ?? (() => performance.now());
+    this.allow = new AllowList(opts.config.allow_sources);
     this.limiter = new RateLimiter({
       perSecond: opts.config.rate_limit.requests_per_s,
       burst: opts.config.rate_limit.burst,
@@ -88,6 +89,12 @@ export class CoapServer implements Service {
         registers,
       }),
     };
+    this.observers = new Observers({
+      log: opts.log,
+      cache: this.block2,
+      now: this.now,
+      onCount: (n) => this.m.observers.set(n),
+    });
     this.router.add({
       path: '/.well-known/core',
       ct: [40],
@@ -103,6 +110,11 @@ export class CoapServer implements Service {
     return this.socket?.address().port;
   }
 
+  /** The bound address (e.g. 127.0.0.1), once listening. */
+  get address(): string | undefined {
+    return this.socket?.address().address;
+  }
+
   async start(): Promise<void> {
     const { host, port } = this.opts.config;
     const type = isIPv6(host) ? 'udp6' : 'udp4';
@@ -115,17 +127,18 @@ export class CoapServer implements Service {
       });
     });
     socket.on('error', (err) => this.opts.log.warn({ err }, 'CoAP socket error'));
-    const server = coap.createServer({ type, piggybackReplyMs: 50 });
+    const server = createLibServer(socket, type, (msg, rinfo, pass) => this.filter(msg, rinfo, pass));
     server.on('request', (req: CoapIncoming, res: CoapOutgoing) => void this.onRequest(req, res));
     server.on('error', (err: Error) => this.opts.log.warn({ err }, 'CoAP server error'));
-    server.listen(socket);
-    // Put the datagram filter in front of the library's own 'message' handler.
-    const handle = server.handleRequest();
-    socket.removeAllListeners('message');
-    socket.on('message', (msg: Buffer, rinfo) => this.filter(msg, rinfo, handle));
     this.server = server;
     this.socket = socket;
-    this.opts.log.info({ host, port: this.port }, 'CoAP listening');
+    this.opts.log.info({ host, port: this.port, allow: this.opts.config.allow_sources }, 'CoAP listening');
+    if (!isLoopback(host) && this.opts.config.allow_sources.every(isLoopbackBlock)) {
+      this.opts.log.warn(
+        { host },
+        "CoAP listens beyond loopback but coap.allow_sources admits loopback only; add the devices' networks (CIDR)",
+      );
+    }
   }
 
   /** Cleanup to run when the server stops (resource families with listeners of their own). */
@@ -135,8 +148,7 @@ export class CoapServer implements Service {
 
   async stop(): Promise<void> {
     for (const fn of this.stopHooks.splice(0)) fn();
-    for (const o of [...this.observers.values()]) o.stop();
-    this.observers.clear();
+    this.observers.stopAll();
     this.server?.close();
     this.server = undefined;
     const s = this.socket;
@@ -151,122 +163,66 @@ export class CoapServer implements Service {
   }
 
   /** Everything that reaches the library passed here first. */
-  private filter(
-    msg: Buffer,
-    rinfo: { address: string; port: number; family: string; size: number },
-    handle: (m: Buffer, r: never) => void,
-  ): void {
-    const r = inspectDatagram(msg);
-    if (!r.ok) {
-      // RFC 7252 §4.2/§4.3: a malformed message is silently ignored (a RST would help spoofers reflect).
-      this.m.dropped.inc({ reason: 'malformed' });
-      return;
-    }
-    const info = r.info;
-    if (!isRequestCode(info.code)) {
-      // Responses are not expected by a server; ACK/RST of our notifications and CON pings pass.
-      if (info.code !== 0) {
-        this.m.dropped.inc({ reason: 'not a request' });
+  private filter(msg: Buffer, rinfo: RemoteInfo, pass: (m: Buffer) => void): void {
+    const address = normaliseAddress(rinfo.address);
+    const v = filterDatagram(
+      { allow: this.allow, limiter: this.limiter, maxPayloadBytes: this.opts.config.max_payload_bytes },
+      msg,
+      address,
+      this.now(),
+    );
+    switch (v.action) {
+      case 'drop':
+        this.m.dropped.inc({ reason: v.reason });
         return;
-      }
-    } else {
-      const address = normaliseAddress(rinfo.address);
-      if (!this.limiter.take(address, this.now())) {
-        this.m.dropped.inc({ reason: 'rate limit' });
-        if (info.type === 0) this.send(encodeResponse(info, 5, 3), rinfo);
-        return;
-      }
-      const max = this.opts.config.max_payload_bytes;
-      const b1 = info.block1;
-      const total = b1 ? Math.max(b1.num * b1.size + info.payloadLength, info.size1 ?? 0) : info.payloadLength;
-      if (total > max) {
-        // RFC 7959 §2.9.3: 4.13 with Size1 telling the largest acceptable body.
-        this.m.dropped.inc({ reason: 'too large' });
-        this.m.requests.inc({ code: '4.13' });
-        this.send(encodeResponse(info, 4, 13, max), rinfo);
-        return;
-      }
-      if (b1) return this.block1(msg, b1, rinfo);
-    }
-    try {
-      handle(msg, rinfo as never);
-    } catch (err) {
-      this.opts.log.warn({ err }, 'CoAP library refused a datagram');
+      case 'answer':
+        this.m.dropped.inc({ reason: v.reason });
+        if (v.code) this.m.requests.inc({ code: v.code });
+        return this.send(v.reply, rinfo);
+      case 'block1':
+        return this.block1(msg, v.block1, rinfo);
+      case 'pass':
+        try {
+          pass(msg);
+        } catch (err) {
+          this.opts.log.warn({ err }, 'CoAP library refused a datagram');
+        }
     }
   }
 
   /** RFC 7959 §2.3: body blocks are collected here; the complete request goes to the library. */
-  private block1(
-    msg: Buffer,
-    b1: { num: number; more: boolean; size: number },
-    rinfo: { address: string; port: number },
-  ): void {
-    let packet: ParsedPacket;
-    try {
-      packet = parse(msg);
-    } catch {
+  private block1(msg: Buffer, b1: { num: number; more: boolean; size: number }, rinfo: RemoteInfo): void {
+    const step = block1Step(
+      this.blocks,
+      msg,
+      b1,
+      `${rinfo.address}:${rinfo.port}`,
+      this.now(),
+      this.opts.config.max_payload_bytes,
+    );
+    if (step.kind === 'malformed') {
       this.m.dropped.inc({ reason: 'malformed' });
       return;
     }
-    const out = this.blocks.offer(
-      transferKey(`${rinfo.address}:${rinfo.port}`, packet),
-      b1,
-      packet.payload,
-      this.now(),
-    );
-    const block1 = packet.options.find((o) => o.name === 'Block1')!.value;
-    const answer = (code: string, options: { name: string; value: Buffer }[]) =>
-      this.send(
-        generate({
-          code,
-          messageId: packet.messageId,
-          token: packet.token,
-          ack: packet.confirmable,
-          confirmable: false,
-          options,
-        }),
-        rinfo,
-      );
-    if (out.kind === 'continue') return answer('2.31', [{ name: 'Block1', value: block1 }]);
-    if (out.kind === 'incomplete') {
-      this.m.requests.inc({ code: '4.08' });
-      return answer('4.08', []);
+    if (step.kind === 'answer') {
+      if (step.code) this.m.requests.inc({ code: step.code });
+      return this.send(step.datagram, rinfo);
     }
-    if (out.kind === 'too-large') {
-      this.m.requests.inc({ code: '4.13' });
-      return this.send(
-        encodeResponse(
-          {
-            type: packet.confirmable ? 0 : 1,
-            code: 0,
-            messageId: packet.messageId,
-            token: packet.token,
-            payloadLength: 0,
-          },
-          4,
-          13,
-          this.opts.config.max_payload_bytes,
-        ),
-        rinfo,
-      );
-    }
-    packet.options = packet.options.filter((o) => o.name !== 'Block1' && o.name !== 'Size1');
-    packet.payload = out.payload;
-    (packet as ParsedPacket & { block1Final?: Buffer }).block1Final = block1;
     try {
-      this.server?._handle(packet, rinfo as never);
+      if (this.server) injectRequest(this.server, step.packet, step.block1, rinfo);
     } catch (err) {
       this.opts.log.warn({ err }, 'CoAP library refused a reassembled request');
     }
   }
 
-  private send(buf: Buffer, rinfo: { address: string; port: number }): void {
+  private send(buf: Buffer, rinfo: RemoteInfo): void {
     this.socket?.send(buf, rinfo.port, rinfo.address);
   }
 
   private async onRequest(req: CoapIncoming, res: CoapOutgoing): Promise<void> {
-    const packet = req._packet as Packet;
-    const source = `${normaliseAddress(req.rsinfo.address)}:${req.rsinfo.port}`;
+    const packet = packetOf(req);
+    const address = normaliseAddress(req.rsinfo.address);
+    const source = `${address}:${req.rsinfo.port}`;
     const dedupeKey = `${source}/${packet.messageId}`;
     const t = this.now();
     const prior = this.seen.get(dedupeKey);
@@ -283,27 +239,25 @@ export class CoapServer implements Service {
     if (this.seen.size > DEDUPE_MAX) this.pruneSeen(t);
     let creq: CoapRequest;
     try {
-      creq = toRequest(req, packet, source);
+      creq = toRequest(req, packet, address, source);
     } catch (err) {
       mark.done = true;
       return this.reply(res, text('4.02', (err as Error).message), false);
     }
     const observeKey = `${source}/${(packet.token ?? Buffer.alloc(0)).toString('hex')}`;
-    // RFC 7641 §3.6: GET with Observe=1 deregisters; so does a plain GET with the same token (§4.1).
     const block2Num = blockNumber(packet.options ?? [], 'Block2');
+    // RFC 7641 §3.6: GET with Observe=1 deregisters; so does a plain GET with the same token (§4.1).
     // (A Block2 follow-up of a large notification may reuse the token: it is not a deregistration.)
-    if (creq.method === 'GET' && block2Num === 0 && this.observers.has(observeKey)) this.unobserve(observeKey);
-    // §2.3: the response to the last block of a Block1 transfer carries that Block1 option.
-    const block1Final = (packet as { block1Final?: Buffer }).block1Final;
+    if (creq.method === 'GET' && block2Num === 0 && this.observers.has(observeKey)) this.observers.stop(observeKey);
+    // RFC 7959 §2.3: the response to the last block of a Block1 transfer carries that Block1 option.
+    const block1Final = block1FinalOf(packet);
     if (block1Final) res.setOption('Block1', block1Final);
     const match = this.router.match(creq.path);
-    let reply: CoapReply;
     const handler = match?.resource.methods[creq.method];
-    // RFC 7959 §2.4: later blocks of a Block2 transfer come from the representation the first
-    // block was cut from (clients may use a new token per block, so the library's cache misses).
-    const blockKey = `${source}|${creq.method}|${creq.path.join('/')}|${JSON.stringify(creq.query)}`;
-    const cached = block2Num > 0 ? this.block2Cache.get(blockKey) : undefined;
-    if (cached && this.now() - cached.at < BLOCK2_CACHE_MS) reply = cached.reply;
+    const blockKey = Block2Cache.key(source, creq);
+    const cached = block2Num > 0 ? this.block2.get(blockKey, this.now()) : undefined;
+    let reply: CoapReply;
+    if (cached) reply = cached;
     else if (!match) reply = text('4.04', 'no such resource; see /.well-known/core');
     else if (!handler) reply = text('4.05', `allowed: ${Object.keys(match.resource.methods).join(', ')}`);
     else {
@@ -318,73 +272,29 @@ export class CoapServer implements Service {
     if (
       !creq.observe &&
       block2Num === 0 &&
-      Buffer.byteLength(reply.payload ?? '') > MAX_BLOCK &&
-      creq.method === 'GET'
+      creq.method === 'GET' &&
+      Buffer.byteLength(reply.payload ?? '') > MAX_BLOCK
     ) {
-      this.cacheRepresentation(blockKey, reply);
+      this.block2.put(blockKey, reply, this.now());
     }
+    const observe = match?.resource.observe;
     const canObserve =
       creq.observe &&
-      match?.resource.observe !== undefined &&
+      observe !== undefined &&
       reply.code.startsWith('2.') &&
       this.observers.size < this.opts.config.max_observers;
-    if (!canObserve || !match?.resource.observe) return this.reply(res, reply, creq.observe);
-    const stream = res as unknown as CoapObserveStream;
-    let n = 0;
-    let unsubscribe: () => void = () => undefined;
-    const stop = () => {
-      if (this.observers.get(observeKey) !== entry) return;
-      this.observers.delete(observeKey);
-      this.m.observers.set(this.observers.size);
-      unsubscribe();
-      if (!stream.writableEnded) stream.end();
-    };
-    const entry: Observer = { stop };
-    this.observers.set(observeKey, entry);
-    this.m.observers.set(this.observers.size);
-    // The library ends the stream on a RST (§3.6 "forget") or when a CON notification times out;
-    // a send error (e.g. a packet the library cannot encode) must end the observation, never the process.
-    stream.once('finish', stop);
-    stream.on('error', (err: Error) => {
-      this.opts.log.warn({ err, path: '/' + creq.path.join('/') }, 'CoAP notification failed; observer dropped');
-      stop();
-    });
-    this.notify(stream, reply, false, blockKey);
-    unsubscribe = match.resource.observe(creq, match.params, (next) => {
-      // RFC 7641 §4.5: every Nth notification to a NON observer is CON, so a vanished one is noticed.
-      this.notify(stream, next, !packet.confirmable && ++n % CON_EVERY_N_NOTIFICATIONS === 0, blockKey);
-    });
-  }
-
-  private unobserve(key: string): void {
-    this.observers.get(key)?.stop();
-  }
-
-  private notify(stream: CoapObserveStream, reply: CoapReply, confirmable: boolean, blockKey: string): void {
-    if (stream.writableEnded) return;
-    if (confirmable) {
-      stream._packet.confirmable = true;
-      stream._packet.ack = false;
-    }
-    stream.statusCode = reply.code;
-    if (reply.contentFormat !== undefined) stream.setOption('Content-Format', reply.contentFormat);
-    if (reply.maxAge !== undefined) stream.setOption('Max-Age', reply.maxAge);
-    let payload = toBuffer(reply.payload);
-    stream._packet.options = (stream._packet.options ?? []).filter((o) => o.name !== 'Block2');
-    if (payload.length > MAX_BLOCK) {
-      // RFC 7959 §2.6: a large notification carries its first block; the client GETs the rest
-      // with Block2, served from the representation cached here.
-      this.cacheRepresentation(blockKey, reply);
-      stream.setOption('Block2', Buffer.from([0x0e])); // NUM 0, M 1, SZX 6 (1024)
-      payload = payload.subarray(0, MAX_BLOCK);
-    }
-    stream.write(payload);
-  }
-
-  private cacheRepresentation(key: string, reply: CoapReply): void {
-    this.block2Cache.delete(key);
-    this.block2Cache.set(key, { reply, at: this.now() });
-    if (this.block2Cache.size > 256) this.block2Cache.delete(this.block2Cache.keys().next().value!);
+    if (!canObserve || !observe || !match) return this.reply(res, reply, creq.observe);
+    this.observers.register(
+      {
+        key: observeKey,
+        stream: asObserveStream(res),
+        confirmable: packet.confirmable === true,
+        blockKey,
+        path: '/' + creq.path.join('/'),
+      },
+      reply,
+      (push) => observe(creq, match.params, push),
+    );
   }
 
   private reply(res: CoapOutgoing, reply: CoapReply, observeRequested: boolean): void {
@@ -392,16 +302,7 @@ export class CoapServer implements Service {
     if (reply.contentFormat !== undefined) res.setOption('Content-Format', reply.contentFormat);
     if (reply.maxAge !== undefined) res.setOption('Max-Age', reply.maxAge);
     const payload = toBuffer(reply.payload);
-    if (observeRequested) {
-      // ObserveWriteStream: a single answer without the Observe option means "not registered"
-      // (RFC 7641 §3.2). _doSend sends it as is; marking it sent keeps 'finish' from sending twice.
-      const stream = res as unknown as CoapObserveStream & { _doSend(data?: Buffer): void };
-      stream.statusCode = reply.code;
-      stream._doSend(payload);
-      stream._counter = 1;
-      stream.end();
-      return;
-    }
+    if (observeRequested) return sendWithoutObserve(asObserveStream(res), reply.code, payload);
     res.code = reply.code;
     res.once('error', (err: Error) => this.opts.log.warn({ err }, 'CoAP response could not be sent'));
     res.end(payload);
@@ -420,86 +321,15 @@ export class CoapServer implements Service {
   }
 }
 
-function toBuffer(p: Buffer | string | undefined): Buffer {
-  if (p === undefined) return Buffer.alloc(0);
-  return typeof p === 'string' ? Buffer.from(p, 'utf8') : p;
-}
-
 /** `::ffff:10.0.0.5` (an IPv4 peer on a dual-stack socket) → `10.0.0.5`, so limits key one address. */
 export function normaliseAddress(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
-const METHODS: Record<string, CoapMethod> = {
-  '0.01': 'GET',
-  '0.02': 'POST',
-  '0.03': 'PUT',
-  '0.04': 'DELETE',
-  '0.05': 'FETCH',
-  '0.06': 'PATCH',
-  '0.07': 'iPATCH',
-};
-
-function uintOf(v: unknown): number | undefined {
-  if (typeof v === 'number') return v;
-  if (!Buffer.isBuffer(v)) return undefined;
-  if (v.length > 4) throw new Error('option value too long');
-  let n = 0;
-  for (const b of v) n = n * 256 + b;
-  return n;
+function isLoopback(host: string): boolean {
+  return host === '::1' || host === 'localhost' || (parseIPv4(host) ?? 0n) >> 24n === 127n;
 }
 
-/** NUM of a Block1/Block2 option (RFC 7959 §2.2), 0 when absent. */
-function blockNumber(options: readonly { name: unknown; value: unknown }[], name: string): number {
-  const o = options.find((x) => x.name === name);
-  const v = o && Buffer.isBuffer(o.value) ? o.value : undefined;
-  if (!v || v.length === 0 || v.length > 3) return 0;
-  return v.readUIntBE(0, v.length) >> 4;
-}
-
-/** Maps the library's request onto the transport-independent CoapRequest, from the raw options. */
-function toRequest(req: CoapIncoming, packet: Packet, source: string): CoapRequest {
-  const path: string[] = [];
-  const query: Record<string, string> = {};
-  let contentFormat: number | undefined;
-  let accept: number | undefined;
-  let observe = false;
-  for (const o of packet.options ?? []) {
-    const v = o.value;
-    switch (o.name) {
-      case 'Uri-Path':
-        path.push(Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
-        break;
-      case 'Uri-Query': {
-        const s = Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
-        const eq = s.indexOf('=');
-        if (eq < 0) query[s] = '';
-        else query[s.slice(0, eq)] = s.slice(eq + 1);
-        break;
-      }
-      case 'Content-Format':
-        contentFormat = contentFormatNumber(v);
-        break;
-      case 'Accept':
-        accept = contentFormatNumber(v);
-        break;
-      case 'Observe':
-        observe = uintOf(v) === 0;
-        break;
-    }
-  }
-  // A trailing empty segment ("/sensors/") names the same resource.
-  if (path.length > 0 && path[path.length - 1] === '') path.pop();
-  const method = METHODS[packet.code ?? ''] ?? 'GET';
-  return {
-    method,
-    path,
-    query,
-    contentFormat,
-    accept,
-    payload: req.payload ?? Buffer.alloc(0),
-    address: source.slice(0, source.lastIndexOf(':')),
-    source,
-    observe: observe && (method === 'GET' || method === 'FETCH'),
-  };
+function isLoopbackBlock(cidr: string): boolean {
+  return cidr === '::1' || cidr === '::1/128' || /^127\.\d+\.\d+\.\d+(\/([89]|[12]\d|3[0-2]))?$/.test(cidr);
 }

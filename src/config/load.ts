@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { GatewayError } from '../errors.js';
+import { parseCidr } from './cidr.js';
 import { ConfigSchema, type GatewayConfig } from './schema.js';
 import { secretTags } from './secrets.js';
 
@@ -32,6 +33,19 @@ function getValidator(): ValidateFunction {
   if (!validator) {
     const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
     ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
+    // Source allow-lists: a hostile or mistyped block is an error with its path and line.
+    ajv.addKeyword({
+      keyword: 'x-cidr',
+      type: 'string',
+      schemaType: 'boolean',
+      errors: true,
+      validate: function cidr(this: unknown, _schema: boolean, data: unknown): boolean {
+        const r = parseCidr(data);
+        if (r.ok) return true;
+        (cidr as { errors?: Partial<ErrorObject>[] }).errors = [{ keyword: 'x-cidr', message: r.reason, params: {} }];
+        return false;
+      },
+    });
     validator = ajv.compile(ConfigSchema);
   }
   return validator;
@@ -178,15 +192,5 @@ function deepFreeze<T>(v: T): T {
   return v;
 }
 
-/** Copy of the config with every `x-secret` value replaced, for /mgmt/config and logs. */
-export function redactSecrets(config: unknown, schema: unknown = ConfigSchema): unknown {
-  const s = schema as { 'x-secret'?: boolean; properties?: Record<string, unknown>; items?: unknown };
-  if (s['x-secret'] && config !== undefined) return '[redacted]';
-  if (Array.isArray(config)) return config.map((c) => redactSecrets(c, s.items ?? {}));
-  if (config && typeof config === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(config)) out[k] = redactSecrets(v, s.properties?.[k] ?? {});
-    return out;
-  }
-  return config;
-}
+// Redaction walks the whole schema (if/then, anyOf, items...): see redact.ts.
+export { redactSecrets } from './redact.js';

@@ -15,3 +15,12 @@ export const Port = (def: number, description: string) =>
 export const Secret = (description: string) => Type.String({ 'x-secret': true, description });
 
 export const Host = (def: string, description: string) => Type.String({ minLength: 1, default: def, description });
+
+/** A CIDR block (`10.0.0.0/8`, `fd00::/8`) or one address; checked by `parseCidr` (config/cidr.ts). */
+export const Cidr = () => Type.String({ 'x-cidr': true, minLength: 1, maxLength: 64 });
+
+/** Loopback only: what every listener admits unless the config opens it (DESIGN: defaults). */
+export const LOOPBACK_SOURCES = ['127.0.0.0/8', '::1/128'];
+
+export const AllowSources = (description: string) =>
+  Type.Array(Cidr(), { maxItems: 256, default: [...LOOPBACK_SOURCES], description });

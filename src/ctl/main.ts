@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { CoapClient, type CoapResponse } from 'node-coap-client';
-import { stringify } from 'yaml';
-import { ConfigError, parseConfig } from '../config/load.js';
+import { coapClient, resetClient, withoutDtls, type CoapResponse } from './coap-client.js';
+import { isValidDeviceId } from '../pipeline/reading.js';
+import { formatAudit, formatDevices, formatObject, formatReading } from './format.js';
+
+// Imports stay small on purpose: `ctl` must start in tens of milliseconds (scripts/bench-ctl.ts).
+// The config schema (ajv, TypeBox) and the YAML printer are loaded only by the commands that use them.
 
 export const CTL_USAGE = `Usage: edge-gateway ctl [options] COMMAND
 
@@ -10,21 +13,28 @@ Commands:
   status                 gateway id, version, uptime, services, uplink, queues
   health                 event loop and services (exit 1 when unhealthy)
   watch status           follow /mgmt/status (observe) until Ctrl-C or --count N
-  config get             effective configuration (secrets redacted)
-  config set FILE        validate, apply and persist FILE on the gateway (admin token)
+  config get             effective configuration as YAML (secrets shown as "[redacted]")
+  config set FILE        validate, apply and persist FILE on the gateway (admin token); a
+                         "[redacted]" secret (from config get) keeps the gateway's stored one
   config validate FILE   check FILE locally with the gateway's schema (no network)
-  devices                known devices and their state
+  devices [ID]           known devices and their state, or one device with its latest reading
   deadletters [ID]       refused payloads, newest first (--device ID, --limit N); one in full with ID
   queues                 outbox/queue state
+  audit                  recent management writes (--limit N, default 50)
+  tail [ID...]           follow readings live (observe /sensors/ID, RFC 7641); without ids,
+                         every device with a reading (at most 64, new ones picked up every 10 s)
   ota check|apply        ask the gateway to look for / install an update (admin token)
   restart                graceful restart under systemd (admin token)
 
 Options:
   --host HOST[:PORT]     gateway address (default 127.0.0.1:5683; [::1]:5683 for IPv6)
   --token TOKEN          management token (default: $EDGE_GATEWAY_TOKEN)
-  --json                 machine-readable output
-  --timeout MS           give up after MS (default 10000)
-  --count N              watch: stop after N notifications
+  --json                 machine-readable output (one JSON document per line)
+  --timeout MS           give up after MS without an answer (default 10000)
+  --count N              watch/tail: stop after N notifications
+  --limit N              audit, deadletters: entries to show
+  --device ID            deadletters: of one device only
+Times are shown in UTC (ISO 8601) with their age relative to this machine's clock. Tokens travel in clear over UDP: see docs/management-api.md.
 Exit: 0 ok, 1 refused/unhealthy, 2 usage, 3 no answer.
 `;
 
@@ -32,12 +42,27 @@ export interface CtlIo {
   out: (s: string) => void;
   err: (s: string) => void;
   env: NodeJS.ProcessEnv;
+  /** Wall clock for ages in human output. */
+  now?: () => number;
 }
 
 const defaultIo: CtlIo = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), env: process.env };
 
+/** `tail` without ids observes at most this many devices (each is one observe registration). */
+const MAX_TAIL_DEVICES = 64;
+const TAIL_RELIST_MS = 10_000;
+
 class Usage extends Error {}
 class NoAnswer extends Error {}
+
+/** Prints one body; `false` means nothing was shown (it does not count towards --count). */
+type Show = (body: unknown) => boolean | void;
+
+/** The `edge-gateway ctl` process entry (main.ts): nothing else runs in this process. */
+export function ctlCommand(args: string[]): Promise<number> {
+  withoutDtls();
+  return ctl(args);
+}
 
 /** `edge-gateway ctl ...`: a management client over CoAP (node-coap-client). */
 export async function ctl(args: string[], io: CtlIo = defaultIo): Promise<number> {
@@ -62,50 +87,74 @@ export async function ctl(args: string[], io: CtlIo = defaultIo): Promise<number
     io.err(`${(err as Error).message}\n\n${CTL_USAGE}`);
     return 2;
   }
-  const {
-    values: o,
-    positionals: [cmd, sub, file],
-  } = parsed;
+  const { values: o, positionals } = parsed;
+  const [cmd, sub, file] = positionals;
   if (o.help || !cmd) {
     io.out(CTL_USAGE);
     return o.help ? 0 : 2;
   }
   const token = o.token ?? io.env['EDGE_GATEWAY_TOKEN'];
   const timeoutMs = Number(o.timeout);
-  const origin = originOf(o.host);
+  const count = o.count === undefined ? Infinity : Number(o.count);
+  const now = io.now ?? Date.now;
+  if (!(timeoutMs > 0) || !(count > 0)) {
+    io.err(`--timeout and --count take a positive number\n\n${CTL_USAGE}`);
+    return 2;
+  }
+  let origin: URL;
+  try {
+    origin = originOf(o.host);
+  } catch {
+    io.err(`--host ${o.host}: not HOST, HOST:PORT or [IPv6]:PORT\n`);
+    return 2;
+  }
   const url = (path: string, query: Record<string, string> = {}) => {
     const u = new URL(path, origin);
     if (token) u.searchParams.set('token', token);
     for (const [k, v] of Object.entries(query)) u.searchParams.set(k, v);
     return u;
   };
-  const show = (body: unknown) => io.out(o.json ? `${JSON.stringify(body)}\n` : stringify(body));
+  const json: Show = (body) => io.out(`${JSON.stringify(body)}\n`);
+  const human =
+    (fmt: (body: unknown, now: number) => string): Show =>
+    (body) =>
+      io.out(o.json ? `${JSON.stringify(body)}\n` : fmt(body, now()));
+  const plain = human(formatObject);
+  const get = async (path: string, show: Show, query?: Record<string, string>) =>
+    answer(await request(url(path, query), 'get', timeoutMs), show, io);
   try {
     switch (`${cmd} ${sub ?? ''}`.trim()) {
       case 'status':
-        return answer(await request(url('/mgmt/status'), 'get', timeoutMs), show, io);
+        return await get('/mgmt/status', plain);
       case 'health': {
         const res = await request(url('/mgmt/health'), 'get', timeoutMs);
-        const code = answer(res, show, io);
+        const code = answer(res, plain, io);
         return code === 0 && (parseBody(res) as { ok?: boolean }).ok !== true ? 1 : code;
       }
       case 'devices':
-        return answer(await request(url('/mgmt/devices'), 'get', timeoutMs), show, io);
+        return await get('/mgmt/devices', human(formatDevices));
       case 'deadletters': {
         const q: Record<string, string> = {};
         if (o.device) q['device'] = o.device;
         if (o.limit) q['limit'] = o.limit;
-        return answer(await request(url('/mgmt/deadletters', q), 'get', timeoutMs), show, io);
+        return await get('/mgmt/deadletters', plain, q);
       }
       case `deadletters ${sub}`:
         if (!/^\d+$/.test(sub ?? '')) throw new Usage('deadletters [ID]: ID is a number');
-        return answer(await request(url(`/mgmt/deadletters/${sub}`), 'get', timeoutMs), show, io);
+        return await get(`/mgmt/deadletters/${sub}`, plain);
       case 'queues':
-        return answer(await request(url('/mgmt/queues'), 'get', timeoutMs), show, io);
-      case 'config get':
-        return answer(await request(url('/mgmt/config'), 'get', timeoutMs), show, io);
+        return await get('/mgmt/queues', plain);
+      case 'audit':
+        return await get('/mgmt/audit', human(formatAudit), { limit: String(Number(o.limit ?? 50) || 50) });
+      case 'config get': {
+        if (o.json) return await get('/mgmt/config', json);
+        // YAML, so the output can be edited and given back to `config set` as is.
+        const { stringify } = await import('yaml');
+        return await get('/mgmt/config', (body) => io.out(stringify(body)));
+      }
       case 'config validate': {
         if (!file) throw new Usage('config validate FILE');
+        const { ConfigError, parseConfig } = await import('../config/load.js');
         try {
           parseConfig(readFileSync(file, 'utf8'), file, io.env);
           io.out(`${file}: configuration is valid\n`);
@@ -120,16 +169,39 @@ export async function ctl(args: string[], io: CtlIo = defaultIo): Promise<number
         const text = readFileSync(file, 'utf8');
         // node-coap-client labels every body application/json; the gateway reads it as YAML,
         // of which JSON is a subset, so a YAML file goes as is.
-        return answer(await request(url('/mgmt/config'), 'put', timeoutMs, Buffer.from(text)), show, io);
+        return answer(await request(url('/mgmt/config'), 'put', timeoutMs, Buffer.from(text)), plain, io);
       }
       case 'ota check':
       case 'ota apply':
-        return answer(await request(url('/mgmt/ota', { action: sub! }), 'post', timeoutMs), show, io);
+        return answer(await request(url('/mgmt/ota', { action: sub! }), 'post', timeoutMs), plain, io);
       case 'restart':
-        return answer(await request(url('/mgmt/restart'), 'post', timeoutMs), show, io);
+        return answer(await request(url('/mgmt/restart'), 'post', timeoutMs), plain, io);
       case 'watch status':
-        return await watch(url('/mgmt/status'), o.count ? Number(o.count) : Infinity, timeoutMs, show, io);
+        return await watch(
+          [url('/mgmt/status')],
+          count,
+          timeoutMs,
+          human((b, t) => `${formatObject(b, t)}---\n`),
+          io,
+        );
       default:
+        if (cmd === 'devices' && sub !== undefined && file === undefined) {
+          if (!isValidDeviceId(sub)) throw new Usage(`not a device id: ${JSON.stringify(sub)}`);
+          return await get(`/mgmt/devices/${encodeURIComponent(sub)}`, plain);
+        }
+        if (cmd === 'tail') {
+          const ids = positionals.slice(1);
+          const bad = ids.find((id) => !isValidDeviceId(id));
+          if (bad !== undefined) throw new Usage(`not a device id: ${JSON.stringify(bad)}`);
+          const show: Show = (b) => {
+            // A device that has not reported yet answers { pending: true }: nothing to show.
+            if (typeof b === 'object' && b !== null && (b as { pending?: unknown }).pending === true) return false;
+            const line = o.json ? `${JSON.stringify(b)}\n` : formatReading(b);
+            if (line) io.out(line);
+            return line !== undefined;
+          };
+          return await tail(ids, { url, count, timeoutMs, show, io });
+        }
         throw new Usage(`unknown command: ${[cmd, sub].filter(Boolean).join(' ')}`);
     }
   } catch (err) {
@@ -144,7 +216,7 @@ export async function ctl(args: string[], io: CtlIo = defaultIo): Promise<number
     io.err(`ctl: ${(err as Error).message ?? String(err)}\n`);
     return 3;
   } finally {
-    CoapClient.reset();
+    resetClient();
   }
 }
 
@@ -156,27 +228,22 @@ export function originOf(host: string): URL {
   return new URL(`coap://${hasPort ? h : `${h}:5683`}`);
 }
 
-async function request(
-  u: URL,
-  method: 'get' | 'put' | 'post',
-  timeoutMs: number,
-  payload?: Buffer,
-): Promise<CoapResponse> {
+function withTimeout<T>(p: Promise<T>, timeoutMs: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      CoapClient.request(u, method, payload, { confirmable: true, keepAlive: false, retransmit: true }),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(new NoAnswer(`no answer from ${u.host} within ${timeoutMs} ms (is the gateway running? --host?)`)),
-          timeoutMs,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new NoAnswer(what)), timeoutMs);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+function request(u: URL, method: 'get' | 'put' | 'post', timeoutMs: number, payload?: Buffer): Promise<CoapResponse> {
+  return withTimeout(
+    coapClient().request(u, method, payload, { confirmable: true, keepAlive: false, retransmit: true }),
+    timeoutMs,
+    `no answer from ${u.host} within ${timeoutMs} ms (is the gateway running? --host? coap.allow_sources?)`,
+  );
 }
 
 function parseBody(res: CoapResponse): unknown {
@@ -189,7 +256,7 @@ function parseBody(res: CoapResponse): unknown {
 }
 
 /** Prints a 2.xx body; any other code goes to stderr with its reason, exit 1. */
-function answer(res: CoapResponse, show: (b: unknown) => void, io: CtlIo): number {
+function answer(res: CoapResponse, show: Show, io: CtlIo): number {
   const code = res.code.toString();
   const body = parseBody(res);
   if (!code.startsWith('2.')) {
@@ -201,32 +268,97 @@ function answer(res: CoapResponse, show: (b: unknown) => void, io: CtlIo): numbe
   return 0;
 }
 
-async function watch(u: URL, count: number, timeoutMs: number, show: (b: unknown) => void, io: CtlIo): Promise<number> {
+/**
+ * Observes every URL (RFC 7641 registrations, one per resource) and shows each notification
+ * until `count` notifications in all, Ctrl-C, or a refusal. `more()` may add URLs while it runs.
+ */
+async function watch(
+  urls: URL[],
+  count: number,
+  timeoutMs: number,
+  show: Show,
+  io: CtlIo,
+  more?: { everyMs: number; next: () => Promise<URL[]> },
+): Promise<number> {
   let seen = 0;
   let failed: CoapResponse | undefined;
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
   const onSignal = () => done();
   process.once('SIGINT', onSignal);
+  const observing = new Map<string, URL>();
+  const start = (u: URL) => {
+    if (observing.has(u.href)) return undefined;
+    observing.set(u.href, u);
+    return coapClient().observe(u, 'get', (res) => {
+      if (seen >= count) return;
+      if (!res.code.toString().startsWith('2.')) {
+        failed = res;
+        return done();
+      }
+      if (show(parseBody(res)) !== false && ++seen >= count) done();
+    });
+  };
+  let timer: NodeJS.Timeout | undefined;
   try {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      CoapClient.observe(u, 'get', (res) => {
-        if (!res.code.toString().startsWith('2.')) {
-          failed = res;
-          return done();
-        }
-        show(parseBody(res));
-        if (++seen >= count) done();
-      }).finally(() => clearTimeout(timer)),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new NoAnswer(`no answer from ${u.host} within ${timeoutMs} ms`)), timeoutMs);
-      }),
-    ]);
+    await withTimeout(
+      Promise.all(urls.map(start)),
+      timeoutMs,
+      `no answer from ${urls[0]?.host} within ${timeoutMs} ms`,
+    );
+    if (more) {
+      timer = setInterval(() => {
+        more.next().then(
+          (next) => {
+            for (const u of next) {
+              if (observing.size >= MAX_TAIL_DEVICES) break;
+              void start(u)?.catch(() => observing.delete(u.href));
+            }
+          },
+          () => undefined, // a missed re-list is retried at the next tick
+        );
+      }, more.everyMs);
+    }
     if (!failed && seen < count) await finished;
   } finally {
+    clearInterval(timer);
     process.off('SIGINT', onSignal);
-    CoapClient.stopObserving(u);
+    for (const u of observing.values()) coapClient().stopObserving(u);
   }
   return failed ? answer(failed, show, io) : 0;
+}
+
+interface TailOptions {
+  url: (path: string, query?: Record<string, string>) => URL;
+  count: number;
+  timeoutMs: number;
+  show: Show;
+  io: CtlIo;
+}
+
+/**
+ * `ctl tail`: observes `GET /sensors/{id}` per device (RFC 7641), so each reading arrives as it is
+ * accepted, with no polling. Observing one resource per device (not one stream of everything) is
+ * what the CoAP resources offer, and keeps a slow terminal from holding the gateway's fan-out:
+ * each registration is bounded by coap.max_observers and dropped by the gateway if it stops
+ * answering CON notifications (RFC 7641 §4.5). Without ids, the devices come from `GET /sensors`.
+ */
+async function tail(ids: string[], t: TailOptions): Promise<number> {
+  const listed = async (): Promise<URL[]> => {
+    const res = await request(t.url('/sensors'), 'get', t.timeoutMs);
+    if (!res.code.toString().startsWith('2.')) throw new Error(`GET /sensors: ${res.code.toString()}`);
+    const body = parseBody(res) as { devices?: { deviceId?: unknown }[] };
+    return (body.devices ?? [])
+      .map((d) => d.deviceId)
+      .filter((id): id is string => typeof id === 'string' && isValidDeviceId(id))
+      .slice(0, MAX_TAIL_DEVICES)
+      .map((id) => t.url(`/sensors/${id}`));
+  };
+  const urls = ids.length > 0 ? ids.map((id) => t.url(`/sensors/${id}`)) : await listed();
+  if (urls.length === 0) {
+    t.io.err('no device has sent a reading yet; name one: ctl tail ID\n');
+    return 1;
+  }
+  const more = ids.length > 0 ? undefined : { everyMs: TAIL_RELIST_MS, next: listed };
+  return watch(urls, t.count, t.timeoutMs, t.show, t.io, more);
 }

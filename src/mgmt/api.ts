@@ -3,6 +3,7 @@ import type { GatewayContext } from '../context.js';
 import type { Service, ServiceHealth } from '../lifecycle/service.js';
 import type { CoapServer } from '../coap/server.js';
 import { json, text, type CoapReply, type CoapRequest, type Params, type Resource } from '../coap/router.js';
+import { AllowList } from '../config/cidr.js';
 import { AuditLog } from './audit.js';
 import { FailureLimiter, resolveTokens, roleOf, type Role, type Tokens } from './tokens.js';
 import { managementResources } from './resources.js';
@@ -46,6 +47,8 @@ export class ManagementApi implements Service {
   readonly restartRequired = new Set<string>();
   tokens: Tokens;
   failures: FailureLimiter;
+  /** mgmt.allow_sources: checked before the token, so an outside source cannot even guess. */
+  allow: AllowList;
   private readonly removers: (() => void)[] = [];
   private readonly stoppers: (() => void)[] = [];
   readonly now: () => number;
@@ -64,6 +67,7 @@ export class ManagementApi implements Service {
       opts.announce ?? ((t) => process.stderr.write(t)),
     );
     this.failures = new FailureLimiter(ctx.config.mgmt.auth_failures_per_min);
+    this.allow = new AllowList(ctx.config.mgmt.allow_sources);
   }
 
   provide<K extends keyof MgmtProviders>(name: K, provider: MgmtProviders[K]): void {
@@ -109,6 +113,9 @@ export class ManagementApi implements Service {
         }
         return reply;
       };
+      if (!this.allow.allows(req.address)) {
+        return audit('source not allowed', text('4.03', 'source address not in mgmt.allow_sources (EGW_MGMT_AUTH)'));
+      }
       if (this.failures.blocked(req.address, t)) {
         // RFC 8516 4.29 Too Many Requests, Max-Age = seconds until the next try is allowed.
         return audit('rate-limited', {

@@ -9,6 +9,7 @@ export const LIVE_KEYS = new Set([
   'mgmt.read_token',
   'mgmt.admin_token',
   'mgmt.auth_failures_per_min',
+  'mgmt.allow_sources',
   'mgmt.status_min_interval_ms',
 ]);
 

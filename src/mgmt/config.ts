@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { section, Secret } from '../config/sections.js';
+import { AllowSources, section, Secret } from '../config/sections.js';
 
 export const MgmtConfigSchema = section(
   {
@@ -13,6 +13,9 @@ export const MgmtConfigSchema = section(
       Secret(
         'Token that may also PUT/POST /mgmt resources. If absent, one is generated into {data_dir}/mgmt-tokens.json.',
       ),
+    ),
+    allow_sources: AllowSources(
+      'Source addresses (CIDR) that may use /mgmt (also bounded by coap.allow_sources); others get 4.03 before their token is looked at. Tokens travel in clear UDP: keep this to trusted networks.',
     ),
     auth_failures_per_min: Type.Integer({
       minimum: 1,

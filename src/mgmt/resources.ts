@@ -1,9 +1,12 @@
+import { readFileSync } from 'node:fs';
+import { AllowList } from '../config/cidr.js';
 import { ConfigError, parseConfig, redactSecrets } from '../config/load.js';
 import { json, text, type CoapReply, type Resource } from '../coap/router.js';
 import { isValidDeviceId } from '../pipeline/reading.js';
 import type { ManagementApi } from './api.js';
 import { changedPaths, redactedPaths, splitLive } from './apply.js';
 import { writeFileAtomic } from './config-file.js';
+import { keepStoredSecrets } from './keep-secrets.js';
 import { FailureLimiter, resolveTokens } from './tokens.js';
 
 /** Status notifications are also sent this often without a change, so `uptime` stays fresh. */
@@ -23,6 +26,14 @@ function depthsOf(q: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [name, c] of Object.entries(classes)) out[name] = (c as { depth?: unknown }).depth ?? c;
   return out;
+}
+
+function readStored(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 /** The /mgmt resources of the contract (DESIGN.md "CoAP resources"). */
@@ -97,9 +108,14 @@ export function managementResources(api: ManagementApi): Resource[] {
       return text('4.15', 'send the YAML (or JSON) config as text/plain (0) or application/json (50)');
     }
     if (payloadText.length > MAX_CONFIG_BYTES) return text('4.13', `config larger than ${MAX_CONFIG_BYTES} bytes`);
+    // A config from `config get` carries "[redacted]" secrets: the stored ones are kept (a round
+    // trip through ctl must neither fail nor wipe them), before validation.
+    const kept = keepStoredSecrets(payloadText, readStored(path));
+    if (!kept.ok) return json('4.00', { error: 'EGW_CONFIG_INVALID', errors: kept.errors });
+    const textToWrite = kept.text;
     let next;
     try {
-      next = parseConfig(payloadText, 'PUT /mgmt/config');
+      next = parseConfig(textToWrite, 'PUT /mgmt/config');
     } catch (err) {
       if (err instanceof ConfigError) return json('4.00', { error: 'EGW_CONFIG_INVALID', errors: err.issues });
       throw err;
@@ -116,7 +132,7 @@ export function managementResources(api: ManagementApi): Resource[] {
     }
     let backup: string | undefined;
     try {
-      ({ backup } = writeFileAtomic(path, payloadText.endsWith('\n') ? payloadText : `${payloadText}\n`));
+      ({ backup } = writeFileAtomic(path, textToWrite.endsWith('\n') ? textToWrite : `${textToWrite}\n`));
     } catch (err) {
       api.log.error(
         { err, file: path, code: 'EGW_MGMT_CONFIG_WRITE' },
@@ -135,6 +151,7 @@ export function managementResources(api: ManagementApi): Resource[] {
     if (live.some((p) => p.startsWith('mgmt.'))) {
       api.tokens = resolveTokens(next.mgmt, ctx.config.gateway.data_dir, () => undefined);
       api.failures = new FailureLimiter(next.mgmt.auth_failures_per_min);
+      api.allow = new AllowList(next.mgmt.allow_sources);
     }
     api.current = next;
     if (live.includes('mgmt.status_min_interval_ms')) startTimer();

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { parseConfig } from '../../../src/config/load.js';
 import { changedPaths, redactedPaths, splitLive } from '../../../src/mgmt/apply.js';
+import { keepStoredSecrets } from '../../../src/mgmt/keep-secrets.js';
 import { writeFileAtomic } from '../../../src/mgmt/config-file.js';
 import { FailureLimiter, resolveTokens, roleOf, TOKEN_FILE } from '../../../src/mgmt/tokens.js';
 import { AuditLog } from '../../../src/mgmt/audit.js';
@@ -96,5 +98,113 @@ describe('AuditLog', () => {
       db.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('config set keeps stored secrets for "[redacted]" placeholders', () => {
+  const stored = [
+    'version: 1',
+    'mgmt:',
+    '  read_token: !env EGW_TEST_READ # from the environment',
+    '  admin_token: literal-admin-secret',
+    'drivers:',
+    '  - { type: simulated, id: sim-1 }',
+    '  - type: coap',
+    '    id: tank-3',
+    '    url: coaps://10.0.0.7/level',
+    '    psk: { identity: gw-1, key: !file /etc/edge-gateway/tank3.psk }',
+    '',
+  ].join('\n');
+  const env = { EGW_TEST_READ: 'env-read-secret' };
+
+  it('puts back the stored node (literal, !env, !file) and matches list entries by id', () => {
+    // The edited copy reorders the drivers and changes the log level; secrets come back redacted.
+    const edited = [
+      'version: 1',
+      'gateway: { log_level: debug }',
+      'mgmt:',
+      '  read_token: "[redacted]"',
+      '  admin_token: "[redacted]"',
+      'drivers:',
+      '  - type: coap',
+      '    id: tank-3',
+      '    url: coaps://10.0.0.7/level',
+      '    psk: { identity: gw-1, key: "[redacted]" }',
+      '  - { type: simulated, id: sim-1 }',
+      '',
+    ].join('\n');
+    const r = keepStoredSecrets(edited, stored);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual(r.kept.sort(), ['drivers[0].psk.key', 'mgmt.admin_token', 'mgmt.read_token']);
+    assert.match(r.text, /read_token: !env EGW_TEST_READ/);
+    assert.match(r.text, /admin_token: literal-admin-secret/);
+    assert.match(r.text, /key: !file \/etc\/edge-gateway\/tank3\.psk/);
+    assert.ok(!r.text.includes('[redacted]'));
+    const back = parseConfig(r.text.replace(/!file [^ }]+/, 'file-psk'), 't', env);
+    assert.equal(back.mgmt.read_token, 'env-read-secret');
+    assert.equal(back.gateway.log_level, 'debug');
+  });
+
+  it('a placeholder with nothing stored (new driver id, no file) is refused with path and line', () => {
+    const edited = [
+      'version: 1',
+      'drivers:',
+      '  - type: coap',
+      '    id: tank-9',
+      '    url: coaps://10.0.0.9/level',
+      '    psk: { identity: gw-1, key: "[redacted]" }',
+      '',
+    ].join('\n');
+    const r = keepStoredSecrets(edited, stored);
+    assert.ok(!r.ok);
+    assert.equal(r.errors[0]!.path, 'drivers[0].psk.key');
+    assert.equal(r.errors[0]!.line, 6);
+    assert.ok(!keepStoredSecrets(edited, undefined).ok);
+  });
+
+  it('a JSON body (ctl config get --json) keeps them too', () => {
+    const edited = JSON.stringify({
+      version: 1,
+      gateway: { log_level: 'debug' },
+      mgmt: { read_token: '[redacted]', admin_token: '[redacted]' },
+    });
+    const r = keepStoredSecrets(edited, stored);
+    assert.ok(r.ok);
+    const back = parseConfig(r.text, 't', env);
+    assert.deepEqual([back.mgmt.read_token, back.mgmt.admin_token], ['env-read-secret', 'literal-admin-secret']);
+  });
+
+  it('broker users are matched by username; a placeholder need not match the secret pattern', () => {
+    const h1 = 'scrypt$16384$8$1$c2FsdDE=$aGFzaDE=';
+    const h2 = 'scrypt$16384$8$1$c2FsdDI=$aGFzaDI=';
+    const before = `version: 1\nbroker:\n  users:\n    - { username: ann, password_hash: "${h1}" }\n    - { username: bob, password_hash: "${h2}" }\n`;
+    const edited =
+      'version: 1\nbroker:\n  users:\n    - { username: bob, password_hash: "[redacted]" }\n    - { username: ann, password_hash: "[redacted]" }\n';
+    const r = keepStoredSecrets(edited, before);
+    assert.ok(r.ok);
+    const users = parseConfig(r.text).broker.users;
+    assert.deepEqual(
+      users.map((u) => [u.username, u.password_hash]),
+      [
+        ['bob', h2],
+        ['ann', h1],
+      ],
+    );
+  });
+
+  it('hostile bodies are left for the validator: broken YAML, an alias bomb, a scalar', () => {
+    const bomb = [
+      'a: &a ["x","x","x","x","x","x","x","x","x","x"]',
+      ...'bcdefgh'.split('').map((c, i) => `${c}: &${c} [${new Array(10).fill(`*${'abcdefgh'[i]}`).join(',')}]`),
+      'mgmt: { admin_token: "[redacted]" }',
+    ].join('\n');
+    for (const t of ['version: 1\nmgmt: {', bomb, '"[redacted]"', '- [redacted]'])
+      assert.deepEqual(keepStoredSecrets(t, stored), { ok: true, text: t, kept: [] });
+    assert.throws(() => parseConfig(bomb), /alias|Excessive|invalid/i);
+  });
+
+  it('a config without placeholders is written as sent', () => {
+    const t = 'version: 1\nmgmt: { read_token: a-new-read-token }\n';
+    assert.deepEqual(keepStoredSecrets(t, stored), { ok: true, text: t, kept: [] });
   });
 });
