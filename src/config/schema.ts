@@ -11,6 +11,8 @@ import { UplinkConfigSchema } from '../uplink/config.js';
 import { AnalyticsConfigSchema } from '../analytics/config.js';
 import { HistoryConfigSchema } from '../history/config.js';
 import { OtaConfigSchema } from '../ota/config.js';
+import { StatusPageConfigSchema } from '../status/config.js';
+import { VisionConfigSchema } from '../vision/config.js';
 
 /** The config format version this build reads; older files are migrated (see migrate.ts). */
 export const CONFIG_VERSION = 1;
@@ -63,6 +65,8 @@ export const ConfigSchema = Type.Object(
     history: HistoryConfigSchema,
     analytics: AnalyticsConfigSchema,
     ota: OtaConfigSchema,
+    status_page: StatusPageConfigSchema,
+    vision: VisionConfigSchema,
   },
   { additionalProperties: false, $id: 'edge-gateway-config', title: 'edge-gateway config' },
 );

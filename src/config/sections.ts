@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type, type Static, type TObject, type TUnion } from '@sinclair/typebox';
 
 /**
  * Helpers shared by every module's config section so all sections look alike:
@@ -24,3 +24,19 @@ export const LOOPBACK_SOURCES = ['127.0.0.0/8', '::1/128'];
 
 export const AllowSources = (description: string) =>
   Type.Array(Cidr(), { maxItems: 256, default: [...LOOPBACK_SOURCES], description });
+
+/**
+ * A union of closed objects discriminated by one literal key, written as if/then so that ajv
+ * applies each branch's defaults (it ignores defaults inside anyOf/oneOf) and reports only the
+ * matching branch's errors. The static type is the union of the branches.
+ */
+export function discriminated<K extends string, T extends TObject[]>(key: K, branches: [...T], description?: string) {
+  const values = branches.map((b) => (b.properties[key] as unknown as { const: string }).const);
+  return Type.Unsafe<Static<TUnion<T>>>({
+    type: 'object',
+    required: [key],
+    properties: { [key]: { type: 'string', enum: values, description: `${key}: ${values.join(' | ')}` } },
+    allOf: branches.map((b, i) => ({ if: { properties: { [key]: { const: values[i] } }, required: [key] }, then: b })),
+    ...(description ? { description } : {}),
+  });
+}

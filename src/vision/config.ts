@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { section } from '../config/sections.js';
+import { discriminated, section } from '../config/sections.js';
 
 /** Execution providers onnxruntime can be asked for, tried in the configured order (docs/vision.md). */
 export const ProviderName = Type.Union([Type.Literal('tensorrt'), Type.Literal('cuda'), Type.Literal('cpu')]);
@@ -53,7 +53,7 @@ export const ModelConfig = Type.Object(
   { additionalProperties: false },
 );
 
-export const CameraSourceConfig = Type.Union([
+export const CameraSourceConfig = discriminated('kind', [
   Type.Object(
     {
       id: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }),
@@ -100,7 +100,7 @@ export const CameraSourceConfig = Type.Union([
   ),
 ]);
 
-export const RejectActionConfig = Type.Union([
+export const RejectActionConfig = discriminated('kind', [
   Type.Object(
     {
       kind: Type.Literal('command'),
