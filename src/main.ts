@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { hashPasswordCommand } from './broker/hash-password-cli.js';
+import { checkAgainstModules } from './capability/modules.js';
 import { ConfigError, loadConfigFile, parseConfig } from './config/load.js';
 import { migrateConfigFile, migrateConfigText } from './config/migrate.js';
 import { GatewayError } from './errors.js';
@@ -37,11 +38,11 @@ async function checkConfig(args: string[]): Promise<number> {
     const migration = existsSync(file) ? migrateConfigText(readFileSync(file, 'utf8')) : undefined;
     if (migration) {
       // check-config never writes: validate what the migration would produce and say so.
-      parseConfig(migration.text, file);
+      parseConfig(migration.text, file, process.env, (c) => checkAgainstModules(c));
       process.stdout.write(`${file}: valid after migration to version ${migration.to} (done at next start)\n`);
       return 0;
     }
-    loadConfigFile(file);
+    loadConfigFile(file, process.env, (c) => checkAgainstModules(c));
     process.stdout.write(`${file}: configuration is valid\n`);
     return 0;
   } catch (err) {
@@ -61,7 +62,7 @@ async function run(args: string[]): Promise<number> {
         `migrated ${configPath} from version ${migration.from} to ${migration.to} (backup: ${configPath}.v${migration.from}.bak): ${migration.steps.join('; ')}\n`,
       );
     }
-    config = loadConfigFile(configPath);
+    config = loadConfigFile(configPath, process.env, (c) => checkAgainstModules(c));
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
     return 1;

@@ -7,6 +7,7 @@ import { MetricsConfigSchema } from '../metrics/config.js';
 import { DriversConfigSchema } from '../drivers/config.js';
 import { QueueConfigSchema } from '../queue/config.js';
 import { UplinkConfigSchema } from '../uplink/config.js';
+import { PublisherConfigSchema } from '../publisher/config.js';
 
 /** The config format version this build reads; older files are migrated (see migrate.ts). */
 export const CONFIG_VERSION = 1;
@@ -55,6 +56,7 @@ export const ConfigSchema = Type.Object(
     drivers: DriversConfigSchema,
     queue: QueueConfigSchema,
     uplink: UplinkConfigSchema,
+    publisher: PublisherConfigSchema,
   },
   { additionalProperties: false, $id: 'edge-gateway-config', title: 'edge-gateway config' },
 );

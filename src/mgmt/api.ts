@@ -5,26 +5,17 @@ import type { CoapServer } from '../coap/server.js';
 import { json, text, type CoapReply, type CoapRequest, type Params, type Resource } from '../coap/router.js';
 import { AuditLog } from './audit.js';
 import { FailureLimiter, resolveTokens, roleOf, type Role, type Tokens } from './tokens.js';
+import { MgmtRegistry } from './registry.js';
 import { managementResources } from './resources.js';
-
-/**
- * What other capabilities plug into /mgmt once they exist. Each is optional: absent means the
- * resource answers its honest empty state (or 5.01 for actions). The composition root fills them
- * with `api.provide('queues', () => outbox.stats())` after building the capability.
- */
-export interface MgmtProviders {
-  /** /mgmt/queues and the queue depths in /mgmt/status. JSON-serialisable. */
-  queues: () => unknown;
-  /** Uplink state in /mgmt/status, e.g. { state: 'online', broker: '...' }. */
-  uplink: () => unknown;
-  inspection: () => unknown;
-  plugins: () => unknown;
-  ota: { state(): unknown; check(): Promise<unknown>; apply(): Promise<unknown> };
-}
 
 export interface ManagementOptions {
   ctx: GatewayContext;
   coap: CoapServer;
+  /**
+   * What capabilities plug into /mgmt (src/mgmt/registry.ts). Each entry is optional: absent means
+   * the resource answers its honest empty state (or 5.01 for actions). Read per request.
+   */
+  registry?: MgmtRegistry;
   /** Where generated tokens are shown once (default: stderr, never the JSON log). */
   announce?: (text: string) => void;
   now?: () => number;
@@ -38,7 +29,7 @@ export type Handler = (req: CoapRequest, params: Params) => CoapReply | Promise<
  */
 export class ManagementApi implements Service {
   readonly name = 'mgmt';
-  readonly providers: Partial<MgmtProviders> = {};
+  readonly registry: MgmtRegistry;
   readonly audit: AuditLog;
   /** The config as last written by PUT (or the one we started with). */
   current: GatewayConfig;
@@ -57,6 +48,7 @@ export class ManagementApi implements Service {
     this.log = ctx.log.child({ mod: 'mgmt' });
     this.now = opts.now ?? (() => performance.now());
     this.current = ctx.config;
+    this.registry = opts.registry ?? new MgmtRegistry();
     this.audit = new AuditLog(ctx.db, ctx.config.mgmt.audit_max_rows);
     this.tokens = resolveTokens(
       ctx.config.mgmt,
@@ -66,10 +58,6 @@ export class ManagementApi implements Service {
     this.failures = new FailureLimiter(ctx.config.mgmt.auth_failures_per_min);
   }
 
-  provide<K extends keyof MgmtProviders>(name: K, provider: MgmtProviders[K]): void {
-    this.providers[name] = provider;
-  }
-
   /** Called by resources that start timers, so stop() clears them. */
   onStop(fn: () => void): void {
     this.stoppers.push(fn);
@@ -77,6 +65,17 @@ export class ManagementApi implements Service {
 
   async start(): Promise<void> {
     for (const r of managementResources(this)) this.removers.push(this.opts.coap.add(r));
+    for (const [name, view] of this.registry.views()) {
+      const path = `/mgmt/${name}`;
+      this.removers.push(
+        this.opts.coap.add({
+          path,
+          ...(view.rt ? { rt: view.rt } : {}),
+          ct: [50],
+          methods: { GET: this.guard(path, 'read', () => json('2.05', view.get())) },
+        }),
+      );
+    }
     this.log.info({ tokens: this.tokens.source, tokenFile: this.tokens.file }, 'management API on /mgmt');
   }
 

@@ -1,6 +1,7 @@
 import { ConfigError, parseConfig, redactSecrets } from '../config/load.js';
 import { json, text, type CoapReply, type Resource } from '../coap/router.js';
 import { isValidDeviceId } from '../pipeline/reading.js';
+import { PRIORITIES, type Priority, type QueuesSnapshot } from '../queue/types.js';
 import type { ManagementApi } from './api.js';
 import { changedPaths, redactedPaths, splitLive } from './apply.js';
 import { writeFileAtomic } from './config-file.js';
@@ -11,17 +12,14 @@ const STATUS_HEARTBEAT_MS = 60_000;
 const MAX_CONFIG_BYTES = 256 * 1024;
 
 /**
- * Queue depths for /mgmt/status (the contract's "queue depths"): `{ CLASS: depth }` when the
- * provider reports `classes: { CLASS: { depth } }`. Full detail stays at /mgmt/queues, so status
- * notifications fit one datagram (node-coap-client 2.1 mis-numbers Block2 follow-ups of a second
- * large notification, see docs/coap.md).
+ * Queue depths for /mgmt/status (the contract's "queue depths"): `{ CLASS: depth }`. Full detail
+ * stays at /mgmt/queues, so status notifications fit one datagram (node-coap-client 2.1
+ * mis-numbers Block2 follow-ups of a second large notification, see docs/coap.md).
  */
-function depthsOf(q: unknown): unknown {
-  if (q === undefined || q === null) return null;
-  const classes = (q as { classes?: unknown }).classes;
-  if (typeof classes !== 'object' || classes === null) return q;
-  const out: Record<string, unknown> = {};
-  for (const [name, c] of Object.entries(classes)) out[name] = (c as { depth?: unknown }).depth ?? c;
+function depthsOf(q: QueuesSnapshot | undefined): Record<Priority, number> | null {
+  if (!q) return null;
+  const out = {} as Record<Priority, number>;
+  for (const p of PRIORITIES) out[p] = q.classes[p].depth;
   return out;
 }
 
@@ -41,8 +39,8 @@ export function managementResources(api: ManagementApi): Resource[] {
       uptimeS: Math.floor(ctx.uptimeMs() / 1000),
       healthy: h.ok,
       services,
-      uplink: api.providers.uplink?.() ?? { state: 'not configured' },
-      queues: depthsOf(api.providers.queues?.()),
+      uplink: api.registry.get('uplink')?.() ?? { state: 'not configured' },
+      queues: depthsOf(api.registry.get('queues')?.()),
       pipeline: { pending: ctx.pipeline.depth, ...ctx.pipeline.counters },
       devices: { known: devices.length, online: devices.filter((d) => d.online).length },
       restartRequired: [...api.restartRequired],
@@ -183,7 +181,7 @@ export function managementResources(api: ManagementApi): Resource[] {
         GET: g('/mgmt/queues', 'read', () =>
           json(
             '2.05',
-            api.providers.queues?.() ?? { enabled: false, classes: [], note: 'store-and-forward is not running' },
+            api.registry.get('queues')?.() ?? { enabled: false, classes: [], note: 'store-and-forward is not running' },
           ),
         ),
       },
@@ -194,7 +192,7 @@ export function managementResources(api: ManagementApi): Resource[] {
       ct: [50],
       methods: {
         GET: g('/mgmt/inspection', 'read', () =>
-          json('2.05', api.providers.inspection?.() ?? { enabled: false, cameras: [] }),
+          json('2.05', api.registry.get('inspection')?.() ?? { enabled: false, cameras: [] }),
         ),
       },
     },
@@ -202,7 +200,7 @@ export function managementResources(api: ManagementApi): Resource[] {
       path: '/mgmt/plugins',
       rt: 'edge.mgmt.plugins',
       ct: [50],
-      methods: { GET: g('/mgmt/plugins', 'read', () => json('2.05', api.providers.plugins?.() ?? { plugins: [] })) },
+      methods: { GET: g('/mgmt/plugins', 'read', () => json('2.05', api.registry.get('plugins')?.() ?? { plugins: [] })) },
     },
     {
       path: '/mgmt/ota',
@@ -212,7 +210,7 @@ export function managementResources(api: ManagementApi): Resource[] {
         GET: g('/mgmt/ota', 'read', () =>
           json(
             '2.05',
-            api.providers.ota?.state() ?? {
+            api.registry.get('ota')?.state() ?? {
               enabled: false,
               current: ctx.version,
               note: 'OTA is not available in this build',
@@ -221,7 +219,7 @@ export function managementResources(api: ManagementApi): Resource[] {
         ),
         // POST ?action=check | apply (contract: "POST to check or apply").
         POST: g('/mgmt/ota', 'admin', async (req) => {
-          const ota = api.providers.ota;
+          const ota = api.registry.get('ota');
           if (!ota) return notBuilt('OTA');
           const action = req.query['action'] ?? 'check';
           if (action === 'check') return json('2.04', await ota.check());
