@@ -22,7 +22,6 @@ export interface LocalBus {
   subscribe(filter: string, handler: (topic: string, payload: Buffer) => void): void;
 }
 
-
 /**
  * Seams one capability offers the ones after it in the module list. Typed: a module reads
  * `ctx.provided.outbox`, never a `unknown` cast back. Add a field here for a new seam.

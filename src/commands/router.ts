@@ -65,7 +65,10 @@ export class CommandRouter {
     const result = await handler.handleCommand(deviceId, body);
     if (!result) return;
     this.counters.handled++;
-    this.opts.log.info({ deviceId, handler: handler.name, ok: result.ok, error: result.error }, 'device command handled');
+    this.opts.log.info(
+      { deviceId, handler: handler.name, ok: result.ok, error: result.error },
+      'device command handled',
+    );
     return this.reply(deviceId, result);
   }
 

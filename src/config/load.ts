@@ -84,11 +84,7 @@ export function parseConfig(
   return deepFreeze(value as GatewayConfig);
 }
 
-export function loadConfigFile(
-  path: string,
-  env: NodeJS.ProcessEnv = process.env,
-  check?: ConfigCheck,
-): GatewayConfig {
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env, check?: ConfigCheck): GatewayConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

@@ -20,9 +20,14 @@ export function statusDoc(d: DeviceRecord, ts: number): DeviceStatusDoc {
 }
 
 /**
- * Device online/offline, whatever the transport (MQTT sessions, drivers, CoAP), as the retained
+ * Device online/offline, whatever the transport (drivers, CoAP, MQTT sessions), as the retained
  * `devices/{id}/status` on the local broker and, through the outbox, on the cloud (DESIGN topics).
  * No explicit priority: the queue rules decide (default `devices/+/status` → HIGH).
+ *
+ * An MQTT client owns its own `devices/{id}/status` on the local broker (its will and birth
+ * messages; the default ACL grants it `devices/{clientid}/#`), so for MQTT devices the gateway
+ * does not publish locally — it would overwrite the device's retained message — and sends the
+ * transition to the uplink only.
  */
 export class DeviceStatusPublisher implements Service {
   readonly name = 'device-status';
@@ -67,6 +72,7 @@ export class DeviceStatusPublisher implements Service {
         payload: JSON.stringify(statusDoc(d, ts)),
         qos: 1,
         retain: true,
+        local: d.transport !== 'mqtt',
         source: 'system',
       })
       .catch((err: unknown) => {

@@ -9,7 +9,13 @@ export const metricsModule: CapabilityModule = {
   enabled: (config) => config.metrics.enabled,
   build(ctx) {
     return {
-      services: [new MetricsServer({ config: ctx.config.metrics, registry: ctx.metrics, log: ctx.log.child({ mod: 'metrics' }) })],
+      services: [
+        new MetricsServer({
+          config: ctx.config.metrics,
+          registry: ctx.metrics,
+          log: ctx.log.child({ mod: 'metrics' }),
+        }),
+      ],
     };
   },
 };

@@ -200,7 +200,9 @@ export function managementResources(api: ManagementApi): Resource[] {
       path: '/mgmt/plugins',
       rt: 'edge.mgmt.plugins',
       ct: [50],
-      methods: { GET: g('/mgmt/plugins', 'read', () => json('2.05', api.registry.get('plugins')?.() ?? { plugins: [] })) },
+      methods: {
+        GET: g('/mgmt/plugins', 'read', () => json('2.05', api.registry.get('plugins')?.() ?? { plugins: [] })),
+      },
     },
     {
       path: '/mgmt/ota',

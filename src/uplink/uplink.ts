@@ -250,7 +250,11 @@ export class Uplink implements Service {
     this.drop(reason);
     this.state.set(
       'offline',
-      { reason, code: 'EGW_UPLINK_OFFLINE', queued: Object.values(this.opts.outbox.classStats()).reduce((a, c) => a + c.depth, 0) },
+      {
+        reason,
+        code: 'EGW_UPLINK_OFFLINE',
+        queued: Object.values(this.opts.outbox.classStats()).reduce((a, c) => a + c.depth, 0),
+      },
       'warn',
     );
     this.scheduleReconnect();

@@ -24,7 +24,13 @@ async function rig(t: { after(fn: () => Promise<void>): void }, cloud: Cloud) {
   const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'normal' });
   const log = pino({ level: 'silent' });
   const outbox = new Outbox({ db, log, config: config.queue, codec: binaryReadingCodec });
-  const uplink = new Uplink({ config: config.uplink, queue: config.queue, gatewayId: 'gw-p', outbox: outboxPort(outbox), log });
+  const uplink = new Uplink({
+    config: config.uplink,
+    queue: config.queue,
+    gatewayId: 'gw-p',
+    outbox: outboxPort(outbox),
+    log,
+  });
   t.after(async () => {
     await uplink.stop();
     outbox.close();

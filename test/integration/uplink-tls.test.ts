@@ -44,7 +44,13 @@ async function uplinkRig(t: { after(fn: () => Promise<void> | void): void }, dir
   );
   const db = openDatabase({ path: join(dir, `gw-${Math.random().toString(16).slice(2)}.db`), durability: 'normal' });
   const outbox = new Outbox({ db, log, config: config.queue, codec: binaryReadingCodec });
-  const uplink = new Uplink({ config: config.uplink, queue: config.queue, gatewayId: 'gw-tls', outbox: outboxPort(outbox), log });
+  const uplink = new Uplink({
+    config: config.uplink,
+    queue: config.queue,
+    gatewayId: 'gw-tls',
+    outbox: outboxPort(outbox),
+    log,
+  });
   t.after(async () => {
     await uplink.stop();
     outbox.close();

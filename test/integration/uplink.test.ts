@@ -29,7 +29,13 @@ async function rig(t: { after(fn: () => Promise<void> | void): void }, yaml: str
   const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'normal' });
   const log = pino({ level: 'silent' });
   const outbox = new Outbox({ db, log, config: config.queue, codec: binaryReadingCodec });
-  const uplink = new Uplink({ config: config.uplink, queue: config.queue, gatewayId: 'gw-t', outbox: outboxPort(outbox), log });
+  const uplink = new Uplink({
+    config: config.uplink,
+    queue: config.queue,
+    gatewayId: 'gw-t',
+    outbox: outboxPort(outbox),
+    log,
+  });
   await uplink.start();
   t.after(async () => {
     await uplink.stop();

@@ -35,7 +35,13 @@ function rig(t: { after(fn: () => Promise<void> | void): void }, uplinkYaml: str
   const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'normal' });
   const { log, lines } = capture();
   const outbox = new Outbox({ db, log, config: config.queue, codec: binaryReadingCodec });
-  const uplink = new Uplink({ config: config.uplink, queue: config.queue, gatewayId: 'gw-u', outbox: outboxPort(outbox), log });
+  const uplink = new Uplink({
+    config: config.uplink,
+    queue: config.queue,
+    gatewayId: 'gw-u',
+    outbox: outboxPort(outbox),
+    log,
+  });
   t.after(async () => {
     await uplink.stop();
     outbox.close();
