@@ -1,0 +1,185 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Type } from '@sinclair/typebox';
+import mqtt from 'mqtt';
+import { BrokerService } from '../../../src/broker/broker.js';
+import { checkAgainstModules, MODULES } from '../../../src/capability/modules.js';
+import type { CapabilityModule } from '../../../src/capability/types.js';
+import type { CommandHandler } from '../../../src/commands/router.js';
+import { CoapServer } from '../../../src/coap/server.js';
+import { ConfigError, parseConfig } from '../../../src/config/load.js';
+import type { Driver, DriverContext, DriverType } from '../../../src/drivers/types.js';
+import { Gateway } from '../../../src/gateway.js';
+import { createLogger } from '../../../src/log/logger.js';
+
+const log = createLogger({ level: 'silent' });
+const run = promisify(execFile);
+
+/** libcoap's client, async: the server under test runs in this very process. */
+async function coapGet(url: string): Promise<string> {
+  try {
+    const r = await run('coap-client-notls', ['-m', 'get', url], { timeout: 10000 });
+    return r.stdout + r.stderr;
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string };
+    return (e.stdout ?? '') + (e.stderr ?? '');
+  }
+}
+const READ = 'r'.repeat(32);
+
+/** A plugin-style driver type: `x-foo`, options checked against its schema, one device it can command. */
+const fooType: DriverType<{ id: string; type: string; options: { value: number } }> = {
+  type: 'x-foo',
+  schema: Type.Object({ value: Type.Number({ default: 1 }) }),
+  source: 'plugin',
+  transport: 'serial',
+  create(c, ctx: DriverContext): Driver {
+    let timer: NodeJS.Timeout | undefined;
+    return {
+      async start() {
+        ctx.setConnected(true);
+        timer = setInterval(() => ctx.emit([{ values: { value: c.options.value }, quality: 'good' }]), 20);
+      },
+      async stop() {
+        clearInterval(timer);
+      },
+      devices: () => [c.id],
+      command: async (_id, payload) => ({ ok: true, detail: { echo: payload as never } }),
+    };
+  },
+};
+
+const handler: CommandHandler = {
+  name: 'foo-commands',
+  ownsDevice: (id) => id === 'foo-cmd',
+  handleCommand: async (id, body) => ({ ok: true, detail: { id, body: body as never } }),
+};
+
+const fooModule: CapabilityModule = {
+  name: 'foo',
+  enabled: () => true,
+  driverTypes: () => [fooType],
+  build: (_ctx, db) => {
+    assert.equal(db, undefined, 'a module that owns no tables never gets the database handle');
+    return {
+      mgmt: {
+        resources: { plugins: () => ({ plugins: [{ name: 'foo' }] }) },
+        views: { foo: { rt: 'edge.mgmt.foo', get: () => ({ foo: 1 }) } },
+      },
+      commands: [handler],
+    };
+  },
+};
+
+function config(dir: string) {
+  return parseConfig(
+    [
+      'version: 1',
+      'gateway:',
+      `  data_dir: ${dir}`,
+      'metrics: { enabled: false }',
+      'broker: { host: 127.0.0.1, port: 0 }',
+      `coap: { host: 127.0.0.1, port: 0 }`,
+      `mgmt: { read_token: ${READ} }`,
+      'uplink: { enabled: false }',
+      'drivers:',
+      '  - { type: x-foo, id: foo-1, options: { value: 5 } }',
+    ].join('\n'),
+    'test',
+    {},
+  );
+}
+
+test('the root walks the module list: services, driver types, mgmt entries and command handlers registered', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'egw-mod-'));
+  const modules = [...MODULES.slice(0, -2), fooModule, ...MODULES.slice(-2)]; // before drivers, metrics
+  const gateway = new Gateway({ config: config(dir), log, env: {}, modules });
+  t.after(async () => {
+    await gateway.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  assert.deepEqual(
+    gateway.modules.map((m) => m.name),
+    ['queue', 'broker', 'publisher', 'device-status', 'coap', 'foo', 'drivers'],
+    'enabled modules in list order (uplink and metrics are off)',
+  );
+  assert.ok(gateway.driverTypes.get('x-foo'), 'the module driver type is in the registry');
+  assert.ok(gateway.driverTypes.get('simulated'), 'built-in types come from the drivers module');
+  assert.deepEqual(gateway.commands.names(), ['foo-commands', 'drivers']);
+  assert.deepEqual(gateway.mgmt.get('plugins')?.(), { plugins: [{ name: 'foo' }] });
+  assert.deepEqual(
+    gateway.mgmt.views().map(([n]) => n),
+    ['foo'],
+  );
+  assert.ok(gateway.provided.outbox && gateway.provided.broker && gateway.provided.publisher);
+  await gateway.start();
+
+  // x-foo is instantiated from the registry and produces readings.
+  for (let i = 0; i < 200 && !gateway.context.latest.get('foo-1'); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(gateway.context.latest.get('foo-1')?.values['value'], 5);
+
+  // Commands over MQTT reach the module's handler and the driver (routing left gateway.ts).
+  const broker = gateway.services.find((s) => s instanceof BrokerService) as BrokerService;
+  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { reconnectPeriod: 0 });
+  const results = new Map<string, unknown>();
+  c.on('message', (topic, payload) => results.set(topic, JSON.parse(payload.toString())));
+  await c.subscribeAsync('devices/+/command_result', { qos: 1 });
+  await c.publishAsync('commands/foo-cmd', '{"go":1}', { qos: 1 });
+  await c.publishAsync('commands/foo-1', '{"set":2}', { qos: 1 });
+  await c.publishAsync('commands/foo-cmd', 'not json', { qos: 1 });
+  await c.publishAsync('commands/nobody', '{"x":1}', { qos: 1 });
+  for (let i = 0; i < 200 && results.size < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(results.get('devices/foo-1/command_result'), { ok: true, detail: { echo: { set: 2 } } });
+  // The last one for foo-cmd wins in the map: the malformed payload got a refusal.
+  assert.deepEqual(results.get('devices/foo-cmd/command_result'), { ok: false, error: 'command payload is not JSON' });
+  assert.equal(results.has('devices/nobody/command_result'), false, 'no handler owns it: left alone');
+  await c.endAsync();
+
+  // The view is served as GET /mgmt/foo (read token), with a real CoAP client.
+  const coap = gateway.services.find((s) => s instanceof CoapServer) as CoapServer;
+  const base = `coap://127.0.0.1:${coap.port}/mgmt`;
+  assert.match(await coapGet(`${base}/foo?token=${READ}`), /\{"foo":1\}/);
+  assert.match(await coapGet(`${base}/plugins?token=${READ}`), /"name":"foo"/);
+  assert.match(await coapGet(`${base}/foo`), /4\.01/);
+});
+
+test('an x- driver type no module registers is a config error, at the root and in checkAgainstModules', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'egw-mod-'));
+  try {
+    const cfg = config(dir);
+    const issues = checkAgainstModules(cfg);
+    assert.equal(issues.length, 1);
+    assert.equal(issues[0]!.path, 'drivers[0].type');
+    assert.match(issues[0]!.message, /driver type "x-foo" is not registered/);
+    assert.throws(
+      () => new Gateway({ config: cfg, log, env: {} }),
+      (err: unknown) => err instanceof ConfigError && /drivers\[0\]\.type/.test(err.message),
+    );
+    // A disabled entry never starts: not an error.
+    assert.deepEqual(checkAgainstModules({ ...cfg, drivers: [{ ...cfg.drivers[0]!, enabled: false }] }), []);
+    // Registered by a module: fine.
+    assert.deepEqual(checkAgainstModules(cfg, [...MODULES, fooModule]), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('config checks get the YAML line of their path', () => {
+  const text = ['version: 1', 'drivers:', '  - type: simulated', '    id: s1', '  - type: x-bar', '    id: b1'].join(
+    '\n',
+  );
+  assert.throws(
+    () => parseConfig(text, 'test.yaml', {}, (c) => checkAgainstModules(c)),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      err.issues.length === 1 &&
+      err.issues[0]!.path === 'drivers[1].type' &&
+      err.issues[0]!.line === 5,
+  );
+});
