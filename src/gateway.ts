@@ -79,11 +79,11 @@ export class Gateway {
     const pipeline = new Pipeline({ log: log.child({ mod: 'pipeline' }), maxPending: 100000 });
     const latest = new LatestValues();
     pipeline.addSink(latest);
-    this.context = {
+    // What every module gets; the database handle only goes to modules that own tables.
+    const base: Omit<GatewayContext, 'db'> = {
       config,
       configPath: opts.configPath,
       log,
-      db: this.db,
       pipeline,
       latest,
       devices: this.devices,
@@ -93,7 +93,8 @@ export class Gateway {
       health: () => this.health(),
       requestRestart: (reason) => opts.onRestart?.(reason),
     };
-    const built = this.build(modules);
+    this.context = { ...base, db: this.db };
+    const built = this.build(modules, base);
     this.modules = built.modules;
     this.provided = built.provided;
     this.services = built.modules.flatMap((m) => m.services);
@@ -147,12 +148,14 @@ export class Gateway {
    * Builds each enabled module in list order. A module sees the seams of the modules before it
    * (`ctx.provided`); only modules that own tables get the database handle.
    */
-  private build(list: readonly CapabilityModule[]): {
+  private build(
+    list: readonly CapabilityModule[],
+    base: Omit<GatewayContext, 'db'>,
+  ): {
     modules: { name: string; services: readonly Service[] }[];
     provided: Partial<Provided>;
   } {
     const provided: Partial<Provided> = {};
-    const { db: _db, ...base } = this.context;
     const ctx: ModuleContext = { ...base, provided, driverTypes: this.driverTypes, mgmt: this.mgmt };
     const modules: { name: string; services: readonly Service[] }[] = [];
     for (const m of list) {
