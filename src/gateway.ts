@@ -156,7 +156,13 @@ export class Gateway {
     provided: Partial<Provided>;
   } {
     const provided: Partial<Provided> = {};
-    const ctx: ModuleContext = { ...base, provided, driverTypes: this.driverTypes, mgmt: this.mgmt };
+    const ctx: ModuleContext = {
+      ...base,
+      provided,
+      driverTypes: this.driverTypes,
+      mgmt: this.mgmt,
+      checkConfig: (config) => checkAgainstModules(config, list),
+    };
     const modules: { name: string; services: readonly Service[] }[] = [];
     for (const m of list) {
       if (!m.enabled(this.context.config)) continue;

@@ -1,3 +1,4 @@
+import type { ConfigCheck } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { GatewayContext } from '../context.js';
 import type { DriverTypeRegistry } from '../drivers/registry.js';
@@ -41,6 +42,8 @@ export interface ModuleContext extends Omit<GatewayContext, 'db'> {
   readonly driverTypes: DriverTypeRegistry;
   /** The management registry; builders return their entries, the management API reads it. */
   readonly mgmt: MgmtRegistry;
+  /** Config checks beyond the schema against this module list (for PUT /mgmt/config). */
+  readonly checkConfig: ConfigCheck;
 }
 
 /** What a builder returns; every field optional. */

@@ -39,7 +39,14 @@ export const coapModule: CapabilityModule = {
     const services: Service[] = [];
     if (ctx.config.mgmt.enabled) {
       // In start order: management routes first, then the listener.
-      services.push(new ManagementApi({ ctx: { ...ctx, db: needDb(db, 'coap') }, coap: server, registry: ctx.mgmt }));
+      services.push(
+        new ManagementApi({
+          ctx: { ...ctx, db: needDb(db, 'coap') },
+          coap: server,
+          registry: ctx.mgmt,
+          check: ctx.checkConfig,
+        }),
+      );
     }
     server.onStop(() => sensors.close());
     services.push(server);

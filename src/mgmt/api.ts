@@ -1,3 +1,4 @@
+import type { ConfigCheck } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { GatewayContext } from '../context.js';
 import type { Service, ServiceHealth } from '../lifecycle/service.js';
@@ -16,6 +17,8 @@ export interface ManagementOptions {
    * the resource answers its honest empty state (or 5.01 for actions). Read per request.
    */
   registry?: MgmtRegistry;
+  /** Checks a PUT config against the running module list (driver types), as check-config does. */
+  check?: ConfigCheck;
   /** Where generated tokens are shown once (default: stderr, never the JSON log). */
   announce?: (text: string) => void;
   now?: () => number;

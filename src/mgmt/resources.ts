@@ -81,7 +81,7 @@ export function managementResources(api: ManagementApi): Resource[] {
     if (payloadText.length > MAX_CONFIG_BYTES) return text('4.13', `config larger than ${MAX_CONFIG_BYTES} bytes`);
     let next;
     try {
-      next = parseConfig(payloadText, 'PUT /mgmt/config');
+      next = parseConfig(payloadText, 'PUT /mgmt/config', process.env, api.opts.check);
     } catch (err) {
       if (err instanceof ConfigError) return json('4.00', { error: 'EGW_CONFIG_INVALID', errors: err.issues });
       throw err;

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
@@ -21,9 +21,9 @@ const log = createLogger({ level: 'silent' });
 const run = promisify(execFile);
 
 /** libcoap's client, async: the server under test runs in this very process. */
-async function coapGet(url: string): Promise<string> {
+async function coap(url: string, args: string[] = ['-m', 'get']): Promise<string> {
   try {
-    const r = await run('coap-client-notls', ['-m', 'get', url], { timeout: 10000 });
+    const r = await run('coap-client-notls', [...args, url], { timeout: 10000 });
     return r.stdout + r.stderr;
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string };
@@ -31,6 +31,7 @@ async function coapGet(url: string): Promise<string> {
   }
 }
 const READ = 'r'.repeat(32);
+const ADMIN = 'a'.repeat(32);
 
 /** A plugin-style driver type: `x-foo`, options checked against its schema, one device it can command. */
 const fooType: DriverType<{ id: string; type: string; options: { value: number } }> = {
@@ -76,29 +77,31 @@ const fooModule: CapabilityModule = {
   },
 };
 
+function configText(dir: string): string {
+  return [
+    'version: 1',
+    'gateway:',
+    `  data_dir: ${dir}`,
+    'metrics: { enabled: false }',
+    'broker: { host: 127.0.0.1, port: 0 }',
+    `coap: { host: 127.0.0.1, port: 0 }`,
+    `mgmt: { read_token: ${READ}, admin_token: ${ADMIN} }`,
+    'uplink: { enabled: false }',
+    'drivers:',
+    '  - { type: x-foo, id: foo-1, options: { value: 5 } }',
+  ].join('\n');
+}
+
 function config(dir: string) {
-  return parseConfig(
-    [
-      'version: 1',
-      'gateway:',
-      `  data_dir: ${dir}`,
-      'metrics: { enabled: false }',
-      'broker: { host: 127.0.0.1, port: 0 }',
-      `coap: { host: 127.0.0.1, port: 0 }`,
-      `mgmt: { read_token: ${READ} }`,
-      'uplink: { enabled: false }',
-      'drivers:',
-      '  - { type: x-foo, id: foo-1, options: { value: 5 } }',
-    ].join('\n'),
-    'test',
-    {},
-  );
+  return parseConfig(configText(dir), 'test', {});
 }
 
 test('the root walks the module list: services, driver types, mgmt entries and command handlers registered', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'egw-mod-'));
   const modules = [...MODULES.slice(0, -2), fooModule, ...MODULES.slice(-2)]; // before drivers, metrics
-  const gateway = new Gateway({ config: config(dir), log, env: {}, modules });
+  const configPath = join(dir, 'gateway.yaml');
+  writeFileSync(configPath, configText(dir));
+  const gateway = new Gateway({ config: config(dir), configPath, log, env: {}, modules });
   t.after(async () => {
     await gateway.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -144,9 +147,17 @@ test('the root walks the module list: services, driver types, mgmt entries and c
   // The view is served as GET /mgmt/foo (read token), with a real CoAP client.
   const coap = gateway.services.find((s) => s instanceof CoapServer) as CoapServer;
   const base = `coap://127.0.0.1:${coap.port}/mgmt`;
-  assert.match(await coapGet(`${base}/foo?token=${READ}`), /\{"foo":1\}/);
-  assert.match(await coapGet(`${base}/plugins?token=${READ}`), /"name":"foo"/);
-  assert.match(await coapGet(`${base}/foo`), /4\.01/);
+  assert.match(await coap(`${base}/foo?token=${READ}`), /\{"foo":1\}/);
+  assert.match(await coap(`${base}/plugins?token=${READ}`), /"name":"foo"/);
+  assert.match(await coap(`${base}/foo`), /4\.01/);
+
+  // PUT /mgmt/config runs the same module check as check-config: a type nobody registers is refused.
+  const next = join(dir, 'next.yaml');
+  writeFileSync(next, configText(dir).replace('type: x-foo', 'type: x-bar'));
+  const put = await coap(`${base}/config?token=${ADMIN}`, ['-m', 'put', '-f', next]);
+  assert.match(put, /4\.00/);
+  assert.match(put, /drivers\[0\]\.type/);
+  assert.equal(readFileSync(configPath, 'utf8'), configText(dir), 'the file is not touched');
 });
 
 test('an x- driver type no module registers is a config error, at the root and in checkAgainstModules', () => {
