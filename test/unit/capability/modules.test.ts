@@ -21,7 +21,7 @@ const log = createLogger({ level: 'silent' });
 const run = promisify(execFile);
 
 /** libcoap's client, async: the server under test runs in this very process. */
-async function coap(url: string, args: string[] = ['-m', 'get']): Promise<string> {
+async function coapClient(url: string, args: string[] = ['-m', 'get']): Promise<string> {
   try {
     const r = await run('coap-client-notls', [...args, url], { timeout: 10000 });
     return r.stdout + r.stderr;
@@ -147,14 +147,14 @@ test('the root walks the module list: services, driver types, mgmt entries and c
   // The view is served as GET /mgmt/foo (read token), with a real CoAP client.
   const coap = gateway.services.find((s) => s instanceof CoapServer) as CoapServer;
   const base = `coap://127.0.0.1:${coap.port}/mgmt`;
-  assert.match(await coap(`${base}/foo?token=${READ}`), /\{"foo":1\}/);
-  assert.match(await coap(`${base}/plugins?token=${READ}`), /"name":"foo"/);
-  assert.match(await coap(`${base}/foo`), /4\.01/);
+  assert.match(await coapClient(`${base}/foo?token=${READ}`), /\{"foo":1\}/);
+  assert.match(await coapClient(`${base}/plugins?token=${READ}`), /"name":"foo"/);
+  assert.match(await coapClient(`${base}/foo`), /4\.01/);
 
   // PUT /mgmt/config runs the same module check as check-config: a type nobody registers is refused.
   const next = join(dir, 'next.yaml');
   writeFileSync(next, configText(dir).replace('type: x-foo', 'type: x-bar'));
-  const put = await coap(`${base}/config?token=${ADMIN}`, ['-m', 'put', '-f', next]);
+  const put = await coapClient(`${base}/config?token=${ADMIN}`, ['-m', 'put', '-f', next]);
   assert.match(put, /4\.00/);
   assert.match(put, /drivers\[0\]\.type/);
   assert.equal(readFileSync(configPath, 'utf8'), configText(dir), 'the file is not touched');
