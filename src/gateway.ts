@@ -6,6 +6,7 @@ import { CommandRouter } from './commands/router.js';
 import { ConfigError } from './config/load.js';
 import type { GatewayConfig } from './config/schema.js';
 import type { GatewayContext, GatewayHealth } from './context.js';
+import { DeadLetters } from './deadletters/index.js';
 import { DeviceRegistry } from './devices/registry.js';
 import type { DriverTypeRegistry } from './drivers/registry.js';
 import { Lifecycle } from './lifecycle/lifecycle.js';
@@ -47,6 +48,8 @@ export class Gateway {
   private readonly notifier: SystemdNotifier;
   private readonly startedAt = performance.now();
   private readonly devices: DeviceRegistry;
+  /** Refused payloads (device counters, dead-letter store); uplinked through the publisher module's publisher. */
+  readonly deadletters: DeadLetters;
   private statusTimer: NodeJS.Timeout | undefined;
   readonly context: GatewayContext;
   readonly services: readonly Service[];
@@ -77,6 +80,14 @@ export class Gateway {
     this.registry = createRegistry();
     this.devices = new DeviceRegistry(this.db);
     const pipeline = new Pipeline({ log: log.child({ mod: 'pipeline' }), maxPending: 100000 });
+    this.deadletters = new DeadLetters({
+      db: this.db,
+      config: config.deadletters,
+      devices: this.devices,
+      pipeline,
+      log: log.child({ mod: 'deadletters' }),
+      registry: this.registry,
+    });
     const latest = new LatestValues();
     pipeline.addSink(latest);
     // What every module gets; the database handle only goes to modules that own tables.
@@ -87,6 +98,7 @@ export class Gateway {
       pipeline,
       latest,
       devices: this.devices,
+      deadletters: this.deadletters.store,
       metrics: this.registry,
       version: VERSION,
       uptimeMs: () => performance.now() - this.startedAt,
@@ -104,6 +116,7 @@ export class Gateway {
   async start(): Promise<void> {
     this.loop.start();
     this.devices.startFlushing();
+    this.deadletters.start();
     try {
       await this.lifecycle.start();
     } catch (err) {
@@ -178,11 +191,14 @@ export class Gateway {
     // Commands arrive on the local broker; results go out through the publisher.
     if (provided.broker && provided.publisher && this.commands.names().length > 0)
       this.commands.attach(provided.broker, provided.publisher);
+    // deadletters.uplink: refused payloads to the cloud (LOW) through the publisher, when there is an outbox.
+    if (provided.outbox) this.deadletters.setPublisher(provided.publisher);
     return { modules, provided };
   }
 
   private closeStore(): void {
     try {
+      this.deadletters.close();
       this.devices.close();
       this.db.close();
     } catch (err) {

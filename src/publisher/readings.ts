@@ -2,7 +2,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Service, ServiceHealth } from '../lifecycle/service.js';
 import type { Logger } from '../log/logger.js';
 import { RateLimitedLog } from '../log/rate-limited.js';
-import type { IngestMeta, Pipeline } from '../pipeline/pipeline.js';
+import type { IngestMeta, Pipeline, Sink } from '../pipeline/pipeline.js';
 import type { Reading } from '../pipeline/reading.js';
 import type { LocalTarget } from './publisher.js';
 
@@ -10,8 +10,8 @@ import type { LocalTarget } from './publisher.js';
 const MAX_INFLIGHT = 10000;
 
 /**
- * The JSON a local subscriber gets on `sensors/{id}/data`: the structured form the broker's ingest
- * accepts (docs/broker.md "Ingest"), so one format describes both directions. The gateway never
+ * The JSON a local subscriber gets on `sensors/{id}/data`: the structured form the shared
+ * normaliser accepts (docs/readings.md), so one format describes both directions. The gateway never
  * re-ingests its own publishes (aedes runs authorizePublish for client packets only).
  */
 export function readingJson(r: Reading): string {
@@ -35,18 +35,18 @@ export interface LocalReadingsOptions {
 /**
  * Every accepted reading, whatever its source, on the local `sensors/{id}/data` (DESIGN data flow
  * sink), so local consumers (Node-RED, Telegraf, Home Assistant) read every device in one place.
- * Listens to the pipeline's `reading` event, emitted after every sink accepted (the outbox
- * committed), so nothing is shown locally that the gateway did not accept. Readings that came in
- * over MQTT were already routed to subscribers by the broker on that very topic: never twice.
+ * An after-commit sink (called once every other sink, the outbox included, committed), so nothing
+ * is shown locally that the gateway did not keep. Readings that came in over MQTT were already
+ * routed to subscribers by the broker on that very topic: never twice.
  */
-export class LocalReadings implements Service {
+export class LocalReadings implements Service, Sink {
   readonly name = 'local-readings';
+  readonly afterCommit = true;
   private inflight = 0;
-  private running = false;
+  private removeSink: (() => void) | undefined;
   private readonly warn: RateLimitedLog;
   private readonly published: Counter;
   private readonly dropped: Counter;
-  private readonly onReading = (r: Reading, meta: IngestMeta) => this.publish(r, meta);
 
   constructor(private readonly opts: LocalReadingsOptions) {
     this.warn = new RateLimitedLog(opts.log);
@@ -63,20 +63,25 @@ export class LocalReadings implements Service {
   }
 
   async start(): Promise<void> {
-    this.running = true;
-    this.opts.pipeline.on('reading', this.onReading);
+    this.removeSink ??= this.opts.pipeline.addSink(this);
   }
 
   async stop(): Promise<void> {
-    this.running = false;
-    this.opts.pipeline.off('reading', this.onReading);
+    this.removeSink?.();
+    this.removeSink = undefined;
   }
 
   health(): ServiceHealth {
-    return { ok: true, state: this.running ? 'publishing' : 'stopped', detail: { inflight: this.inflight } };
+    return { ok: true, state: this.removeSink ? 'publishing' : 'stopped', detail: { inflight: this.inflight } };
   }
 
-  private publish(r: Reading, _meta: IngestMeta): void {
+  /** One ingest call: one source, so an MQTT batch is skipped with one check. */
+  accept(readings: readonly Reading[], _meta: IngestMeta): void {
+    if (readings[0]?.source === 'mqtt') return;
+    for (const r of readings) this.publish(r);
+  }
+
+  private publish(r: Reading): void {
     if (r.source === 'mqtt') return;
     if (this.inflight >= MAX_INFLIGHT) {
       this.dropped.inc();

@@ -61,7 +61,11 @@ test('every accepted reading and device status on the local broker and the cloud
   swap('  port: 5683', `  port: ${coapPort}`);
   swap('  port: 9464', `  port: ${metricsPort}`);
   swap('url: mqtt://127.0.0.1:1884', `url: ${cloud.url}`);
-  yaml += `\n  - type: serial-lines\n    id: line-1\n    path: ${pty.dev}\n    baud: 115200\n    format: json\n`;
+  // One serial-lines entry right after the simulated sensor's.
+  swap(
+    '  - type: simulated\n',
+    `  - type: serial-lines\n    id: line-1\n    path: ${pty.dev}\n    baud: 115200\n    format: json\n  - type: simulated\n`,
+  );
   const cfg = tmp.file('gateway.yaml', yaml);
   const interval = Number(/^ {4}interval_ms: (\d+)/m.exec(yaml)![1]); // the simulated sensor's
   const cloudSub = await CloudSubscriber.connect(cloud.url, 'edge/gw-1/devices/#');

@@ -10,7 +10,7 @@ import { DeviceRegistry } from '../../../src/devices/registry.js';
 import { createLogger } from '../../../src/log/logger.js';
 import { createRegistry } from '../../../src/metrics/server.js';
 import { Pipeline } from '../../../src/pipeline/pipeline.js';
-import { decodeJsonReadings } from '../../../src/broker/ingest.js';
+import { normaliseJson } from '../../../src/pipeline/normalise.js';
 import type { Reading } from '../../../src/pipeline/reading.js';
 import { GatewayPublisher } from '../../../src/publisher/publisher.js';
 import { readingJson } from '../../../src/publisher/readings.js';
@@ -134,19 +134,20 @@ test('local publish failure (broker stopped) is reported as local: false, the co
   assert.equal(stats().CRITICAL.depth, 1);
 });
 
-test('local reading JSON is the structured form the broker ingest accepts (one format both ways)', () => {
+test('local reading JSON is the structured form the shared normaliser accepts (one format both ways)', () => {
   const r: Reading = {
     deviceId: 'sim-1',
     ts: 1_795_992_040_531,
-    values: { temperature: 21.5, door: false, level: null },
+    values: { temperature: 21.5, door: false, level: null, mode: 'auto' },
     quality: 'uncertain',
     source: 'simulated',
     units: { temperature: '°C' },
   };
-  const back = decodeJsonReadings(Buffer.from(readingJson(r)), 'sim-1', 0);
-  assert.deepEqual(back, [{ ...r, source: 'mqtt' }]);
+  const back = normaliseJson(Buffer.from(readingJson(r)), 'sim-1', 'mqtt', 0);
+  assert.equal(back.problemCount, 0);
+  assert.deepEqual(back.readings, [{ ...r, source: 'mqtt' }]);
   assert.equal(
     readingJson({ ...r, units: undefined }),
-    '{"ts":1795992040531,"values":{"temperature":21.5,"door":false,"level":null},"quality":"uncertain"}',
+    '{"ts":1795992040531,"values":{"temperature":21.5,"door":false,"level":null,"mode":"auto"},"quality":"uncertain"}',
   );
 });
