@@ -1,3 +1,4 @@
+import { analyticsModule } from '../analytics/index.js';
 import { brokerModule } from '../broker/index.js';
 import { coapModule } from '../coap/index.js';
 import type { ConfigIssue } from '../config/load.js';
@@ -23,6 +24,7 @@ export const MODULES: readonly CapabilityModule[] = [
   brokerModule,
   publisherModule,
   deviceStatusModule,
+  analyticsModule,
   coapModule,
   driversModule,
   metricsModule,

@@ -89,6 +89,9 @@ function configText(dir: string): string {
     'uplink: { enabled: false }',
     'drivers:',
     '  - { type: x-foo, id: foo-1, options: { value: 5 } }',
+    'analytics:',
+    '  rules:',
+    '    - { name: foo-high, devices: foo-1, value: value, when: { above: 3 } }',
   ].join('\n');
 }
 
@@ -108,7 +111,7 @@ test('the root walks the module list: services, driver types, mgmt entries and c
   });
   assert.deepEqual(
     gateway.modules.map((m) => m.name),
-    ['queue', 'broker', 'publisher', 'device-status', 'coap', 'foo', 'drivers'],
+    ['queue', 'broker', 'publisher', 'device-status', 'analytics', 'coap', 'foo', 'drivers'],
     'enabled modules in list order (uplink and metrics are off)',
   );
   assert.ok(gateway.driverTypes.get('x-foo'), 'the module driver type is in the registry');
@@ -117,7 +120,7 @@ test('the root walks the module list: services, driver types, mgmt entries and c
   assert.deepEqual(gateway.mgmt.get('plugins')?.(), { plugins: [{ name: 'foo' }] });
   assert.deepEqual(
     gateway.mgmt.views().map(([n]) => n),
-    ['foo'],
+    ['alerts', 'foo'],
   );
   assert.ok(gateway.provided.outbox && gateway.provided.broker && gateway.provided.publisher);
   await gateway.start();
@@ -143,6 +146,16 @@ test('the root walks the module list: services, driver types, mgmt entries and c
   assert.deepEqual(results.get('devices/foo-cmd/command_result'), { ok: false, error: 'command payload is not JSON' });
   assert.equal(results.has('devices/nobody/command_result'), false, 'no handler owns it: left alone');
   await c.endAsync();
+
+  // The analytics module (fed by committed readings) raised its alert through the publisher, into
+  // the outbox as CRITICAL (default rule alerts/# → CRITICAL).
+  const critical = () => gateway.mgmt.get('queues')?.().classes.CRITICAL.depth ?? 0;
+  for (let i = 0; i < 300 && critical() === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(critical() >= 1, 'the alert is committed for the cloud as CRITICAL');
+  assert.ok(
+    gateway.mgmt.views().some(([n]) => n === 'alerts'),
+    'GET /mgmt/alerts from the analytics module',
+  );
 
   // The view is served as GET /mgmt/foo (read token), with a real CoAP client.
   const coap = gateway.services.find((s) => s instanceof CoapServer) as CoapServer;
