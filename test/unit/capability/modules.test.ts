@@ -32,6 +32,8 @@ async function coapClient(url: string, args: string[] = ['-m', 'get']): Promise<
 }
 const READ = 'r'.repeat(32);
 const ADMIN = 'a'.repeat(32);
+/** Commands the x-foo driver executed, in order. */
+const driverCommands: unknown[] = [];
 
 /** A plugin-style driver type: `x-foo`, options checked against its schema, one device it can command. */
 const fooType: DriverType<{ id: string; type: string; options: { value: number } }> = {
@@ -50,7 +52,10 @@ const fooType: DriverType<{ id: string; type: string; options: { value: number }
         clearInterval(timer);
       },
       devices: () => [c.id],
-      command: async (_id, payload) => ({ ok: true, detail: { echo: payload as never } }),
+      command: async (_id, payload) => {
+        driverCommands.push(payload);
+        return { ok: true, detail: { echo: payload as never } };
+      },
     };
   },
 };
@@ -91,7 +96,7 @@ function configText(dir: string): string {
     '  - { type: x-foo, id: foo-1, options: { value: 5 } }',
     'analytics:',
     '  rules:',
-    '    - { name: foo-high, devices: foo-1, value: value, when: { above: 3 } }',
+    '    - { name: foo-high, devices: foo-1, value: value, when: { above: 3 }, on_raise: { payload: { cool: 1 } } }',
   ].join('\n');
 }
 
@@ -132,8 +137,10 @@ test('the root walks the module list: services, driver types, mgmt entries and c
   // Commands over MQTT reach the module's handler and the driver (routing left gateway.ts).
   const broker = gateway.services.find((s) => s instanceof BrokerService) as BrokerService;
   const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { reconnectPeriod: 0 });
-  const results = new Map<string, unknown>();
-  c.on('message', (topic, payload) => results.set(topic, JSON.parse(payload.toString())));
+  const results = new Map<string, unknown[]>();
+  c.on('message', (topic, payload) =>
+    results.set(topic, [...(results.get(topic) ?? []), JSON.parse(payload.toString())]),
+  );
   await c.subscribeAsync('devices/+/command_result', { qos: 1 });
   await c.publishAsync('commands/foo-cmd', '{"go":1}', { qos: 1 });
   await c.publishAsync('commands/foo-1', '{"set":2}', { qos: 1 });
@@ -141,9 +148,20 @@ test('the root walks the module list: services, driver types, mgmt entries and c
   await c.publishAsync('commands/nobody', '{"x":1}', { qos: 1 });
   for (let i = 0; i < 200 && results.size < 2; i++) await new Promise((r) => setTimeout(r, 10));
   await new Promise((r) => setTimeout(r, 100));
-  assert.deepEqual(results.get('devices/foo-1/command_result'), { ok: true, detail: { echo: { set: 2 } } });
-  // The last one for foo-cmd wins in the map: the malformed payload got a refusal.
-  assert.deepEqual(results.get('devices/foo-cmd/command_result'), { ok: false, error: 'command payload is not JSON' });
+  assert.deepEqual(
+    results.get('devices/foo-1/command_result')?.filter((r) => JSON.stringify(r).includes('set')),
+    [{ ok: true, detail: { echo: { set: 2 } } }],
+  );
+  // Both answered (in whatever order the handler finished): the JSON one handled, the other refused.
+  for (let i = 0; i < 200 && (results.get('devices/foo-cmd/command_result')?.length ?? 0) < 2; i++)
+    await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(
+    results.get('devices/foo-cmd/command_result')?.sort((a, b) => JSON.stringify(b).localeCompare(JSON.stringify(a))),
+    [
+      { ok: true, detail: { id: 'foo-cmd', body: { go: 1 } } },
+      { ok: false, error: 'command payload is not JSON' },
+    ],
+  );
   assert.equal(results.has('devices/nobody/command_result'), false, 'no handler owns it: left alone');
   await c.endAsync();
 
@@ -152,6 +170,9 @@ test('the root walks the module list: services, driver types, mgmt entries and c
   const critical = () => gateway.mgmt.get('queues')?.().classes.CRITICAL.depth ?? 0;
   for (let i = 0; i < 300 && critical() === 0; i++) await new Promise((r) => setTimeout(r, 10));
   assert.ok(critical() >= 1, 'the alert is committed for the cloud as CRITICAL');
+  // Its command (on_raise, commands/foo-1) reached the x-foo driver through the command router.
+  for (let i = 0; i < 300 && !driverCommands.length; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(driverCommands[0], { cool: 1 });
   assert.ok(
     gateway.mgmt.views().some(([n]) => n === 'alerts'),
     'GET /mgmt/alerts from the analytics module',
