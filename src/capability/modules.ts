@@ -7,6 +7,7 @@ import { deviceStatusModule } from '../devices/status.js';
 import { driversModule } from '../drivers/index.js';
 import { DriverTypeRegistry } from '../drivers/registry.js';
 import { metricsModule } from '../metrics/index.js';
+import { otaModule } from '../ota/index.js';
 import { publisherModule } from '../publisher/index.js';
 import { queueModule } from '../queue/index.js';
 import { uplinkModule } from '../uplink/index.js';
@@ -27,6 +28,7 @@ export const MODULES: readonly CapabilityModule[] = [
   analyticsModule,
   coapModule,
   driversModule,
+  otaModule,
   metricsModule,
 ];
 

@@ -106,7 +106,8 @@ function config(dir: string) {
 
 test('the root walks the module list: services, driver types, mgmt entries and command handlers registered', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'egw-mod-'));
-  const modules = [...MODULES.slice(0, -2), fooModule, ...MODULES.slice(-2)]; // before drivers, metrics
+  const at = MODULES.findIndex((m) => m.name === 'drivers');
+  const modules = [...MODULES.slice(0, at), fooModule, ...MODULES.slice(at)]; // just before drivers
   const configPath = join(dir, 'gateway.yaml');
   writeFileSync(configPath, configText(dir));
   const gateway = new Gateway({ config: config(dir), configPath, log, env: {}, modules });
@@ -116,7 +117,7 @@ test('the root walks the module list: services, driver types, mgmt entries and c
   });
   assert.deepEqual(
     gateway.modules.map((m) => m.name),
-    ['queue', 'broker', 'publisher', 'device-status', 'analytics', 'coap', 'foo', 'drivers'],
+    ['queue', 'broker', 'publisher', 'device-status', 'analytics', 'coap', 'foo', 'drivers', 'ota'],
     'enabled modules in list order (uplink and metrics are off)',
   );
   assert.ok(gateway.driverTypes.get('x-foo'), 'the module driver type is in the registry');
@@ -183,6 +184,8 @@ test('the root walks the module list: services, driver types, mgmt entries and c
   const base = `coap://127.0.0.1:${coap.port}/mgmt`;
   assert.match(await coapClient(`${base}/foo?token=${READ}`), /\{"foo":1\}/);
   assert.match(await coapClient(`${base}/plugins?token=${READ}`), /"name":"foo"/);
+  // /mgmt/ota is filled by the OTA module (idle: no channel configured).
+  assert.match(await coapClient(`${base}/ota?token=${READ}`), /"running":"[^"]+"/);
   assert.match(await coapClient(`${base}/foo`), /4\.01/);
 
   // PUT /mgmt/config runs the same module check as check-config: a type nobody registers is refused.
