@@ -14,6 +14,7 @@ import { pino } from 'pino';
 import { parseConfig } from '../src/config/load.js';
 import { binaryReadingCodec } from '../src/queue/codec.js';
 import { Outbox } from '../src/queue/outbox.js';
+import { outboxPort } from '../src/queue/port.js';
 import { openDatabase } from '../src/store/db.js';
 import { Uplink } from '../src/uplink/uplink.js';
 import type { Reading } from '../src/pipeline/reading.js';
@@ -97,7 +98,7 @@ async function drain(): Promise<void> {
     config: { ...config.uplink, inflight_window: 64 },
     queue: config.queue,
     gatewayId: 'gw-b',
-    outbox,
+    outbox: outboxPort(outbox),
     log,
   });
   const t0 = performance.now();

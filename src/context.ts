@@ -9,8 +9,9 @@ import type { Db } from './store/db.js';
 import type { ServiceHealth } from './lifecycle/service.js';
 
 /**
- * What the composition root hands to every capability. Modules take the parts they need
- * (in their own options object); nothing here is a global.
+ * The composition root's context. Capability modules get it without `db` (only modules that own
+ * tables receive the handle) plus the seams of earlier modules: `ModuleContext` in
+ * src/capability/types.ts. Modules take the parts they need; nothing here is a global.
  */
 export interface GatewayContext {
   readonly config: GatewayConfig;

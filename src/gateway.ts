@@ -1,20 +1,22 @@
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
-import { BrokerService } from './broker/broker.js';
+import { checkAgainstModules, collectDriverTypes, MODULES } from './capability/modules.js';
+import type { CapabilityModule, ModuleContext, Provided } from './capability/types.js';
+import { CommandRouter } from './commands/router.js';
+import { ConfigError } from './config/load.js';
 import type { GatewayConfig } from './config/schema.js';
 import type { GatewayContext, GatewayHealth } from './context.js';
 import { DeadLetters } from './deadletters/index.js';
 import { DeviceRegistry } from './devices/registry.js';
-import { buildDrivers, type CommandResult, type DriverManager } from './drivers/index.js';
+import type { DriverTypeRegistry } from './drivers/registry.js';
 import { Lifecycle } from './lifecycle/lifecycle.js';
 import { LoopMonitor } from './lifecycle/loop-monitor.js';
 import type { Service } from './lifecycle/service.js';
 import type { Logger } from './log/logger.js';
-import { createRegistry, MetricsServer } from './metrics/server.js';
-import { buildCoap } from './coap/index.js';
+import { createRegistry } from './metrics/server.js';
+import { MgmtRegistry } from './mgmt/registry.js';
 import { LatestValues } from './pipeline/latest.js';
 import { Pipeline } from './pipeline/pipeline.js';
-import { buildQueue } from './queue/index.js';
 import { openDatabase, type Db } from './store/db.js';
 import { SystemdNotifier } from './systemd/notify.js';
 import { VERSION } from './version.js';
@@ -26,14 +28,17 @@ export interface GatewayOptions {
   env?: NodeJS.ProcessEnv;
   /** Called when a restart is requested (main exits so systemd starts a fresh process). */
   onRestart?: (reason: string) => void;
+  /** The capability modules in start order (default: MODULES, src/capability/modules.ts). */
+  modules?: readonly CapabilityModule[];
 }
 
 /** A loop behind by more than this is not healthy (watchdog skips its ping, /mgmt/health says so). */
 const MAX_LOOP_LAG_MS = 1000;
 
 /**
- * The composition root: opens the store, wires each capability from the config, owns the
- * start order (dependencies first) and the reverse stop order.
+ * The composition root: opens the store, walks the ordered module list (each builder returns its
+ * services, seams, management entries and command handlers), owns the start order (list order)
+ * and the reverse stop order. No capability is wired by hand here.
  */
 export class Gateway {
   private readonly db: Db;
@@ -43,14 +48,30 @@ export class Gateway {
   private readonly notifier: SystemdNotifier;
   private readonly startedAt = performance.now();
   private readonly devices: DeviceRegistry;
-  /** Refused payloads (device counters, dead-letter store); the lead's publisher: deadletters.setPublisher. */
+  /** Refused payloads (device counters, dead-letter store); uplinked through the publisher module's publisher. */
   readonly deadletters: DeadLetters;
   private statusTimer: NodeJS.Timeout | undefined;
   readonly context: GatewayContext;
   readonly services: readonly Service[];
+  /** Enabled modules in build order, with the services each contributed. */
+  readonly modules: readonly { name: string; services: readonly Service[] }[];
+  /** Every driver type of every enabled module (the drivers module instantiates from it). */
+  readonly driverTypes: DriverTypeRegistry;
+  /** /mgmt resources and views registered by the modules. */
+  readonly mgmt = new MgmtRegistry();
+  /** `commands/{deviceId}` handlers registered by the modules. */
+  readonly commands: CommandRouter;
+  /** The seams the modules provided (outbox, uplink, broker, publisher). */
+  readonly provided: Readonly<Partial<Provided>>;
 
   constructor(private readonly opts: GatewayOptions) {
     const { config, log } = opts;
+    const modules = opts.modules ?? MODULES;
+    // Before anything is opened: an entry whose type no module registers could never start.
+    const issues = checkAgainstModules(config, modules);
+    if (issues.length > 0) throw new ConfigError(opts.configPath ?? 'config', issues);
+    this.driverTypes = collectDriverTypes(config, modules);
+    this.commands = new CommandRouter({ log: log.child({ mod: 'commands' }) });
     this.notifier = new SystemdNotifier(log.child({ mod: 'systemd' }), opts.env);
     this.db = openDatabase({
       path: join(config.gateway.data_dir, 'gateway.db'),
@@ -69,11 +90,11 @@ export class Gateway {
     });
     const latest = new LatestValues();
     pipeline.addSink(latest);
-    this.context = {
+    // What every module gets; the database handle only goes to modules that own tables.
+    const base: Omit<GatewayContext, 'db'> = {
       config,
       configPath: opts.configPath,
       log,
-      db: this.db,
       pipeline,
       latest,
       devices: this.devices,
@@ -84,7 +105,11 @@ export class Gateway {
       health: () => this.health(),
       requestRestart: (reason) => opts.onRestart?.(reason),
     };
-    this.services = buildServices(this.context);
+    this.context = { ...base, db: this.db };
+    const built = this.build(modules, base);
+    this.modules = built.modules;
+    this.provided = built.provided;
+    this.services = built.modules.flatMap((m) => m.services);
     this.lifecycle = new Lifecycle(this.services, log.child({ mod: 'lifecycle' }));
   }
 
@@ -132,6 +157,45 @@ export class Gateway {
     return parts.length ? parts.join(', ') : 'no services enabled';
   }
 
+  /**
+   * Builds each enabled module in list order. A module sees the seams of the modules before it
+   * (`ctx.provided`); only modules that own tables get the database handle.
+   */
+  private build(
+    list: readonly CapabilityModule[],
+    base: Omit<GatewayContext, 'db'>,
+  ): {
+    modules: { name: string; services: readonly Service[] }[];
+    provided: Partial<Provided>;
+  } {
+    const provided: Partial<Provided> = {};
+    const ctx: ModuleContext = {
+      ...base,
+      provided,
+      driverTypes: this.driverTypes,
+      mgmt: this.mgmt,
+      checkConfig: (config) => checkAgainstModules(config, list),
+    };
+    const modules: { name: string; services: readonly Service[] }[] = [];
+    for (const m of list) {
+      if (!m.enabled(this.context.config)) continue;
+      const cap = m.build(ctx, m.ownsTables ? this.db : undefined);
+      for (const key of Object.keys(cap.provides ?? {}) as (keyof Provided)[]) {
+        if (provided[key] !== undefined) throw new Error(`module ${m.name} provides "${key}" a second time`);
+      }
+      Object.assign(provided, cap.provides);
+      if (cap.mgmt) this.mgmt.add(cap.mgmt);
+      for (const h of cap.commands ?? []) this.commands.add(h);
+      modules.push({ name: m.name, services: cap.services ?? [] });
+    }
+    // Commands arrive on the local broker; results go out through the publisher.
+    if (provided.broker && provided.publisher && this.commands.names().length > 0)
+      this.commands.attach(provided.broker, provided.publisher);
+    // deadletters.uplink: refused payloads to the cloud (LOW) through the publisher, when there is an outbox.
+    if (provided.outbox) this.deadletters.setPublisher(provided.publisher);
+    return { modules, provided };
+  }
+
   private closeStore(): void {
     try {
       this.deadletters.close();
@@ -141,81 +205,4 @@ export class Gateway {
       this.opts.log.error({ err }, 'closing the state database failed');
     }
   }
-}
-
-/**
- * The start order: sinks before sources, so nothing is accepted before it can be stored; the
- * metrics endpoint last so READY means everything is listening. Each capability adds its line here.
- */
-function buildServices(ctx: GatewayContext): Service[] {
-  const { config, log } = ctx;
-  const services: Service[] = [];
-  // The outbox sink and the uplink come first: sinks before sources, so nothing is acknowledged
-  // before it can be committed. Producers of alerts/status/results use queue?.outbox.enqueue(...).
-  const queue = config.queue.enabled ? buildQueue(ctx) : undefined;
-  if (queue) services.push(...queue.services);
-  let broker: BrokerService | undefined;
-  if (config.broker.enabled) {
-    const brokerLog = log.child({ mod: 'broker' });
-    const { pipeline, devices, metrics: registry, db } = ctx;
-    broker = new BrokerService({ config: config.broker, log: brokerLog, pipeline, devices, registry, db });
-    services.push(broker);
-  }
-  // CoAP ingest + /mgmt. Queue/uplink/OTA fill the management views later with
-  // coap.mgmt?.provide('queues', () => ...), provide('uplink', ...), provide('ota', {...}).
-  if (config.coap.enabled) {
-    const coap = buildCoap(ctx);
-    services.push(...coap.services);
-    if (queue) {
-      coap.mgmt?.provide('queues', queue.snapshot);
-      coap.mgmt?.provide('uplink', queue.uplinkState);
-    }
-  }
-  // Sensor drivers (serial, simulated). Commands: drivers.manager.handleCommand(deviceId, payload).
-  if (config.drivers.length > 0) {
-    const { manager } = buildDrivers(ctx);
-    services.push(manager);
-    if (broker) routeCommands(broker, manager, log.child({ mod: 'commands' }));
-  }
-  if (config.metrics.enabled) {
-    services.push(
-      new MetricsServer({ config: config.metrics, registry: ctx.metrics, log: log.child({ mod: 'metrics' }) }),
-    );
-  }
-  return services;
-}
-
-/**
- * `commands/{deviceId}` for a device a driver owns (Modbus registers, ...) goes to that driver;
- * the outcome is published on `devices/{deviceId}/command_result` for whoever sent it.
- */
-function routeCommands(broker: BrokerService, drivers: DriverManager, log: Logger): void {
-  broker.subscribe('commands/+', (topic, payload) => {
-    const deviceId = topic.slice('commands/'.length);
-    if (!drivers.ownsDevice(deviceId)) return;
-    let body: unknown;
-    try {
-      body = JSON.parse(payload.toString('utf8'));
-    } catch {
-      body = undefined;
-    }
-    const reply = (result: CommandResult) =>
-      broker
-        .publish({
-          topic: `devices/${deviceId}/command_result`,
-          payload: Buffer.from(JSON.stringify(result)),
-          qos: 1,
-          retain: false,
-        })
-        .catch((err: unknown) => log.warn({ err, deviceId }, 'cannot publish command result'));
-    if (body === undefined) {
-      void reply({ ok: false, error: 'command payload is not JSON' });
-      return;
-    }
-    void drivers.handleCommand(deviceId, body).then((result) => {
-      if (!result) return;
-      log.info({ deviceId, ok: result.ok, error: result.error }, 'device command handled');
-      void reply(result);
-    });
-  });
 }

@@ -35,15 +35,16 @@ async function checkConfig(args: string[]): Promise<number> {
   }
   const { loadConfigFile, parseConfig } = await import('./config/load.js');
   const { migrateConfigText } = await import('./config/migrate.js');
+  const { checkAgainstModules } = await import('./capability/modules.js');
   try {
     const migration = existsSync(file) ? migrateConfigText(readFileSync(file, 'utf8')) : undefined;
     if (migration) {
       // check-config never writes: validate what the migration would produce and say so.
-      parseConfig(migration.text, file);
+      parseConfig(migration.text, file, process.env, (c) => checkAgainstModules(c));
       process.stdout.write(`${file}: valid after migration to version ${migration.to} (done at next start)\n`);
       return 0;
     }
-    loadConfigFile(file);
+    loadConfigFile(file, process.env, (c) => checkAgainstModules(c));
     process.stdout.write(`${file}: configuration is valid\n`);
     return 0;
   } catch (err) {
@@ -55,12 +56,14 @@ async function checkConfig(args: string[]): Promise<number> {
 async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
   const configPath = values.config ?? 'config/gateway.yaml';
-  const [{ loadConfigFile }, { migrateConfigFile }, { Gateway }, { createLogger }] = await Promise.all([
-    import('./config/load.js'),
-    import('./config/migrate.js'),
-    import('./gateway.js'),
-    import('./log/logger.js'),
-  ]);
+  const [{ loadConfigFile }, { migrateConfigFile }, { Gateway }, { createLogger }, { checkAgainstModules }] =
+    await Promise.all([
+      import('./config/load.js'),
+      import('./config/migrate.js'),
+      import('./gateway.js'),
+      import('./log/logger.js'),
+      import('./capability/modules.js'),
+    ]);
   let config;
   try {
     const migration = migrateConfigFile(configPath);
@@ -69,7 +72,7 @@ async function run(args: string[]): Promise<number> {
         `migrated ${configPath} from version ${migration.from} to ${migration.to} (backup: ${configPath}.v${migration.from}.bak): ${migration.steps.join('; ')}\n`,
       );
     }
-    config = loadConfigFile(configPath);
+    config = loadConfigFile(configPath, process.env, (c) => checkAgainstModules(c));
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
     return 1;

@@ -51,8 +51,19 @@ function getValidator(): ValidateFunction {
   return validator;
 }
 
+/**
+ * Checks beyond the schema that need the rest of the program (e.g. driver types the capability
+ * modules register); issues without a line get the line of their path.
+ */
+export type ConfigCheck = (config: GatewayConfig) => ConfigIssue[];
+
 /** Parses and validates config text. Every problem is reported at once, each with path and line. */
-export function parseConfig(text: string, source = 'config', env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+export function parseConfig(
+  text: string,
+  source = 'config',
+  env: NodeJS.ProcessEnv = process.env,
+  check?: ConfigCheck,
+): GatewayConfig {
   const lc = new LineCounter();
   const doc = parseDocument(text, {
     lineCounter: lc,
@@ -78,6 +89,11 @@ export function parseConfig(text: string, source = 'config', env: NodeJS.Process
   const validate = getValidator();
   if (!validate(value)) {
     for (const err of dedupe(validate.errors ?? [])) issues.push(toIssue(err, doc, lc));
+  } else if (check) {
+    for (const i of check(value as GatewayConfig)) {
+      const pos = i.line === undefined ? nodeStart(doc, fromDotted(i.path)) : undefined;
+      issues.push(pos === undefined ? i : { ...i, line: lc.linePos(pos).line });
+    }
   }
   if (issues.length > 0)
     throw new ConfigError(
@@ -87,14 +103,14 @@ export function parseConfig(text: string, source = 'config', env: NodeJS.Process
   return deepFreeze(value as GatewayConfig);
 }
 
-export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env, check?: ConfigCheck): GatewayConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new GatewayError('EGW_CONFIG_READ', `cannot read config ${path}: ${(err as Error).message}`, { cause: err });
   }
-  return parseConfig(text, path, env);
+  return parseConfig(text, path, env, check);
 }
 
 /** Union branches each report their own error; keep one per path so the user sees one clear line. */
@@ -157,6 +173,13 @@ function keyRange(doc: Document, parent: (string | number)[], key: string | numb
     if (isScalar(pair.key) && String(pair.key.value) === String(key)) return pair.key.range?.[0];
   }
   return undefined;
+}
+
+/** `drivers[0].type` → ['drivers', 0, 'type']. */
+function fromDotted(path: string): (string | number)[] {
+  const out: (string | number)[] = [];
+  for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) out.push(m[2] !== undefined ? Number(m[2]) : m[1]!);
+  return out;
 }
 
 /** Dotted key path of the innermost node whose range holds `pos` ('' when none does). */

@@ -13,6 +13,7 @@ import { HistoryConfigSchema } from '../history/config.js';
 import { OtaConfigSchema } from '../ota/config.js';
 import { StatusPageConfigSchema } from '../status/config.js';
 import { VisionConfigSchema } from '../vision/config.js';
+import { PublisherConfigSchema } from '../publisher/config.js';
 
 /** The config format version this build reads; older files are migrated (see migrate.ts). */
 export const CONFIG_VERSION = 1;
@@ -67,6 +68,7 @@ export const ConfigSchema = Type.Object(
     ota: OtaConfigSchema,
     status_page: StatusPageConfigSchema,
     vision: VisionConfigSchema,
+    publisher: PublisherConfigSchema,
   },
   { additionalProperties: false, $id: 'edge-gateway-config', title: 'edge-gateway config' },
 );

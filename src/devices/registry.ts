@@ -50,6 +50,7 @@ export class DeviceRegistry {
   private readonly dirty = new Set<string>();
   private readonly upsert;
   private timer: NodeJS.Timeout | undefined;
+  private readonly statusListeners: ((device: DeviceRecord) => void)[] = [];
 
   constructor(
     private readonly db: Db,
@@ -146,8 +147,30 @@ export class DeviceRegistry {
     const changed = d.online !== online;
     d.online = online;
     d.reason = online ? null : reason;
-    if (changed) this.flush();
+    if (changed) {
+      this.flush();
+      const copy = { ...d };
+      for (const fn of this.statusListeners) {
+        try {
+          fn(copy);
+        } catch {
+          // A listener's failure is its own (it logs); the transition is recorded either way.
+        }
+      }
+    }
     return changed;
+  }
+
+  /**
+   * Called after every online/offline transition (written to disk first), whatever the transport;
+   * the device-status publisher turns it into `devices/{id}/status`. Returns the remover.
+   */
+  onStatus(fn: (device: DeviceRecord) => void): () => void {
+    this.statusListeners.push(fn);
+    return () => {
+      const i = this.statusListeners.indexOf(fn);
+      if (i >= 0) this.statusListeners.splice(i, 1);
+    };
   }
 
   get(id: string): DeviceRecord | undefined {

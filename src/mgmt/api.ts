@@ -1,3 +1,4 @@
+import type { ConfigCheck } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { GatewayContext } from '../context.js';
 import type { Service, ServiceHealth } from '../lifecycle/service.js';
@@ -6,26 +7,19 @@ import { json, text, type CoapReply, type CoapRequest, type Params, type Resourc
 import { AllowList } from '../config/cidr.js';
 import { AuditLog } from './audit.js';
 import { FailureLimiter, resolveTokens, roleOf, type Role, type Tokens } from './tokens.js';
+import { MgmtRegistry } from './registry.js';
 import { managementResources } from './resources.js';
-
-/**
- * What other capabilities plug into /mgmt once they exist. Each is optional: absent means the
- * resource answers its honest empty state (or 5.01 for actions). The composition root fills them
- * with `api.provide('queues', () => outbox.stats())` after building the capability.
- */
-export interface MgmtProviders {
-  /** /mgmt/queues and the queue depths in /mgmt/status. JSON-serialisable. */
-  queues: () => unknown;
-  /** Uplink state in /mgmt/status, e.g. { state: 'online', broker: '...' }. */
-  uplink: () => unknown;
-  inspection: () => unknown;
-  plugins: () => unknown;
-  ota: { state(): unknown; check(): Promise<unknown>; apply(): Promise<unknown> };
-}
 
 export interface ManagementOptions {
   ctx: GatewayContext;
   coap: CoapServer;
+  /**
+   * What capabilities plug into /mgmt (src/mgmt/registry.ts). Each entry is optional: absent means
+   * the resource answers its honest empty state (or 5.01 for actions). Read per request.
+   */
+  registry?: MgmtRegistry;
+  /** Checks a PUT config against the running module list (driver types), as check-config does. */
+  check?: ConfigCheck;
   /** Where generated tokens are shown once (default: stderr, never the JSON log). */
   announce?: (text: string) => void;
   now?: () => number;
@@ -39,7 +33,7 @@ export type Handler = (req: CoapRequest, params: Params) => CoapReply | Promise<
  */
 export class ManagementApi implements Service {
   readonly name = 'mgmt';
-  readonly providers: Partial<MgmtProviders> = {};
+  readonly registry: MgmtRegistry;
   readonly audit: AuditLog;
   /** The config as last written by PUT (or the one we started with). */
   current: GatewayConfig;
@@ -60,6 +54,7 @@ export class ManagementApi implements Service {
     this.log = ctx.log.child({ mod: 'mgmt' });
     this.now = opts.now ?? (() => performance.now());
     this.current = ctx.config;
+    this.registry = opts.registry ?? new MgmtRegistry();
     this.audit = new AuditLog(ctx.db, ctx.config.mgmt.audit_max_rows);
     this.tokens = resolveTokens(
       ctx.config.mgmt,
@@ -70,10 +65,6 @@ export class ManagementApi implements Service {
     this.allow = new AllowList(ctx.config.mgmt.allow_sources);
   }
 
-  provide<K extends keyof MgmtProviders>(name: K, provider: MgmtProviders[K]): void {
-    this.providers[name] = provider;
-  }
-
   /** Called by resources that start timers, so stop() clears them. */
   onStop(fn: () => void): void {
     this.stoppers.push(fn);
@@ -81,6 +72,17 @@ export class ManagementApi implements Service {
 
   async start(): Promise<void> {
     for (const r of managementResources(this)) this.removers.push(this.opts.coap.add(r));
+    for (const [name, view] of this.registry.views()) {
+      const path = `/mgmt/${name}`;
+      this.removers.push(
+        this.opts.coap.add({
+          path,
+          ...(view.rt ? { rt: view.rt } : {}),
+          ct: [50],
+          methods: { GET: this.guard(path, 'read', () => json('2.05', view.get())) },
+        }),
+      );
+    }
     this.log.info({ tokens: this.tokens.source, tokenFile: this.tokens.file }, 'management API on /mgmt');
   }
 

@@ -3,6 +3,7 @@ import { AllowList } from '../config/cidr.js';
 import { ConfigError, parseConfig, redactSecrets } from '../config/load.js';
 import { json, text, type CoapReply, type Resource } from '../coap/router.js';
 import { isValidDeviceId } from '../pipeline/reading.js';
+import { PRIORITIES, type Priority, type QueuesSnapshot } from '../queue/types.js';
 import type { ManagementApi } from './api.js';
 import { changedPaths, redactedPaths, splitLive } from './apply.js';
 import { writeFileAtomic } from './config-file.js';
@@ -14,17 +15,14 @@ const STATUS_HEARTBEAT_MS = 60_000;
 const MAX_CONFIG_BYTES = 256 * 1024;
 
 /**
- * Queue depths for /mgmt/status (the contract's "queue depths"): `{ CLASS: depth }` when the
- * provider reports `classes: { CLASS: { depth } }`. Full detail stays at /mgmt/queues, so status
- * notifications fit one datagram (node-coap-client 2.1 mis-numbers Block2 follow-ups of a second
- * large notification, see docs/coap.md).
+ * Queue depths for /mgmt/status (the contract's "queue depths"): `{ CLASS: depth }`. Full detail
+ * stays at /mgmt/queues, so status notifications fit one datagram (node-coap-client 2.1
+ * mis-numbers Block2 follow-ups of a second large notification, see docs/coap.md).
  */
-function depthsOf(q: unknown): unknown {
-  if (q === undefined || q === null) return null;
-  const classes = (q as { classes?: unknown }).classes;
-  if (typeof classes !== 'object' || classes === null) return q;
-  const out: Record<string, unknown> = {};
-  for (const [name, c] of Object.entries(classes)) out[name] = (c as { depth?: unknown }).depth ?? c;
+function depthsOf(q: QueuesSnapshot | undefined): Record<Priority, number> | null {
+  if (!q) return null;
+  const out = {} as Record<Priority, number>;
+  for (const p of PRIORITIES) out[p] = q.classes[p].depth;
   return out;
 }
 
@@ -68,8 +66,8 @@ export function managementResources(api: ManagementApi): Resource[] {
       uptimeS: Math.floor(ctx.uptimeMs() / 1000),
       healthy: h.ok,
       services,
-      uplink: api.providers.uplink?.() ?? { state: 'not configured' },
-      queues: depthsOf(api.providers.queues?.()),
+      uplink: api.registry.get('uplink')?.() ?? { state: 'not configured' },
+      queues: depthsOf(api.registry.get('queues')?.()),
       pipeline: { pending: ctx.pipeline.depth, ...ctx.pipeline.counters },
       devices: { known: devices.length, online: devices.filter((d) => d.online).length },
       restartRequired: [...api.restartRequired],
@@ -115,7 +113,7 @@ export function managementResources(api: ManagementApi): Resource[] {
     const textToWrite = kept.text;
     let next;
     try {
-      next = parseConfig(textToWrite, 'PUT /mgmt/config');
+      next = parseConfig(textToWrite, 'PUT /mgmt/config', process.env, api.opts.check);
     } catch (err) {
       if (err instanceof ConfigError) return json('4.00', { error: 'EGW_CONFIG_INVALID', errors: err.issues });
       throw err;
@@ -222,7 +220,7 @@ export function managementResources(api: ManagementApi): Resource[] {
         GET: g('/mgmt/queues', 'read', () =>
           json(
             '2.05',
-            api.providers.queues?.() ?? { enabled: false, classes: [], note: 'store-and-forward is not running' },
+            api.registry.get('queues')?.() ?? { enabled: false, classes: [], note: 'store-and-forward is not running' },
           ),
         ),
       },
@@ -233,7 +231,7 @@ export function managementResources(api: ManagementApi): Resource[] {
       ct: [50],
       methods: {
         GET: g('/mgmt/inspection', 'read', () =>
-          json('2.05', api.providers.inspection?.() ?? { enabled: false, cameras: [] }),
+          json('2.05', api.registry.get('inspection')?.() ?? { enabled: false, cameras: [] }),
         ),
       },
     },
@@ -241,7 +239,9 @@ export function managementResources(api: ManagementApi): Resource[] {
       path: '/mgmt/plugins',
       rt: 'edge.mgmt.plugins',
       ct: [50],
-      methods: { GET: g('/mgmt/plugins', 'read', () => json('2.05', api.providers.plugins?.() ?? { plugins: [] })) },
+      methods: {
+        GET: g('/mgmt/plugins', 'read', () => json('2.05', api.registry.get('plugins')?.() ?? { plugins: [] })),
+      },
     },
     {
       path: '/mgmt/ota',
@@ -251,7 +251,7 @@ export function managementResources(api: ManagementApi): Resource[] {
         GET: g('/mgmt/ota', 'read', () =>
           json(
             '2.05',
-            api.providers.ota?.state() ?? {
+            api.registry.get('ota')?.state() ?? {
               enabled: false,
               current: ctx.version,
               note: 'OTA is not available in this build',
@@ -260,7 +260,7 @@ export function managementResources(api: ManagementApi): Resource[] {
         ),
         // POST ?action=check | apply (contract: "POST to check or apply").
         POST: g('/mgmt/ota', 'admin', async (req) => {
-          const ota = api.providers.ota;
+          const ota = api.registry.get('ota');
           if (!ota) return notBuilt('OTA');
           const action = req.query['action'] ?? 'check';
           if (action === 'check') return json('2.04', await ota.check());

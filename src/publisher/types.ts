@@ -12,7 +12,7 @@ export interface PublishRequest {
   payload: Uint8Array | string;
   /** Local MQTT QoS (default 1). */
   qos?: 0 | 1 | 2;
-  /** Retained on the local broker (default false); the uplink carries the flag too. */
+  /** Retained on the local broker (default false). Not carried to the cloud: the outbox stores no retain flag. */
   retain?: boolean;
   /** Uplink class; absent: the queue's classification rules decide (topic, source, labels). */
   priority?: Priority;

@@ -1,62 +1,37 @@
-import type { GatewayContext } from '../context.js';
-import type { Service } from '../lifecycle/service.js';
-import { Uplink } from '../uplink/uplink.js';
+import type { CapabilityModule } from '../capability/types.js';
+import { needDb } from '../capability/needs.js';
 import { binaryReadingCodec } from './codec.js';
 import { queuesSnapshot, registerQueueMetrics } from './metrics.js';
 import { Outbox } from './outbox.js';
+import { outboxPort } from './port.js';
 import { QueueService } from './service.js';
-import type { QueuesSnapshot } from './types.js';
 
 export { Outbox, type UplinkMessage } from './outbox.js';
+export { outboxPort, type OutboxAccess, type OutboxPort } from './port.js';
 export type { OutboundMessage, Priority, QueuesSnapshot } from './types.js';
 
-export interface QueueWiring {
-  /** In start order: the outbox (a pipeline sink) first, then the uplink. Both before any source. */
-  services: Service[];
-  /** `outbox.enqueue(OutboundMessage)` for alerts, device status, inspection results. */
-  outbox: Outbox;
-  uplink: Uplink | undefined;
-  /** The /mgmt/queues document. */
-  snapshot: () => QueuesSnapshot;
-  /** The uplink part of /mgmt/status. */
-  uplinkState: () => { state: string; url: string | null; inflight: number };
-}
-
-/** Builds the outbox, its sink and the uplink from the config (called first in buildServices). */
-export function buildQueue(ctx: GatewayContext): QueueWiring {
-  const { config } = ctx;
-  const outbox = new Outbox({
-    db: ctx.db,
-    log: ctx.log.child({ mod: 'outbox' }),
-    config: config.queue,
-    codec: binaryReadingCodec,
-  });
-  const services: Service[] = [
-    new QueueService({ outbox, pipeline: ctx.pipeline, log: ctx.log.child({ mod: 'outbox' }) }),
-  ];
-  let uplink: Uplink | undefined;
-  if (config.uplink.enabled) {
-    uplink = new Uplink({
-      config: config.uplink,
-      queue: config.queue,
-      gatewayId: config.gateway.id,
-      outbox,
-      log: ctx.log.child({ mod: 'uplink' }),
-    });
-    services.push(uplink);
-  }
-  const quota = { maxBytes: config.queue.outbox.max_bytes, maxAgeS: config.queue.outbox.max_age_s };
-  const snapshot = () => queuesSnapshot(outbox, uplink, quota);
-  registerQueueMetrics(ctx.metrics, snapshot);
-  return {
-    services,
-    outbox,
-    uplink,
-    snapshot,
-    uplinkState: () => ({
-      state: uplink ? (uplink.isOnline ? 'online' : 'offline') : 'disabled',
-      url: uplink ? config.uplink.url : null,
-      inflight: uplink?.inflightCount ?? 0,
-    }),
-  };
-}
+/**
+ * The store-and-forward outbox: a pipeline sink (started before every source, so nothing is
+ * acknowledged that cannot be committed), `outbox` for the uplink and the publisher, /mgmt/queues
+ * and the edge_gateway_queue_* metrics. The uplink is its own module (src/uplink/index.ts).
+ */
+export const queueModule: CapabilityModule = {
+  name: 'queue',
+  ownsTables: true,
+  enabled: (config) => config.queue.enabled,
+  build(ctx, db) {
+    const { config } = ctx;
+    const log = ctx.log.child({ mod: 'outbox' });
+    const outbox = new Outbox({ db: needDb(db, 'queue'), log, config: config.queue, codec: binaryReadingCodec });
+    const port = outboxPort(outbox);
+    const quota = { maxBytes: config.queue.outbox.max_bytes, maxAgeS: config.queue.outbox.max_age_s };
+    // The uplink is built after this module: read its view when asked, not now.
+    const snapshot = () => queuesSnapshot(port, ctx.provided.uplink, quota);
+    registerQueueMetrics(ctx.metrics, snapshot);
+    return {
+      services: [new QueueService({ outbox, pipeline: ctx.pipeline, log })],
+      provides: { outbox: port },
+      mgmt: { resources: { queues: snapshot } },
+    };
+  },
+};

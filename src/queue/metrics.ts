@@ -1,6 +1,6 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Outbox } from './outbox.js';
-import { DROP_REASONS, PRIORITIES, type ClassStats, type Priority, type QueuesSnapshot } from './types.js';
+import type { OutboxPort } from './port.js';
+import { DROP_REASONS, PRIORITIES, type ClassStats, type QueuesSnapshot } from './types.js';
 
 /** What the uplink tells the queue views (absent when the uplink is disabled). */
 export interface UplinkView {
@@ -12,13 +12,11 @@ export interface UplinkView {
 
 /** The /mgmt/queues document (docs/queues.md §Visibility). */
 export function queuesSnapshot(
-  outbox: Outbox,
+  outbox: Pick<OutboxPort, 'classStats'>,
   uplink: UplinkView | undefined,
   quota: { maxBytes: number; maxAgeS: number },
 ): QueuesSnapshot {
-  const stats = outbox.classStats();
-  const classes = {} as Record<Priority, ClassStats>;
-  PRIORITIES.forEach((p, i) => (classes[p] = stats[i]!));
+  const classes = outbox.classStats();
   return {
     classes,
     uplink: uplink
@@ -29,7 +27,7 @@ export function queuesSnapshot(
           lastAckLatencyMs: uplink.lastAckLatencyMs === null ? null : Math.round(uplink.lastAckLatencyMs * 10) / 10,
         }
       : { state: 'disabled', inflight: 0, rateBytesPerS: null, lastAckLatencyMs: null },
-    quota: { ...quota, usedBytes: stats.reduce((a, c) => a + c.bytes, 0) },
+    quota: { ...quota, usedBytes: PRIORITIES.reduce((a, p) => a + classes[p].bytes, 0) },
   };
 }
 

@@ -7,7 +7,8 @@ import type { Service, ServiceHealth } from '../lifecycle/service.js';
 import { StateLog, type Logger } from '../log/logger.js';
 import { AdaptiveRate, messageCost, TokenBucket } from '../queue/bandwidth.js';
 import type { QueueConfig } from '../queue/config.js';
-import type { Outbox, UplinkMessage } from '../queue/outbox.js';
+import type { UplinkMessage } from '../queue/outbox.js';
+import type { OutboxPort } from '../queue/port.js';
 import { Scheduler } from '../queue/scheduler.js';
 import { PRIORITIES } from '../queue/types.js';
 import type { UplinkConfig } from './config.js';
@@ -16,7 +17,7 @@ export interface UplinkOptions {
   config: UplinkConfig;
   queue: QueueConfig;
   gatewayId: string;
-  outbox: Outbox;
+  outbox: OutboxPort;
   log: Logger;
   now?: () => number;
 }
@@ -249,7 +250,11 @@ export class Uplink implements Service {
     this.drop(reason);
     this.state.set(
       'offline',
-      { reason, code: 'EGW_UPLINK_OFFLINE', queued: this.opts.outbox.classStats().reduce((a, c) => a + c.depth, 0) },
+      {
+        reason,
+        code: 'EGW_UPLINK_OFFLINE',
+        queued: Object.values(this.opts.outbox.classStats()).reduce((a, c) => a + c.depth, 0),
+      },
       'warn',
     );
     this.scheduleReconnect();
@@ -326,7 +331,7 @@ export class Uplink implements Service {
       for (let c = 0; c < costs.length; c++) {
         costs[c] = undefined;
         if (c > 0 && used >= window) continue;
-        const p = outbox.peek(c);
+        const p = outbox.peek(PRIORITIES[c]!);
         if (p === undefined) continue;
         if ('waitMs' in p) wait = Math.min(wait, p.waitMs);
         else costs[c] = this.cost(p);
@@ -341,7 +346,7 @@ export class Uplink implements Service {
           break;
         }
       }
-      const msg = outbox.take(cls)!;
+      const msg = outbox.take(PRIORITIES[cls]!)!;
       this.scheduler.charge(cls, cost);
       batch.push({ msg, cost, sentAt: now });
     }

@@ -8,6 +8,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { messageCost } from '../../src/queue/bandwidth.js';
 import { binaryReadingCodec } from '../../src/queue/codec.js';
 import { Outbox } from '../../src/queue/outbox.js';
+import { outboxPort } from '../../src/queue/port.js';
 import { openDatabase } from '../../src/store/db.js';
 import { Uplink } from '../../src/uplink/uplink.js';
 import { Cloud, CloudSubscriber } from './uplink-cloud.js';
@@ -23,7 +24,13 @@ async function rig(t: { after(fn: () => Promise<void>): void }, cloud: Cloud) {
   const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'normal' });
   const log = pino({ level: 'silent' });
   const outbox = new Outbox({ db, log, config: config.queue, codec: binaryReadingCodec });
-  const uplink = new Uplink({ config: config.uplink, queue: config.queue, gatewayId: 'gw-p', outbox, log });
+  const uplink = new Uplink({
+    config: config.uplink,
+    queue: config.queue,
+    gatewayId: 'gw-p',
+    outbox: outboxPort(outbox),
+    log,
+  });
   t.after(async () => {
     await uplink.stop();
     outbox.close();

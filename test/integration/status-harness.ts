@@ -1,40 +1,24 @@
-// A small composition root for the status-page tests: the real store, pipeline, device registry,
-// dead letters, history, outbox + uplink (to a mosquitto "cloud"), MQTT broker, simulated driver,
-// metrics server and status page, wired the way the lead wires them in src/gateway.ts.
+// A gateway for the status-page tests: the real composition root (src/gateway.ts) and module
+// list on a test config, with the status module told a bind address / token when a test needs the
+// LAN behaviour, and one test module whose health a test can flip.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { AnalyticsService } from '../../src/analytics/service.js';
-import { OtaClient } from '../../src/ota/client.js';
-import { BrokerService } from '../../src/broker/broker.js';
+import { MODULES } from '../../src/capability/modules.js';
+import type { CapabilityModule } from '../../src/capability/types.js';
 import { parseConfig } from '../../src/config/load.js';
-import type { GatewayContext, GatewayHealth } from '../../src/context.js';
-import { DeadLetters } from '../../src/deadletters/index.js';
-import { DeviceRegistry } from '../../src/devices/registry.js';
-import { buildDrivers } from '../../src/drivers/index.js';
-import { HistoryStore } from '../../src/history/store.js';
-import { Lifecycle } from '../../src/lifecycle/lifecycle.js';
-import { LoopMonitor } from '../../src/lifecycle/loop-monitor.js';
-import type { Service } from '../../src/lifecycle/service.js';
-import { createRegistry, MetricsServer } from '../../src/metrics/server.js';
-import { LatestValues } from '../../src/pipeline/latest.js';
-import { Pipeline } from '../../src/pipeline/pipeline.js';
-import { buildQueue } from '../../src/queue/index.js';
-import { StatusPageConfigSchema, type StatusPageConfig } from '../../src/status/config.js';
-import { StatusPage } from '../../src/status/page.js';
-import { statusSourcesFrom } from '../../src/status/sources.js';
-import { openDatabase } from '../../src/store/db.js';
-import { VERSION } from '../../src/version.js';
-import { Value } from '@sinclair/typebox/value';
+import { Gateway } from '../../src/gateway.js';
+import type { StatusPageConfig } from '../../src/status/config.js';
+import { statusModuleWith, type StatusPage } from '../../src/status/index.js';
 import { freePort } from './uplink-cloud.js';
 
 export interface StatusRig {
   url: string;
   brokerPort: number;
   page: StatusPage;
-  metrics: MetricsServer;
+  gateway: Gateway;
   /** Every log line written so far (JSON text), to check no token leaks into the log. */
   logText(): string;
   setUnhealthy(v: boolean): void;
@@ -53,13 +37,13 @@ export interface RigOptions {
   simIntervalMs?: number;
   /** Leave the simulated driver out. */
   noSim?: boolean;
-  /** YAML for `analytics.rules` (flow style); builds the real AnalyticsService and shows its alerts. */
+  /** YAML for `analytics.rules` (flow style). */
   rules?: string;
-  /** Build the real OtaClient (no channel set: it reports its state and never downloads). */
+  /** Turn the OTA client on (no channel set: it reports its state and never downloads). */
   ota?: boolean;
   /** Overrides where the page's assets are read from. */
   assetsDir?: string;
-  /** Stand-in for the vision capability (not on this branch): its document and kept images. */
+  /** Stand-in for the vision capability: its document and kept images. */
   inspection?: { doc: Record<string, unknown>; images: Map<string, { type: string; body: Buffer }> };
 }
 
@@ -78,6 +62,8 @@ export async function startStatusRig(o: RigOptions = {}): Promise<StatusRig> {
       : 'uplink: { enabled: false }',
     'history: { min_interval_s: 0, flush_interval_ms: 200 }',
     `analytics: { enabled: ${o.rules ? 'true' : 'false'}, rules: ${o.rules ?? '[]'} }`,
+    `ota: { enabled: ${o.ota ? 'true' : 'false'}, install_root: ${JSON.stringify(join(dir, 'install'))} }`,
+    `status_page: ${JSON.stringify({ update_interval_ms: 500, ...o.page })}`,
     o.noSim
       ? 'drivers: []'
       : `drivers: [{ type: simulated, id: sim-1, interval_ms: ${o.simIntervalMs ?? 100}, dropout_probability: 0, seed: 7 }]`,
@@ -91,127 +77,49 @@ export async function startStatusRig(o: RigOptions = {}): Promise<StatusRig> {
     },
   });
   const log = pino({ level: 'debug' }, sink);
-  const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'normal' });
-  const registry = createRegistry();
-  const devices = new DeviceRegistry(db);
-  const pipeline = new Pipeline({ log, maxPending: 100000 });
-  const deadletters = new DeadLetters({ db, config: config.deadletters, devices, pipeline, log, registry });
-  const latest = new LatestValues();
-  pipeline.addSink(latest);
-  const history = new HistoryStore(db, config.history);
-  pipeline.addSink({ name: 'history', afterCommit: true, accept: (r) => history.offer(r, performance.now()) });
-  const historyTimer = setInterval(() => history.flush(), 200);
-  const loop = new LoopMonitor(1000);
-  loop.start();
-  const startedAt = performance.now();
   let unhealthy = false;
-  const started: { lifecycle?: Lifecycle } = {};
-  const health = (): GatewayHealth => {
-    const services = started.lifecycle?.health() ?? {};
-    return {
-      ok: !unhealthy && loop.responsive() && Object.values(services).every((s) => s.ok),
-      loopLagMs: Math.round(loop.lagMs()),
-      loopP99Ms: Math.round(loop.p99Ms() * 10) / 10,
-      services,
-    };
+  // A service whose health the test flips: /health and the page must follow it.
+  const fault: CapabilityModule = {
+    name: 'fault',
+    enabled: () => true,
+    build: () => ({
+      services: [
+        {
+          name: 'fault',
+          start: async () => undefined,
+          stop: async () => undefined,
+          health: () => (unhealthy ? { ok: false, state: 'failed' } : { ok: true, state: 'running' }),
+        },
+      ],
+    }),
   };
-  const ctx: GatewayContext = {
-    config,
-    configPath: undefined,
-    log,
-    db,
-    pipeline,
-    latest,
-    devices,
-    deadletters: deadletters.store,
-    metrics: registry,
-    version: VERSION,
-    uptimeMs: () => performance.now() - startedAt,
-    health,
-    requestRestart: () => undefined,
-  };
-  const services: Service[] = [];
-  const queue = buildQueue(ctx);
-  services.push(...queue.services);
-  services.push(new BrokerService({ config: config.broker, log, pipeline, devices, registry, db }));
-  if (config.drivers.length > 0) services.push(buildDrivers(ctx).manager);
-  let alerts: AnalyticsService | undefined;
-  if (o.rules) {
-    // Alerts go nowhere here (the publisher is another capability); the page shows the engine's view.
-    alerts = new AnalyticsService({
-      config: config.analytics,
-      db,
-      log,
-      publisher: { publish: () => Promise.resolve({ local: false, uplink: false }) },
-      onAccepted: (fn) => {
-        latest.on('update', fn);
-        return () => latest.off('update', fn);
-      },
-    });
-    services.push(alerts);
-  }
-  const ota = o.ota
-    ? new OtaClient({
-        config: config.ota,
-        dataDir: dir,
-        gatewayId: config.gateway.id,
-        version: VERSION,
-        log,
-        health,
-        uplinkOnline: () => queue.uplink?.isOnline ?? null,
-        requestRestart: () => undefined,
-        installRoot: join(dir, 'install'),
-      })
-    : undefined;
-  if (ota) services.push(ota);
-  // What the lead adds to src/gateway.ts: the sources from the composition root's pieces, the page
-  // as a service, and its routes on the metrics server.
-  const sources = statusSourcesFrom({
-    health,
-    version: VERSION,
-    uptimeMs: ctx.uptimeMs,
-    devices,
-    latest,
-    queue,
-    history,
-    deadletters: deadletters.store,
-    alerts,
-    ota,
-    ...(o.inspection
-      ? { inspection: () => o.inspection!.doc, inspectionImage: (id: string) => o.inspection!.images.get(id) }
-      : {}),
-  });
-  const pageConfig = Value.Default(StatusPageConfigSchema, { update_interval_ms: 500, ...o.page }) as StatusPageConfig;
-  const page = new StatusPage({
-    config: pageConfig,
-    bindHost: o.claimHost ?? config.metrics.host,
-    tokens: () => (o.token ? [o.token] : []),
-    sources,
-    log: log.child({ mod: 'status' }),
+  let page: StatusPage | undefined;
+  const status = statusModuleWith({
+    ...(o.claimHost ? { bindHost: o.claimHost } : {}),
+    ...(o.token ? { tokens: () => [o.token!] } : {}),
     ...(o.assetsDir ? { assetsDir: o.assetsDir } : {}),
+    ...(o.inspection
+      ? {
+          sources: {
+            inspection: () => o.inspection!.doc,
+            inspectionImage: (id: string) => o.inspection!.images.get(id),
+          },
+        }
+      : {}),
+    onPage: (p) => (page = p),
   });
-  const metrics = new MetricsServer({ config: config.metrics, registry, log, health, routes: page.routes });
-  services.push(page, metrics);
-  devices.startFlushing(1000);
-  deadletters.start();
-  const lc = new Lifecycle(services, log);
-  started.lifecycle = lc;
-  await lc.start();
+  const modules = [fault, ...MODULES.map((m) => (m.name === 'status' ? status : m))];
+  const gateway = new Gateway({ config, log, modules });
+  await gateway.start();
   return {
-    url: `http://127.0.0.1:${metrics.port}`,
+    url: `http://127.0.0.1:${httpPort}`,
     brokerPort,
-    page,
-    metrics,
+    page: page!,
+    gateway,
     logText: () => lines.join(''),
     setUnhealthy: (v) => (unhealthy = v),
     close: async () => {
-      await lc.stop(3000);
-      clearInterval(historyTimer);
-      loop.stop();
-      history.flush();
-      deadletters.close();
-      devices.close();
-      db.close();
+      await gateway.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -11,6 +11,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { Reading } from '../../src/pipeline/reading.js';
 import { binaryReadingCodec } from '../../src/queue/codec.js';
 import { Outbox } from '../../src/queue/outbox.js';
+import { outboxPort } from '../../src/queue/port.js';
 import { openDatabase } from '../../src/store/db.js';
 import { Uplink } from '../../src/uplink/uplink.js';
 import { GatewayProcess, tempDir, type LogLine } from '../helpers/gateway-process.js';
@@ -43,7 +44,13 @@ async function uplinkRig(t: { after(fn: () => Promise<void> | void): void }, dir
   );
   const db = openDatabase({ path: join(dir, `gw-${Math.random().toString(16).slice(2)}.db`), durability: 'normal' });
   const outbox = new Outbox({ db, log, config: config.queue, codec: binaryReadingCodec });
-  const uplink = new Uplink({ config: config.uplink, queue: config.queue, gatewayId: 'gw-tls', outbox, log });
+  const uplink = new Uplink({
+    config: config.uplink,
+    queue: config.queue,
+    gatewayId: 'gw-tls',
+    outbox: outboxPort(outbox),
+    log,
+  });
   t.after(async () => {
     await uplink.stop();
     outbox.close();

@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { parseConfig } from '../../src/config/load.js';
 import { binaryReadingCodec } from '../../src/queue/codec.js';
 import { Outbox } from '../../src/queue/outbox.js';
+import { outboxPort } from '../../src/queue/port.js';
 import { openDatabase } from '../../src/store/db.js';
 import { Uplink } from '../../src/uplink/uplink.js';
 import type { Reading } from '../../src/pipeline/reading.js';
@@ -28,7 +29,13 @@ async function rig(t: { after(fn: () => Promise<void> | void): void }, yaml: str
   const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'normal' });
   const log = pino({ level: 'silent' });
   const outbox = new Outbox({ db, log, config: config.queue, codec: binaryReadingCodec });
-  const uplink = new Uplink({ config: config.uplink, queue: config.queue, gatewayId: 'gw-t', outbox, log });
+  const uplink = new Uplink({
+    config: config.uplink,
+    queue: config.queue,
+    gatewayId: 'gw-t',
+    outbox: outboxPort(outbox),
+    log,
+  });
   await uplink.start();
   t.after(async () => {
     await uplink.stop();

@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { parseConfig, redactSecrets } from '../../../src/config/load.js';
 import { binaryReadingCodec } from '../../../src/queue/codec.js';
 import { Outbox } from '../../../src/queue/outbox.js';
+import { outboxPort } from '../../../src/queue/port.js';
 import { openDatabase } from '../../../src/store/db.js';
 import { Uplink } from '../../../src/uplink/uplink.js';
 
@@ -34,7 +35,13 @@ function rig(t: { after(fn: () => Promise<void> | void): void }, uplinkYaml: str
   const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'normal' });
   const { log, lines } = capture();
   const outbox = new Outbox({ db, log, config: config.queue, codec: binaryReadingCodec });
-  const uplink = new Uplink({ config: config.uplink, queue: config.queue, gatewayId: 'gw-u', outbox, log });
+  const uplink = new Uplink({
+    config: config.uplink,
+    queue: config.queue,
+    gatewayId: 'gw-u',
+    outbox: outboxPort(outbox),
+    log,
+  });
   t.after(async () => {
     await uplink.stop();
     outbox.close();

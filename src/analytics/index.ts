@@ -1,0 +1,39 @@
+import type { CapabilityModule } from '../capability/types.js';
+import { needDb, needSeam } from '../capability/needs.js';
+import type { IngestMeta } from '../pipeline/pipeline.js';
+import type { Reading } from '../pipeline/reading.js';
+import { AnalyticsService } from './service.js';
+
+export { AnalyticsService, type AlertsView } from './service.js';
+
+/**
+ * Rules on accepted readings (docs/analytics.md): alerts on `alerts/{deviceId}` and device
+ * commands through the publisher (commands reach drivers through the command router), rule state
+ * in its own tables, GET /mgmt/alerts. After the publisher in the module list, before the sources.
+ */
+export const analyticsModule: CapabilityModule = {
+  name: 'analytics',
+  ownsTables: true,
+  enabled: (config) => config.analytics.enabled,
+  build(ctx, db) {
+    const { pipeline } = ctx;
+    const analytics = new AnalyticsService({
+      config: ctx.config.analytics,
+      db: needDb(db, 'analytics'),
+      publisher: needSeam(ctx.provided.publisher, 'publisher', 'analytics'),
+      log: ctx.log.child({ mod: 'analytics' }),
+      // The pipeline's `reading` event: emitted once every sink (the outbox included) committed.
+      onAccepted: (fn) => {
+        const listener = (r: Reading, _meta: IngestMeta) => fn(r);
+        pipeline.on('reading', listener);
+        return () => pipeline.off('reading', listener);
+      },
+      registry: ctx.metrics,
+    });
+    return {
+      services: [analytics],
+      provides: { alerts: analytics },
+      mgmt: { views: { alerts: { rt: 'edge.mgmt.alerts', get: () => analytics.view() } } },
+    };
+  },
+};

@@ -1,0 +1,34 @@
+import type { CapabilityModule } from '../capability/types.js';
+import { OtaClient } from './client.js';
+
+export { OtaClient } from './client.js';
+
+/**
+ * OTA self-update (docs/ota.md): periodic/on-demand checks of the signed manifest, download,
+ * A/B activation, trial health window, rollback; /mgmt/ota state, check and apply. Near the end
+ * of the module list: the trial window judges a gateway whose every other service has started.
+ */
+export const otaModule: CapabilityModule = {
+  name: 'ota',
+  enabled: (config) => config.ota.enabled,
+  build(ctx) {
+    const { config } = ctx;
+    const ota = new OtaClient({
+      config: config.ota,
+      dataDir: config.gateway.data_dir,
+      gatewayId: config.gateway.id,
+      version: ctx.version,
+      log: ctx.log.child({ mod: 'ota' }),
+      ...(ctx.provided.publisher ? { publisher: ctx.provided.publisher } : {}),
+      health: () => ctx.health(),
+      // Read when asked: the uplink module is built before this one, or not at all.
+      uplinkOnline: () => (ctx.provided.uplink ? ctx.provided.uplink.isOnline : null),
+      requestRestart: (reason) => ctx.requestRestart(reason),
+    });
+    return {
+      services: [ota],
+      provides: { ota },
+      mgmt: { resources: { ota: { state: () => ota.view(), check: () => ota.check(), apply: () => ota.apply() } } },
+    };
+  },
+};
