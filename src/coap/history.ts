@@ -19,10 +19,12 @@ export function historyResource(history: HistoryStore): Resource {
         if (!isValidDeviceId(id)) return text('4.00', 'device id not allowed: letters, digits, _ . : - (1-64)');
         const q: { since?: number; limit?: number } = {};
         for (const [k, v] of Object.entries(req.query)) {
-          if (k !== 'since' && k !== 'limit') return text('4.02', `unknown query option ${k.slice(0, 32)} (since, limit)`);
+          if (k !== 'since' && k !== 'limit')
+            return text('4.02', `unknown query option ${k.slice(0, 32)} (since, limit)`);
           if (!/^\d{1,16}$/.test(v)) return text('4.00', `${k} must be a non-negative integer`);
           const n = Number(v);
-          if (k === 'limit' && (n < 1 || n > MAX_HISTORY_LIMIT)) return text('4.00', `limit must be 1..${MAX_HISTORY_LIMIT}`);
+          if (k === 'limit' && (n < 1 || n > MAX_HISTORY_LIMIT))
+            return text('4.00', `limit must be 1..${MAX_HISTORY_LIMIT}`);
           q[k] = n;
         }
         const rows = history.query(id, q);

@@ -36,7 +36,11 @@ class HistoryService implements Service {
   health() {
     // A history that cannot be written (disk full) is reported, but the gateway stays healthy:
     // the outbox, not the history, carries what was accepted.
-    return { ok: true, state: this.failed ? 'failing' : 'keeping', detail: { ...this.store.stats, error: this.failed } };
+    return {
+      ok: true,
+      state: this.failed ? 'failing' : 'keeping',
+      detail: { ...this.store.stats, error: this.failed },
+    };
   }
 
   private run(fn: () => unknown): void {

@@ -36,14 +36,13 @@ export function statusModuleWith(o: StatusModuleOptions = {}): CapabilityModule 
         uptimeMs: () => ctx.uptimeMs(),
         devices: ctx.devices,
         latest: ctx.latest,
-        queue:
-          queues && uplink
-            ? {
-                snapshot: queues,
-                uplinkState: uplink,
-                uplink: { health: () => ctx.health().services['uplink'] ?? { ok: false, state: 'disabled' } },
-              }
-            : undefined,
+        queue: queues
+          ? {
+              snapshot: queues,
+              uplinkState: uplink ?? (() => ({ state: 'disabled', url: null, inflight: 0 })),
+              uplink: { health: () => ctx.health().services['uplink'] ?? { ok: false, state: 'disabled' } },
+            }
+          : undefined,
         history: p.history,
         deadletters: ctx.deadletters,
         alerts: p.alerts,

@@ -19,7 +19,12 @@ export const visionModule: CapabilityModule = {
       log: ctx.log.child({ mod: 'vision' }),
       registry: ctx.metrics,
       publisher: needSeam(ctx.provided.publisher, 'publisher', 'vision'),
-      ...(broker ? { subscribe: (filter: string, handler: (topic: string, payload: Buffer) => void) => broker.subscribe(filter, handler) } : {}),
+      ...(broker
+        ? {
+            subscribe: (filter: string, handler: (topic: string, payload: Buffer) => void) =>
+              broker.subscribe(filter, handler),
+          }
+        : {}),
     });
     return {
       services: [vision],

@@ -117,7 +117,7 @@ test('the root walks the module list: services, driver types, mgmt entries and c
   });
   assert.deepEqual(
     gateway.modules.map((m) => m.name),
-    ['queue', 'broker', 'publisher', 'device-status', 'analytics', 'coap', 'foo', 'drivers', 'ota'],
+    ['queue', 'broker', 'publisher', 'device-status', 'history', 'analytics', 'coap', 'foo', 'drivers', 'ota'],
     'enabled modules in list order (uplink and metrics are off)',
   );
   assert.ok(gateway.driverTypes.get('x-foo'), 'the module driver type is in the registry');
