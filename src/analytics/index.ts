@@ -33,7 +33,15 @@ export const analyticsModule: CapabilityModule = {
     return {
       services: [analytics],
       provides: { alerts: analytics },
-      mgmt: { views: { alerts: { rt: 'edge.mgmt.alerts', get: () => analytics.view() } } },
+      mgmt: {
+        resources: {
+          alerts: {
+            view: () => analytics.view(),
+            acknowledge: (id) => analytics.acknowledge(id),
+            onChange: (fn) => analytics.onChange(fn),
+          },
+        },
+      },
     };
   },
 };

@@ -65,6 +65,7 @@ export class AnalyticsService implements Service {
   private publishFailed = 0;
   private failed: string | null = null;
   private readonly metrics: { events: Counter<'kind'> | null; active: Gauge | null } = { events: null, active: null };
+  private readonly watchers = new Set<() => void>();
 
   constructor(private readonly opts: AnalyticsServiceOptions) {
     this.mono = opts.monotonic ?? (() => performance.now());
@@ -135,6 +136,12 @@ export class AnalyticsService implements Service {
     };
   }
 
+  /** Called after every alert event (observers of /mgmt/alerts, RFC 7641). */
+  onChange(fn: () => void): () => void {
+    this.watchers.add(fn);
+    return () => this.watchers.delete(fn);
+  }
+
   /** Operator acknowledgement (admin over /mgmt/alerts). */
   acknowledge(id: string): AlertRecord | undefined {
     const e = this.engine.acknowledge(id, this.wall());
@@ -194,6 +201,7 @@ export class AnalyticsService implements Service {
   }
 
   private emit(events: readonly AlertEvent[]): void {
+    if (events.length > 0) for (const fn of this.watchers) fn();
     for (const e of events) {
       this.metrics.events?.inc({ kind: e.kind });
       const a = e.alert;

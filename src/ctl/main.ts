@@ -21,6 +21,7 @@ Commands:
   deadletters [ID]       refused payloads, newest first (--device ID, --limit N); one in full with ID
   queues                 outbox/queue state
   audit                  recent management writes (--limit N, default 50)
+  alerts [ack ID]        open and recent analytics alerts; acknowledge one (admin token)
   tail [ID...]           follow readings live (observe /sensors/ID, RFC 7641); without ids,
                          every device with a reading (at most 64, new ones picked up every 10 s)
   ota check|apply        ask the gateway to look for / install an update (admin token)
@@ -144,6 +145,13 @@ export async function ctl(args: string[], io: CtlIo = defaultIo): Promise<number
         return await get(`/mgmt/deadletters/${sub}`, plain);
       case 'queues':
         return await get('/mgmt/queues', plain);
+      case 'alerts':
+        return await get('/mgmt/alerts', plain);
+      case 'alerts ack': {
+        const id = file;
+        if (!id) throw new Usage('alerts ack ID');
+        return answer(await request(url('/mgmt/alerts', { id }), 'post', timeoutMs), plain, io);
+      }
       case 'audit':
         return await get('/mgmt/audit', human(formatAudit), { limit: String(Number(o.limit ?? 50) || 50) });
       case 'config get': {

@@ -35,6 +35,16 @@ export interface MgmtResources {
   /** /mgmt/plugins. */
   plugins: () => object;
   ota: OtaResource;
+  /** /mgmt/alerts (analytics): the view, admin acknowledgement, change notifications. */
+  alerts: AlertsResource;
+}
+
+/** Alerts behind /mgmt/alerts (GET, observe; POST ?id= acknowledges). */
+export interface AlertsResource {
+  view(): object;
+  /** Undefined when no open alert has that id. */
+  acknowledge(id: string): object | undefined;
+  onChange(fn: () => void): () => void;
 }
 
 /** A read-only view served as GET /mgmt/{name} (read token), for capabilities without a fixed resource. */

@@ -270,6 +270,32 @@ export function managementResources(api: ManagementApi): Resource[] {
       },
     },
     {
+      // Analytics alerts (docs/analytics.md): open and recent; observers hear every change; an
+      // admin acknowledges one with POST ?id=<alert id>.
+      path: '/mgmt/alerts',
+      rt: 'edge.mgmt.alerts',
+      ct: [50],
+      obs: true,
+      methods: {
+        GET: g('/mgmt/alerts', 'read', () =>
+          json('2.05', api.registry.get('alerts')?.view() ?? { enabled: false, active: [], recent: [] }),
+        ),
+        POST: g('/mgmt/alerts', 'admin', (req) => {
+          const alerts = api.registry.get('alerts');
+          if (!alerts) return notBuilt('analytics');
+          const id = req.query['id'] ?? '';
+          if (!/^[A-Za-z0-9_.:\/-]{1,200}$/.test(id)) return text('4.00', 'id=<alert id> is required');
+          const acked = alerts.acknowledge(id);
+          return acked ? json('2.04', acked) : text('4.04', `no open, unacknowledged alert ${id}`);
+        }),
+      },
+      observe: (_req, _p, push) => {
+        const alerts = api.registry.get('alerts');
+        if (!alerts) return () => undefined;
+        return alerts.onChange(() => push(json('2.05', alerts.view())));
+      },
+    },
+    {
       path: '/mgmt/restart',
       rt: 'edge.mgmt.restart',
       methods: {

@@ -126,8 +126,9 @@ test('the root walks the module list: services, driver types, mgmt entries and c
   assert.deepEqual(gateway.mgmt.get('plugins')?.(), { plugins: [{ name: 'foo' }] });
   assert.deepEqual(
     gateway.mgmt.views().map(([n]) => n),
-    ['alerts', 'foo'],
+    ['foo'],
   );
+  assert.ok(gateway.mgmt.get('alerts'), '/mgmt/alerts resource from the analytics module');
   assert.ok(gateway.provided.outbox && gateway.provided.broker && gateway.provided.publisher);
   await gateway.start();
 
@@ -174,9 +175,22 @@ test('the root walks the module list: services, driver types, mgmt entries and c
   // Its command (on_raise, commands/foo-1) reached the x-foo driver through the command router.
   for (let i = 0; i < 300 && !driverCommands.length; i++) await new Promise((r) => setTimeout(r, 10));
   assert.deepEqual(driverCommands[0], { cool: 1 });
-  assert.ok(
-    gateway.mgmt.views().some(([n]) => n === 'alerts'),
-    'GET /mgmt/alerts from the analytics module',
+  // GET /mgmt/alerts shows it; an admin acknowledges it by id; a read token may not.
+  const coapA = gateway.services.find((s) => s instanceof CoapServer) as CoapServer;
+  const mg = `coap://127.0.0.1:${coapA.port}/mgmt`;
+  const view = JSON.parse(await coapClient(`${mg}/alerts?token=${READ}`)) as {
+    active: { id: string; state: string }[];
+  };
+  assert.equal(view.active.length, 1);
+  const alertId = view.active[0]!.id;
+  assert.match(
+    await coapClient(`${mg}/alerts?token=${READ}&id=${encodeURIComponent(alertId)}`, ['-m', 'post']),
+    /4\.03/,
+  );
+  assert.match(await coapClient(`${mg}/alerts?token=${ADMIN}&id=nope`, ['-m', 'post']), /4\.04/);
+  assert.match(
+    await coapClient(`${mg}/alerts?token=${ADMIN}&id=${encodeURIComponent(alertId)}`, ['-m', 'post']),
+    /"state":"acknowledged"/,
   );
 
   // The view is served as GET /mgmt/foo (read token), with a real CoAP client.
