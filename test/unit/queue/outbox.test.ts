@@ -37,6 +37,14 @@ const reading = (dev: string, i: number): Reading => ({
   source: 'mqtt',
 });
 
+/** Records the claims and commits them at once (the uplink waits for the next group commit). */
+function claimNow(outbox: Outbox, msgs: readonly UplinkMessage[]): void {
+  let done: Error | undefined | null = null;
+  outbox.claim(msgs, (err) => (done = err));
+  outbox.flush();
+  assert.equal(done, undefined);
+}
+
 function takeAll(outbox: Outbox, cls: number): UplinkMessage[] {
   const out: UplinkMessage[] = [];
   for (let m = outbox.peek(cls); m && !('waitMs' in m); m = outbox.peek(cls)) out.push(outbox.take(cls)!);
@@ -48,7 +56,9 @@ test('readings resolve after their group commit and drain as one codec batch per
   const { db, outbox } = open();
   await Promise.all([0, 1, 2, 3, 4].map((i) => outbox.enqueueReadings([reading('d1', i)], 'sensors/d1/data')));
   await outbox.enqueueReadings([reading('d2', 0)], 'sensors/d2/data');
-  assert.equal((db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n, 6);
+  // The five calls of d1 waited for the same commit: one row (one codec batch), not five.
+  assert.equal((db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n, 2);
+  assert.equal(outbox.classStats()[2]!.readings, 6);
   assert.deepEqual(outbox.peek(2), { waitMs: 200 }); // MEDIUM batch window still open
   advance(250);
   const msgs = takeAll(outbox, 2);
@@ -60,7 +70,7 @@ test('readings resolve after their group commit and drain as one codec batch per
   );
   assert.equal(msgs[1]!.readings, 1);
   assert.notEqual(msgs[0]!.id, msgs[1]!.id);
-  outbox.claim(msgs);
+  claimNow(outbox, msgs);
   for (const m of msgs) outbox.ack(m, 100);
   outbox.flush();
   assert.equal((db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n, 0);
@@ -75,7 +85,7 @@ test('a claimed batch is restored after a restart with the same id and the same 
   for (let i = 0; i < 10; i++) await first.outbox.enqueueReadings([reading('d1', i)], 'sensors/d1/data');
   advance(1000);
   const [m] = [first.outbox.take(2)!];
-  first.outbox.claim([m]);
+  claimNow(first.outbox, [m]);
   first.outbox.close();
   first.db.close(); // as after kill -9: nothing acknowledged
   const again = open();
