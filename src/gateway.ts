@@ -155,6 +155,7 @@ function buildServices(ctx: GatewayContext): Service[] {
     if (queue) {
       coap.mgmt?.provide('queues', queue.snapshot);
       coap.mgmt?.provide('uplink', queue.uplinkState);
+      coap.mgmt?.provide('uplinkReconnect', queue.reconnect);
     }
   }
   // Sensor drivers (serial, simulated). Commands: drivers.manager.handleCommand(deviceId, payload).

@@ -17,6 +17,7 @@ Commands:
   queues                 outbox/queue state
   ota check|apply        ask the gateway to look for / install an update (admin token)
   restart                graceful restart under systemd (admin token)
+  uplink reconnect       reconnect to the cloud now, resetting the backoff (admin token)
 
 Options:
   --host HOST[:PORT]     gateway address (default 127.0.0.1:5683; [::1]:5683 for IPv6)
@@ -115,6 +116,8 @@ export async function ctl(args: string[], io: CtlIo = defaultIo): Promise<number
         return answer(await request(url('/mgmt/ota', { action: sub! }), 'post', timeoutMs), show, io);
       case 'restart':
         return answer(await request(url('/mgmt/restart'), 'post', timeoutMs), show, io);
+      case 'uplink reconnect':
+        return answer(await request(url('/mgmt/uplink/reconnect'), 'post', timeoutMs), show, io);
       case 'watch status':
         return await watch(url('/mgmt/status'), o.count ? Number(o.count) : Infinity, timeoutMs, show, io);
       default:

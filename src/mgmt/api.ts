@@ -20,6 +20,8 @@ export interface MgmtProviders {
   inspection: () => unknown;
   plugins: () => unknown;
   ota: { state(): unknown; check(): Promise<unknown>; apply(): Promise<unknown> };
+  /** POST /mgmt/uplink/reconnect: reconnect the uplink now (reset its backoff); returns the state. */
+  uplinkReconnect: () => unknown;
 }
 
 export interface ManagementOptions {

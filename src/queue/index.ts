@@ -20,6 +20,8 @@ export interface QueueWiring {
   snapshot: () => QueuesSnapshot;
   /** The uplink part of /mgmt/status. */
   uplinkState: () => { state: string; url: string | null; inflight: number };
+  /** POST /mgmt/uplink/reconnect. */
+  reconnect: () => { state: string };
 }
 
 /** Builds the outbox, its sink and the uplink from the config (called first in buildServices). */
@@ -58,5 +60,6 @@ export function buildQueue(ctx: GatewayContext): QueueWiring {
       url: uplink ? config.uplink.url : null,
       inflight: uplink?.inflightCount ?? 0,
     }),
+    reconnect: () => ({ state: uplink ? uplink.reconnectNow() : 'disabled' }),
   };
 }

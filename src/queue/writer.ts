@@ -68,7 +68,14 @@ export class GroupCommitWriter {
   constructor(private readonly opts: WriterOptions) {}
 
   /** Readings of one device (one source call); resolves after the commit that stores them. */
-  addReadings(cls: number, topic: string, dev: string, ttl: number, t: number, readings: readonly Reading[]): Promise<void> {
+  addReadings(
+    cls: number,
+    topic: string,
+    dev: string,
+    ttl: number,
+    t: number,
+    readings: readonly Reading[],
+  ): Promise<void> {
     const key = `${cls}\u0000${ttl}\u0000${topic}\u0000${dev}`;
     let g = this.groups.get(key);
     if (g && g.readings.length + readings.length > this.opts.maxRowReadings) {
@@ -156,7 +163,8 @@ export class GroupCommitWriter {
     const waiters = this.waiters;
     const claims = this.claims;
     const claimWaiters = this.claimWaiters;
-    const deletes = this.deletes.length > MAX_DELETES_PER_COMMIT ? this.deletes.splice(0, MAX_DELETES_PER_COMMIT) : this.deletes;
+    const deletes =
+      this.deletes.length > MAX_DELETES_PER_COMMIT ? this.deletes.splice(0, MAX_DELETES_PER_COMMIT) : this.deletes;
     if (deletes === this.deletes) this.deletes = [];
     const claimDeletes = this.claimDeletes;
     this.full = [];

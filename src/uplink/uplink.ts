@@ -380,7 +380,10 @@ export class Uplink implements Service {
       this.probeSocket = undefined;
       if (this.stopped || this.online) return;
       if (!open) return this.scheduleProbe();
-      this.opts.log.info({ url: this.opts.config.url }, 'uplink: the cloud broker accepts connections again; connecting');
+      this.opts.log.info(
+        { url: this.opts.config.url },
+        'uplink: the cloud broker accepts connections again; connecting',
+      );
       clearTimeout(this.reconnectTimer);
       this.probeTriggered = true;
       this.connect();

@@ -180,3 +180,71 @@ test('disk full: the commit fails, callers are rejected (not acknowledged) and i
   assert.ok(!outbox.failing);
   assert.equal(outbox.classStats()[3]!.depth, 1);
 });
+
+test('a message enqueued with ttlS 0 never expires, also after a requeue (its own TTL, not the class TTL)', async (t) => {
+  const { open, advance } = setup(t, '  classes:\n    HIGH: { ttl_s: 5 }\n');
+  const { outbox } = open();
+  await outbox.enqueue({ topic: 'devices/d1/status', payload: Buffer.from('{}'), ttlS: 0 });
+  await outbox.enqueue({ topic: 'devices/d2/status', payload: Buffer.from('{}') }); // class TTL 5 s
+  const [keep, expire] = takeAll(outbox, 1);
+  // connection lost before the PUBACK: both go back to the front of HIGH
+  outbox.requeue(expire!);
+  outbox.requeue(keep!);
+  advance(6000);
+  outbox.sweep();
+  const s = outbox.classStats()[1]!;
+  // The sweep drops expired messages from the head; the head (ttlS 0) is alive, so both wait.
+  assert.equal(s.dropped.ttl, 0, 'the ttlS 0 message is not dropped');
+  assert.equal(s.depth, 2);
+  assert.equal(outbox.take(1)!.id, keep!.id);
+  outbox.sweep();
+  assert.equal(outbox.classStats()[1]!.dropped.ttl, 1, 'the class-TTL message behind it expires');
+});
+
+test('an explicit ttlS shorter than its class TTL expires after a requeue too', async (t) => {
+  const { open, advance } = setup(t);
+  const { outbox } = open();
+  await outbox.enqueue({ topic: 'alerts/a', payload: Buffer.from('{}'), ttlS: 2 }); // CRITICAL: class TTL 0
+  const [m] = takeAll(outbox, 0);
+  outbox.requeue(m!);
+  advance(3000);
+  outbox.sweep();
+  assert.equal(outbox.classStats()[0]!.dropped.ttl, 1);
+  assert.equal(outbox.classStats()[0]!.depth, 0);
+});
+
+test('group commit: inserts, deletes and claims of one wait share one transaction', async (t) => {
+  const { open, advance } = setup(t, '  classes:\n    MEDIUM: { batch_window_ms: 0 }\n');
+  const { outbox } = open();
+  await Promise.all([0, 1, 2].map((i) => outbox.enqueueReadings([reading(`d${i}`, i)], `sensors/d${i}/data`)));
+  const before = outbox.counters.commits;
+  const msgs = takeAll(outbox, 2);
+  assert.equal(msgs.length, 3);
+  let claimed = false;
+  outbox.claim(msgs, () => (claimed = true));
+  for (const m of msgs) outbox.ack(m, 10);
+  const next = [3, 4, 5].map((i) => outbox.enqueueReadings([reading('d0', i)], 'sensors/d0/data'));
+  advance(1);
+  await Promise.all(next);
+  assert.ok(claimed);
+  assert.equal(outbox.counters.commits - before, 1, 'one transaction for 3 deletes, 3 claims and 3 inserts');
+  const s = outbox.classStats()[2]!;
+  assert.equal(s.depth, 1); // d0's three calls: one row
+  assert.equal(s.readings, 3);
+});
+
+test('a call whose readings the codec refuses is rejected alone; the others of its commit are stored', async (t) => {
+  const { open } = setup(t);
+  const { outbox } = open();
+  const bad: Reading = { ...reading('d1', 1), ts: 1.5 }; // not an integer timestamp: EGW_CODEC_ENCODE
+  const results = await Promise.allSettled([
+    outbox.enqueueReadings([reading('d1', 0)], 'sensors/d1/data'),
+    outbox.enqueueReadings([bad], 'sensors/d1/data'),
+    outbox.enqueueReadings([reading('d1', 2)], 'sensors/d1/data'),
+  ]);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['fulfilled', 'rejected', 'fulfilled'],
+  );
+  assert.equal(outbox.classStats()[2]!.readings, 2);
+});
