@@ -194,8 +194,12 @@ export class Outbox {
       const got = this.store.load(cls, lane.lastSeq, CHUNK);
       let added = 0;
       for (const s of got) {
-        if (this.restored.has(s.seq)) lane.lastSeq = s.seq;
-        else (lane.push(this.fromStored(s)), added++);
+        if (this.restored.has(s.seq)) {
+          lane.lastSeq = s.seq;
+        } else {
+          lane.push(this.fromStored(s));
+          added++;
+        }
       }
       if (got.length < CHUNK) lane.complete = true;
       if (added > 0) break;
