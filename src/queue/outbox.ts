@@ -133,9 +133,9 @@ export class Outbox {
     });
   }
 
-  /** Commits what waits now. Synchronous; safe to call any time. */
+  /** Commits everything that waits now, deletes included. Synchronous; safe to call any time. */
   flush(): void {
-    this.writer.flush();
+    this.writer.flush(true);
   }
 
   private committed(rows: readonly NewRow[], seqs: readonly number[]): void {
@@ -435,7 +435,12 @@ export class Outbox {
 
   /** Commits what waits and stops the timers (nothing accepted is lost: it is on disk). */
   close(): void {
-    this.writer.flush();
+    // Bounded: a large delete goes MAX_DELETES_PER_COMMIT at a time; a failing disk stops it.
+    for (let i = 0; i < 1000 && this.writer.busy; i++) {
+      const before = this.writer.counters.commitFailures;
+      this.writer.flush(true);
+      if (this.writer.counters.commitFailures !== before) break;
+    }
     this.writer.close();
   }
 }

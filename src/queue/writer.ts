@@ -59,6 +59,7 @@ export class GroupCommitWriter {
   private claimDeletes: string[] = [];
   private claims: ClaimRow[] = [];
   private claimWaiters: ((err: Error | undefined) => void)[] = [];
+  private deletesSince = 0;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private immediate: NodeJS.Immediate | undefined;
@@ -131,6 +132,11 @@ export class GroupCommitWriter {
     else this.within(this.opts.waitMs);
   }
 
+  /** True while anything waits for a commit (the owner's close flushes until nothing does). */
+  get busy(): boolean {
+    return this.pendingRows > 0 || this.claims.length > 0 || this.deletes.length > 0 || this.claimDeletes.length > 0;
+  }
+
   get waiting(): number {
     return this.pendingRows;
   }
@@ -149,8 +155,11 @@ export class GroupCommitWriter {
     if (ms === REMOVE_WAIT_MS && this.pendingRows === 0 && this.claims.length === 0) this.timer.unref();
   }
 
-  /** Commits everything waiting now in one transaction. Synchronous; safe to call any time. */
-  flush(): void {
+  /**
+   * Commits what waits now in one transaction (deletes only when due, or with `force`).
+   * Synchronous; safe to call any time.
+   */
+  flush(force = false): void {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.timerAt = Infinity;
@@ -163,10 +172,19 @@ export class GroupCommitWriter {
     const waiters = this.waiters;
     const claims = this.claims;
     const claimWaiters = this.claimWaiters;
-    const deletes =
-      this.deletes.length > MAX_DELETES_PER_COMMIT ? this.deletes.splice(0, MAX_DELETES_PER_COMMIT) : this.deletes;
-    if (deletes === this.deletes) this.deletes = [];
-    const claimDeletes = this.claimDeletes;
+    // Deletes ride along about once a second, not with every commit: deleting touches the pages at
+    // the old end of the table (and the freelist), and a commit writes each page it touches whole.
+    const due = this.deletes.length >= MAX_DELETES_PER_COMMIT || this.now() - this.deletesSince >= REMOVE_WAIT_MS;
+    let deletes: number[] = [];
+    let claimDeletes: string[] = [];
+    if (due || force) {
+      deletes =
+        this.deletes.length > MAX_DELETES_PER_COMMIT ? this.deletes.splice(0, MAX_DELETES_PER_COMMIT) : this.deletes;
+      if (deletes === this.deletes) this.deletes = [];
+      claimDeletes = this.claimDeletes;
+      this.claimDeletes = [];
+      this.deletesSince = this.now();
+    }
     this.full = [];
     this.groups = new Map();
     this.messages = [];
@@ -174,8 +192,10 @@ export class GroupCommitWriter {
     this.pendingRows = 0;
     this.claims = [];
     this.claimWaiters = [];
-    this.claimDeletes = [];
-    if (rows.length === 0 && claims.length === 0 && deletes.length === 0 && claimDeletes.length === 0) return;
+    if (rows.length === 0 && claims.length === 0 && deletes.length === 0 && claimDeletes.length === 0) {
+      if (this.deletes.length > 0 || this.claimDeletes.length > 0) this.within(REMOVE_WAIT_MS);
+      return;
+    }
     let seqs: number[];
     try {
       seqs = this.opts.store.commit({ deletes, claimDeletes, claims, inserts: rows });
@@ -192,7 +212,8 @@ export class GroupCommitWriter {
     }
     this.counters.commits++;
     this.counters.rowsCommitted += rows.length;
-    if (this.deletes.length > 0) this.soon(); // the rest of a large delete, in the next turn
+    if (this.deletes.length >= MAX_DELETES_PER_COMMIT || (force && this.deletes.length > 0)) this.soon();
+    else if (this.deletes.length > 0 || this.claimDeletes.length > 0) this.within(REMOVE_WAIT_MS);
     this.opts.committed(rows, seqs);
     for (const w of waiters) if (!w.settled) w.resolve();
     for (const d of claimWaiters) d(undefined);
