@@ -34,7 +34,7 @@ const CRITICAL_RESERVE = 8;
  * decodes and re-encodes them): while a backlog drains, new readings' commits and PUBACKs run
  * between turns instead of waiting behind a whole in-flight window of batches.
  */
-const PUMP_BUDGET_MS = 8;
+const PUMP_BUDGET_MS = 5;
 /** MQTT 5 user property carrying the message id (the cloud drops duplicates by it). */
 export const MSG_ID_PROPERTY = 'msg-id';
 
