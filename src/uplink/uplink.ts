@@ -115,7 +115,7 @@ export class Uplink implements Service {
     this.prefix = opts.config.topic_prefix || `edge/${opts.gatewayId}`;
     this.idBytes = opts.outbox.idLength;
     this.state = new StateLog(opts.log, 'uplink');
-    opts.outbox.onCommit(() => this.pump());
+    opts.outbox.onCommit(() => this.pumpSoon());
   }
 
   /** What a message costs the link (payload + MQTT framing + link overhead); what the bucket and shares count. */
@@ -421,6 +421,18 @@ export class Uplink implements Service {
     }
   }
 
+  /**
+   * One pump turn after pending I/O: PUBACKs arrive dozens per socket read, and a turn per PUBACK
+   * (each forming a batch) held new readings' commits and PUBACKs back for a second while a backlog
+   * drained. Commits and acks coalesce into one turn per event-loop iteration.
+   */
+  private pumpSoon(): void {
+    this.more ??= setImmediate(() => {
+      this.more = undefined;
+      this.pump();
+    });
+  }
+
   /** Sends what the scheduler and the bucket allow; re-armed by commits, acks and timers. */
   pump(): void {
     if (!this.online || this.pumping || this.stopped) return;
@@ -473,7 +485,7 @@ export class Uplink implements Service {
     }
     if (batch.length > 0) this.claimThenPublish(batch);
     // Out of budget with more to send: continue after pending I/O (ingest, PUBACKs) had its turn.
-    if (yielded) this.more ??= setImmediate(() => ((this.more = undefined), this.pump()));
+    if (yielded) this.pumpSoon();
     if (wait !== Infinity) this.armPump(now + wait);
   }
 
@@ -553,7 +565,7 @@ export class Uplink implements Service {
         if (this.adaptive?.onAck(this.lastAckLatencyMs, now)) this.bucket!.setRate(this.adaptive.rate, now);
         this.counters.acked++;
         this.opts.outbox.ack(msg, f.cost);
-        this.pump();
+        this.pumpSoon();
       },
     );
   }
