@@ -27,7 +27,7 @@ export interface OutboxOptions {
 /** Rows per class held in memory at most; below LOW_WATER the next CHUNK is read from SQLite. */
 const HEAD_MAX = 30000;
 const LOW_WATER = 5000;
-const CHUNK = 2000;
+const CHUNK = 1000;
 
 /**
  * The store-and-forward outbox: the facade the pipeline and the uplink use. Accepts readings and

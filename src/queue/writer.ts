@@ -5,7 +5,7 @@ import type { ClaimRow, NewRow, OutboxStore } from './outbox-store.js';
 /** Deletes and claims alone (no insert waiting) are committed at most this late: they are not urgent. */
 export const REMOVE_WAIT_MS = 1000;
 /** Row deletes per transaction, so deleting a drained backlog never stalls the event loop for long. */
-export const MAX_DELETES_PER_COMMIT = 2000;
+export const MAX_DELETES_PER_COMMIT = 1000;
 
 export interface WriterOptions {
   store: OutboxStore;
