@@ -16,7 +16,7 @@
 //   node dist/scripts/bench-uplink.js reconnect [outageS=60] --ref DIR   (*)
 //     (e) default reconnect settings, cloud down `outageS`: time from its return to the first
 //         delivery, and full connection attempts while it was down. Both builds run at once.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -89,26 +89,12 @@ async function drain(): Promise<void> {
   const config = parseConfig(
     `version: 1\ngateway: { id: gw-b }\nuplink: { url: ${cloud.url} }\nqueue: { outbox: { commit_max_rows: 5000 } }\n`,
   );
+  // The backlog: one row per reading (readings that each came alone: the most rows to drain).
+  const tb = performance.now();
+  await prefill(resolve(fileURLToPath(new URL('../..', import.meta.url))), dir, total, devices);
   const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'normal' });
   const log = pino({ level: 'warn' });
   const outbox = new Outbox({ db, log, config: config.queue, codec: binaryReadingCodec });
-  // The backlog: one row per reading, as single-reading MQTT publishes leave it.
-  const tb = performance.now();
-  for (let i = 0; i < total; i += 10000) {
-    const wait: Promise<void>[] = [];
-    for (let k = i; k < Math.min(total, i + 10000); k++) {
-      const dev = `dev-${k % devices}`;
-      const r: Reading = {
-        deviceId: dev,
-        ts: 1_700_000_000_000 + k,
-        values: { temperature: 20 + (k % 100) / 10, seq: k },
-        quality: 'good',
-        source: 'mqtt',
-      };
-      wait.push(outbox.enqueueReadings([r], `sensors/${dev}/data`));
-    }
-    await Promise.all(wait);
-  }
   const buildS = (performance.now() - tb) / 1000;
   const uplink = new Uplink({
     config: { ...config.uplink, inflight_window: 64 },
@@ -231,8 +217,12 @@ async function metricsOf(port: number): Promise<Map<string, number>> {
 
 /** A backlog of `total` one-reading rows (the worst case: readings that each came alone), written straight into SQLite. */
 async function prefill(root: string, dir: string, total: number, devices: number): Promise<void> {
-  const { openDatabase: open } = (await import(join(root, 'dist/src/store/db.js'))) as typeof import('../src/store/db.js');
-  const { Outbox: OB } = (await import(join(root, 'dist/src/queue/outbox.js'))) as typeof import('../src/queue/outbox.js');
+  const { openDatabase: open } = (await import(
+    join(root, 'dist/src/store/db.js')
+  )) as typeof import('../src/store/db.js');
+  const { Outbox: OB } = (await import(
+    join(root, 'dist/src/queue/outbox.js')
+  )) as typeof import('../src/queue/outbox.js');
   const config = parseConfig('version: 1\n');
   const db = open({ path: join(dir, 'gateway.db'), durability: 'normal' });
   const ob = new OB({ db, log: pino({ level: 'warn' }), config: config.queue, codec: binaryReadingCodec });
@@ -364,12 +354,19 @@ async function reconnectOnce(root: string, outageS: number): Promise<Record<stri
   await sub.close();
   await cloud.close();
   rmSync(dir, { recursive: true, force: true });
-  return { outageS, firstDeliveryAfterReturnS: +first.toFixed(2), fullAttemptsWhileDown: attempts, probes: counters.probes ?? 0 };
+  return {
+    outageS,
+    firstDeliveryAfterReturnS: +first.toFixed(2),
+    fullAttemptsWhileDown: attempts,
+    probes: counters.probes ?? 0,
+  };
 }
 
 async function reconnect(): Promise<void> {
   const outageS = Number(a ?? 60);
-  const runs = await Promise.all(builds().map(async (bl) => ({ build: bl.name, ...(await reconnectOnce(bl.root, outageS)) })));
+  const runs = await Promise.all(
+    builds().map(async (bl) => ({ build: bl.name, ...(await reconnectOnce(bl.root, outageS)) })),
+  );
   console.log(JSON.stringify({ bench: 'reconnect', runs }));
 }
 

@@ -1,5 +1,6 @@
 import type { GatewayContext } from '../context.js';
 import type { Service } from '../lifecycle/service.js';
+import { Checkpointer } from '../store/checkpoint.js';
 import { Uplink } from '../uplink/uplink.js';
 import { binaryReadingCodec } from './codec.js';
 import { queuesSnapshot, registerQueueMetrics } from './metrics.js';
@@ -34,7 +35,12 @@ export function buildQueue(ctx: GatewayContext): QueueWiring {
     codec: binaryReadingCodec,
   });
   const services: Service[] = [
-    new QueueService({ outbox, pipeline: ctx.pipeline, log: ctx.log.child({ mod: 'outbox' }) }),
+    new QueueService({
+      outbox,
+      pipeline: ctx.pipeline,
+      log: ctx.log.child({ mod: 'outbox' }),
+      checkpointer: new Checkpointer({ db: ctx.db, log: ctx.log.child({ mod: 'store' }) }),
+    }),
   ];
   let uplink: Uplink | undefined;
   if (config.uplink.enabled) {
