@@ -138,8 +138,9 @@ export const QueueConfigSchema = section(
         }),
         commit_max_rows: Type.Integer({
           minimum: 1,
-          default: 2000,
-          description: 'A transaction is committed at once when this many rows wait.',
+          default: 256,
+          description:
+            'A transaction is committed at once when this many accepted messages (source calls) wait: many waiting callers, such as publishers with full QoS 1 windows, are not held for commit_wait_ms.',
         }),
         max_bytes: Type.Integer({
           minimum: 65536,

@@ -12,7 +12,7 @@ export interface WriterOptions {
   codec: ReadingCodec;
   /** Longest wait of an accepted message for its transaction (outbox.commit_wait_ms). */
   waitMs: number;
-  /** Rows waiting that commit at once (outbox.commit_max_rows). */
+  /** Source calls waiting that commit at once (outbox.commit_max_rows). */
   maxRows: number;
   /** Readings per stored row (outbox.max_batch_readings: a row never splits across uplink messages). */
   maxRowReadings: number;
@@ -55,6 +55,8 @@ export class GroupCommitWriter {
   private messages: NewRow[] = [];
   private waiters: Waiter[] = [];
   private pendingRows = 0;
+  /** Source calls waiting (a group of merged readings counts each call). */
+  private pendingCalls = 0;
   private deletes: number[] = [];
   private claimDeletes: string[] = [];
   private claims: ClaimRow[] = [];
@@ -106,7 +108,8 @@ export class GroupCommitWriter {
       const w: Waiter = { resolve, reject };
       this.waiters.push(w);
       bind?.(w);
-      if (this.pendingRows >= this.opts.maxRows || this.opts.waitMs === 0) this.soon();
+      // Many callers waiting (e.g. publishers with full QoS 1 windows): waiting longer only slows them.
+      if (++this.pendingCalls >= this.opts.maxRows || this.opts.waitMs === 0) this.soon();
       else this.within(this.opts.waitMs);
     });
   }
@@ -190,6 +193,7 @@ export class GroupCommitWriter {
     this.messages = [];
     this.waiters = [];
     this.pendingRows = 0;
+    this.pendingCalls = 0;
     this.claims = [];
     this.claimWaiters = [];
     if (rows.length === 0 && claims.length === 0 && deletes.length === 0 && claimDeletes.length === 0) {
