@@ -135,7 +135,7 @@ export class Outbox {
 
   /** Commits everything that waits now, deletes included. Synchronous; safe to call any time. */
   flush(): void {
-    this.writer.flush(true);
+    this.writer.flush();
   }
 
   private committed(rows: readonly NewRow[], seqs: readonly number[]): void {
@@ -438,7 +438,7 @@ export class Outbox {
     // Bounded: a large delete goes MAX_DELETES_PER_COMMIT at a time; a failing disk stops it.
     for (let i = 0; i < 1000 && this.writer.busy; i++) {
       const before = this.writer.counters.commitFailures;
-      this.writer.flush(true);
+      this.writer.flush();
       if (this.writer.counters.commitFailures !== before) break;
     }
     this.writer.close();

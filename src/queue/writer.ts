@@ -61,7 +61,6 @@ export class GroupCommitWriter {
   private claimDeletes: string[] = [];
   private claims: ClaimRow[] = [];
   private claimWaiters: ((err: Error | undefined) => void)[] = [];
-  private deletesSince = 0;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private immediate: NodeJS.Immediate | undefined;
@@ -158,11 +157,8 @@ export class GroupCommitWriter {
     if (ms === REMOVE_WAIT_MS && this.pendingRows === 0 && this.claims.length === 0) this.timer.unref();
   }
 
-  /**
-   * Commits what waits now in one transaction (deletes only when due, or with `force`).
-   * Synchronous; safe to call any time.
-   */
-  flush(force = false): void {
+  /** Commits what waits now in one transaction. Synchronous; safe to call any time. */
+  flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.timerAt = Infinity;
@@ -175,19 +171,13 @@ export class GroupCommitWriter {
     const waiters = this.waiters;
     const claims = this.claims;
     const claimWaiters = this.claimWaiters;
-    // Deletes ride along about once a second, not with every commit: deleting touches the pages at
-    // the old end of the table (and the freelist), and a commit writes each page it touches whole.
-    const due = this.deletes.length >= MAX_DELETES_PER_COMMIT || this.now() - this.deletesSince >= REMOVE_WAIT_MS;
-    let deletes: number[] = [];
-    let claimDeletes: string[] = [];
-    if (due || force) {
-      deletes =
-        this.deletes.length > MAX_DELETES_PER_COMMIT ? this.deletes.splice(0, MAX_DELETES_PER_COMMIT) : this.deletes;
-      if (deletes === this.deletes) this.deletes = [];
-      claimDeletes = this.claimDeletes;
-      this.claimDeletes = [];
-      this.deletesSince = this.now();
-    }
+    // Deletes ride with the next commit, at most MAX_DELETES_PER_COMMIT at a time (the rest in the
+    // next turn). Deletes alone wait up to REMOVE_WAIT_MS for an insert to ride with.
+    const deletes =
+      this.deletes.length > MAX_DELETES_PER_COMMIT ? this.deletes.splice(0, MAX_DELETES_PER_COMMIT) : this.deletes;
+    if (deletes === this.deletes) this.deletes = [];
+    const claimDeletes = this.claimDeletes;
+    this.claimDeletes = [];
     this.full = [];
     this.groups = new Map();
     this.messages = [];
@@ -216,8 +206,7 @@ export class GroupCommitWriter {
     }
     this.counters.commits++;
     this.counters.rowsCommitted += rows.length;
-    if (this.deletes.length >= MAX_DELETES_PER_COMMIT || (force && this.deletes.length > 0)) this.soon();
-    else if (this.deletes.length > 0 || this.claimDeletes.length > 0) this.within(REMOVE_WAIT_MS);
+    if (this.deletes.length > 0) this.soon(); // the rest of a large delete, in the next turn
     this.opts.committed(rows, seqs);
     for (const w of waiters) if (!w.settled) w.resolve();
     for (const d of claimWaiters) d(undefined);

@@ -380,10 +380,8 @@ export class Uplink implements Service {
       this.probeSocket = undefined;
       if (this.stopped || this.online) return;
       if (!open) return this.scheduleProbe();
-      this.opts.log.info(
-        { url: this.opts.config.url },
-        'uplink: the cloud broker accepts connections again; connecting',
-      );
+      // debug: with a broker that accepts TCP but refuses us this repeats once per backoff step.
+      this.opts.log.debug({ url: this.opts.config.url }, 'uplink: the broker port accepts connections; connecting now');
       clearTimeout(this.reconnectTimer);
       this.probeTriggered = true;
       this.connect();
