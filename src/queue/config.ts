@@ -138,7 +138,7 @@ export const QueueConfigSchema = section(
         }),
         commit_max_rows: Type.Integer({
           minimum: 1,
-          default: 256,
+          default: 64,
           description:
             'A transaction is committed at once when this many accepted messages (source calls) wait: many waiting callers, such as publishers with full QoS 1 windows, are not held for commit_wait_ms.',
         }),
