@@ -25,7 +25,10 @@ export class QueueService implements Service, Sink {
 
   async start(): Promise<void> {
     this.removeSink = this.opts.pipeline.addSink(this);
-    this.sweepTimer = setInterval(() => this.opts.outbox.sweep(), 1000);
+    this.sweepTimer = setInterval(() => {
+      this.opts.outbox.sweep();
+      this.opts.checkpointer?.poll();
+    }, 1000);
     this.sweepTimer.unref();
     // The outbox's commits are the hot path: keep WAL checkpoints (and their fsync) off the event loop.
     this.opts.checkpointer?.start();

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log/logger.js';
 import type { Db } from './db.js';
@@ -25,15 +26,35 @@ const SAFETY_AUTOCHECKPOINT_PAGES = 32768;
 export class Checkpointer {
   private worker: Worker | undefined;
   private readonly previous: number;
+  private wanted = false;
   checkpoints = 0;
 
   constructor(private readonly opts: CheckpointerOptions) {
     this.previous = opts.db.pragma('wal_autocheckpoint', { simple: true }) as number;
   }
 
+  /** Arms the checkpointer: the worker itself starts on the first `poll` that finds the WAL growing. */
   start(): void {
+    this.wanted = true;
+  }
+
+  /**
+   * Called now and then (once a second): starts the worker once the WAL reached a quarter of the
+   * threshold. A quiet gateway never pays for the worker's isolate (~8 MB RSS); one that writes does.
+   */
+  poll(): void {
+    if (!this.wanted || this.worker || this.opts.db.memory) return;
+    let size = 0;
+    try {
+      size = statSync(`${this.opts.db.name}-wal`).size;
+    } catch {
+      return;
+    }
+    if (size >= (this.opts.walBytes ?? 4 * 1024 * 1024) / 4) this.spawn();
+  }
+
+  private spawn(): void {
     const { db, log } = this.opts;
-    if (db.memory || this.worker) return;
     const walBytes = this.opts.walBytes ?? 4 * 1024 * 1024;
     this.worker = new Worker(new URL('./checkpoint-worker.js', import.meta.url), {
       workerData: { path: db.name, everyMs: this.opts.everyMs ?? 1000, walBytes },
@@ -54,6 +75,7 @@ export class Checkpointer {
   }
 
   async stop(): Promise<void> {
+    this.wanted = false;
     const w = this.worker;
     this.worker = undefined;
     if (!w) return;

@@ -17,11 +17,14 @@ test('checkpointer: checkpoints the WAL from its own thread; the writer auto-che
   const before = db.pragma('wal_autocheckpoint', { simple: true }) as number;
   const ck = new Checkpointer({ db, log: pino({ level: 'silent' }), walBytes: 64 * 1024, everyMs: 20 });
   ck.start();
-  assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 32768);
+  ck.poll();
+  assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), before, 'no worker while the WAL is small');
   db.exec('CREATE TABLE t (x BLOB)');
   const ins = db.prepare('INSERT INTO t VALUES (?)');
   for (let i = 0; i < 200; i++) ins.run(Buffer.alloc(1000, i)); // 200 commits: WAL > 64 KiB
   assert.ok(statSync(join(dir, 'gateway.db-wal')).size > 64 * 1024);
+  ck.poll(); // the WAL grew: the worker starts
+  assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 32768);
   const deadline = performance.now() + 5000;
   while (ck.checkpoints === 0) {
     assert.ok(performance.now() < deadline, 'a checkpoint within 5 s');
