@@ -24,10 +24,15 @@ export interface OutboxOptions {
   now?: () => number;
 }
 
-/** Rows per class held in memory at most; below LOW_WATER the next CHUNK is read from SQLite. */
+/**
+ * Rows per class held in memory at most; below LOW_WATER chunks of CHUNK rows are read from SQLite,
+ * for at most LOAD_BUDGET_MS per call (the rest on the next call): a deep head keeps many rows
+ * per device in view, so batches stay large (a backlog of 100 devices: ~200 rows each).
+ */
 const HEAD_MAX = 30000;
-const LOW_WATER = 5000;
+const LOW_WATER = 20000;
 const CHUNK = 1000;
+const LOAD_BUDGET_MS = 4;
 
 /**
  * The store-and-forward outbox: the facade the pipeline and the uplink use. Accepts readings and
@@ -190,6 +195,7 @@ export class Outbox {
 
   /** Reads the next chunk of a class from SQLite when its head runs low (one chunk per call: bounded work). */
   private ensureHead(lane: ClassLane, cls: number): void {
+    const t0 = performance.now();
     while (!lane.complete && lane.live < LOW_WATER) {
       const got = this.store.load(cls, lane.lastSeq, CHUNK);
       let added = 0;
@@ -202,7 +208,7 @@ export class Outbox {
         }
       }
       if (got.length < CHUNK) lane.complete = true;
-      if (added > 0) break;
+      if (added > 0 && performance.now() - t0 > LOAD_BUDGET_MS) break;
     }
   }
 
