@@ -1,5 +1,7 @@
+import type { Reading } from '../pipeline/reading.js';
+import type { ReadingCodec } from './codec.js';
 import { Fifo } from './fifo.js';
-import type { ClaimRow } from './outbox-store.js';
+import { ROW_OVERHEAD_BYTES, type ClaimRow, type StoredRow } from './outbox-store.js';
 
 /** A stored row held in memory at the head of its class. */
 export interface Row {
@@ -37,6 +39,68 @@ export interface UplinkMessage {
   readonly seqs: readonly number[];
   readonly claim: ClaimRow | undefined;
   claimed: boolean;
+}
+
+/** A row read back from SQLite, as the lanes hold it. */
+export function rowFromStored(s: StoredRow): Row {
+  return {
+    seq: s.seq,
+    cls: s.cls,
+    key: '',
+    topic: s.topic,
+    dev: s.dev,
+    kind: s.kind,
+    n: s.n,
+    payload: s.payload,
+    ctype: s.ctype,
+    t: s.t_ms,
+    ttl: s.ttl_ms,
+    bytes: s.payload.length + Buffer.byteLength(s.topic) + ROW_OVERHEAD_BYTES,
+    taken: false,
+  };
+}
+
+/**
+ * One uplink message from rows of one batching key: a message row as it is, reading rows merged
+ * into one codec batch. Its id is the claim's, else `{uid}-{seq of the first row}`; it carries
+ * the first row's time and TTL (its own, whatever the class). Throws when the codec cannot read
+ * a stored row.
+ */
+export function formMessage(
+  rows: readonly Row[],
+  claim: ClaimRow | undefined,
+  uid: string,
+  codec: ReadingCodec,
+): UplinkMessage {
+  const first = rows[0]!;
+  let payload: Uint8Array;
+  if (first.kind === 0) {
+    payload = first.payload;
+  } else {
+    const all: Reading[] = [];
+    for (const r of rows) for (const x of codec.decodeRow(r.payload)) all.push(x);
+    payload = codec.encodeUplink(all);
+  }
+  let readings = 0;
+  let bytes = 0;
+  for (const r of rows) {
+    readings += r.n;
+    bytes += r.bytes;
+  }
+  return {
+    id: claim?.id ?? `${uid}-${first.seq}`,
+    cls: first.cls,
+    topic: first.topic,
+    payload,
+    contentType: first.kind === 0 ? (first.ctype ?? 'application/json') : codec.contentType,
+    readings,
+    bytes,
+    t: first.t,
+    ttl: first.ttl,
+    seqs: rows.map((r) => r.seq),
+    claim,
+    claimed: false,
+  };
 }
 
 /**

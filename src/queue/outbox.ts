@@ -7,8 +7,8 @@ import { Classifier } from './classify.js';
 import type { ReadingCodec } from './codec.js';
 import type { QueueConfig } from './config.js';
 import { expiryReason, nextEviction } from './expiry.js';
-import { ClassLane, groupSize, type Row, type UplinkMessage } from './lanes.js';
-import { OutboxStore, ROW_OVERHEAD_BYTES, type ClaimRow, type NewRow, type StoredRow } from './outbox-store.js';
+import { ClassLane, formMessage, groupSize, rowFromStored, type Row, type UplinkMessage } from './lanes.js';
+import { OutboxStore, ROW_OVERHEAD_BYTES, type ClaimRow, type NewRow } from './outbox-store.js';
 import { ClassCounters } from './stats.js';
 import { DROP_REASONS, PRIORITIES, type ClassStats, type DropReason, type OutboundMessage } from './types.js';
 import { GroupCommitWriter } from './writer.js';
@@ -175,24 +175,6 @@ export class Outbox {
     }
   }
 
-  private fromStored(s: StoredRow): Row {
-    return {
-      seq: s.seq,
-      cls: s.cls,
-      key: '',
-      topic: s.topic,
-      dev: s.dev,
-      kind: s.kind,
-      n: s.n,
-      payload: s.payload,
-      ctype: s.ctype,
-      t: s.t_ms,
-      ttl: s.ttl_ms,
-      bytes: s.payload.length + Buffer.byteLength(s.topic) + ROW_OVERHEAD_BYTES,
-      taken: false,
-    };
-  }
-
   /** Reads the next chunk of a class from SQLite when its head runs low (one chunk per call: bounded work). */
   private ensureHead(lane: ClassLane, cls: number): void {
     const t0 = performance.now();
@@ -203,7 +185,7 @@ export class Outbox {
         if (this.restored.has(s.seq)) {
           lane.lastSeq = s.seq;
         } else {
-          lane.push(this.fromStored(s));
+          lane.push(rowFromStored(s));
           added++;
         }
       }
@@ -216,7 +198,7 @@ export class Outbox {
   private restoreClaims(): void {
     const stale: string[] = [];
     for (const c of this.store.claims()) {
-      const rows = this.store.rowsOfClaim(c).map((s) => this.fromStored(s));
+      const rows = this.store.rowsOfClaim(c).map((s) => rowFromStored(s));
       if (rows.length === 0) {
         stale.push(c.id);
         continue;
@@ -292,44 +274,17 @@ export class Outbox {
     }
   }
 
+  /** One message from rows (a codec batch of their readings, or the message itself); undefined when unreadable. */
   private build(rows: Row[], claim: ClaimRow | undefined): UplinkMessage | undefined {
-    const first = rows[0]!;
-    let payload: Uint8Array;
-    if (first.kind === 0) {
-      payload = first.payload;
-    } else {
-      try {
-        const all: Reading[] = [];
-        for (const r of rows) for (const x of this.opts.codec.decodeRow(r.payload)) all.push(x);
-        payload = this.opts.codec.encodeUplink(all);
-      } catch (err) {
-        this.opts.log.error(
-          { err, seq: first.seq, code: 'EGW_OUTBOX_COMMIT' },
-          'stored readings cannot be decoded; dropped (counted as invalid)',
-        );
-        return undefined;
-      }
+    try {
+      return formMessage(rows, claim, this.store.uid, this.opts.codec);
+    } catch (err) {
+      this.opts.log.error(
+        { err, seq: rows[0]!.seq, code: 'EGW_OUTBOX_COMMIT' },
+        'stored readings cannot be decoded; dropped (counted as invalid)',
+      );
+      return undefined;
     }
-    let readings = 0;
-    let bytes = 0;
-    for (const r of rows) {
-      readings += r.n;
-      bytes += r.bytes;
-    }
-    return {
-      id: claim?.id ?? `${this.store.uid}-${first.seq}`,
-      cls: first.cls,
-      topic: first.topic,
-      payload,
-      contentType: first.kind === 0 ? (first.ctype ?? 'application/json') : this.opts.codec.contentType,
-      readings,
-      bytes,
-      t: first.t,
-      ttl: first.ttl,
-      seqs: rows.map((r) => r.seq),
-      claim,
-      claimed: false,
-    };
   }
 
   /** Takes the message `peek` returned; it is now the uplink's until `ack` or `requeue`. */
