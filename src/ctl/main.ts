@@ -26,6 +26,7 @@ Commands:
                          every device with a reading (at most 64, new ones picked up every 10 s)
   ota check|apply        ask the gateway to look for / install an update (admin token)
   restart                graceful restart under systemd (admin token)
+  uplink reconnect       reconnect to the cloud now, resetting the backoff (admin token)
 
 Options:
   --host HOST[:PORT]     gateway address (default 127.0.0.1:5683; [::1]:5683 for IPv6)
@@ -184,6 +185,8 @@ export async function ctl(args: string[], io: CtlIo = defaultIo): Promise<number
         return answer(await request(url('/mgmt/ota', { action: sub! }), 'post', timeoutMs), plain, io);
       case 'restart':
         return answer(await request(url('/mgmt/restart'), 'post', timeoutMs), plain, io);
+      case 'uplink reconnect':
+        return answer(await request(url('/mgmt/uplink/reconnect'), 'post', timeoutMs), plain, io);
       case 'watch status':
         return await watch(
           [url('/mgmt/status')],

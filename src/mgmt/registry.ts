@@ -35,6 +35,8 @@ export interface MgmtResources {
   /** /mgmt/plugins. */
   plugins: () => object;
   ota: OtaResource;
+  /** POST /mgmt/uplink/reconnect: reconnect now (backoff reset); returns the state. */
+  uplinkReconnect: () => { state: string };
   /** /mgmt/alerts (analytics): the view, admin acknowledgement, change notifications. */
   alerts: AlertsResource;
 }

@@ -349,6 +349,18 @@ export function managementResources(api: ManagementApi): Resource[] {
       },
     },
     {
+      // An operator who knows the cloud is back need not wait for the uplink's backoff.
+      path: '/mgmt/uplink/reconnect',
+      rt: 'edge.mgmt.uplink.reconnect',
+      ct: [50],
+      methods: {
+        POST: g('/mgmt/uplink/reconnect', 'admin', () => {
+          const reconnect = api.registry.get('uplinkReconnect');
+          return reconnect ? json('2.04', reconnect()) : notBuilt('the uplink');
+        }),
+      },
+    },
+    {
       path: '/mgmt/audit',
       rt: 'edge.mgmt.audit',
       ct: [50],

@@ -1,5 +1,6 @@
 import type { CapabilityModule } from '../capability/types.js';
 import { needDb } from '../capability/needs.js';
+import { Checkpointer } from '../store/checkpoint.js';
 import { binaryReadingCodec } from './codec.js';
 import { queuesSnapshot, registerQueueMetrics } from './metrics.js';
 import { Outbox } from './outbox.js';
@@ -22,14 +23,23 @@ export const queueModule: CapabilityModule = {
   build(ctx, db) {
     const { config } = ctx;
     const log = ctx.log.child({ mod: 'outbox' });
-    const outbox = new Outbox({ db: needDb(db, 'queue'), log, config: config.queue, codec: binaryReadingCodec });
+    const store = needDb(db, 'queue');
+    const outbox = new Outbox({ db: store, log, config: config.queue, codec: binaryReadingCodec });
     const port = outboxPort(outbox);
     const quota = { maxBytes: config.queue.outbox.max_bytes, maxAgeS: config.queue.outbox.max_age_s };
     // The uplink is built after this module: read its view when asked, not now.
     const snapshot = () => queuesSnapshot(port, ctx.provided.uplink, quota);
     registerQueueMetrics(ctx.metrics, snapshot);
     return {
-      services: [new QueueService({ outbox, pipeline: ctx.pipeline, log })],
+      services: [
+        new QueueService({
+          outbox,
+          pipeline: ctx.pipeline,
+          log,
+          // WAL checkpoints off the event loop (docs/queues.md §Disk writes).
+          checkpointer: new Checkpointer({ db: store, log: ctx.log.child({ mod: 'store' }) }),
+        }),
+      ],
       provides: { outbox: port },
       mgmt: { resources: { queues: snapshot } },
     };

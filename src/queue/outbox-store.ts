@@ -158,6 +158,30 @@ export class OutboxStore {
     return seqs;
   }
 
+  /**
+   * The group commit: deletes, claims and inserts in **one** transaction (one WAL append, one set
+   * of touched pages). Returns the seq of each inserted row; throws, nothing written, on failure.
+   */
+  commit(w: {
+    deletes: readonly number[];
+    claimDeletes: readonly string[];
+    claims: readonly ClaimRow[];
+    inserts: readonly NewRow[];
+  }): number[] {
+    const seqs: number[] = new Array<number>(w.inserts.length);
+    this.db.transaction(() => {
+      for (const s of w.deletes) this.deleteRow.run(s);
+      for (const id of w.claimDeletes) this.deleteClaim.run(id);
+      for (const c of w.claims) this.insertClaim.run(c.id, c.cls, c.topic, c.dev, c.first_seq, c.last_seq);
+      for (let i = 0; i < w.inserts.length; i++) {
+        const r = w.inserts[i]!;
+        const info = this.insertRow.run(r.cls, r.topic, r.dev, r.kind, r.n, r.payload, r.ctype, r.t, r.ttl);
+        seqs[i] = Number(info.lastInsertRowid);
+      }
+    })();
+    return seqs;
+  }
+
   /** Deletes delivered or dropped rows and finished claims in one transaction. */
   remove(seqs: readonly number[], claimIds: readonly string[]): void {
     this.db.transaction(() => {

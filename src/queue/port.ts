@@ -14,7 +14,8 @@ export interface OutboxPort {
   /** The next message of a class without taking it, `{ waitMs }` while its batch window is open, undefined when empty. */
   peek(p: Priority): UplinkMessage | { waitMs: number } | undefined;
   take(p: Priority): UplinkMessage | undefined;
-  claim(msgs: readonly UplinkMessage[]): void;
+  /** Commits the claims of these messages; `done` runs after the commit (the uplink publishes then). */
+  claim(msgs: readonly UplinkMessage[], done: (err: Error | undefined) => void): void;
   ack(msg: UplinkMessage, wireBytes: number): void;
   requeue(msg: UplinkMessage): void;
   setMaxBatchBytes(bytes: number): void;
@@ -39,7 +40,7 @@ export function outboxPort(outbox: Outbox): OutboxAccess {
     onCommit: (fn) => outbox.onCommit(fn),
     peek: (p) => outbox.peek(INDEX[p]),
     take: (p) => outbox.take(INDEX[p]),
-    claim: (msgs) => outbox.claim(msgs),
+    claim: (msgs, done) => outbox.claim(msgs, done),
     ack: (msg, wireBytes) => outbox.ack(msg, wireBytes),
     requeue: (msg) => outbox.requeue(msg),
     setMaxBatchBytes: (bytes) => outbox.setMaxBatchBytes(bytes),

@@ -2,6 +2,7 @@ import type { Service, ServiceHealth } from '../lifecycle/service.js';
 import type { Logger } from '../log/logger.js';
 import type { IngestMeta, Pipeline, Sink } from '../pipeline/pipeline.js';
 import type { Reading } from '../pipeline/reading.js';
+import type { Checkpointer } from '../store/checkpoint.js';
 import type { Outbox } from './outbox.js';
 
 /**
@@ -14,7 +15,9 @@ export class QueueService implements Service, Sink {
   private removeSink: (() => void) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly opts: { outbox: Outbox; pipeline: Pipeline; log: Logger }) {}
+  constructor(
+    private readonly opts: { outbox: Outbox; pipeline: Pipeline; log: Logger; checkpointer?: Checkpointer },
+  ) {}
 
   accept(readings: readonly Reading[], meta: IngestMeta): Promise<void> {
     return this.opts.outbox.enqueueReadings(readings, meta.topic);
@@ -22,8 +25,13 @@ export class QueueService implements Service, Sink {
 
   async start(): Promise<void> {
     this.removeSink = this.opts.pipeline.addSink(this);
-    this.sweepTimer = setInterval(() => this.opts.outbox.sweep(), 1000);
+    this.sweepTimer = setInterval(() => {
+      this.opts.outbox.sweep();
+      this.opts.checkpointer?.poll();
+    }, 1000);
     this.sweepTimer.unref();
+    // The outbox's commits are the hot path: keep WAL checkpoints (and their fsync) off the event loop.
+    this.opts.checkpointer?.start();
     const depth = this.opts.outbox.classStats().reduce((a, c) => a + c.readings, 0);
     this.opts.log.info({ readings: depth }, 'outbox open');
   }
@@ -33,6 +41,7 @@ export class QueueService implements Service, Sink {
     this.removeSink = undefined;
     clearInterval(this.sweepTimer);
     this.opts.outbox.close();
+    await this.opts.checkpointer?.stop();
   }
 
   health(): ServiceHealth {

@@ -50,6 +50,12 @@ export const UplinkConfigSchema = section(
     reconnect: section(
       {
         min_ms: Type.Integer({ minimum: 10, default: 1000, description: 'First retry delay.' }),
+        probe_ms: Type.Integer({
+          minimum: 0,
+          default: 2000,
+          description:
+            'While offline, a TCP reachability probe (connect + close, no TLS, no MQTT) of the broker every this many ms (±25 %); when the port accepts, reconnect at once instead of waiting for the backoff. 0 = off.',
+        }),
         max_ms: Type.Integer({ minimum: 100, default: 60000, description: 'Longest retry delay.' }),
         jitter: Type.Number({
           minimum: 0,

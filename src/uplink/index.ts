@@ -30,6 +30,7 @@ export const uplinkModule: CapabilityModule = {
             url: config.uplink.url,
             inflight: uplink.inflightCount,
           }),
+          uplinkReconnect: () => ({ state: uplink.reconnectNow() }),
         },
       },
     };

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Socket } from 'node:net';
+import { connect as tcpConnect, type Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { GatewayError } from '../errors.js';
@@ -30,6 +30,12 @@ interface InFlight {
 
 /** In-flight slots beyond the window that only CRITICAL may use, so a window full of LOW cannot hold an alarm back. */
 const CRITICAL_RESERVE = 8;
+/**
+ * Work one pump turn may do before it yields to the event loop (forming a batch of 1,000 readings
+ * decodes and re-encodes them): while a backlog drains, new readings' commits and PUBACKs run
+ * between turns instead of waiting behind a whole in-flight window of batches.
+ */
+const PUMP_BUDGET_MS = 5;
 /** MQTT 5 user property carrying the message id (the cloud drops duplicates by it). */
 export const MSG_ID_PROPERTY = 'msg-id';
 
@@ -52,6 +58,14 @@ export class Uplink implements Service {
   /** Cause of the last failed connection attempt already logged (logged again only when it changes). */
   private reportedError: string | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private reconnectAt = 0;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private probeSocket: Socket | undefined;
+  /** A probe found the port open and the attempt it started failed: no more probes until the next backoff attempt. */
+  private probeSpent = false;
+  /** The current attempt was started by a probe. */
+  private probeTriggered = false;
+  private more: NodeJS.Immediate | undefined;
   private pumpTimer: NodeJS.Timeout | undefined;
   private pumpAt = Infinity;
   private checkTimer: NodeJS.Timeout | undefined;
@@ -65,7 +79,17 @@ export class Uplink implements Service {
   private readonly now: () => number;
   private readonly idBytes: number;
   lastAckLatencyMs: number | null = null;
-  readonly counters = { published: 0, acked: 0, requeued: 0, connects: 0, ackTimeouts: 0, refused: 0 };
+  readonly counters = {
+    published: 0,
+    acked: 0,
+    requeued: 0,
+    connects: 0,
+    ackTimeouts: 0,
+    refused: 0,
+    /** Full connection attempts (TCP + TLS + CONNECT) and cheap TCP reachability probes. */
+    attempts: 0,
+    probes: 0,
+  };
 
   constructor(private readonly opts: UplinkOptions) {
     const { queue } = opts;
@@ -92,7 +116,7 @@ export class Uplink implements Service {
     this.prefix = opts.config.topic_prefix || `edge/${opts.gatewayId}`;
     this.idBytes = opts.outbox.idLength;
     this.state = new StateLog(opts.log, 'uplink');
-    opts.outbox.onCommit(() => this.pump());
+    opts.outbox.onCommit(() => this.pumpSoon());
   }
 
   /** What a message costs the link (payload + MQTT framing + link overhead); what the bucket and shares count. */
@@ -134,6 +158,8 @@ export class Uplink implements Service {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
+    this.stopProbing();
+    if (this.more) clearImmediate(this.more);
     clearTimeout(this.pumpTimer);
     clearInterval(this.checkTimer);
     this.drop('stopping');
@@ -177,8 +203,27 @@ export class Uplink implements Service {
     };
   }
 
+  /**
+   * Operator's "the cloud is back, try now" (`edge-gateway ctl uplink reconnect`): when offline,
+   * abandons the pending attempt, resets the backoff and connects at once. Returns the state.
+   */
+  reconnectNow(): 'online' | 'connecting' | 'stopped' {
+    if (this.stopped) return 'stopped';
+    if (this.online) return 'online';
+    this.opts.log.info({ url: this.opts.config.url }, 'uplink reconnect requested');
+    this.attempts = 0;
+    this.probeSpent = false;
+    clearTimeout(this.reconnectTimer);
+    this.stopProbing();
+    this.drop('reconnect requested');
+    this.connect();
+    return 'connecting';
+  }
+
   private connect(): void {
     if (this.stopped) return;
+    this.stopProbing();
+    this.counters.attempts++;
     const gen = ++this.gen;
     let client: MqttClient;
     try {
@@ -196,6 +241,8 @@ export class Uplink implements Service {
       (client.stream as Socket).setNoDelay?.(true);
       this.receiveMax = connack.properties?.receiveMaximum ?? 65535;
       this.attempts = 0;
+      this.probeTriggered = false;
+      this.probeSpent = false;
       this.online = true;
       this.lastError = undefined;
       this.reportedError = undefined;
@@ -280,15 +327,87 @@ export class Uplink implements Service {
     if (list.length > 0) this.opts.log.debug({ reason, requeued: list.length }, 'in-flight messages re-queued');
   }
 
-  /** Exponential backoff with jitter: min·2^n capped at max, minus a random fraction (AWS "equal jitter"). */
+  /**
+   * Exponential backoff with jitter: min·2^n capped at max, minus a random fraction (AWS "equal
+   * jitter"). Full attempts (TCP + TLS + MQTT CONNECT) back off so a cloud that stays down is not
+   * hammered; between them, cheap TCP probes (below) notice within `probe_ms` that it is back.
+   */
   private scheduleReconnect(): void {
     if (this.stopped) return;
+    // The attempt that just failed was started by a probe that found the port open: the broker
+    // accepts TCP but not us (overloaded, refusing CONNECT, TLS). Wait for the backoff, no probes.
+    this.probeSpent = this.probeTriggered;
+    this.probeTriggered = false;
     const r = this.opts.config.reconnect;
     const base = Math.min(r.max_ms, r.min_ms * 2 ** Math.min(this.attempts, 30));
     const delay = Math.round(base * (1 - r.jitter * Math.random()));
     this.attempts++;
     clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    this.reconnectAt = this.now() + delay;
+    this.reconnectTimer = setTimeout(() => ((this.probeSpent = false), this.connect()), delay);
+    this.scheduleProbe();
+  }
+
+  /**
+   * A TCP reachability probe of the broker's host and port (a SYN, closed at once: nothing for
+   * the broker to authenticate or negotiate), every `reconnect.probe_ms` ± 25 % while the next
+   * full attempt is further away than that. When the port accepts, the full attempt starts now.
+   */
+  private scheduleProbe(): void {
+    const every = this.opts.config.reconnect.probe_ms;
+    if (every <= 0 || this.stopped || this.online || this.probeSpent) return;
+    const delay = Math.round(every * (0.75 + 0.5 * Math.random()));
+    if (this.now() + delay >= this.reconnectAt) return; // the backoff attempt comes first
+    clearTimeout(this.probeTimer);
+    this.probeTimer = setTimeout(() => this.probe(), delay);
+  }
+
+  private probe(): void {
+    this.probeTimer = undefined;
+    if (this.stopped || this.online) return;
+    let host: string;
+    let port: number;
+    try {
+      const u = new URL(this.opts.config.url);
+      host = u.hostname.replace(/^\[|\]$/g, '');
+      port = Number(u.port || (u.protocol === 'mqtts:' ? 8883 : 1883));
+    } catch {
+      return;
+    }
+    this.counters.probes++;
+    const sock = tcpConnect({ host, port });
+    this.probeSocket = sock;
+    const done = (open: boolean) => {
+      sock.removeAllListeners();
+      sock.on('error', () => undefined);
+      sock.destroy();
+      if (this.probeSocket !== sock) return;
+      this.probeSocket = undefined;
+      if (this.stopped || this.online) return;
+      if (!open) return this.scheduleProbe();
+      // debug: with a broker that accepts TCP but refuses us this repeats once per backoff step.
+      this.opts.log.debug({ url: this.opts.config.url }, 'uplink: the broker port accepts connections; connecting now');
+      clearTimeout(this.reconnectTimer);
+      this.probeTriggered = true;
+      this.connect();
+    };
+    sock.setTimeout(Math.min(this.opts.config.reconnect.probe_ms, this.opts.config.connect_timeout_ms), () =>
+      done(false),
+    );
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+  }
+
+  private stopProbing(): void {
+    clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    const s = this.probeSocket;
+    this.probeSocket = undefined;
+    if (s) {
+      s.removeAllListeners();
+      s.on('error', () => undefined);
+      s.destroy();
+    }
   }
 
   private checkAcks(): void {
@@ -303,6 +422,18 @@ export class Uplink implements Service {
       }
       break;
     }
+  }
+
+  /**
+   * One pump turn after pending I/O: PUBACKs arrive dozens per socket read, and a turn per PUBACK
+   * (each forming a batch) held new readings' commits and PUBACKs back for a second while a backlog
+   * drained. Commits and acks coalesce into one turn per event-loop iteration.
+   */
+  private pumpSoon(): void {
+    this.more ??= setImmediate(() => {
+      this.more = undefined;
+      this.pump();
+    });
   }
 
   /** Sends what the scheduler and the bucket allow; re-armed by commits, acks and timers. */
@@ -324,10 +455,15 @@ export class Uplink implements Service {
     const window = Math.min(this.opts.config.inflight_window, this.receiveMax);
     const batch: InFlight[] = [];
     let wait = Infinity;
+    let yielded = false;
     const costs: (number | undefined)[] = [undefined, undefined, undefined, undefined];
     for (;;) {
       const used = this.inflight.size + batch.length;
       if (used >= window + CRITICAL_RESERVE) break;
+      if (batch.length > 0 && this.now() - now > PUMP_BUDGET_MS) {
+        yielded = true;
+        break;
+      }
       for (let c = 0; c < costs.length; c++) {
         costs[c] = undefined;
         if (c > 0 && used >= window) continue;
@@ -350,18 +486,42 @@ export class Uplink implements Service {
       this.scheduler.charge(cls, cost);
       batch.push({ msg, cost, sentAt: now });
     }
-    if (batch.length > 0) {
-      try {
-        outbox.claim(batch.map((b) => b.msg));
-      } catch (err) {
-        for (let i = batch.length - 1; i >= 0; i--) outbox.requeue(batch[i]!.msg);
-        this.opts.log.error({ err, code: 'EGW_STORE_FULL' }, 'cannot record uplink batches; retrying in 1 s');
-        wait = Math.min(wait, 1000);
-        batch.length = 0;
-      }
-      for (const f of batch) this.publish(f);
-    }
+    if (batch.length > 0) this.claimThenPublish(batch);
+    // Out of budget with more to send: continue after pending I/O (ingest, PUBACKs) had its turn.
+    if (yielded) this.pumpSoon();
     if (wait !== Infinity) this.armPump(now + wait);
+  }
+
+  /**
+   * Reading batches are published only once their grouping is committed (it rides with the next
+   * group commit); they count as in flight meanwhile, so a lost connection re-queues them too.
+   */
+  private claimThenPublish(all: InFlight[]): void {
+    const gen = this.gen;
+    for (const f of all) this.inflight.set(f.msg.id, f);
+    // Messages (alerts...) and batches already claimed need no commit: they go at once.
+    const batch: InFlight[] = [];
+    for (const f of all) {
+      if (f.msg.claim && !f.msg.claimed) batch.push(f);
+      else this.publish(f);
+    }
+    if (batch.length === 0) return;
+    this.opts.outbox.claim(
+      batch.map((b) => b.msg),
+      (err) => {
+        if (gen !== this.gen || this.stopped) return; // connection dropped meanwhile: drop() re-queued them
+        if (err) {
+          for (let i = batch.length - 1; i >= 0; i--) {
+            this.inflight.delete(batch[i]!.msg.id);
+            this.opts.outbox.requeue(batch[i]!.msg);
+          }
+          this.opts.log.error({ err, code: 'EGW_STORE_FULL' }, 'cannot record uplink batches; retrying in 1 s');
+          this.armPump(this.now() + 1000);
+          return;
+        }
+        for (const f of batch) this.publish(f);
+      },
+    );
   }
 
   private armPump(at: number): void {
@@ -381,7 +541,7 @@ export class Uplink implements Service {
   private publish(f: InFlight): void {
     const client = this.client!;
     const { msg } = f;
-    this.inflight.set(msg.id, f);
+    f.sentAt = this.now();
     this.counters.published++;
     const payload = Buffer.from(msg.payload.buffer, msg.payload.byteOffset, msg.payload.byteLength);
     client.publish(
@@ -408,7 +568,7 @@ export class Uplink implements Service {
         if (this.adaptive?.onAck(this.lastAckLatencyMs, now)) this.bucket!.setRate(this.adaptive.rate, now);
         this.counters.acked++;
         this.opts.outbox.ack(msg, f.cost);
-        this.pump();
+        this.pumpSoon();
       },
     );
   }

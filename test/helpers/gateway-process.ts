@@ -41,7 +41,9 @@ export class GatewayProcess {
   constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
     // Benchmarks can run the gateway with the production V8 flags (see the systemd unit).
     const nodeFlags = (process.env['EGW_GATEWAY_NODE_FLAGS'] ?? '').split(' ').filter(Boolean);
-    this.child = spawn(process.execPath, [...nodeFlags, MAIN, ...args], {
+    // Benchmarks compare with a reference build: EGW_GATEWAY_MAIN points at its dist/src/main.js.
+    const main = process.env['EGW_GATEWAY_MAIN'] || MAIN;
+    this.child = spawn(process.execPath, [...nodeFlags, main, ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -37,6 +37,14 @@ const reading = (dev: string, i: number): Reading => ({
   source: 'mqtt',
 });
 
+/** Records the claims and commits them at once (the uplink waits for the next group commit). */
+function claimNow(outbox: Outbox, msgs: readonly UplinkMessage[]): void {
+  let done: Error | undefined | null = null;
+  outbox.claim(msgs, (err) => (done = err));
+  outbox.flush();
+  assert.equal(done, undefined);
+}
+
 function takeAll(outbox: Outbox, cls: number): UplinkMessage[] {
   const out: UplinkMessage[] = [];
   for (let m = outbox.peek(cls); m && !('waitMs' in m); m = outbox.peek(cls)) out.push(outbox.take(cls)!);
@@ -48,7 +56,9 @@ test('readings resolve after their group commit and drain as one codec batch per
   const { db, outbox } = open();
   await Promise.all([0, 1, 2, 3, 4].map((i) => outbox.enqueueReadings([reading('d1', i)], 'sensors/d1/data')));
   await outbox.enqueueReadings([reading('d2', 0)], 'sensors/d2/data');
-  assert.equal((db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n, 6);
+  // The five calls of d1 waited for the same commit: one row (one codec batch), not five.
+  assert.equal((db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n, 2);
+  assert.equal(outbox.classStats()[2]!.readings, 6);
   assert.deepEqual(outbox.peek(2), { waitMs: 200 }); // MEDIUM batch window still open
   advance(250);
   const msgs = takeAll(outbox, 2);
@@ -60,7 +70,7 @@ test('readings resolve after their group commit and drain as one codec batch per
   );
   assert.equal(msgs[1]!.readings, 1);
   assert.notEqual(msgs[0]!.id, msgs[1]!.id);
-  outbox.claim(msgs);
+  claimNow(outbox, msgs);
   for (const m of msgs) outbox.ack(m, 100);
   outbox.flush();
   assert.equal((db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n, 0);
@@ -75,7 +85,7 @@ test('a claimed batch is restored after a restart with the same id and the same 
   for (let i = 0; i < 10; i++) await first.outbox.enqueueReadings([reading('d1', i)], 'sensors/d1/data');
   advance(1000);
   const [m] = [first.outbox.take(2)!];
-  first.outbox.claim([m]);
+  claimNow(first.outbox, [m]);
   first.outbox.close();
   first.db.close(); // as after kill -9: nothing acknowledged
   const again = open();
@@ -169,4 +179,72 @@ test('disk full: the commit fails, callers are rejected (not acknowledged) and i
   await outbox.enqueue({ topic: 'x', payload: big, priority: 'LOW' });
   assert.ok(!outbox.failing);
   assert.equal(outbox.classStats()[3]!.depth, 1);
+});
+
+test('a message enqueued with ttlS 0 never expires, also after a requeue (its own TTL, not the class TTL)', async (t) => {
+  const { open, advance } = setup(t, '  classes:\n    HIGH: { ttl_s: 5 }\n');
+  const { outbox } = open();
+  await outbox.enqueue({ topic: 'devices/d1/status', payload: Buffer.from('{}'), ttlS: 0 });
+  await outbox.enqueue({ topic: 'devices/d2/status', payload: Buffer.from('{}') }); // class TTL 5 s
+  const [keep, expire] = takeAll(outbox, 1);
+  // connection lost before the PUBACK: both go back to the front of HIGH
+  outbox.requeue(expire!);
+  outbox.requeue(keep!);
+  advance(6000);
+  outbox.sweep();
+  const s = outbox.classStats()[1]!;
+  // The sweep drops expired messages from the head; the head (ttlS 0) is alive, so both wait.
+  assert.equal(s.dropped.ttl, 0, 'the ttlS 0 message is not dropped');
+  assert.equal(s.depth, 2);
+  assert.equal(outbox.take(1)!.id, keep!.id);
+  outbox.sweep();
+  assert.equal(outbox.classStats()[1]!.dropped.ttl, 1, 'the class-TTL message behind it expires');
+});
+
+test('an explicit ttlS shorter than its class TTL expires after a requeue too', async (t) => {
+  const { open, advance } = setup(t);
+  const { outbox } = open();
+  await outbox.enqueue({ topic: 'alerts/a', payload: Buffer.from('{}'), ttlS: 2 }); // CRITICAL: class TTL 0
+  const [m] = takeAll(outbox, 0);
+  outbox.requeue(m!);
+  advance(3000);
+  outbox.sweep();
+  assert.equal(outbox.classStats()[0]!.dropped.ttl, 1);
+  assert.equal(outbox.classStats()[0]!.depth, 0);
+});
+
+test('group commit: inserts, deletes and claims of one wait share one transaction', async (t) => {
+  const { open, advance } = setup(t, '  classes:\n    MEDIUM: { batch_window_ms: 0 }\n');
+  const { outbox } = open();
+  await Promise.all([0, 1, 2].map((i) => outbox.enqueueReadings([reading(`d${i}`, i)], `sensors/d${i}/data`)));
+  const before = outbox.counters.commits;
+  const msgs = takeAll(outbox, 2);
+  assert.equal(msgs.length, 3);
+  let claimed = false;
+  outbox.claim(msgs, () => (claimed = true));
+  for (const m of msgs) outbox.ack(m, 10);
+  const next = [3, 4, 5].map((i) => outbox.enqueueReadings([reading('d0', i)], 'sensors/d0/data'));
+  advance(1);
+  await Promise.all(next);
+  assert.ok(claimed);
+  assert.equal(outbox.counters.commits - before, 1, 'one transaction for 3 deletes, 3 claims and 3 inserts');
+  const s = outbox.classStats()[2]!;
+  assert.equal(s.depth, 1); // d0's three calls: one row
+  assert.equal(s.readings, 3);
+});
+
+test('a call whose readings the codec refuses is rejected alone; the others of its commit are stored', async (t) => {
+  const { open } = setup(t);
+  const { outbox } = open();
+  const bad: Reading = { ...reading('d1', 1), ts: 1.5 }; // not an integer timestamp: EGW_CODEC_ENCODE
+  const results = await Promise.allSettled([
+    outbox.enqueueReadings([reading('d1', 0)], 'sensors/d1/data'),
+    outbox.enqueueReadings([bad], 'sensors/d1/data'),
+    outbox.enqueueReadings([reading('d1', 2)], 'sensors/d1/data'),
+  ]);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['fulfilled', 'rejected', 'fulfilled'],
+  );
+  assert.equal(outbox.classStats()[2]!.readings, 2);
 });
