@@ -33,6 +33,8 @@ export class DeviceStatusPublisher implements Service {
   readonly name = 'device-status';
   private remove: (() => void) | undefined;
   private failures = 0;
+  /** Publishes not settled yet: stop waits for them, so the "offline, stopped" of each device still reaches the broker. */
+  private readonly pending = new Set<Promise<unknown>>();
 
   constructor(
     private readonly opts: {
@@ -58,6 +60,10 @@ export class DeviceStatusPublisher implements Service {
   async stop(): Promise<void> {
     this.remove?.();
     this.remove = undefined;
+    // Sources stopped before this service (reverse start order) and reported their devices
+    // offline; the broker stops after it, so let those publishes land first (bounded by the
+    // lifecycle's stop timeout).
+    await Promise.allSettled([...this.pending]);
   }
 
   health(): ServiceHealth {
@@ -66,7 +72,7 @@ export class DeviceStatusPublisher implements Service {
 
   private publish(d: DeviceRecord): void {
     const ts = (this.opts.now ?? Date.now)();
-    this.opts.publisher
+    const p = this.opts.publisher
       .publish({
         topic: `devices/${d.id}/status`,
         payload: JSON.stringify(statusDoc(d, ts)),
@@ -78,7 +84,9 @@ export class DeviceStatusPublisher implements Service {
       .catch((err: unknown) => {
         this.failures++;
         this.opts.log.error({ err, deviceId: d.id }, 'device status not accepted for the uplink');
-      });
+      })
+      .finally(() => this.pending.delete(p));
+    this.pending.add(p);
   }
 }
 

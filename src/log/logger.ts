@@ -34,10 +34,18 @@ export function createLogger(opts: LoggerOptions): Logger {
  */
 export class StateLog<S extends string> {
   private current: S | undefined;
+  /**
+   * `initial` is the state a thing starts in without anything having happened (the outbox writes
+   * fine, the uplink has not connected yet): reaching it first is not logged, so a normal start
+   * does not read like a recovery or a failure.
+   */
   constructor(
     private readonly log: Logger,
     private readonly what: string,
-  ) {}
+    initial?: S,
+  ) {
+    this.current = initial;
+  }
   set(state: S, detail?: Record<string, unknown>, level: 'info' | 'warn' | 'error' = 'info'): boolean {
     if (state === this.current) return false;
     const from = this.current;

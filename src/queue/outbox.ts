@@ -65,7 +65,7 @@ export class Outbox {
     const o = opts.config.outbox;
     this.maxBatchBytes = o.max_batch_bytes;
     this.maxAgeMs = o.max_age_s * 1000;
-    this.writeState = new StateLog(opts.log, 'outbox write');
+    this.writeState = new StateLog(opts.log, 'outbox write', 'ok');
     this.writer = new GroupCommitWriter({
       store: this.store,
       codec: opts.codec,

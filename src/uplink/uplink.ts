@@ -115,7 +115,7 @@ export class Uplink implements Service {
     }
     this.prefix = opts.config.topic_prefix || `edge/${opts.gatewayId}`;
     this.idBytes = opts.outbox.idLength;
-    this.state = new StateLog(opts.log, 'uplink');
+    this.state = new StateLog(opts.log, 'uplink', 'offline');
     opts.outbox.onCommit(() => this.pumpSoon());
   }
 
@@ -148,7 +148,10 @@ export class Uplink implements Service {
     // renewed certificate is picked up on the next reconnect.
     checkTlsFiles(this.opts.config);
     this.stopped = false;
-    this.state.set('offline', { url: this.opts.config.url }, 'info');
+    this.opts.log.info(
+      { url: this.opts.config.url },
+      'uplink connecting; readings wait in the outbox until it is online',
+    );
     // Never blocks start: the gateway runs (and the outbox fills) with the cloud unreachable.
     this.connect();
     this.checkTimer = setInterval(() => this.checkAcks(), 1000);
