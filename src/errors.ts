@@ -47,6 +47,8 @@ export const ERROR_CODES = {
     'A /mgmt request had no token or a wrong one (4.01), or its source is rate-limited after failures (4.29).',
   EGW_MGMT_CONFIG_WRITE: 'A configuration accepted over /mgmt/config could not be written to disk.',
   EGW_COAP_DTLS: 'A DTLS-PSK handshake with a downstream CoAP device failed.',
+  EGW_DATA_DIR_LOCKED: 'Another edge-gateway process holds the data directory; this one refused to start.',
+  EGW_PORT_IN_USE: 'A listener cannot bind its port because another process holds it (EADDRINUSE).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

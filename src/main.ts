@@ -6,6 +6,8 @@ import { ConfigError, loadConfigFile, parseConfig } from './config/load.js';
 import { migrateConfigFile, migrateConfigText } from './config/migrate.js';
 import { GatewayError } from './errors.js';
 import { Gateway } from './gateway.js';
+import { EXIT } from './lifecycle/exit-codes.js';
+import { lockDataDir, type DataDirLock } from './store/lock.js';
 import { createLogger } from './log/logger.js';
 import { VERSION } from './version.js';
 
@@ -67,16 +69,32 @@ async function run(args: string[]): Promise<number> {
     return 1;
   }
   const log = createLogger({ level: config.gateway.log_level });
+  // One gateway per data directory, decided before the store or any port is opened.
+  let lock: DataDirLock;
+  try {
+    lock = lockDataDir(config.gateway.data_dir);
+  } catch (err) {
+    process.stderr.write(`edge-gateway: ${(err as Error).message}\n`);
+    log.fatal({ code: (err as GatewayError).code }, (err as Error).message);
+    log.flush();
+    return EXIT.START_FAILED;
+  }
   let exiting = false;
   const fatal = (err: unknown, what: string) => {
     // Never a half-alive process: log, then exit non-zero so systemd restarts us.
     log.fatal({ err }, what);
-    process.exit(70);
+    process.exit(EXIT.FATAL);
   };
   process.on('uncaughtException', (err) => fatal(err, 'uncaught exception'));
   process.on('unhandledRejection', (err) => fatal(err, 'unhandled promise rejection'));
 
-  const gateway = new Gateway({ config, configPath, log, onRestart: (reason) => shutdown(`restart: ${reason}`, 0) });
+  const gateway = new Gateway({
+    config,
+    configPath,
+    log,
+    // Not 0: the unit restarts only on failure, or on this status (RestartForceExitStatus=).
+    onRestart: (reason) => shutdown(`restart: ${reason}`, EXIT.RESTART),
+  });
   function shutdown(reason: string, code: number): void {
     if (exiting) return;
     exiting = true;
@@ -89,6 +107,7 @@ async function run(args: string[]): Promise<number> {
     hard.unref();
     gateway.stop().then(
       () => {
+        lock.release();
         log.info('stopped');
         log.flush();
         process.exit(code);
@@ -104,7 +123,7 @@ async function run(args: string[]): Promise<number> {
     log.fatal({ err, code: (err as GatewayError).code }, 'gateway failed to start');
     // Exit now: a retrying client or timer left by a half-started service must not keep us alive.
     log.flush();
-    process.exit(1);
+    process.exit(EXIT.START_FAILED);
   }
   return -1; // keep running
 }

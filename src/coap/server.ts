@@ -3,6 +3,7 @@ import { isIPv6 } from 'node:net';
 import coap from 'coap';
 import { generate, parse, type ParsedPacket } from 'coap-packet';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { listenError } from '../lifecycle/listen-error.js';
 import type { Service, ServiceHealth } from '../lifecycle/service.js';
 import type { Logger } from '../log/logger.js';
 import type { CoapConfig } from './config.js';
@@ -108,9 +109,10 @@ export class CoapServer implements Service {
     const type = isIPv6(host) ? 'udp6' : 'udp4';
     const socket = createSocket({ type, reuseAddr: false });
     await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
+      const onError = (err: Error) => reject(listenError('coap', host, port, err, 'EGW_SERVICE_START'));
+      socket.once('error', onError);
       socket.bind(port, host, () => {
-        socket.off('error', reject);
+        socket.off('error', onError);
         resolve();
       });
     });
