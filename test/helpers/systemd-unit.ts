@@ -67,3 +67,41 @@ export function systemdRestarts(unit: Map<string, string[]>, ended: Ended, manua
       return false;
   }
 }
+
+/**
+ * The environment systemd gives the service from the unit: `Environment=` assignments and the
+ * `EnvironmentFile=` files (read from below `root`; a leading "-" makes a missing file fine),
+ * parsed as systemd.exec(5) says: NAME=value lines, "#" and ";" comments, one level of quotes.
+ */
+export function unitEnvironment(unit: Map<string, string[]>, root: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const v of unit.get('Environment') ?? []) {
+    for (const m of v.matchAll(/(?:"([^"]*)"|(\S+))/g)) {
+      const assign = m[1] ?? m[2]!;
+      const eq = assign.indexOf('=');
+      if (eq > 0) env[assign.slice(0, eq)] = assign.slice(eq + 1);
+    }
+  }
+  for (const v of unit.get('EnvironmentFile') ?? []) {
+    const optional = v.startsWith('-');
+    const path = `${root}${optional ? v.slice(1) : v}`;
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      if (optional) continue;
+      throw err;
+    }
+    for (const raw of text.split('\n')) {
+      const line = raw.trim();
+      if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+      const eq = line.indexOf('=');
+      if (eq <= 0) continue;
+      let value = line.slice(eq + 1).trim();
+      const q = /^"(.*)"$|^'(.*)'$/.exec(value);
+      if (q) value = q[1] ?? q[2]!;
+      env[line.slice(0, eq).trim()] = value;
+    }
+  }
+  return env;
+}
