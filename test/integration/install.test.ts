@@ -188,7 +188,11 @@ exec chroot "$R" setpriv --reuid=${NOBODY} --regid=${NOBODY} --clear-groups --no
       l = { level: 'raw', msg: line };
     }
     logs.push(l);
-    for (const w of [...waiters]) if (w.pred(l)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(l));
+    for (const w of [...waiters]) {
+      if (!w.pred(l)) continue;
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(l);
+    }
   });
   createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
   const exit = once(child, 'exit') as Promise<[number | null, string | null]>;
@@ -231,7 +235,10 @@ function provision(root: string, files: Record<string, string>): void {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
       if (e.isDirectory()) walk(p);
-      else if (e.name !== 'secrets.env') (chownSync(p, 0, NOBODY), chmodSync(p, 0o640));
+      else if (e.name !== 'secrets.env') {
+        chownSync(p, 0, NOBODY);
+        chmodSync(p, 0o640);
+      }
     }
   };
   walk(etc);
