@@ -2,11 +2,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { hashPasswordCommand } from './broker/hash-password-cli.js';
-import { ConfigError, loadConfigFile, parseConfig } from './config/load.js';
+import { ConfigError, loadConfigFile, parseConfig, releaseValidator } from './config/load.js';
 import { migrateConfigFile, migrateConfigText } from './config/migrate.js';
 import { GatewayError } from './errors.js';
 import { Gateway } from './gateway.js';
 import { EXIT } from './lifecycle/exit-codes.js';
+import { trimLibraryCaches } from './lifecycle/footprint.js';
 import { lockDataDir, type DataDirLock } from './store/lock.js';
 import { createLogger } from './log/logger.js';
 import { VERSION } from './version.js';
@@ -88,6 +89,7 @@ async function run(args: string[]): Promise<number> {
   process.on('uncaughtException', (err) => fatal(err, 'uncaught exception'));
   process.on('unhandledRejection', (err) => fatal(err, 'unhandled promise rejection'));
 
+  trimLibraryCaches();
   const gateway = new Gateway({
     config,
     configPath,
@@ -125,6 +127,7 @@ async function run(args: string[]): Promise<number> {
     log.flush();
     process.exit(EXIT.START_FAILED);
   }
+  releaseValidator(); // the config is validated and frozen; memory back for the long run
   return -1; // keep running
 }
 

@@ -1,4 +1,4 @@
-import { Decoder } from 'cbor-x';
+import { lazyRequire } from '../lifecycle/lazy.js';
 import {
   isValidDeviceId,
   VALUE_NAME_PATTERN,
@@ -34,7 +34,9 @@ export const MAX_BATCH = 1000;
 const RESERVED = new Set(['ts', 'time', 'values', 'quality', 'units', 'deviceId']);
 const QUALITIES = new Set<Quality>(['good', 'uncertain', 'bad']);
 
-const cbor = new Decoder({ mapsAsObjects: true, useRecords: false });
+// Loaded on the first CBOR payload (lifecycle/lazy.ts).
+const cborX = lazyRequire<typeof import('cbor-x')>('cbor-x');
+let cbor: import('cbor-x').Decoder | undefined;
 
 /**
  * Payload → Readings by Content-Format. JSON and CBOR carry the same shapes:
@@ -61,6 +63,7 @@ export function decodeReadings(
     }
   } else if (contentFormat === CT_CBOR) {
     try {
+      cbor ??= new (cborX().Decoder)({ mapsAsObjects: true, useRecords: false });
       doc = cbor.decode(payload);
     } catch (err) {
       throw new PayloadError('4.00', `invalid CBOR: ${(err as Error).message}`);

@@ -37,6 +37,14 @@ function getValidator(): ValidateFunction {
   return validator;
 }
 
+/**
+ * Drops the compiled validator (the ajv instance, the generated code and its ~380 KB source) once
+ * the gateway runs; a later validation (PUT /mgmt/config) compiles it again.
+ */
+export function releaseValidator(): void {
+  validator = undefined;
+}
+
 /** Parses and validates config text. Every problem is reported at once, each with path and line. */
 export function parseConfig(text: string, source = 'config', env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const lc = new LineCounter();
