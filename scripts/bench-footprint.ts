@@ -1,6 +1,8 @@
 // One set of V8 flags for both figures: idle RSS of the default config (what `npm start` runs) and
 // end-to-end ingest as a share of Mosquitto (bench-uplink ingest), for each candidate, in one run.
-//   node dist/scripts/bench-footprint.js [--seconds 10] [--publishers 8] [--idle 10] [CANDIDATE ...]
+//   node dist/scripts/bench-footprint.js [--seconds 10] [--publishers 8] [--idle 30] [CANDIDATE ...]
+// Idle RSS is the median of 3 samples ending `--idle` seconds after start (V8's first full GCs after
+// start-up take ~10-20 s to settle; earlier samples carry start-up garbage).
 // A candidate is a quoted string of node flags and NAME=value environment settings, e.g.
 //   "--max-semi-space-size=8 --v8-pool-size=1" "MALLOC_ARENA_MAX=2 --v8-pool-size=1"; "" = node defaults.
 import { spawn, spawnSync } from 'node:child_process';
@@ -23,10 +25,10 @@ const opt = (name: string, dflt: number) => {
 };
 const seconds = opt('--seconds', 10);
 const publishers = opt('--publishers', 8);
-const idleS = opt('--idle', 10);
+const idleS = opt('--idle', 30);
 const candidates = args.length
   ? args
-  : ['', '--max-semi-space-size=8 --v8-pool-size=1 --optimize-for-size', '--max-semi-space-size=8 --v8-pool-size=1'];
+  : ['--max-semi-space-size=1 --v8-pool-size=1', '--max-semi-space-size=8 --v8-pool-size=1 --optimize-for-size', ''];
 
 function parse(c: string): { flags: string[]; env: Record<string, string> } {
   const flags: string[] = [];

@@ -184,3 +184,22 @@ test('ctl restart: the gateway stops gracefully and exits with the status the un
     tmp.cleanup();
   }
 });
+
+test('npm start and the unit run node with one and the same set of V8 flags', () => {
+  const pkg = JSON.parse(
+    spawnSync('cat', [new URL('../../../package.json', import.meta.url).pathname], { encoding: 'utf8' }).stdout,
+  ) as {
+    scripts: Record<string, string>;
+  };
+  const flags = (cmd: string) =>
+    [...cmd.matchAll(/(?:^|\s)(--[a-z0-9-]+(?:=\S+)?)(?=\s)/g)].map((m) => m[1]).filter((f) => f !== '--config');
+  const fromNpm = flags(pkg.scripts['start']!.replace(/dist\/src\/main\.js.*$/, ' '));
+  const fromUnit = flags(
+    readServiceSection(UNIT)
+      .get('ExecStart')!
+      .at(-1)!
+      .replace(/\S+main\.js.*$/, ' '),
+  );
+  assert.ok(fromNpm.length > 0, 'npm start sets V8 flags');
+  assert.deepEqual(fromUnit, fromNpm);
+});
