@@ -3,12 +3,20 @@
  * JSON, msgpackr and cbor-x, side by side in one run, for the typical single reading and a
  * 100-reading batch at 1 Hz, without and with raw deflate.
  *
- *   npx tsc -p . && node dist/scripts/bench-codec.js [--ms 1500] [--rounds 7]
+ *   npx tsc -p . && node dist/scripts/bench-codec.js [--ms 1500] [--rounds 7] [--compare OTHER/dist/src/codec/index.js]
+ *
+ * --compare loads another build of the codec (e.g. the previous commit, built in /tmp) and measures
+ * it in the same rounds as this one, then prints this build's ops/s over the other's per round
+ * (medians): old vs new, side by side, on the same loaded machine. With --ab as well, only that
+ * comparison runs, finely interleaved (ROUNDS pairs of short slices, alternating which goes first):
+ * on a loaded shared machine, per-pair ratios of slices taken milliseconds apart are what holds still.
  *
  * JSON/msgpack/CBOR carry the flat object of the issue ({device_id, timestamp, temperature, …});
  * the codec carries the equivalent Reading. "decode" includes bytes → objects (JSON: utf8 + parse).
  */
 import os from 'node:os';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Packr } from 'msgpackr';
 import { Encoder as CborEncoder } from 'cbor-x';
@@ -20,6 +28,13 @@ const RUN_MS = argMs > 0 ? Number(process.argv[argMs + 1]) : 1500;
 const argRounds = process.argv.indexOf('--rounds');
 /** Each measurement is split over this many interleaved rounds (odd, so the median is one round). */
 const ROUNDS = argRounds > 0 ? Number(process.argv[argRounds + 1]) : 7;
+const argCompare = process.argv.indexOf('--compare');
+type CodecModule = typeof import('../src/codec/index.js');
+const other: CodecModule | undefined =
+  argCompare > 0
+    ? ((await import(pathToFileURL(resolve(process.argv[argCompare + 1]!)).href)) as CodecModule)
+    : undefined;
+const OTHER = 'codec, --compare build';
 
 interface Flat {
   device_id: string;
@@ -165,6 +180,7 @@ const median = (xs: readonly number[]): number => {
 const ratios = (r: Row, json: Row): number[] => r.rt.map((x, i) => x / json.rt[i]!);
 
 const summary: string[] = [];
+const compared: string[] = [];
 
 function table(title: string, rows: Row[], perReading: number, target?: number): void {
   const json = rows.find((r) => r.name === 'JSON')!;
@@ -178,6 +194,17 @@ function table(title: string, rows: Row[], perReading: number, target?: number):
     const q = ratios(r, json);
     console.log(
       `| ${r.name} | ${r.bytes} | ${(r.bytes / perReading).toFixed(2)} | ${f(median(r.enc))} | ${f(median(r.dec))} | ${f(median(r.rt))} | ${median(q).toFixed(1)}× | ${Math.min(...q).toFixed(1)}–${Math.max(...q).toFixed(1)}× |`,
+    );
+  }
+  const old = rows.find((r) => r.name.startsWith(OTHER));
+  if (old !== undefined) {
+    const cur = rows[rows.length - 1]!;
+    const per = (a: number[], b: number[]): string => {
+      const q = a.map((x, i) => x / b[i]!);
+      return `${median(q).toFixed(2)} (${Math.min(...q).toFixed(2)}–${Math.max(...q).toFixed(2)})`;
+    };
+    compared.push(
+      `| ${title} | ${old.bytes} → ${cur.bytes} | ${per(cur.enc, old.enc)} | ${per(cur.dec, old.dec)} | ${per(cur.rt, old.rt)} |`,
     );
   }
   if (target !== undefined) {
@@ -214,28 +241,107 @@ const codecSingleZ: Codec<Reading> = {
   dec: (b) => decode(b),
 };
 
+/** The same four codec cases built from the --compare module (none without --compare). */
+function otherCases(batchOf: boolean, compress: boolean): Case[] {
+  if (other === undefined) return [];
+  const name = `${OTHER}${compress ? ' + deflate (auto)' : ''}`;
+  const c = compress ? undefined : ('never' as const);
+  if (batchOf) {
+    const k: Codec<Reading[]> = {
+      name,
+      enc: (r) => other.encodeBatch(r, { compress: c }),
+      dec: (b) => other.decode(b),
+    };
+    return [bind(k, batch)];
+  }
+  const k: Codec<Reading> = { name, enc: (r) => other.encodeReading(r, { compress: c }), dec: (b) => other.decode(b) };
+  return [bind(k, reading)];
+}
+
+/** --ab: this build vs --compare, per operation, ROUNDS pairs of RUN_MS / ROUNDS ms slices each. */
+function abCompare(o: CodecModule): void {
+  // The same bytes from both builds for numeric readings (the version-1 vectors are unchanged).
+  const z = Buffer.from(encodeBatch(batch));
+  const one = Buffer.from(encodeReading(reading, { compress: 'never' }));
+  const plain = Buffer.from(encodeBatch(batch, { compress: 'never' }));
+  const ops: [string, () => unknown, () => unknown][] = [
+    ['single: encode', () => o.encodeReading(reading, { compress: 'never' }), () => codecSingle.enc(reading)],
+    ['single: decode', () => o.decode(one), () => decode(one)],
+    ['batch of 100: encode', () => o.encodeBatch(batch, { compress: 'never' }), () => codecBatch.enc(batch)],
+    ['batch of 100: decode', () => o.decode(plain), () => decode(plain)],
+    ['batch of 100, deflated: encode', () => o.encodeBatch(batch), () => encodeBatch(batch)],
+    ['batch of 100, deflated: decode (inflate + parse)', () => o.decode(z), () => decode(z)],
+  ];
+  console.log(
+    `\nThis build ÷ --compare build, ${ROUNDS} interleaved pairs of ${(RUN_MS / ROUNDS).toFixed(0)} ms slices:\n`,
+  );
+  console.log('| operation | this build ops/s | other build ops/s | ratio, median of pairs | range |');
+  console.log('| --- | ---: | ---: | ---: | ---: |');
+  for (const [name, a, b] of ops) {
+    const q: number[] = [];
+    const ra: number[] = [];
+    const rb: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const first = i % 2 === 0;
+      const x = first ? opsPerSec(() => (sink += a() === undefined ? 0 : 1), RUN_MS / ROUNDS) : 0;
+      const y = opsPerSec(() => (sink += b() === undefined ? 0 : 1), RUN_MS / ROUNDS);
+      const x2 = first ? x : opsPerSec(() => (sink += a() === undefined ? 0 : 1), RUN_MS / ROUNDS);
+      ra.push(x2);
+      rb.push(y);
+      q.push(y / x2);
+    }
+    const f = (v: number): string => Math.round(v).toLocaleString('en-US');
+    console.log(
+      `| ${name} | ${f(median(rb))} | ${f(median(ra))} | ${median(q).toFixed(3)} | ${Math.min(...q).toFixed(2)}–${Math.max(...q).toFixed(2)} |`,
+    );
+  }
+}
+
 console.log(
   `node ${process.version}, ${process.arch}, ${os.cpus().length} CPUs, load average ${os.loadavg()[0]!.toFixed(2)} at start; ` +
     `${RUN_MS} ms per measurement in ${ROUNDS} interleaved rounds (medians)`,
 );
+if (other !== undefined && process.argv.includes('--ab')) {
+  abCompare(other);
+  process.exit(0);
+}
 const withJson = <T>(c: Codec<T>): Codec<T> => (c.name === 'JSON + deflate' ? { ...c, name: 'JSON' } : c);
-table('Single reading', measureAll([...refs<Flat>().map((c) => bind(c, single)), bind(codecSingle, reading)]), 1, 5);
+table(
+  'Single reading',
+  measureAll([...refs<Flat>().map((c) => bind(c, single)), ...otherCases(false, false), bind(codecSingle, reading)]),
+  1,
+  5,
+);
 table(
   'Single reading, deflate (JSON row = JSON + deflate)',
-  measureAll([...refs<Flat>().map((c) => bind(withJson(deflated(c)), single)), bind(codecSingleZ, reading)]),
+  measureAll([
+    ...refs<Flat>().map((c) => bind(withJson(deflated(c)), single)),
+    ...otherCases(false, true),
+    bind(codecSingleZ, reading),
+  ]),
   1,
 );
 table(
   'Batch of 100 readings at 1 Hz',
-  measureAll([...refs<Flat[]>().map((c) => bind(c, batchFlat)), bind(codecBatch, batch)]),
+  measureAll([...refs<Flat[]>().map((c) => bind(c, batchFlat)), ...otherCases(true, false), bind(codecBatch, batch)]),
   100,
   10,
 );
 table(
   'Batch of 100 readings at 1 Hz, deflate (JSON row = JSON + deflate)',
-  measureAll([...refs<Flat[]>().map((c) => bind(withJson(deflated(c)), batchFlat)), bind(codecBatchZ, batch)]),
+  measureAll([
+    ...refs<Flat[]>().map((c) => bind(withJson(deflated(c)), batchFlat)),
+    ...otherCases(true, true),
+    bind(codecBatchZ, batch),
+  ]),
   100,
 );
 console.log(`\nAgainst the speed targets (load average ${os.loadavg()[0]!.toFixed(2)} at the end):\n`);
 for (const line of summary) console.log(line);
+if (compared.length > 0) {
+  console.log(`\nThis build ÷ --compare build (${process.argv[argCompare + 1]}), ops/s per round, median (range):\n`);
+  console.log('| case | bytes (other → this) | encode | decode | encode+decode |');
+  console.log('| --- | --- | ---: | ---: | ---: |');
+  for (const line of compared) console.log(line);
+}
 if (sink === -1) console.log('');

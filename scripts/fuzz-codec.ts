@@ -1,18 +1,26 @@
 /**
  * Full codec fuzz run (issue 5): ≥ 1,000,000 random and mutated inputs; only CodecError may come
- * out of the decoder, and output must stay within the stated bound. `npm test` runs 50,000 of the
+ * out of the decoder, and output must stay within the stated bound. With `--reference`, every
+ * input must also get the same outcome from the cloud example decoder (same readings, or the same
+ * code at the same offset: docs/codec.md §Decoding order). `npm test` runs 50,000 + 30,000 of the
  * same cases (test/unit/codec/fuzz.test.ts).
  *
- *   npx tsc -p . && node dist/scripts/fuzz-codec.js [count=1000000] [seed=1]
+ *   npx tsc -p . && node dist/scripts/fuzz-codec.js [count=1000000] [seed=1] [--reference]
  */
 import { runFuzz } from '../test/unit/codec/fuzz-core.js';
+import { loadCloudDecoder } from '../test/unit/codec/helpers.js';
 
-const count = Number(process.argv[2] ?? 1_000_000);
-const seed = Number(process.argv[3] ?? 1);
+const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const count = Number(args[0] ?? 1_000_000);
+const seed = Number(args[1] ?? 1);
 const heapBefore = process.memoryUsage().heapUsed;
-const r = runFuzz(seed, count);
+const reference = process.argv.includes('--reference') ? await loadCloudDecoder() : undefined;
+const r = runFuzz(seed, count, reference);
 const peakRss = process.resourceUsage().maxRSS * 1024; // kB → B: the process's peak, not a sample
-console.log(`fuzz-codec: ${r.cases.toLocaleString('en-US')} inputs, seed ${seed}, node ${process.version}`);
+console.log(
+  `fuzz-codec: ${r.cases.toLocaleString('en-US')} inputs, seed ${seed}, node ${process.version}` +
+    (reference ? ', compared with the cloud decoder (all agreed)' : ''),
+);
 console.log(
   `  ${(r.ms / 1000).toFixed(1)} s (${Math.round((r.cases / r.ms) * 1000).toLocaleString('en-US')} inputs/s)`,
 );

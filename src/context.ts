@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { GatewayConfig } from './config/schema.js';
+import type { DeadLetterStore } from './deadletters/store.js';
 import type { DeviceRegistry } from './devices/registry.js';
 import type { Logger } from './log/logger.js';
 import type { LatestValues } from './pipeline/latest.js';
@@ -20,6 +21,8 @@ export interface GatewayContext {
   readonly pipeline: Pipeline;
   readonly latest: LatestValues;
   readonly devices: DeviceRegistry;
+  /** Refused payloads (/mgmt/deadletters); undefined when deadletters.enabled is false. */
+  readonly deadletters?: DeadLetterStore | undefined;
   readonly metrics: Registry;
   readonly version: string;
   /** Monotonic ms since the process started serving. */

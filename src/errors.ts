@@ -15,7 +15,6 @@ export const ERROR_CODES = {
   EGW_PIPELINE_OVERLOAD: 'The pipeline queue is full; the reading was refused.',
   EGW_OUTBOX_COMMIT: 'An outbox transaction failed (not disk full); the messages were not acknowledged.',
   EGW_UPLINK_OFFLINE: 'The uplink lost (or cannot reach) the cloud broker; the outbox keeps the data.',
-  EGW_UPLINK_CONNECT: 'The uplink MQTT client cannot be created from the configuration.',
   EGW_UPLINK_TLS:
     'A CA, certificate or key file of the uplink cannot be read or used, or the TLS handshake with the cloud broker failed.',
   EGW_UPLINK_REFUSED: 'The cloud broker answered a PUBLISH with a failure reason code.',

@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import { BrokerService } from './broker/broker.js';
 import type { GatewayConfig } from './config/schema.js';
 import type { GatewayContext, GatewayHealth } from './context.js';
+import { DeadLetters } from './deadletters/index.js';
 import { DeviceRegistry } from './devices/registry.js';
 import { buildDrivers, type CommandResult, type DriverManager } from './drivers/index.js';
 import { Lifecycle } from './lifecycle/lifecycle.js';
@@ -42,6 +43,8 @@ export class Gateway {
   private readonly notifier: SystemdNotifier;
   private readonly startedAt = performance.now();
   private readonly devices: DeviceRegistry;
+  /** Refused payloads (device counters, dead-letter store); the lead's publisher: deadletters.setPublisher. */
+  readonly deadletters: DeadLetters;
   private statusTimer: NodeJS.Timeout | undefined;
   readonly context: GatewayContext;
   readonly services: readonly Service[];
@@ -56,6 +59,14 @@ export class Gateway {
     this.registry = createRegistry();
     this.devices = new DeviceRegistry(this.db);
     const pipeline = new Pipeline({ log: log.child({ mod: 'pipeline' }), maxPending: 100000 });
+    this.deadletters = new DeadLetters({
+      db: this.db,
+      config: config.deadletters,
+      devices: this.devices,
+      pipeline,
+      log: log.child({ mod: 'deadletters' }),
+      registry: this.registry,
+    });
     const latest = new LatestValues();
     pipeline.addSink(latest);
     this.context = {
@@ -66,6 +77,7 @@ export class Gateway {
       pipeline,
       latest,
       devices: this.devices,
+      deadletters: this.deadletters.store,
       metrics: this.registry,
       version: VERSION,
       uptimeMs: () => performance.now() - this.startedAt,
@@ -79,6 +91,7 @@ export class Gateway {
   async start(): Promise<void> {
     this.loop.start();
     this.devices.startFlushing();
+    this.deadletters.start();
     try {
       await this.lifecycle.start();
     } catch (err) {
@@ -121,6 +134,7 @@ export class Gateway {
 
   private closeStore(): void {
     try {
+      this.deadletters.close();
       this.devices.close();
       this.db.close();
     } catch (err) {

@@ -18,6 +18,7 @@ Usage:
   edge-gateway [--config FILE]        run the gateway (default config/gateway.yaml)
   edge-gateway check-config FILE      validate a config; exit 1 listing every error with its line
   edge-gateway ctl COMMAND            manage a running gateway over CoAP (ctl --help)
+  edge-gateway rules test --input F    run the config's rules over recorded readings (rules test --help)
   edge-gateway hash-password [PW]     print the scrypt hash for broker.users[].password_hash (PW from stdin if omitted)
   edge-gateway --version | --help
 `;
@@ -28,6 +29,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   // Loaded on demand: the management client needs none of the gateway's modules.
   ctl: async (args) => (await import('./ctl/main.js')).ctl(args),
   'hash-password': hashPasswordCommand,
+  rules: async (args) => (await import('./analytics/cli.js')).rulesCommand(args),
 };
 
 async function checkConfig(args: string[]): Promise<number> {

@@ -12,7 +12,7 @@ import type {
 } from 'aedes';
 import type { DeviceRegistry } from '../devices/registry.js';
 import type { Logger } from '../log/logger.js';
-import type { Pipeline } from '../pipeline/pipeline.js';
+import type { Pipeline, Refusal } from '../pipeline/pipeline.js';
 import { canPublish, canReceive, canSubscribe } from './acl.js';
 import { Authenticator, type ClientIdentity } from './auth.js';
 import type { BrokerConfig } from './config.js';
@@ -216,14 +216,30 @@ export class BrokerPolicy {
     if (result === undefined) return cb(null);
     if (!result.ok) {
       (result.code === 'EGW_INGEST_DEVICE_ID' ? metrics.ingest.device_id : metrics.ingest.invalid_payload).inc();
-      if (result.deviceId) devices.error(result.deviceId, 'mqtt');
-      this.warn.warn(
-        `ingest:${client?.id}`,
-        { code: result.code, clientId: client?.id, topic: topic.slice(0, 200), reason: result.message },
-        'MQTT reading refused; acknowledged and discarded',
-      );
+      // MQTT 3.1.1 has no negative PUBACK: acknowledged, and the bytes kept as a dead letter
+      // (the refusal sink counts it for the device and logs it at most once a minute per device).
       this.drop(packet);
-      return cb(null);
+      this.o.pipeline
+        .refuse(this.refusal(client, topic, payload, result.deviceId, result.code, result.message, 0))
+        .then(() => cb(null), cb);
+      return;
+    }
+    if (result.problems) {
+      // Accepted with readings or fields left out: the original payload is kept beside the readings.
+      metrics.ingest.invalid_payload.inc();
+      const kept = this.o.pipeline.refuse(
+        this.refusal(
+          client,
+          topic,
+          payload,
+          result.deviceId,
+          'EGW_INGEST_INVALID',
+          result.message,
+          result.readings.length,
+        ),
+      );
+      const ingested = cb;
+      cb = (err) => void kept.then(() => ingested(err));
     }
     if (client && s && !s.device) {
       if (result.deviceId === client.id) {
@@ -243,6 +259,18 @@ export class BrokerPolicy {
       return;
     }
     this.ingest(client, packet, result.readings, cb);
+  }
+
+  private refusal(
+    client: Client | null,
+    topic: string,
+    payload: Buffer,
+    deviceId: string | undefined,
+    code: Refusal['code'],
+    reason: string,
+    accepted: number,
+  ): Refusal {
+    return { source: 'mqtt', transport: 'mqtt', deviceId, origin: client?.id, topic, payload, code, reason, accepted };
   }
 
   /**

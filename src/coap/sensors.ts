@@ -3,9 +3,10 @@ import type { DeviceRegistry } from '../devices/registry.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { LatestValues } from '../pipeline/latest.js';
-import type { Pipeline } from '../pipeline/pipeline.js';
+import type { RefusalCode } from '../pipeline/normalise.js';
+import type { Pipeline, Refusal } from '../pipeline/pipeline.js';
 import { isValidDeviceId, type Reading } from '../pipeline/reading.js';
-import { CT_CBOR, CT_JSON, decodeReadings, PayloadError, type BinaryDecoder } from './payload.js';
+import { CT_CBOR, CT_JSON, decodePayload, PayloadError, type BinaryDecoder, type DecodedPayload } from './payload.js';
 import { json, text, type CoapReply, type CoapRequest, type Resource } from './router.js';
 
 export interface SensorResourceOptions {
@@ -50,26 +51,45 @@ export function sensorResources(opts: SensorResourceOptions): { resources: Resou
   const post = async (req: CoapRequest, deviceId: string): Promise<CoapReply> => {
     if (!isValidDeviceId(deviceId))
       return text('4.00', 'device id not allowed: letters, digits, _ . : - (1-64, EGW_INGEST_DEVICE_ID)');
-    let readings: Reading[];
+    const refusal = (code: RefusalCode, reason: string, accepted: number): Refusal => ({
+      source: 'coap',
+      transport: 'coap',
+      deviceId,
+      origin: `coap:${req.source}`,
+      topic: `sensors/${deviceId}/data`,
+      payload: req.payload,
+      code,
+      reason,
+      accepted,
+    });
+    let decoded: DecodedPayload;
     try {
-      readings = decodeReadings(req.payload, req.contentFormat, deviceId, wallClock(), opts.binary);
+      decoded = decodePayload(req.payload, req.contentFormat, deviceId, wallClock(), opts.binary);
     } catch (err) {
       if (err instanceof PayloadError) {
-        devices.error(deviceId, 'coap');
+        // The client is told (4.00/4.15); the bytes are kept too, and counted for the device.
+        void pipeline.refuse(refusal(err.code, err.message, 0));
         return text(err.coapCode, err.message);
       }
       throw err;
     }
+    // Accepted with parts left out: the original payload is kept beside the readings (2.01 below).
+    const kept =
+      decoded.problemCount > 0
+        ? pipeline.refuse(refusal(decoded.code, decoded.message, decoded.readings.length))
+        : undefined;
     try {
       // Acknowledge after commit: 2.01 only once every sink (outbox included) has committed.
-      await pipeline.ingest(readings, { topic: `sensors/${deviceId}/data`, origin: `coap:${req.source}` });
+      await pipeline.ingest(decoded.readings, { topic: `sensors/${deviceId}/data`, origin: `coap:${req.source}` });
     } catch (err) {
+      await kept;
       if (err instanceof GatewayError && err.code === 'EGW_PIPELINE_OVERLOAD') {
         return { ...text('5.03', 'gateway busy; retry later'), maxAge: 5 };
       }
       log.error({ err, deviceId }, 'CoAP ingest failed');
       return text('5.00', 'reading not accepted; retry');
     }
+    await kept;
     devices.message(deviceId, 'coap', req.payload.length);
     if (!devices.get(deviceId)?.online) devices.setOnline(deviceId, 'coap', true);
     return { code: '2.01' };

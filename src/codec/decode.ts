@@ -2,7 +2,14 @@ import type { Quality, Reading, ReadingSource, ReadingValue } from '../pipeline/
 import { CodecError, type CodecErrorCode } from './errors.js';
 import * as F from './format.js';
 import { inflateBody } from './inflate.js';
-import { DEFAULT_REGISTRY, MAX_FIELD_INT, MAX_FIELDS, type CompiledSchema, type SchemaRegistry } from './schema.js';
+import {
+  DEFAULT_REGISTRY,
+  MAX_FIELD_INT,
+  MAX_FIELDS,
+  MAX_SCHEMA_ID,
+  type CompiledSchema,
+  type SchemaRegistry,
+} from './schema.js';
 
 export interface DecodeOptions {
   /** Set on every decoded reading (the wire does not carry it). Default 'mqtt'. */
@@ -10,7 +17,10 @@ export interface DecodeOptions {
   registry?: SchemaRegistry;
   /** Most readings one message may hold. Default 10 000. */
   maxReadings?: number;
-  /** Most body bytes, after inflating when compressed (zip-bomb bound). Default 1 MiB. */
+  /**
+   * Most body bytes: of a plain message (bytes 2…), or declared inflated length of a compressed
+   * one, checked before the body is read or inflated (zip-bomb bound). Default 1 MiB.
+   */
   maxBodyBytes?: number;
 }
 
@@ -36,8 +46,9 @@ class Cursor {
     return this;
   }
 
-  fail(code: CodecErrorCode, msg: string): never {
-    throw new CodecError(code, msg, this.pos);
+  /** Throws for the field that begins at `at` (docs/codec.md §Errors: the offset is where it begins). */
+  fail(code: CodecErrorCode, msg: string, at = this.pos): never {
+    throw new CodecError(code, msg, at);
   }
 
   u8(what: string): number {
@@ -45,11 +56,12 @@ class Cursor {
     return this.b[this.pos++]!;
   }
 
-  /** Unsigned LEB128, at most 8 bytes, minimal form, ≤ 2^53 − 1. */
+  /** Unsigned LEB128, at most 8 bytes, minimal form, ≤ 2^53 − 1. Errors point at its first byte. */
   u(what: string): number {
     const b = this.b;
-    let p = this.pos;
-    if (p >= this.end) this.fail('EGW_CODEC_TRUNCATED', `message ends inside ${what}`);
+    const at = this.pos;
+    let p = at;
+    if (p >= this.end) this.fail('EGW_CODEC_TRUNCATED', `message ends inside ${what}`, at);
     let byte = b[p++]!;
     if (byte < 0x80) {
       this.pos = p;
@@ -58,20 +70,19 @@ class Cursor {
     let v = byte & 0x7f;
     let mul = 0x80;
     for (let i = 1; i < 8; i++) {
-      if (p >= this.end) this.fail('EGW_CODEC_TRUNCATED', `message ends inside ${what}`);
+      if (p >= this.end) this.fail('EGW_CODEC_TRUNCATED', `message ends inside ${what}`, at);
       byte = b[p++]!;
       v += (byte & 0x7f) * mul;
       if (byte < 0x80) {
-        this.pos = p;
         // A final 0x00 byte means a longer-than-needed encoding: one value, one encoding.
-        if (byte === 0) this.fail('EGW_CODEC_VARINT', `${what} is not minimally encoded`);
-        if (v > Number.MAX_SAFE_INTEGER) this.fail('EGW_CODEC_VARINT', `${what} exceeds 2^53 − 1`);
+        if (byte === 0) this.fail('EGW_CODEC_VARINT', `${what} is not minimally encoded`, at);
+        if (v > Number.MAX_SAFE_INTEGER) this.fail('EGW_CODEC_VARINT', `${what} exceeds 2^53 − 1`, at);
+        this.pos = p;
         return v;
       }
       mul *= 0x80;
     }
-    this.pos = p;
-    return this.fail('EGW_CODEC_VARINT', `${what} is longer than 8 bytes`);
+    return this.fail('EGW_CODEC_VARINT', `${what} is longer than 8 bytes`, at);
   }
 
   /** Zigzag-decoded signed varint. */
@@ -82,14 +93,19 @@ class Cursor {
     return z === 2 * h ? h : -h - 1;
   }
 
-  /** u8 length-prefixed UTF-8 string of at least `min` bytes (starting at `at` when given). */
-  str(what: string, min: number, at = -1): string {
-    if (at >= 0) this.pos = at;
+  /**
+   * u8 length-prefixed UTF-8 string of at least `min` bytes (starting at `from` when given). One
+   * field: every error points at its length byte; checked in the order length byte present,
+   * length ≥ min, bytes present, UTF-8 valid (docs/codec.md §Decoding order).
+   */
+  str(what: string, min: number, from = -1): string {
+    if (from >= 0) this.pos = from;
+    const at = this.pos;
     const len = this.u8(`${what} length`);
-    if (len < min) this.fail('EGW_CODEC_RANGE', `${what} is empty`);
+    if (len < min) this.fail('EGW_CODEC_RANGE', `${what} is empty`, at);
     const start = this.pos;
     const end = start + len;
-    if (end > this.end) this.fail('EGW_CODEC_TRUNCATED', `${what} runs past the end of the message`);
+    if (end > this.end) this.fail('EGW_CODEC_TRUNCATED', `${what} runs past the end of the message`, at);
     const b = this.b;
     let ascii = '';
     let i = start;
@@ -103,7 +119,7 @@ class Cursor {
     try {
       return utf8.decode(b.subarray(start, end));
     } catch (err) {
-      throw new CodecError('EGW_CODEC_UTF8', `${what} is not valid UTF-8`, start, { cause: err });
+      throw new CodecError('EGW_CODEC_UTF8', `${what} is not valid UTF-8`, at, { cause: err });
     }
   }
 }
@@ -120,7 +136,7 @@ function readDeviceId(c: Cursor): string {
   const len = c.u8('device id length');
   const start = c.pos;
   const end = start + len;
-  if (end > c.end) c.fail('EGW_CODEC_TRUNCATED', 'device id runs past the end of the message');
+  if (end > c.end) c.fail('EGW_CODEC_TRUNCATED', 'device id runs past the end of the message', start - 1);
   if (len > 64) return c.str('device id', 0, start - 1);
   const b = c.b;
   // Most messages come from the device of the previous one: check that id before hashing.
@@ -192,13 +208,14 @@ export function decode(input: Uint8Array, opts?: DecodeOptions): Reading[] {
   }
   const hdr = input[1]!;
   const version = hdr >> 4;
-  if (version !== F.VERSION) {
+  if (version < F.VERSION_1 || version > F.VERSION) {
     throw new CodecError(
       'EGW_CODEC_VERSION',
-      `message is format version ${version}; this decoder reads version ${F.VERSION} only — upgrade the decoder`,
+      `message is format version ${version}; this decoder reads versions 1–${F.VERSION} only — upgrade the decoder`,
       1,
     );
   }
+  stringsAllowed = version >= F.VERSION_2;
   if ((hdr & F.F_RESERVED) !== 0) {
     throw new CodecError('EGW_CODEC_RESERVED', 'reserved header flags set (written by a newer encoder?)', 1);
   }
@@ -206,8 +223,8 @@ export function decode(input: Uint8Array, opts?: DecodeOptions): Reading[] {
   if ((hdr & F.F_DEFLATE) !== 0) {
     const h = cursor.reset(input, 2, input.length);
     const rawLen = h.u('inflated length');
-    if (rawLen > maxBody) h.fail('EGW_CODEC_LIMIT', `inflated body of ${rawLen} B exceeds the ${maxBody} B limit`);
-    if (rawLen === 0) h.fail('EGW_CODEC_RANGE', 'inflated length is 0');
+    if (rawLen === 0) h.fail('EGW_CODEC_RANGE', 'inflated length is 0', 2);
+    if (rawLen > maxBody) h.fail('EGW_CODEC_LIMIT', `inflated body of ${rawLen} B exceeds the ${maxBody} B limit`, 2);
     // The deflate stream takes the rest of the message (docs/codec.md §Envelope); pure-JS and
     // bounded in memory and CPU (inflate.ts — node:zlib leaks native memory on corrupt streams).
     const body = inflateBody(input.subarray(h.pos), rawLen, h.pos);
@@ -219,16 +236,22 @@ export function decode(input: Uint8Array, opts?: DecodeOptions): Reading[] {
     c = cursor.reset(input, 2, input.length);
   }
   const deviceId = readDeviceId(c);
+  const schemaAt = c.pos;
   const schemaId = c.u('schema id');
-  const s = registry.get(schemaId);
-  if (s === undefined) c.fail('EGW_CODEC_SCHEMA', `unknown schema id ${schemaId} — the decoder needs that schema`);
+  const s = schemaId <= MAX_SCHEMA_ID ? registry.get(schemaId) : undefined;
+  if (s === undefined) {
+    c.fail('EGW_CODEC_SCHEMA', `unknown schema id ${schemaId} — the decoder needs that schema`, schemaAt);
+  }
   let count = 1;
   if ((hdr & F.F_BATCH) !== 0) {
+    const at = c.pos;
     count = c.u('reading count');
-    if (count === 0) c.fail('EGW_CODEC_RANGE', 'batch of 0 readings');
-    if (count > maxReadings) c.fail('EGW_CODEC_LIMIT', `batch of ${count} readings exceeds the limit ${maxReadings}`);
+    if (count === 0) c.fail('EGW_CODEC_RANGE', 'batch of 0 readings', at);
+    if (count > maxReadings) {
+      c.fail('EGW_CODEC_LIMIT', `batch of ${count} readings exceeds the limit ${maxReadings}`, at);
+    }
     // Each reading takes at least 2 bytes (flags, timestamp): refuse counts the body cannot hold.
-    if (count * 2 > c.end - c.pos) c.fail('EGW_CODEC_TRUNCATED', `batch of ${count} readings cannot fit`);
+    if (count * 2 > c.end - c.pos) c.fail('EGW_CODEC_TRUNCATED', `batch of ${count} readings cannot fit`, at);
   }
   const st = state;
   for (let i = 0; i < s.n; i++) st.seen[i] = 0;
@@ -254,6 +277,8 @@ class State {
 // which must not call decode), so one cursor and one state serve every call without allocation.
 const cursor = new Cursor();
 const state = new State();
+/** Whether the message being decoded is version 2 or later (string values allowed). */
+let stringsAllowed = false;
 
 function readReading(
   c: Cursor,
@@ -263,28 +288,32 @@ function readReading(
   deviceId: string,
   source: ReadingSource,
 ): Reading {
+  const flagsAt = c.pos;
   const flags = c.u8('reading flags');
   const q = flags & F.R_QUALITY;
   if ((flags & F.R_RESERVED) !== 0 || q === 3) {
-    if (q === 3) c.fail('EGW_CODEC_RANGE', 'quality 3 is undefined');
-    c.fail('EGW_CODEC_RESERVED', 'reserved reading flags set');
+    // Reserved bits first: a newer encoder may define them (docs/codec.md §Decoding order).
+    if ((flags & F.R_RESERVED) !== 0) c.fail('EGW_CODEC_RESERVED', 'reserved reading flags set', flagsAt);
+    c.fail('EGW_CODEC_RANGE', 'quality 3 is undefined', flagsAt);
   }
   const n = s.n;
   const states = st.states;
   if ((flags & F.R_STATES) !== 0) {
     if (c.pos + s.stateBytes > c.end) c.fail('EGW_CODEC_TRUNCATED', 'message ends inside the state map');
     for (let b = 0; b < s.stateBytes; b++) {
+      const at = c.pos;
       const byte = c.b[c.pos++]!;
       for (let j = 0; j < 4; j++) {
         const i = b * 4 + j;
         const v = (byte >> (j * 2)) & 3;
         if (i >= n) {
-          if (v !== 0) c.fail('EGW_CODEC_RANGE', 'state map padding is not zero');
-        } else if (v === 3) c.fail('EGW_CODEC_RANGE', `state 3 for field ${s.names[i]}`);
+          if (v !== 0) c.fail('EGW_CODEC_RANGE', 'state map padding is not zero', at);
+        } else if (v === 3) c.fail('EGW_CODEC_RANGE', `state 3 for field ${s.names[i]}`, at);
         else states[i] = v;
       }
     }
   }
+  const tsAt = c.pos;
   let ts: number;
   if (first) ts = c.u('timestamp');
   else {
@@ -302,7 +331,7 @@ function readReading(
       ts = st.ts + ((z >>> 1) ^ -(z & 1));
     } else ts = st.ts + c.s('timestamp delta');
   }
-  if (ts > F.MAX_TS || ts < 0) c.fail('EGW_CODEC_RANGE', `timestamp ${ts} outside [0, 2^50)`);
+  if (ts > F.MAX_TS || ts < 0) c.fail('EGW_CODEC_RANGE', `timestamp ${ts} outside [0, 2^50)`, tsAt);
   st.ts = ts;
 
   let values: Record<string, ReadingValue>;
@@ -331,13 +360,16 @@ function readGeneral(c: Cursor, s: CompiledSchema, st: State): Record<string, Re
     if (state === F.S_NULL) values[names[i]!] = null;
     else if (state === F.S_VALUE) {
       if (isBool[i] === 1) {
+        // Its bit comes after the numbers; the key goes in now, so `values` keeps schema order.
+        values[names[i]!] = false;
         nbool++;
         continue;
       }
+      const at = c.pos;
       let m = c.s(names[i]!);
       if (st.seen[i] === 1) m += st.prev[i]!;
       else st.seen[i] = 1;
-      if (m > MAX_FIELD_INT || m < -MAX_FIELD_INT) c.fail('EGW_CODEC_RANGE', `${names[i]} out of range`);
+      if (m > MAX_FIELD_INT || m < -MAX_FIELD_INT) c.fail('EGW_CODEC_RANGE', `${names[i]} out of range`, at);
       st.prev[i] = m;
       values[names[i]!] = (m + s.base[i]!) / s.pow[i]!;
     }
@@ -365,21 +397,29 @@ function readBools(
     j++;
   }
   const padBits = bytes * 8 - nbool;
-  if (padBits > 0 && b[at + bytes - 1]! >> (8 - padBits) !== 0) c.fail('EGW_CODEC_RANGE', 'bool padding bits not zero');
+  if (padBits > 0 && b[at + bytes - 1]! >> (8 - padBits) !== 0) {
+    c.fail('EGW_CODEC_RANGE', 'bool padding bits not zero', at + bytes - 1);
+  }
   c.pos = at + bytes;
 }
 
 function readExtras(c: Cursor, values: Record<string, ReadingValue>): void {
+  const countAt = c.pos;
   const count = c.u('by-name count');
-  if (count === 0) c.fail('EGW_CODEC_RANGE', 'by-name count is 0');
+  if (count === 0) c.fail('EGW_CODEC_RANGE', 'by-name count is 0', countAt);
   // Each entry takes ≥ 3 bytes (length, ≥ 1 name byte, tag).
-  if (count * 3 > c.end - c.pos) c.fail('EGW_CODEC_TRUNCATED', `${count} by-name values cannot fit`);
+  if (count * 3 > c.end - c.pos) c.fail('EGW_CODEC_TRUNCATED', `${count} by-name values cannot fit`, countAt);
   for (let k = 0; k < count; k++) {
+    const nameAt = c.pos;
     const name = c.str('value name', 1);
-    if (Object.hasOwn(values, name)) c.fail('EGW_CODEC_DUPLICATE', `value ${name} occurs twice`);
+    if (Object.hasOwn(values, name)) c.fail('EGW_CODEC_DUPLICATE', `value ${name} occurs twice`, nameAt);
+    const tagAt = c.pos;
     const tag = c.u8('value tag');
     let v: ReadingValue;
-    if (tag === F.T_NULL) v = null;
+    if (tag === F.T_STRING) {
+      if (!stringsAllowed) c.fail('EGW_CODEC_RANGE', 'string value (tag 0x04) in a version 1 message', tagAt);
+      v = c.str(`string value ${name}`, 0);
+    } else if (tag === F.T_NULL) v = null;
     else if (tag === F.T_FALSE) v = false;
     else if (tag === F.T_TRUE) v = true;
     else if (tag === F.T_FLOAT64) {
@@ -387,23 +427,26 @@ function readExtras(c: Cursor, values: Record<string, ReadingValue>): void {
       v = new DataView(c.b.buffer, c.b.byteOffset + c.pos, 8).getFloat64(0, true);
       c.pos += 8;
     } else if (tag >= F.T_SCALED && tag <= F.T_SCALED + 9) {
+      const at = c.pos;
       const k2 = c.s(name);
-      if (k2 > MAX_FIELD_INT || k2 < -MAX_FIELD_INT) c.fail('EGW_CODEC_RANGE', `${name} out of range`);
+      if (k2 > MAX_FIELD_INT || k2 < -MAX_FIELD_INT) c.fail('EGW_CODEC_RANGE', `${name} out of range`, at);
       v = k2 / 10 ** (tag - F.T_SCALED);
-    } else return c.fail('EGW_CODEC_RANGE', `unknown value tag 0x${tag.toString(16)}`);
+    } else return c.fail('EGW_CODEC_RANGE', `unknown value tag 0x${tag.toString(16)}`, tagAt);
     // defineProperty: a name such as "__proto__" must become an own key, not a prototype write.
     Object.defineProperty(values, name, { value: v, enumerable: true, writable: true, configurable: true });
   }
 }
 
 function readUnits(c: Cursor): Record<string, string> {
+  const countAt = c.pos;
   const count = c.u('unit count');
-  if (count === 0) c.fail('EGW_CODEC_RANGE', 'unit count is 0');
-  if (count * 3 > c.end - c.pos) c.fail('EGW_CODEC_TRUNCATED', `${count} units cannot fit`);
+  if (count === 0) c.fail('EGW_CODEC_RANGE', 'unit count is 0', countAt);
+  if (count * 3 > c.end - c.pos) c.fail('EGW_CODEC_TRUNCATED', `${count} units cannot fit`, countAt);
   const units: Record<string, string> = {};
   for (let k = 0; k < count; k++) {
+    const nameAt = c.pos;
     const name = c.str('unit name', 1);
-    if (Object.hasOwn(units, name)) c.fail('EGW_CODEC_DUPLICATE', `unit of ${name} occurs twice`);
+    if (Object.hasOwn(units, name)) c.fail('EGW_CODEC_DUPLICATE', `unit of ${name} occurs twice`, nameAt);
     const unit = c.str(`unit of ${name}`, 0);
     Object.defineProperty(units, name, { value: unit, enumerable: true, writable: true, configurable: true });
   }

@@ -37,6 +37,14 @@ let lastRegistry: SchemaRegistry | undefined;
 let lastId = '';
 const lastIdBytes = new Uint8Array(256);
 let lastIdLen = 0;
+/** Set when the message being written holds a string value: it is then format version 2. */
+let hasString = false;
+
+/**
+ * In a `u`-flag regex a surrogate pair is one code point, so this matches only lone surrogates:
+ * UTF-8 cannot encode them (RFC 3629 §3), and Buffer.from would silently write U+FFFD instead.
+ */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
 function ensure(n: number): void {
   if (pos + n <= buf.length) return;
@@ -74,6 +82,9 @@ function writeStr(s: string, what: string, min: number): void {
     const c = s.charCodeAt(i);
     if (c >= 0x80) {
       pos = at + 1;
+      if (LONE_SURROGATE.test(s)) {
+        throw new CodecError('EGW_CODEC_ENCODE', `${what} holds a lone UTF-16 surrogate (not encodable as UTF-8)`);
+      }
       const bytes = Buffer.from(s, 'utf8');
       if (bytes.length > 255) throw new CodecError('EGW_CODEC_ENCODE', `${what} is longer than 255 UTF-8 bytes`);
       buf.set(bytes, pos);
@@ -90,7 +101,11 @@ function writeStr(s: string, what: string, min: number): void {
 
 function writeTagged(v: ReadingValue, name: string): void {
   ensure(10);
-  if (v === null) buf[pos++] = F.T_NULL;
+  if (typeof v === 'string') {
+    buf[pos++] = F.T_STRING;
+    writeStr(v, `string value ${name}`, 0); // ≤ MAX_STRING_BYTES (255): one length byte
+    hasString = true;
+  } else if (v === null) buf[pos++] = F.T_NULL;
   else if (v === true) buf[pos++] = F.T_TRUE;
   else if (v === false) buf[pos++] = F.T_FALSE;
   else if (typeof v === 'number') {
@@ -108,13 +123,13 @@ function writeTagged(v: ReadingValue, name: string): void {
     buf[pos++] = F.T_FLOAT64;
     new DataView(buf.buffer, buf.byteOffset + pos, 8).setFloat64(0, v, true);
     pos += 8;
-  } else throw new CodecError('EGW_CODEC_ENCODE', `value ${name} is neither a number, a boolean nor null`);
+  } else throw new CodecError('EGW_CODEC_ENCODE', `value ${name} is not a number, a boolean, a string or null`);
 }
 
-function keyCount(o: object): number {
+/** Keys whose value is not undefined (an undefined value is an absent one, as in JSON). */
+function keyCount(o: Record<string, unknown>): number {
   let n = 0;
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars -- counting keys only
-  for (const _ in o) n++;
+  for (const k in o) if (o[k] !== undefined) n++;
   return n;
 }
 
@@ -202,7 +217,8 @@ function writeReading(s: CompiledSchema, r: Reading, first: boolean, prevTs: num
   // Values the schema does not name travel by name, so nothing is silently lost.
   const unknown = keyCount(vals) > matched;
   const units = r.units;
-  const hasUnits = units !== undefined && keyCount(units) > 0;
+  // An empty units map says nothing: it is not written, and decoders never return one.
+  const hasUnits = units !== undefined && Object.keys(units).length > 0;
   const q = header(r);
   const ts = r.ts;
   ensure(1 + s.stateBytes + 8 + n * 8 + 8);
@@ -246,8 +262,11 @@ function writeReading(s: CompiledSchema, r: Reading, first: boolean, prevTs: num
     ensure(10);
     writeU(keys.length);
     for (const k of keys) {
+      const u: unknown = units[k];
+      // Not String(u): a unit that is not a string would arrive as another text than was sent.
+      if (typeof u !== 'string') throw new CodecError('EGW_CODEC_ENCODE', `unit of ${k} is not a string`);
       writeStr(k, 'unit name', 1);
-      writeStr(String(units[k]), `unit of ${k}`, 0);
+      writeStr(u, `unit of ${k}`, 0);
     }
   }
 }
@@ -300,6 +319,8 @@ function fits(s: CompiledSchema, i: number, v: number): boolean {
 
 function finish(flags: number, opts: EncodeOptions | undefined): Buffer {
   const bodyLen = pos - start - 2;
+  // The lowest version that carries the message (docs/codec.md §Versioning).
+  const version = hasString ? F.VERSION_2 : F.VERSION_1;
   buf[start] = F.MAGIC;
   if (opts?.compress !== 'never' && bodyLen >= DEFLATE_MIN_BODY) {
     const z = deflateRawSync(buf.subarray(start + 2, pos));
@@ -308,7 +329,7 @@ function finish(flags: number, opts: EncodeOptions | undefined): Buffer {
     if (2 + lenBytes + z.length < pos - start) {
       const out = Buffer.allocUnsafe(2 + lenBytes + z.length);
       out[0] = F.MAGIC;
-      out[1] = (F.VERSION << 4) | flags | F.F_DEFLATE;
+      out[1] = (version << 4) | flags | F.F_DEFLATE;
       pos = start + 2;
       writeU(bodyLen);
       buf.copy(out, 2, start + 2, pos);
@@ -316,7 +337,7 @@ function finish(flags: number, opts: EncodeOptions | undefined): Buffer {
       return out; // the pool space of the uncompressed body is reused by the next message
     }
   }
-  buf[start + 1] = (F.VERSION << 4) | flags;
+  buf[start + 1] = (version << 4) | flags;
   const out = Buffer.from(buf.buffer, buf.byteOffset + start, pos - start); // cheaper than subarray
   start = (pos + 7) & ~7; // keep views 8-byte aligned, like Node's pool
   return out;
@@ -326,6 +347,7 @@ function finish(flags: number, opts: EncodeOptions | undefined): Buffer {
 function begin(r: Reading, opts: EncodeOptions | undefined): SchemaRegistry {
   const id = r.deviceId;
   if (typeof id !== 'string') throw new CodecError('EGW_CODEC_ENCODE', 'deviceId is not a string');
+  hasString = false;
   if (buf.length - start < 1024) {
     buf = Buffer.allocUnsafeSlow(POOL_SIZE);
     start = 0;

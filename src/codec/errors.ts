@@ -19,7 +19,11 @@ export type CodecErrorCode =
   | 'EGW_CODEC_INFLATE'
   | 'EGW_CODEC_ENCODE';
 
-/** The only exception the decoder throws; `offset` is the byte position in the (inflated) body, or -1. */
+/**
+ * The only exception the decoder throws. `offset` is where the field that failed a check begins:
+ * in the message, or in the inflated body for the body of a compressed one; -1 for no position
+ * (docs/codec.md §Errors, §Decoding order).
+ */
 export class CodecError extends GatewayError {
   declare readonly code: CodecErrorCode;
   readonly offset: number;

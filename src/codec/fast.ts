@@ -103,7 +103,7 @@ export function makeWriter(spec: SchemaSpec, maxInt: number): FastWriter {
 export function makeReader(spec: SchemaSpec, maxInt: number): FastReader {
   const lines: string[] = [
     'const b = c.b, e = c.end, prev = st.prev, seen = st.seen;',
-    'let p = c.pos, b0 = 0, b1 = 0, z = 0, m = 0;',
+    'let p = c.pos, f = 0, b0 = 0, b1 = 0, z = 0, m = 0;',
   ];
   const props: string[] = [];
   let bit = 0;
@@ -118,14 +118,15 @@ export function makeReader(spec: SchemaSpec, maxInt: number): FastReader {
     // 1–2 byte varints inline (minimal form: a second byte of 0 is refused by c.u); longer ones
     // go through the checked reader (docs/codec.md §Varints).
     lines.push(
-      'b0 = p < e ? b[p] : 0x100;',
+      // f: where the field begins, the offset of its errors (docs/codec.md §Errors).
+      'f = p; b0 = p < e ? b[p] : 0x100;',
       // Zigzag with int ops where z < 2^14; arithmetic for longer ones (beyond 32 bits).
       'if (b0 < 0x80) { m = (b0 >>> 1) ^ -(b0 & 1); p += 1; }',
       'else { b1 = p + 1 < e ? b[p + 1] : 0x100;',
       '  if (b0 < 0x100 && b1 < 0x80 && b1 !== 0) { z = (b0 & 0x7f) | (b1 << 7); m = (z >>> 1) ^ -(z & 1); p += 2; }',
       `  else { c.pos = p; z = c.u(${key}); p = c.pos; m = z < 0x40000000 ? (z >>> 1) ^ -(z & 1) : z === 2 * Math.floor(z / 2) ? z / 2 : -(z + 1) / 2; } }`,
       `if (seen[${i}] === 1) m += prev[${i}]; else seen[${i}] = 1;`,
-      `if (m > ${maxInt} || m < ${-maxInt}) { c.pos = p; c.fail('EGW_CODEC_RANGE', ${JSON.stringify(`${f.name} out of range`)}); }`,
+      `if (m > ${maxInt} || m < ${-maxInt}) { c.pos = f; c.fail('EGW_CODEC_RANGE', ${JSON.stringify(`${f.name} out of range`)}); }`,
       `prev[${i}] = m;`,
       `const v${i} = (m + ${base}) / ${p};`,
     );
@@ -135,7 +136,7 @@ export function makeReader(spec: SchemaSpec, maxInt: number): FastReader {
     lines.push(
       "if (p >= e) { c.pos = p; c.fail('EGW_CODEC_TRUNCATED', 'message ends inside the bool bits'); }",
       'const bits = b[p++];',
-      `if (bits >> ${bit} !== 0) { c.pos = p; c.fail('EGW_CODEC_RANGE', 'bool padding bits not zero'); }`,
+      `if (bits >> ${bit} !== 0) { c.pos = p - 1; c.fail('EGW_CODEC_RANGE', 'bool padding bits not zero'); }`,
     );
   }
   lines.push('c.pos = p;', `return { ${props.join(', ')} };`);

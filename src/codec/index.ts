@@ -5,7 +5,7 @@
 export { encodeReading, encodeBatch, type EncodeOptions } from './encode.js';
 export { decode, looksLikeCodec, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_READINGS, type DecodeOptions } from './decode.js';
 export { CodecError, type CodecErrorCode } from './errors.js';
-export { COAP_CONTENT_FORMAT, MEDIA_TYPE, MAGIC, VERSION } from './format.js';
+export { COAP_CONTENT_FORMAT, MEDIA_TYPE, MAGIC, MAX_STRING_BYTES, VERSION } from './format.js';
 export {
   BUILTIN_SCHEMAS,
   DEFAULT_REGISTRY,

@@ -56,7 +56,12 @@ export function parseConfig(text: string, source = 'config', env: NodeJS.Process
   });
   const issues: ConfigIssue[] = [];
   for (const e of [...doc.errors, ...doc.warnings]) {
-    issues.push({ path: '', message: e.message.split('\n')[0]!, line: lc.linePos(e.pos[0]).line });
+    // A secret error (and most YAML errors) sits at a value: name its key path, not "(root)".
+    issues.push({
+      path: pathAt(doc.contents, e.pos[0]),
+      message: e.message.split('\n')[0]!,
+      line: lc.linePos(e.pos[0]).line,
+    });
   }
   // A missing secret still lets the schema be checked, so every error is reported at once.
   if (doc.errors.some((e) => !e.message.includes('EGW_CONFIG_SECRET'))) throw new ConfigError(source, issues);
@@ -146,6 +151,27 @@ function keyRange(doc: Document, parent: (string | number)[], key: string | numb
     if (isScalar(pair.key) && String(pair.key.value) === String(key)) return pair.key.range?.[0];
   }
   return undefined;
+}
+
+/** Dotted key path of the innermost node whose range holds `pos` ('' when none does). */
+function pathAt(node: unknown, pos: number, prefix: string[] = []): string {
+  const inside = (n: unknown) => {
+    const r = (n as { range?: [number, number, number] } | null)?.range;
+    return r !== undefined && pos >= r[0] && pos < Math.max(r[1], r[0] + 1);
+  };
+  if (isMap(node)) {
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : '?';
+      // From the key to the end of the value: a tag (`!env X`) sits between them.
+      const k = (pair.key as { range?: [number, number, number] } | null)?.range;
+      const v = (pair.value as { range?: [number, number, number] } | null)?.range;
+      if (k && v && pos >= k[0] && pos < Math.max(v[1], v[0] + 1)) return pathAt(pair.value, pos, [...prefix, key]);
+    }
+  } else if (isSeq(node)) {
+    for (let i = 0; i < node.items.length; i++)
+      if (inside(node.items[i])) return pathAt(node.items[i], pos, [...prefix, String(i)]);
+  }
+  return toDotted(prefix);
 }
 
 function toDotted(segments: string[]): string {

@@ -5,8 +5,12 @@ import { CoapConfigSchema } from '../coap/config.js';
 import { MgmtConfigSchema } from '../mgmt/config.js';
 import { MetricsConfigSchema } from '../metrics/config.js';
 import { DriversConfigSchema } from '../drivers/config.js';
+import { DeadLettersConfigSchema } from '../deadletters/config.js';
 import { QueueConfigSchema } from '../queue/config.js';
 import { UplinkConfigSchema } from '../uplink/config.js';
+import { AnalyticsConfigSchema } from '../analytics/config.js';
+import { HistoryConfigSchema } from '../history/config.js';
+import { OtaConfigSchema } from '../ota/config.js';
 
 /** The config format version this build reads; older files are migrated (see migrate.ts). */
 export const CONFIG_VERSION = 1;
@@ -53,8 +57,12 @@ export const ConfigSchema = Type.Object(
     mgmt: MgmtConfigSchema,
     metrics: MetricsConfigSchema,
     drivers: DriversConfigSchema,
+    deadletters: DeadLettersConfigSchema,
     queue: QueueConfigSchema,
     uplink: UplinkConfigSchema,
+    history: HistoryConfigSchema,
+    analytics: AnalyticsConfigSchema,
+    ota: OtaConfigSchema,
   },
   { additionalProperties: false, $id: 'edge-gateway-config', title: 'edge-gateway config' },
 );

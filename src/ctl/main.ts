@@ -14,6 +14,7 @@ Commands:
   config set FILE        validate, apply and persist FILE on the gateway (admin token)
   config validate FILE   check FILE locally with the gateway's schema (no network)
   devices                known devices and their state
+  deadletters [ID]       refused payloads, newest first (--device ID, --limit N); one in full with ID
   queues                 outbox/queue state
   ota check|apply        ask the gateway to look for / install an update (admin token)
   restart                graceful restart under systemd (admin token)
@@ -52,6 +53,8 @@ export async function ctl(args: string[], io: CtlIo = defaultIo): Promise<number
         json: { type: 'boolean', default: false },
         timeout: { type: 'string', default: '10000' },
         count: { type: 'string' },
+        device: { type: 'string' },
+        limit: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -88,6 +91,15 @@ export async function ctl(args: string[], io: CtlIo = defaultIo): Promise<number
       }
       case 'devices':
         return answer(await request(url('/mgmt/devices'), 'get', timeoutMs), show, io);
+      case 'deadletters': {
+        const q: Record<string, string> = {};
+        if (o.device) q['device'] = o.device;
+        if (o.limit) q['limit'] = o.limit;
+        return answer(await request(url('/mgmt/deadletters', q), 'get', timeoutMs), show, io);
+      }
+      case `deadletters ${sub}`:
+        if (!/^\d+$/.test(sub ?? '')) throw new Usage('deadletters [ID]: ID is a number');
+        return answer(await request(url(`/mgmt/deadletters/${sub}`), 'get', timeoutMs), show, io);
       case 'queues':
         return answer(await request(url('/mgmt/queues'), 'get', timeoutMs), show, io);
       case 'config get':

@@ -13,6 +13,11 @@ export interface DeviceRecord {
   messagesIn: number;
   bytesIn: number;
   errors: number;
+  /** Payloads (or parts of payloads) refused at the boundary; each is kept as a dead letter. */
+  refused: number;
+  /** Why the last one was refused, and when (wall-clock ms). */
+  lastError: string | null;
+  lastErrorAt: number | null;
 }
 
 const MIGRATIONS = [
@@ -27,7 +32,13 @@ const MIGRATIONS = [
      bytes_in INTEGER NOT NULL DEFAULT 0,
      errors INTEGER NOT NULL DEFAULT 0
    )`,
+  `ALTER TABLE devices ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE devices ADD COLUMN last_error TEXT;
+   ALTER TABLE devices ADD COLUMN last_error_at INTEGER`,
 ];
+
+/** Longest last-error text kept per device. */
+const MAX_ERROR_TEXT = 300;
 
 /**
  * Every device the gateway has heard from, whatever the transport. Counters are kept in memory
@@ -46,10 +57,13 @@ export class DeviceRegistry {
   ) {
     migrate(db, 'devices', MIGRATIONS);
     this.upsert =
-      db.prepare(`INSERT INTO devices (id, transport, first_seen, last_seen, online, reason, messages_in, bytes_in, errors)
-      VALUES (@id, @transport, @firstSeen, @lastSeen, @online, @reason, @messagesIn, @bytesIn, @errors)
+      db.prepare(`INSERT INTO devices (id, transport, first_seen, last_seen, online, reason, messages_in, bytes_in, errors,
+        refused, last_error, last_error_at)
+      VALUES (@id, @transport, @firstSeen, @lastSeen, @online, @reason, @messagesIn, @bytesIn, @errors,
+        @refused, @lastError, @lastErrorAt)
       ON CONFLICT(id) DO UPDATE SET transport=excluded.transport, last_seen=excluded.last_seen, online=excluded.online,
-        reason=excluded.reason, messages_in=excluded.messages_in, bytes_in=excluded.bytes_in, errors=excluded.errors`);
+        reason=excluded.reason, messages_in=excluded.messages_in, bytes_in=excluded.bytes_in, errors=excluded.errors,
+        refused=excluded.refused, last_error=excluded.last_error, last_error_at=excluded.last_error_at`);
     const rows = db.prepare('SELECT * FROM devices').all() as Record<string, unknown>[];
     for (const r of rows) {
       this.cache.set(String(r['id']), {
@@ -63,6 +77,9 @@ export class DeviceRegistry {
         messagesIn: Number(r['messages_in']),
         bytesIn: Number(r['bytes_in']),
         errors: Number(r['errors']),
+        refused: Number(r['refused'] ?? 0),
+        lastError: (r['last_error'] as string | null) ?? null,
+        lastErrorAt: r['last_error_at'] == null ? null : Number(r['last_error_at']),
       });
     }
   }
@@ -87,6 +104,9 @@ export class DeviceRegistry {
         messagesIn: 0,
         bytesIn: 0,
         errors: 0,
+        refused: 0,
+        lastError: null,
+        lastErrorAt: null,
       };
       this.cache.set(id, d);
     }
@@ -103,8 +123,21 @@ export class DeviceRegistry {
     d.bytesIn += bytes;
   }
 
+  /** Bytes that arrived from the device without (yet) making a message, e.g. a serial stream. */
+  received(id: string, transport: Transport, bytes: number): void {
+    this.touch(id, transport).bytesIn += bytes;
+  }
+
   error(id: string, transport: Transport): void {
     this.touch(id, transport).errors++;
+  }
+
+  /** A payload from the device was refused at the boundary (or accepted with parts left out). */
+  refused(id: string, transport: Transport, reason: string, wallMs: number): void {
+    const d = this.touch(id, transport);
+    d.refused++;
+    d.lastError = reason.length > MAX_ERROR_TEXT ? `${reason.slice(0, MAX_ERROR_TEXT - 1)}…` : reason;
+    d.lastErrorAt = wallMs;
   }
 
   /** Records an online/offline transition; returns true if the state changed. */

@@ -102,8 +102,18 @@ export class DriverManager implements Service {
     return {
       ok: true,
       state: this.running ? `${connected}/${st.length} connected` : 'stopped',
+      // Driver detail (per-device entries such as Modbus slaves) is what /mgmt/devices serves.
       detail: Object.fromEntries(
-        st.map((s) => [s.id, { type: s.type, state: s.state, connected: s.connected, reason: s.reason }]),
+        st.map((s) => [
+          s.id,
+          {
+            type: s.type,
+            state: s.state,
+            connected: s.connected,
+            reason: s.reason,
+            ...(s.detail ? { detail: s.detail } : {}),
+          },
+        ]),
       ),
     };
   }
@@ -125,12 +135,20 @@ export class DriverManager implements Service {
     const rt = this.runtimes.find((r) => r.devices().includes(deviceId));
     if (!rt) return null;
     const bound = this.opts.commandTimeoutMs ?? 10000;
+    // The driver gets the deadline (to answer before it) and a signal aborted when we stop
+    // waiting, so a command reported as timed out is never carried out later (docs/drivers.md).
+    const abort = new AbortController();
+    const deadline = performance.now() + bound;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<CommandResult>(
-      (r) => (timer = setTimeout(() => r({ ok: false, error: `command timed out after ${bound} ms` }), bound)),
+      (r) =>
+        (timer = setTimeout(() => {
+          abort.abort();
+          r({ ok: false, error: `command timed out after ${bound} ms; nothing more is sent for it` });
+        }, bound)),
     );
     try {
-      return await Promise.race([rt.command(deviceId, payload), timeout]);
+      return await Promise.race([rt.command(deviceId, payload, { signal: abort.signal, deadline }), timeout]);
     } finally {
       clearTimeout(timer);
     }

@@ -1,10 +1,20 @@
 import type { DeviceRegistry } from '../devices/registry.js';
 import { StateLog, type Logger } from '../log/logger.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
+import { describeProblems, normaliseReadings, type Normalised } from '../pipeline/normalise.js';
 import { isValidDeviceId, type Reading } from '../pipeline/reading.js';
 import type { DriverMetrics } from './metrics.js';
 import { RateLimitedLog } from '../log/rate-limited.js';
-import type { CommandResult, Driver, DriverContext, DriverErrorKind, DriverType, Sample } from './types.js';
+import type {
+  CommandOptions,
+  CommandResult,
+  Driver,
+  DriverContext,
+  DriverDetail,
+  DriverErrorKind,
+  DriverType,
+  Sample,
+} from './types.js';
 
 export interface RuntimeOptions {
   type: DriverType<never>;
@@ -30,7 +40,7 @@ export interface DriverStatus {
   dropped: number;
   errors: Partial<Record<DriverErrorKind, number>>;
   buffered: number;
-  detail?: Record<string, unknown>;
+  detail?: DriverDetail;
 }
 
 /**
@@ -125,12 +135,12 @@ export class DriverRuntime {
     this.abort = new AbortController();
   }
 
-  async command(deviceId: string, payload: unknown): Promise<CommandResult> {
+  async command(deviceId: string, payload: unknown, opts: CommandOptions): Promise<CommandResult> {
     const d = this.driver;
     if (!d?.command) return { ok: false, error: `driver ${this.id} (${this.opts.type.type}) accepts no commands` };
     if (this.state !== 'running') return { ok: false, error: `driver ${this.id} is ${this.state}` };
     try {
-      const r = await d.command(deviceId, payload);
+      const r = await d.command(deviceId, payload, opts);
       if (!r.ok) this.countError('command', deviceId, r.error);
       return r;
     } catch (err) {
@@ -140,7 +150,7 @@ export class DriverRuntime {
   }
 
   status(): DriverStatus {
-    let detail: Record<string, unknown> | undefined;
+    let detail: DriverDetail | undefined;
     try {
       detail = this.driver?.detail?.();
     } catch {
@@ -173,6 +183,8 @@ export class DriverRuntime {
       emit: (samples) => this.guard(() => this.emit(samples)),
       setConnected: (c, reason, deviceId) => this.guard(() => this.setConnected(c, reason ?? null, deviceId)),
       error: (kind, o) => this.guard(() => this.countError(kind, o?.deviceId, o?.detail)),
+      received: (n, deviceId) =>
+        this.guard(() => this.opts.devices.received(deviceId ?? this.id, this.opts.type.transport, n)),
       reconnecting: () => this.guard(() => this.opts.metrics.reconnects.inc({ driver: this.id })),
     };
   }
@@ -198,7 +210,12 @@ export class DriverRuntime {
       }
       const r: Reading = { deviceId, ts: s.ts ?? now, values: s.values, quality: s.quality, source };
       if (s.units) r.units = s.units;
-      this.buffer.push(r);
+      // The boundary's limits (pipeline/normalise.ts): what a reading cannot carry is left out and
+      // the sample kept as a dead letter; a ts the codec cannot carry refuses the sample.
+      const n = normaliseReadings([r], now);
+      if (n.problemCount > 0) this.refuseSample(s, deviceId, n);
+      if (n.readings.length === 0) continue;
+      this.buffer.push(n.readings[0]!);
       this.opts.devices.message(deviceId, transport, s.bytes ?? 0);
     }
     const over = this.buffer.length - this.opts.config.buffer_size;
@@ -209,6 +226,21 @@ export class DriverRuntime {
     }
     this.opts.metrics.buffered.set({ driver: this.id }, this.buffer.length);
     if (!this.draining && !this.retryTimer) void this.drain();
+  }
+
+  private refuseSample(s: Sample, deviceId: string, n: Normalised): void {
+    const { transport, source } = this.opts.type;
+    void this.opts.pipeline.refuse({
+      source,
+      transport,
+      deviceId,
+      origin: this.id,
+      topic: `sensors/${deviceId}/data`,
+      payload: Buffer.from(JSON.stringify(s)),
+      code: n.code,
+      reason: describeProblems(n),
+      accepted: n.readings.length,
+    });
   }
 
   private async drain(): Promise<void> {
@@ -271,7 +303,8 @@ export class DriverRuntime {
       this.link.set(
         connected ? 'connected' : 'disconnected',
         { reason, ...code }, // the driver's child logger already carries driver and type
-        connected ? 'info' : 'warn',
+        // A stop is asked for, not a fault: info, not warn.
+        connected || reason === 'stopped' ? 'info' : 'warn',
       );
       this.opts.devices.setOnline(this.id, transport, connected, reason);
       return;

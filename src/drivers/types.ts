@@ -48,10 +48,32 @@ export interface DriverContext {
    * the driver id; `detail` (a sample of the bad input, the error message) goes to the log only.
    */
   error(kind: DriverErrorKind, opts?: { deviceId?: string; detail?: string }): void;
+  /**
+   * Counts bytes received from a device (device registry bytes_in) as they arrive, whether or not
+   * they become a reading; drivers that use it emit samples with `bytes: 0`.
+   */
+  received(bytes: number, deviceId?: string): void;
   /** Counts a reconnect attempt (for edge_gateway_driver_reconnects_total). */
   reconnecting(): void;
   /** Aborted when the driver is stopped: pending waits and timers should end. */
   readonly signal: AbortSignal;
+}
+
+/** What the caller of a command grants the driver (DriverManager.handleCommand sets both). */
+export interface CommandOptions {
+  /**
+   * Aborted when the caller stopped waiting and reported the command failed: from then on the
+   * driver must not send anything more for it.
+   */
+  readonly signal: AbortSignal;
+  /** Monotonic time (performance.now()) by which the driver must have answered. */
+  readonly deadline: number;
+}
+
+/** Driver-specific health for /mgmt; entries of `devices` are served per device (/mgmt/devices/{id}). */
+export interface DriverDetail {
+  devices?: Record<string, Record<string, unknown>>;
+  [key: string]: unknown;
 }
 
 export interface CommandResult {
@@ -72,9 +94,9 @@ export interface Driver {
   /** Device ids this driver owns (for command routing and registry); at least the driver id. */
   devices(): readonly string[];
   /** Handles `commands/{deviceId}`; only drivers that can write to a device implement it. */
-  command?(deviceId: string, payload: unknown): Promise<CommandResult>;
+  command?(deviceId: string, payload: unknown, opts: CommandOptions): Promise<CommandResult>;
   /** Extra per-type health detail (e.g. per-slave state) for /mgmt. */
-  detail?(): Record<string, unknown>;
+  detail?(): DriverDetail;
 }
 
 /**

@@ -30,6 +30,22 @@ export function managementResources(api: ManagementApi): Resource[] {
   const { ctx } = api.opts;
   const g = api.guard.bind(api);
 
+  /**
+   * Per-device detail drivers report through their health (the `drivers` service, e.g. a Modbus
+   * slave's failures, polls, last error; docs/drivers.md), by device id.
+   */
+  const driverDetails = (): Map<string, unknown> => {
+    const out = new Map<string, unknown>();
+    const drivers = ctx.health().services['drivers']?.detail ?? {};
+    for (const d of Object.values(drivers)) {
+      const devices = (d as { detail?: { devices?: unknown } }).detail?.devices;
+      if (typeof devices !== 'object' || devices === null) continue;
+      for (const [id, v] of Object.entries(devices)) out.set(id, v);
+    }
+    return out;
+  };
+  const withDriver = <T extends object>(d: T, driver: unknown) => (driver === undefined ? d : { ...d, driver });
+
   const status = () => {
     const h = ctx.health();
     const services: Record<string, string> = {};
@@ -161,7 +177,12 @@ export function managementResources(api: ManagementApi): Resource[] {
       path: '/mgmt/devices',
       rt: 'edge.mgmt.devices',
       ct: [50],
-      methods: { GET: g('/mgmt/devices', 'read', () => json('2.05', { devices: ctx.devices.list() })) },
+      methods: {
+        GET: g('/mgmt/devices', 'read', () => {
+          const extra = driverDetails();
+          return json('2.05', { devices: ctx.devices.list().map((d) => withDriver(d, extra.get(d.id))) });
+        }),
+      },
     },
     {
       path: '/mgmt/devices/{id}',
@@ -171,7 +192,8 @@ export function managementResources(api: ManagementApi): Resource[] {
           const id = p['id']!;
           if (!isValidDeviceId(id)) return text('4.00', 'device id not allowed');
           const d = ctx.devices.get(id);
-          return d ? json('2.05', { ...d, latest: ctx.latest.get(id) ?? null }) : text('4.04', `unknown device ${id}`);
+          if (!d) return text('4.04', `unknown device ${id}`);
+          return json('2.05', { ...withDriver(d, driverDetails().get(id)), latest: ctx.latest.get(id) ?? null });
         }),
       },
     },
@@ -238,6 +260,48 @@ export function managementResources(api: ManagementApi): Resource[] {
           // Answer first; the graceful stop starts once the response is on the wire.
           setTimeout(() => ctx.requestRestart(`requested over /mgmt/restart by ${req.source}`), 200).unref();
           return text('2.04', 'restarting');
+        }),
+      },
+    },
+    {
+      // Refused payloads (docs/readings.md): newest first, `limit`, `device`, `before` (id) to page.
+      path: '/mgmt/deadletters',
+      rt: 'edge.mgmt.deadletters',
+      ct: [50],
+      methods: {
+        GET: g('/mgmt/deadletters', 'read', (req) => {
+          const store = ctx.deadletters;
+          if (!store) return json('2.05', { enabled: false, entries: [] });
+          const limit = Number(req.query['limit'] ?? 50);
+          const before = Number(req.query['before']);
+          const device = req.query['device'];
+          if (device !== undefined && !isValidDeviceId(device)) return text('4.00', 'device id not allowed');
+          const entries = store.list({
+            limit: Number.isFinite(limit) ? limit : 50,
+            ...(device !== undefined ? { deviceId: device } : {}),
+            ...(Number.isInteger(before) ? { beforeId: before } : {}),
+          });
+          return json('2.05', { enabled: true, ...store.stats(), entries });
+        }),
+      },
+    },
+    {
+      path: '/mgmt/deadletters/{id}',
+      hidden: true,
+      methods: {
+        GET: g('/mgmt/deadletters/{id}', 'read', (_req, p) => {
+          const id = Number(p['id']);
+          if (!Number.isSafeInteger(id) || id < 1) return text('4.00', 'dead-letter id must be a positive integer');
+          const d = ctx.deadletters?.get(id);
+          if (!d) return text('4.04', `no dead letter ${id}`);
+          const { payload, ...rest } = d;
+          const asText = payload.toString('utf8');
+          return json('2.05', {
+            ...rest,
+            payloadBase64: payload.toString('base64'),
+            // The payload as text too when it is valid UTF-8 (most refused payloads are JSON).
+            payloadText: Buffer.from(asText, 'utf8').equals(payload) ? asText : null,
+          });
         }),
       },
     },

@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log/logger.js';
 import { GatewayError } from '../errors.js';
-import type { Reading } from './reading.js';
+import type { Transport } from '../devices/registry.js';
+import type { RefusalCode } from './normalise.js';
+import type { Reading, ReadingSource } from './reading.js';
 
 /** Where a batch of readings came from; sinks use it to classify (priority rules match on topic/source). */
 export interface IngestMeta {
@@ -24,7 +26,39 @@ export type Stage = (reading: Reading, meta: IngestMeta) => Reading | null;
  */
 export interface Sink {
   readonly name: string;
+  /**
+   * A sink that only reflects what was committed (the latest-value cache): called once every other
+   * sink committed, in commit order, so it never shows a reading the gateway then failed to store.
+   */
+  readonly afterCommit?: boolean;
   accept(readings: readonly Reading[], meta: IngestMeta): void | Promise<void>;
+}
+
+/**
+ * A payload the boundary could not accept whole: refused (nothing accepted) or accepted with
+ * readings or fields left out. MQTT 3.1.1 has no negative PUBACK, so the source acknowledges it
+ * anyway and the refusal sink keeps the original bytes (dead-letter store, docs/readings.md).
+ */
+export interface Refusal {
+  source: ReadingSource;
+  /** Device-registry transport; absent for sources that are not devices. */
+  transport: Transport | undefined;
+  /** Undefined when the id itself was refused. */
+  deviceId: string | undefined;
+  /** Client id / CoAP peer / driver id. */
+  origin: string | undefined;
+  topic: string | undefined;
+  /** The original bytes as received (or the sample as JSON for drivers). */
+  payload: Uint8Array;
+  code: RefusalCode;
+  reason: string;
+  /** Readings of the same payload that were accepted (0: refused whole). */
+  accepted: number;
+}
+
+/** Keeps refused payloads (the dead-letter store); resolves once they are committed. */
+export interface RefusalSink {
+  refuse(r: Refusal): void | Promise<void>;
 }
 
 export interface PipelineOptions {
@@ -34,6 +68,7 @@ export interface PipelineOptions {
 }
 
 export interface PipelineEvents {
+  /** After every sink committed, in the order the batches committed (the latest-value cache listens). */
   reading: [reading: Reading, meta: IngestMeta];
 }
 
@@ -44,8 +79,11 @@ export interface PipelineEvents {
 export class Pipeline extends EventEmitter<PipelineEvents> {
   private readonly stages: { name: string; fn: Stage }[] = [];
   private readonly sinks: Sink[] = [];
+  private readonly committedSinks: Sink[] = [];
   private pending = 0;
-  readonly counters = { accepted: 0, dropped: 0, refused: 0, stageErrors: 0 };
+  private refusals: RefusalSink | undefined;
+  /** `invalid`: payloads with something refused at the boundary (kept as dead letters). */
+  readonly counters = { accepted: 0, dropped: 0, refused: 0, stageErrors: 0, invalid: 0 };
 
   constructor(private readonly opts: PipelineOptions) {
     super();
@@ -61,11 +99,32 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
   }
 
   addSink(sink: Sink): () => void {
-    this.sinks.push(sink);
+    const list = sink.afterCommit ? this.committedSinks : this.sinks;
+    list.push(sink);
     return () => {
-      const i = this.sinks.indexOf(sink);
-      if (i >= 0) this.sinks.splice(i, 1);
+      const i = list.indexOf(sink);
+      if (i >= 0) list.splice(i, 1);
     };
+  }
+
+  /** Where sources hand refused payloads (the composition root sets the dead-letter store). */
+  setRefusalSink(sink: RefusalSink | undefined): void {
+    this.refusals = sink;
+  }
+
+  /**
+   * A source reports a payload it could not accept whole. Resolves once the refusal sink kept it,
+   * so the source acknowledges only what is stored; never rejects (a failing dead-letter store
+   * must not turn into a retry loop of the same bad payload).
+   */
+  async refuse(r: Refusal): Promise<void> {
+    this.counters.invalid++;
+    if (!this.refusals) return;
+    try {
+      await this.refusals.refuse(r);
+    } catch (err) {
+      this.opts.log.error({ err, deviceId: r.deviceId }, 'the refusal sink failed; the refused payload is not kept');
+    }
   }
 
   get depth(): number {
@@ -93,6 +152,14 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
       }
       await Promise.all(waits);
       this.counters.accepted += out.length;
+      for (const sink of this.committedSinks) {
+        try {
+          void sink.accept(out, meta);
+        } catch (err) {
+          // Committed already: a failing view must not turn an accepted reading into a refusal.
+          this.opts.log.error({ err, sink: sink.name }, 'after-commit sink threw');
+        }
+      }
       for (const r of out) this.emit('reading', r, meta);
     } finally {
       this.pending -= out.length;

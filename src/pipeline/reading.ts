@@ -3,8 +3,8 @@
  * (MQTT, CoAP, serial, downstream CoAP, vision). Declared once, imported everywhere.
  */
 
-/** A value of a reading: numeric, boolean, or explicitly absent (sensor dropout). */
-export type ReadingValue = number | boolean | null;
+/** A value of a reading: numeric, boolean, text (bounded length), or explicitly absent (sensor dropout). */
+export type ReadingValue = number | boolean | string | null;
 
 export type Quality = 'good' | 'uncertain' | 'bad';
 

@@ -4,7 +4,9 @@ import type { Reading } from '../pipeline/reading.js';
 /**
  * How the outbox stores readings and the uplink sends them. Received as a value (not imported by
  * the outbox), so the outbox and its tests do not depend on one encoder; the gateway passes
- * `binaryReadingCodec`, the format of docs/codec.md.
+ * `binaryReadingCodec`, the format of docs/codec.md. A batch holding a string value is format
+ * version 2 (docs/codec.md §Versioning): the cloud decoder must read version 2 before devices send
+ * strings; numeric batches stay version 1, byte for byte.
  */
 export interface ReadingCodec {
   /** MQTT 5 content type of an uplinked batch. */

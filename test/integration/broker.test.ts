@@ -264,7 +264,7 @@ describe('local MQTT broker with real clients over TCP', () => {
     const got = collect(spy);
     await spy.subscribeAsync('sensors/#', { qos: 1 });
     const local = await client({ clientId: 'hostile-1' });
-    for (const payload of ['{"t":', 'null', '[]', '{"t":"x"}', '\u0000\u0001', '{"values":{"a b":1}}']) {
+    for (const payload of ['{"t":', 'null', '[]', '{"t":[1]}', '\u0000\u0001', '{"values":{"a b":1}}']) {
       await local.publishAsync('sensors/hostile-1/data', payload, { qos: 1 });
     }
     await local.publishAsync('sensors/bad id/data', '{"t":1}', { qos: 1 });
@@ -276,7 +276,7 @@ describe('local MQTT broker with real clients over TCP', () => {
     assert.equal((await metric(m, 'edge_gateway_mqtt_ingest_errors_total', { reason: 'device_id' })) - id0, 2);
     assert.equal(gateway.context.latest.get('hostile-1')?.values['t'], 2);
     assert.ok(local.connected);
-    assert.ok((gateway.context.devices.get('hostile-1')?.errors ?? 0) >= 6);
+    assert.ok((gateway.context.devices.get('hostile-1')?.refused ?? 0) >= 6);
   });
 
   test('a packet over max_packet_bytes closes that connection only, before it is buffered', async () => {

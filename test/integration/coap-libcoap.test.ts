@@ -95,8 +95,10 @@ describe('CoAP with libcoap coap-client', () => {
   });
 
   it('bad payloads get 4.00 with a reason, unknown formats 4.15, bad device ids 4.00', async () => {
-    const bad = await coapClient(['-m', 'post', '-t', '50', '-e', '{"temperature":"hot"}', h.url('/sensors/dev-x')]);
-    assert.match(bad.stderr, /^4\.00 value "temperature" must be a finite number/);
+    const bad = await coapClient(['-m', 'post', '-t', '50', '-e', '{"temperature":[21]}', h.url('/sensors/dev-x')]);
+    assert.match(bad.stderr, /^4\.00 temperature: arrays are not values/);
+    const ts = await coapClient(['-m', 'post', '-t', '50', '-e', '{"t":1,"ts":"1"}', h.url('/sensors/dev-x')]);
+    assert.match(ts.stderr, /^4\.00 ts must be/);
     const xml = await coapClient(['-m', 'post', '-t', '41', '-e', '<r/>', h.url('/sensors/dev-x')]);
     assert.match(xml.stderr, /^4\.15 /);
     const id = await coapClient(['-m', 'post', '-t', '50', '-e', '{"a":1}', h.url('/sensors/bad%20id')]);

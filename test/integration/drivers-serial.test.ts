@@ -146,3 +146,102 @@ test('hot unplug: socat killed → offline within the timeout; new socat on the 
   assert.ok((await metricValue(h.metrics, 'edge_gateway_driver_reconnects_total', { driver: 'hot-1' })) >= 1);
   assert.equal(h.devices.get('hot-1')!.online, true);
 });
+
+test('nmea: proprietary sentences are not bad lines, $PGRMC is not a fix; bytes_in counts every byte', async (t) => {
+  const { h, peer } = await setup(
+    t,
+    (dev) => `  - type: nmea
+    id: gps-p
+    path: ${dev}
+    baud: 115200
+    epoch_timeout_ms: 100
+`,
+  );
+  await h.manager.start();
+  await waitFor(() => h.manager.status()[0]!.connected, 5000, 'port open');
+  const sum = (body: string) => {
+    let x = 0;
+    for (const ch of body) x ^= ch.charCodeAt(0);
+    return `$${body}*${x.toString(16).toUpperCase().padStart(2, '0')}\r\n`;
+  };
+  // What a healthy MTK / ST / Garmin receiver interleaves with its fixes, plus one real GGA.
+  const stream =
+    sum('PMTK010,002') +
+    sum('PSTMVER,GNSSLIB_8.4.18.25_ARM') +
+    sum('PERDAPI,PPS,TIMEONLY,0') +
+    sum('PGRMC,101010,A,0100.000,S,00200.000,W,001.0,090.0,010190,003.1,W') +
+    sum('GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,') +
+    '#garbage#\r\n';
+  peer.write(stream);
+  await waitFor(() => h.readings.length >= 1, 5000, 'the GGA fix');
+  await sleep(300);
+  assert.equal(h.readings.length, 1, 'the PGRMC made no fix of its own');
+  assert.ok((h.readings[0]!.values['latitude'] as number) > 48, 'PGRMC (S/W) was not merged as RMC');
+  assert.equal(h.readings[0]!.values['speed'], undefined);
+  const st = h.manager.status()[0]!;
+  assert.equal(st.errors.bad_line, 1, 'only the garbage line is a bad line');
+  await waitFor(() => h.devices.get('gps-p')?.bytesIn === Buffer.byteLength(stream), 3000, 'bytes_in of every byte');
+});
+
+test('nmea: a receiver that never sends a valid sentence goes offline after stale_after_ms; back on a valid one', async (t) => {
+  const { h, peer } = await setup(
+    t,
+    (dev) => `  - type: nmea
+    id: gps-g
+    path: ${dev}
+    baud: 115200
+    stale_after_ms: 400
+`,
+  );
+  await h.manager.start();
+  await waitFor(() => h.manager.status()[0]!.connected, 5000, 'port open');
+  const t0 = Date.now();
+  let sent = 0;
+  // Noise a receiver at the wrong baud rate produces: never a valid sentence.
+  const noise = setInterval(() => {
+    const b = Buffer.from('\xfe\x00$GPGGA,1*ZZ\r\n\x80\x81garbage\r\n', 'latin1');
+    sent += b.length;
+    peer.write(b);
+  }, 50);
+  t.after(() => clearInterval(noise));
+  await waitFor(() => !h.manager.status()[0]!.connected, 3000, 'offline on garbage');
+  const took = Date.now() - t0;
+  assert.ok(took >= 350 && took < 1500, `offline after ${took} ms`);
+  assert.match(h.manager.status()[0]!.reason ?? '', /no valid sentence for 400 ms/);
+  assert.equal(h.devices.get('gps-g')!.online, false);
+  clearInterval(noise);
+  await sleep(100);
+  await waitFor(() => h.devices.get('gps-g')?.bytesIn === sent, 3000, 'garbage bytes counted in bytes_in');
+  assert.ok(sent > 0);
+  peer.write('$GPGSV,1,1,04,01,40,083,46,02,17,308,41,12,07,344,39,14,22,228,45*7A\r\n');
+  await waitFor(() => h.manager.status()[0]!.connected, 3000, 'online again on a valid sentence');
+});
+
+test('serial-lines: a device that only sends garbage goes offline after stale_after_ms; bytes_in counts every byte', async (t) => {
+  const { h, peer } = await setup(
+    t,
+    (dev) => `  - type: serial-lines
+    id: wx-g
+    path: ${dev}
+    baud: 115200
+    stale_after_ms: 400
+`,
+  );
+  await h.manager.start();
+  await waitFor(() => h.manager.status()[0]!.connected, 5000, 'port open');
+  let sent = 0;
+  const noise = setInterval(() => {
+    const b = Buffer.from('not json at all\n{"t":\n');
+    sent += b.length;
+    peer.write(b);
+  }, 50);
+  t.after(() => clearInterval(noise));
+  await waitFor(() => !h.manager.status()[0]!.connected, 3000, 'offline on garbage');
+  clearInterval(noise);
+  await sleep(100);
+  await waitFor(() => h.devices.get('wx-g')?.bytesIn === sent, 3000, 'garbage bytes counted in bytes_in');
+  const line = '{"temperature":21.5}\n';
+  peer.write(line);
+  await waitFor(() => h.manager.status()[0]!.connected, 3000, 'online again on a valid line');
+  await waitFor(() => h.devices.get('wx-g')?.bytesIn === sent + line.length, 3000, 'valid line bytes counted once');
+});

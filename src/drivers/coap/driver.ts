@@ -133,6 +133,7 @@ export class CoapDeviceDriver implements Driver {
         valueName: this.c.value_name,
         unit: this.c.unit,
         nowMs: Date.now(),
+        onProblem: (detail) => this.ctx.error('bad_line', { detail }),
       });
       this.attempt = 0;
       this.ctx.setConnected(true);

@@ -59,7 +59,11 @@ class SerialLinesDriver implements Driver {
       settings: c,
       ctx,
       onData: (b) => this.onData(b),
-      onOpen: () => this.framer.reset(),
+      onOpen: () => {
+        this.framer.reset();
+        // Armed at open (as the NMEA driver does): a device that only sends garbage goes offline too.
+        this.silence.arm();
+      },
     });
   }
 
@@ -77,6 +81,8 @@ class SerialLinesDriver implements Driver {
   }
 
   private onData(chunk: Buffer): void {
+    // bytes_in counts every byte the device sent, bad lines included.
+    this.ctx.received(chunk.length);
     const { lines, overlong } = this.framer.push(chunk);
     for (let i = 0; i < overlong; i++)
       this.ctx.error('overlong', { detail: `line longer than ${this.c.max_line_length} bytes` });
@@ -90,10 +96,11 @@ class SerialLinesDriver implements Driver {
         this.ctx.error('bad_line', { detail: `${r.reason}: ${JSON.stringify(line.slice(0, 120))}` });
         continue;
       }
+      if (r.left) this.ctx.error('bad_line', { detail: `left out ${r.left}` });
       samples.push({
         values: r.values,
         quality: r.quality,
-        bytes: raw.length + 1,
+        bytes: 0, // counted on arrival (onData)
         ...(r.units ? { units: r.units } : {}),
         ...(r.ts !== undefined ? { ts: r.ts } : {}),
       });

@@ -1,20 +1,31 @@
+import { describeProblems, normaliseDocument, parseTimestamp } from '../../pipeline/normalise.js';
 import type { Quality, ReadingValue } from '../../pipeline/reading.js';
-import { VALUE_NAME_PATTERN } from '../../pipeline/reading.js';
 import type { CsvColumn, JsonField } from './config.js';
 
 /** The outcome of parsing one line: values, or the reason it was refused. Pure. */
 export type LineResult =
-  | { ok: true; values: Record<string, ReadingValue>; units?: Record<string, string>; quality: Quality; ts?: number }
+  | {
+      ok: true;
+      values: Record<string, ReadingValue>;
+      units?: Record<string, string>;
+      quality: Quality;
+      ts?: number;
+      /** Fields the shared normaliser left out (the driver counts them as bad_line). */
+      left?: string;
+    }
   | { ok: false; reason: string };
 
-const MAX_VALUES = 256;
+/** Placeholder device id for the normaliser: a line carries no id (the driver's id is used). */
+const LINE_DEVICE = 'line';
 
 const scaled = (raw: number, scale: number, offset: number): number => raw * scale + offset;
 
 /**
- * JSON lines: one object per line. Numbers and booleans are values (null is an explicit dropout);
- * optional `ts` (epoch ms or ISO 8601) and `quality` keys are honoured. With `fields`, only the
- * listed keys are taken, renamed, scaled and given units.
+ * JSON lines: one object per line. Without `fields` the line goes through the shared normaliser
+ * (docs/readings.md) like an MQTT payload: numbers, booleans, strings and null are values, nested
+ * objects become dotted names, `ts` / `quality` / `units` are honoured, and what cannot be
+ * represented is left out and reported. With `fields`, only the listed keys are taken, renamed,
+ * scaled and given units (a missing or non-numeric key is a null dropout).
  */
 export function parseJsonLine(line: string, fields?: readonly JsonField[]): LineResult {
   let obj: unknown;
@@ -25,49 +36,46 @@ export function parseJsonLine(line: string, fields?: readonly JsonField[]): Line
   }
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return { ok: false, reason: 'not a JSON object' };
   const rec = obj as Record<string, unknown>;
+  if (!fields) return normaliseLine(rec);
   const values: Record<string, ReadingValue> = {};
   let units: Record<string, string> | undefined;
-  let n = 0;
   let missing = false;
-  if (fields) {
-    for (const f of fields) {
-      const v = rec[f.key];
-      if (typeof v === 'number' && Number.isFinite(v)) values[f.name] = scaled(v, f.scale, f.offset);
-      else if (typeof v === 'boolean') values[f.name] = v;
-      else {
-        values[f.name] = null;
-        missing = true;
-      }
-      if (f.unit) (units ??= {})[f.name] = f.unit;
-      n++;
+  for (const f of fields) {
+    const v = rec[f.key];
+    if (typeof v === 'number' && Number.isFinite(v)) values[f.name] = scaled(v, f.scale, f.offset);
+    else if (typeof v === 'boolean') values[f.name] = v;
+    else {
+      values[f.name] = null;
+      missing = true;
     }
-  } else {
-    for (const [k, v] of Object.entries(rec)) {
-      if (k === 'ts' || k === 'quality') continue;
-      if (!VALUE_NAME_PATTERN.test(k)) continue;
-      if ((typeof v === 'number' && Number.isFinite(v)) || typeof v === 'boolean' || v === null) {
-        values[k] = v;
-        if (v === null) missing = true;
-        if (++n > MAX_VALUES) return { ok: false, reason: `more than ${MAX_VALUES} values` };
-      }
-    }
+    if (f.unit) (units ??= {})[f.name] = f.unit;
   }
-  if (n === 0) return { ok: false, reason: 'no numeric or boolean values' };
-  const ts = parseTs(rec['ts']);
-  if (ts === false) return { ok: false, reason: 'ts is not epoch ms or ISO 8601' };
+  if (fields.length === 0) return { ok: false, reason: 'no numeric or boolean values' };
+  // Same timestamp rules as every source (epoch ms or ISO 8601 with a zone, within the codec's range).
+  const ts = parseTimestamp(rec['ts'], NaN);
+  if (ts < 0) return { ok: false, reason: 'ts is not epoch ms or ISO 8601 within range' };
   const q = rec['quality'];
   const quality: Quality = q === 'good' || q === 'uncertain' || q === 'bad' ? q : missing ? 'uncertain' : 'good';
-  return { ok: true, values, quality, ...(units ? { units } : {}), ...(ts !== undefined ? { ts } : {}) };
+  return { ok: true, values, quality, ...(units ? { units } : {}), ...(Number.isNaN(ts) ? {} : { ts }) };
 }
 
-function parseTs(v: unknown): number | undefined | false {
-  if (v === undefined) return undefined;
-  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v;
-  if (typeof v === 'string') {
-    const t = Date.parse(v);
-    return Number.isNaN(t) ? false : t;
-  }
-  return false;
+function normaliseLine(rec: Record<string, unknown>): LineResult {
+  // The line names no device: a `deviceId` key is not a value (the driver's id is the device).
+  const doc = 'deviceId' in rec ? { ...rec, deviceId: LINE_DEVICE } : rec;
+  // NaN as the receive time: "no ts in the line" (the runtime stamps it when it receives the sample).
+  const n = normaliseDocument(doc, LINE_DEVICE, 'serial', NaN);
+  const r = n.readings[0];
+  if (!r) return { ok: false, reason: describeProblems(n) };
+  let quality = r.quality;
+  if (rec['quality'] === undefined && Object.values(r.values).includes(null)) quality = 'uncertain';
+  return {
+    ok: true,
+    values: r.values,
+    quality,
+    ...(r.units ? { units: r.units } : {}),
+    ...(Number.isNaN(r.ts) ? {} : { ts: r.ts }),
+    ...(n.problemCount > 0 ? { left: describeProblems(n) } : {}),
+  };
 }
 
 /**

@@ -89,7 +89,8 @@ export const ModbusRtuConfigSchema = Type.Object(
       minimum: 1,
       maximum: 1000,
       default: 3,
-      description: 'Consecutive failed polls before a slave is reported offline.',
+      description:
+        'Consecutive failed polls before a slave is reported offline. A poll stops at the first request without an answer, so a silent slave is offline within offline_after × max(I, F) + F, I its shortest interval_ms, F = (retries + 1) × timeout_ms, whatever the size of its map.',
     }),
     slaves: Type.Array(SlaveSchema, { minItems: 1, maxItems: 247 }),
   },

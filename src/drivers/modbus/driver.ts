@@ -4,7 +4,16 @@ import { GatewayError } from '../../errors.js';
 import type { ReadingValue } from '../../pipeline/reading.js';
 import { backoffDelay } from '../backoff.js';
 import { serialOpenOptions } from '../serial/port.js';
-import type { CommandResult, Driver, DriverContext, DriverErrorKind, DriverType } from '../types.js';
+import type {
+  CommandOptions,
+  CommandResult,
+  Driver,
+  DriverContext,
+  DriverDetail,
+  DriverErrorKind,
+  DriverType,
+} from '../types.js';
+import { Bus } from './bus.js';
 import { planWrites, slaveDeviceId, type WritePlan } from './commands.js';
 import { ModbusRtuConfigSchema, type ModbusRtuConfig, type PollEntry, type SlaveConfig } from './config.js';
 import { decodeRegisters, registersPer, type RegisterType } from './decode.js';
@@ -32,14 +41,29 @@ interface SlaveState {
   online: boolean | undefined;
   polls: number;
   lastError: string | null;
+  /** Worst-case time from the slave going silent to it being reported offline (docs/drivers.md). */
+  offlineWithinMs: number;
 }
 
 interface PollGroup {
   slave: SlaveState;
   intervalMs: number;
   entries: PollEntry[];
-  queued: boolean;
+  /** A poll of this group is running (a tick never queues a second one). */
+  running: boolean;
+  /** Index of the entry a poll starts with: the one after the last unanswered request. */
+  probe: number;
+  timer: NodeJS.Timeout | undefined;
 }
+
+/** A request that was not put on the bus; a write refused this way never reaches the slave. */
+class NotSent extends Error {}
+
+/**
+ * Margin between the last moment a write may start (its answer timeout included) and the
+ * command deadline, so the driver's own answer always comes before the caller gives up.
+ */
+const DEADLINE_MARGIN_MS = 100;
 
 /** Maps a modbus-serial error to our error kind and whether retrying can help. */
 function classify(err: unknown): { kind: DriverErrorKind; retry: boolean } {
@@ -48,6 +72,27 @@ function classify(err: unknown): { kind: DriverErrorKind; retry: boolean } {
   if (e.errno === 'ETIMEDOUT' || /timed out/i.test(e.message ?? '')) return { kind: 'timeout', retry: true };
   if (/CRC|length|Unexpected data|Data length/i.test(e.message ?? '')) return { kind: 'crc', retry: true };
   return { kind: 'io', retry: false };
+}
+
+/**
+ * Worst case from a slave going silent to it being reported offline, bus time of other slaves
+ * aside. A poll stops at the first unanswered request (poll()), so it costs at most F =
+ * (retries + 1) × timeout_ms beyond what was answered; polls of a group start every interval I
+ * (or when the previous one ends, if later). The poll running when the slave dies ends within F;
+ * each of the offline_after failed polls after it starts at most max(I, F) after the previous one.
+ */
+export function offlineBound(c: ModbusRtuConfig, slave: SlaveConfig): number {
+  const f = (c.retries + 1) * c.timeout_ms;
+  const i = Math.min(...slave.poll.map((p) => p.interval_ms));
+  return c.offline_after * Math.max(i, f) + f;
+}
+
+/** Why a write that went on the bus failed, for the command result. */
+function failure(err: unknown): string {
+  const msg = (err as Error).message;
+  if (classify(err).kind === 'exception') return `refused by the slave (${msg})`;
+  // No valid answer: the request went out, so the slave may have applied it; it is not sent again.
+  return `no valid answer (${msg}); the slave may or may not have applied it, it is not sent again`;
 }
 
 function checkConfig(c: ModbusRtuConfig): void {
@@ -79,9 +124,7 @@ class ModbusRtuDriver implements Driver {
   private stopped = true;
   private readonly slaves: SlaveState[];
   private readonly groups: PollGroup[] = [];
-  private readonly timers: NodeJS.Timeout[] = [];
-  /** Modbus RTU is half-duplex, one request at a time on the bus (Modbus over Serial Line §2.1). */
-  private bus: Promise<void> = Promise.resolve();
+  private readonly bus = new Bus();
 
   constructor(
     private readonly c: ModbusRtuConfig,
@@ -95,6 +138,7 @@ class ModbusRtuDriver implements Driver {
       online: undefined,
       polls: 0,
       lastError: null,
+      offlineWithinMs: offlineBound(c, cfg),
     }));
     for (const slave of this.slaves) {
       const byInterval = new Map<number, PollEntry[]>();
@@ -103,7 +147,8 @@ class ModbusRtuDriver implements Driver {
         if (!l) byInterval.set(p.interval_ms, (l = []));
         l.push(p);
       }
-      for (const [intervalMs, entries] of byInterval) this.groups.push({ slave, intervalMs, entries, queued: false });
+      for (const [intervalMs, entries] of byInterval)
+        this.groups.push({ slave, intervalMs, entries, running: false, probe: 0, timer: undefined });
     }
   }
 
@@ -114,44 +159,71 @@ class ModbusRtuDriver implements Driver {
   async start(): Promise<void> {
     this.stopped = false;
     this.connect();
-    for (const g of this.groups) this.timers.push(setInterval(() => this.schedule(g), g.intervalMs));
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of this.timers) clearInterval(t);
-    this.timers.length = 0;
+    for (const g of this.groups) {
+      clearTimeout(g.timer);
+      g.timer = undefined;
+    }
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     await this.closeClient();
   }
 
-  detail(): Record<string, unknown> {
+  /** Per-slave health, served by /mgmt/devices/{slave device} as `driver` (docs/drivers.md). */
+  detail(): DriverDetail {
     return {
-      slaves: Object.fromEntries(
+      devices: Object.fromEntries(
         this.slaves.map((s) => [
           s.deviceId,
-          { unit: s.cfg.unit, online: s.online ?? false, failures: s.failures, polls: s.polls, lastError: s.lastError },
+          {
+            unit: s.cfg.unit,
+            online: s.online ?? false,
+            failures: s.failures,
+            polls: s.polls,
+            lastError: s.lastError,
+            offlineWithinMs: s.offlineWithinMs,
+          },
         ]),
       ),
     };
   }
 
-  async command(deviceId: string, payload: unknown): Promise<CommandResult> {
+  /**
+   * Writes go ahead of waiting polls, one request each, and each write is put on the bus only
+   * if its answer can arrive before `opts.deadline` and the caller has not given up
+   * (`opts.signal`). So once a result says a write failed, that write is never sent afterwards:
+   * it either went out before the result (no answer: the slave may or may not have applied it)
+   * or never. Later writes of the same command are not sent after one fails.
+   */
+  async command(deviceId: string, payload: unknown, opts?: CommandOptions): Promise<CommandResult> {
     const plan = planWrites(this.c, deviceId, payload);
     if (!plan.ok) return { ok: false, error: plan.error };
+    const cmd = opts ?? { signal: new AbortController().signal, deadline: performance.now() + 10000 };
+    const slave = this.slaves.find((s) => s.deviceId === deviceId)!;
     const done: string[] = [];
-    for (const w of plan.writes) {
+    for (const [i, w] of plan.writes.entries()) {
       try {
-        await this.onBus(() => this.withRetries(w.unit, (cl) => this.write(cl, w)));
+        await this.request(slave, (cl) => this.write(cl, w), cmd);
         done.push(w.name);
       } catch (err) {
-        return { ok: false, error: `${w.name}: ${(err as Error).message}`, detail: { written: done } };
+        const notSent = plan.writes.slice(i + 1).map((x) => x.name);
+        const sent = !(err instanceof NotSent);
+        if (sent) this.ctx.log.warn({ device: deviceId, name: w.name, err }, 'modbus write failed');
+        return {
+          ok: false,
+          error: `${w.name}: ${sent ? failure(err) : `not sent: ${(err as Error).message}`}`,
+          detail: sent
+            ? { written: done, failed: w.name, not_sent: notSent }
+            : { written: done, not_sent: [w.name, ...notSent] },
+        };
       }
     }
     this.ctx.log.info({ device: deviceId, written: done }, 'modbus write done');
     // Read back soon so the new value shows in the readings.
-    for (const g of this.groups) if (g.slave.deviceId === deviceId) this.schedule(g);
+    for (const g of this.groups) if (g.slave === slave) this.schedule(g);
     return { ok: true, detail: { written: done } };
   }
 
@@ -230,31 +302,44 @@ class ModbusRtuDriver implements Driver {
     if (cl.isOpen) await new Promise<void>((r) => cl.close(() => r()));
   }
 
-  private onBus<T>(job: () => Promise<T>): Promise<T> {
-    const run = this.bus.then(job);
-    this.bus = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
-  }
-
-  /** A poll tick; skipped while the same group is still waiting for the bus (no backlog on a slow bus). */
+  /**
+   * Runs a poll of the group now unless one is running, then the next one `intervalMs` after this
+   * one started (or at once if it took longer): no backlog on a slow bus, no drift.
+   */
   private schedule(g: PollGroup): void {
-    if (g.queued || !this.client || this.stopped) return;
-    g.queued = true;
-    void this.onBus(() => this.poll(g)).finally(() => (g.queued = false));
+    if (g.running || !this.client || this.stopped) return;
+    clearTimeout(g.timer);
+    g.timer = undefined;
+    g.running = true;
+    const started = performance.now();
+    void this.poll(g).finally(() => {
+      g.running = false;
+      if (this.stopped || !this.client) return; // connect() schedules every group again
+      const wait = Math.max(0, started + g.intervalMs - performance.now());
+      g.timer = setTimeout(() => this.schedule(g), wait);
+    });
   }
 
+  /**
+   * One read per entry. Fail fast: the poll stops at the first request without a valid answer
+   * (timeout, CRC) after its retries, so a poll costs at most one (retries + 1) × timeout_ms
+   * whatever the map size, and a slave that dies is not asked for the rest of its map. The next
+   * poll starts with the entry after that one: a register a slave never answers costs one
+   * timeout per poll and the others are still read (quality uncertain). An exception response is
+   * an answer (the slave is there): the poll goes on.
+   */
   private async poll(g: PollGroup): Promise<void> {
     const values: Record<string, ReadingValue> = {};
     const units: Record<string, string> = {};
     let ok = 0;
     let failed = 0;
     let lastErr = '';
-    for (const e of g.entries) {
+    const n = g.entries.length;
+    for (let k = 0; k < n; k++) {
+      const idx = (g.probe + k) % n;
+      const e = g.entries[idx]!;
       try {
-        const vals = await this.withRetries(g.slave.cfg.unit, (cl) => this.read(cl, e));
+        const vals = await this.request(g.slave, (cl) => this.read(cl, e));
         vals.forEach((v, i) => {
           const name = e.count > 1 ? `${e.name}.${i}` : e.name;
           values[name] = v;
@@ -264,7 +349,11 @@ class ModbusRtuDriver implements Driver {
       } catch (err) {
         failed++;
         lastErr = (err as Error).message;
-        if (!this.client) return; // the port went away mid-poll: lost() reported it
+        if (!this.client || this.stopped) return; // the port went away mid-poll: lost() reported it
+        if (classify(err).kind !== 'exception') {
+          g.probe = (idx + 1) % n;
+          break;
+        }
       }
     }
     g.slave.polls++;
@@ -305,16 +394,28 @@ class ModbusRtuDriver implements Driver {
     return decodeRegisters(r.data, type, e.count, e.word_order, e.byte_order).map((v) => v * e.scale + e.offset);
   }
 
-  /** One request to one slave with the configured retries; counts every failed attempt. */
-  private async withRetries<T>(unit: number, fn: (cl: Client) => Promise<T>): Promise<T> {
-    const slave = this.slaves.find((s) => s.cfg.unit === unit)!;
+  /**
+   * One request to one slave with the configured retries, each attempt a job on the bus; counts
+   * every failed attempt. With `cmd` (a write) the job is urgent and checks, at the moment it
+   * would go on the wire, that the caller still waits and that the answer can arrive in time;
+   * otherwise it throws NotSent and nothing is written.
+   */
+  private async request<T>(slave: SlaveState, fn: (cl: Client) => Promise<T>, cmd?: CommandOptions): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      const cl = this.client;
-      if (!cl || this.stopped) throw new Error('port not open');
-      cl.setID(unit);
       try {
-        return await fn(cl);
+        return await this.bus.run(() => {
+          const cl = this.client;
+          if (!cl || this.stopped) throw new NotSent('port not open');
+          if (cmd?.signal.aborted) throw new NotSent('the command was given up (timed out)');
+          if (cmd && performance.now() + this.c.timeout_ms + DEADLINE_MARGIN_MS > cmd.deadline)
+            throw new NotSent(
+              `no time left for an answer (timeout_ms ${this.c.timeout_ms}) before the command deadline`,
+            );
+          cl.setID(slave.cfg.unit);
+          return fn(cl);
+        }, cmd !== undefined);
       } catch (err) {
+        if (err instanceof NotSent) throw err;
         const { kind, retry } = classify(err);
         this.ctx.error(kind, { deviceId: slave.deviceId, detail: (err as Error).message });
         if (!retry || attempt >= this.c.retries) throw err;

@@ -32,14 +32,22 @@ class NmeaDriver implements Driver {
     this.framer = new LineFramer('\n', c.max_line_length);
     this.silence = new SilenceWatch(
       c.stale_after_ms,
-      () => ctx.setConnected(false, `no valid sentence for ${c.stale_after_ms} ms`),
+      () => {
+        // A closed port has already been reported with its own reason.
+        if (this.port.isOpen) ctx.setConnected(false, `no valid sentence for ${c.stale_after_ms} ms`);
+      },
       () => ctx.setConnected(true),
     );
     this.port = new PortSupervisor({
       settings: c,
       ctx,
       onData: (b) => this.onData(b),
-      onOpen: () => this.framer.reset(),
+      onOpen: () => {
+        this.framer.reset();
+        // Armed at open, not at the first valid sentence: a receiver that only ever sends noise
+        // (wrong baud rate, a dead module) must go offline too.
+        this.silence.arm();
+      },
     });
   }
 
@@ -59,17 +67,22 @@ class NmeaDriver implements Driver {
   }
 
   private onData(chunk: Buffer): void {
+    // bytes_in is every byte the receiver sent (unused and bad sentences too), not only fixes.
+    this.ctx.received(chunk.length);
     const { lines, overlong } = this.framer.push(chunk);
     for (let i = 0; i < overlong; i++)
       this.ctx.error('overlong', { detail: `sentence longer than ${this.c.max_line_length} bytes` });
     const fixes: Fix[] = [];
-    let bytes = 0;
     for (const raw of lines) {
       const line = raw.toString('latin1');
       if (line.trim() === '') continue;
       const r = parseNmea(line);
       if (!r.ok) {
-        if (r.reason === 'unsupported') continue; // GSV, GSA...: valid, just not used
+        if (r.reason === 'unsupported') {
+          // GSV, GSA, proprietary ($PMTK, $PGRMC...): valid, the receiver is alive, just not used.
+          this.silence.kick();
+          continue;
+        }
         this.ctx.error(r.reason === 'checksum' ? 'checksum' : 'bad_line', {
           detail: `${r.detail ?? r.reason}: ${JSON.stringify(line.slice(0, 100))}`,
         });
@@ -77,10 +90,9 @@ class NmeaDriver implements Driver {
       }
       this.silence.kick();
       if (!this.wanted.has(r.sentence.kind)) continue;
-      bytes += raw.length + 2;
       fixes.push(...this.assembler.push(r.sentence));
     }
-    if (fixes.length) this.emit(fixes, bytes);
+    if (fixes.length) this.emit(fixes);
     if (lines.length) this.armEpochTimer();
   }
 
@@ -90,17 +102,13 @@ class NmeaDriver implements Driver {
     this.epochTimer = setTimeout(() => {
       this.epochTimer = undefined;
       const f = this.assembler.flush();
-      if (f) this.emit([f], 0);
+      if (f) this.emit([f]);
     }, this.c.epoch_timeout_ms);
   }
 
-  private emit(fixes: Fix[], bytes: number): void {
-    const samples: Sample[] = fixes.map((f, i) => ({
-      values: f.values,
-      units: f.units,
-      quality: f.quality,
-      bytes: i === 0 ? bytes : 0,
-    }));
+  private emit(fixes: Fix[]): void {
+    // bytes: 0, the bytes were counted on arrival (onData).
+    const samples: Sample[] = fixes.map((f) => ({ values: f.values, units: f.units, quality: f.quality, bytes: 0 }));
     this.ctx.emit(samples);
   }
 }

@@ -51,8 +51,12 @@ export function parseNmea(line: string): NmeaResult {
   if (sum !== nmeaChecksum(body)) return { ok: false, reason: 'checksum' };
   const f = body.split(',');
   const id = f[0]!;
-  if (id.length !== 5) return { ok: false, reason: 'format', detail: 'bad address field' };
-  // Any talker (GP, GN, GL, GA, BD...); the sentence formatter is the last three letters.
+  // Proprietary sentences (NMEA 0183 §5.3.3): "P", a 3-character manufacturer mnemonic, then
+  // whatever the manufacturer defines ($PMTK001, $PSTMVER, $PGRMC, $PUBX). Valid input, not ours
+  // to decode; checked first, so $PGRMC (Garmin) is never read as talker "PG" + RMC.
+  if (PROPRIETARY.test(id)) return { ok: false, reason: 'unsupported', detail: 'proprietary' };
+  // Approved sentences: 2-character talker (GP, GN, GL, GA, BD...) + 3-character formatter (§5.3.1).
+  if (!APPROVED.test(id)) return { ok: false, reason: 'format', detail: 'bad address field' };
   switch (id.slice(2)) {
     case 'GGA':
       return gga(f);
@@ -64,6 +68,9 @@ export function parseNmea(line: string): NmeaResult {
       return { ok: false, reason: 'unsupported' };
   }
 }
+
+const PROPRIETARY = /^P[A-Z0-9]{3}[A-Z0-9]{0,16}$/;
+const APPROVED = /^[A-Z][A-Z0-9][A-Z]{3}$/;
 
 function num(s: string | undefined): number | null {
   if (s === undefined || s === '') return null;

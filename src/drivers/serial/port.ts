@@ -186,18 +186,25 @@ export class SilenceWatch {
     private readonly onAlive: () => void,
   ) {}
 
-  kick(): void {
+  /** (Re)starts the countdown without reporting alive: called when the port opens. */
+  arm(): void {
     if (this.afterMs <= 0) return;
-    if (this.silent) {
-      this.silent = false;
-      this.onAlive();
-    }
+    this.silent = false;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.silent = true;
       this.onSilent();
     }, this.afterMs);
     this.timer.unref();
+  }
+
+  kick(): void {
+    if (this.afterMs <= 0) return;
+    if (this.silent) {
+      this.silent = false;
+      this.onAlive();
+    }
+    this.arm();
   }
 
   stop(): void {

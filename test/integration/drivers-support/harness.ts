@@ -59,7 +59,11 @@ export interface Harness {
 }
 
 /** A DriverManager over a real pipeline and a real SQLite device registry, from YAML driver entries. */
-export function harness(driversYaml: string, dir = mkdtempSync(join(tmpdir(), 'egw-drv-'))): Harness {
+export function harness(
+  driversYaml: string,
+  dir = mkdtempSync(join(tmpdir(), 'egw-drv-')),
+  opts: { commandTimeoutMs?: number } = {},
+): Harness {
   const config = parseConfig(`version: 1\ndrivers:\n${driversYaml}`);
   const log = pino({ level: process.env['LOG_LEVEL'] ?? 'silent' });
   const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'normal' });
@@ -75,6 +79,7 @@ export function harness(driversYaml: string, dir = mkdtempSync(join(tmpdir(), 'e
     pipeline,
     devices,
     metrics,
+    ...opts,
   });
   return {
     dir,

@@ -63,29 +63,65 @@ test('a JSON array is a batch of readings', () => {
 
 test('malformed and hostile payloads are refused with a reason, never thrown', () => {
   const cases: [string, RegExp][] = [
-    ['{"t":', /JSON/],
-    ['', /JSON/],
+    ['{"t":', /not JSON/],
+    ['', /not JSON/],
     ['"just a string"', /object/],
     ['42', /object/],
     ['[]', /batch/],
     ['{}', /no values/],
     ['{"ts":1}', /no values/],
-    ['{"fw":"1.2"}', /fw must be/],
-    ['{"t":"NaN"}', /t must be/],
-    ['{"t":1e400}', /t must be/],
+    ['{"fw":[1,2]}', /fw: arrays are not values.*no value could be represented/],
+    ['{"t":1e400}', /ts must be|finite/],
     ['{"ts":-5,"t":1}', /ts must be/],
+    ['{"ts":2e15,"t":1}', /ts must be/],
     ['{"ts":"yesterday","t":1}', /ts must be/],
+    ['{"ts":"1","t":1}', /ts must be/],
     ['{"quality":"great","t":1}', /quality/],
     ['{"values":{"t":1},"extra":2}', /unknown key/],
-    ['{"values":[1]}', /values must be an object/],
+    ['{"values":[1]}', /values" must be an object/],
     ['{"bad name":1}', /not allowed/],
     ['{"__proto__":1}', /not allowed/],
-    ['{"units":{"x":"m"},"t":1}', /names no value/],
-    [JSON.stringify(Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`v${i}`, i]))), /more than 256/],
     [JSON.stringify(Array.from({ length: 1001 }, () => ({ a: 1 }))), /batch/],
   ];
   for (const [payload, why] of cases) assert.match(refused(dec('sensors/d1/data', payload)), why, payload.slice(0, 40));
   assert.match(refused(dec('sensors/d1/data', Buffer.from([0xff, 0xfe, 0x00]))), /JSON/);
+  refused(dec('sensors/d1/data', '{"deviceId":"d2","t":1}'), 'EGW_INGEST_DEVICE_ID');
+});
+
+test('strings, booleans, nested objects and a matching deviceId are accepted whole', () => {
+  const r = ok(
+    dec(
+      'sensors/d1/data',
+      '{"deviceId":"d1","temperature":21.5,"status":"ok","fw":"1.4.2","door":false,"env":{"rh":40,"co2":{"ppm":412}}}',
+    ),
+  );
+  assert.equal(r.problems, undefined);
+  assert.deepEqual(r.readings[0]!.values, {
+    temperature: 21.5,
+    status: 'ok',
+    fw: '1.4.2',
+    door: false,
+    'env.rh': 40,
+    'env.co2.ppm': 412,
+  });
+});
+
+test('fields that cannot be represented are left out and reported; the rest is accepted', () => {
+  const over = JSON.stringify(Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`v${i}`, i])));
+  const a = ok(dec('sensors/d1/data', over));
+  assert.equal(Object.keys(a.readings[0]!.values).length, 256);
+  assert.match(a.message, /^v256: more than 256 values;.*and 41 more$/);
+  const b = ok(dec('sensors/d1/data', '{"t":1,"arr":[1],"units":{"x":"m","t":"°C"}}'));
+  assert.deepEqual(b.readings[0]!.values, { t: 1 });
+  assert.deepEqual(b.readings[0]!.units, { t: '°C' });
+  assert.match(b.message, /arr: arrays are not values; units\.x: names no value/);
+  // A batch keeps its good readings; the bad one is reported by index.
+  const c = ok(dec('sensors/d1/data', '[{"ts":1,"a":1},{"ts":2e15,"a":2},{"ts":3,"a":3}]'));
+  assert.deepEqual(
+    c.readings.map((x) => x.ts),
+    [1, 3],
+  );
+  assert.match(c.message, /^\[1\]: ts must be/);
 });
 
 test('device ids in topics are checked at the boundary', () => {

@@ -107,12 +107,16 @@ describe('decodeReadings', () => {
       (e: unknown) => e instanceof PayloadError && e.coapCode === code && msg.test(e.message),
     );
   it('refuses bad payloads with a reason', () => {
-    refuse('{', 50, '4.00', /invalid JSON/);
-    refuse('{"t":"x"}', 50, '4.00', /finite number/);
+    refuse('{', 50, '4.00', /not JSON/);
+    refuse('{"t":[1]}', 50, '4.00', /arrays are not values/);
     refuse('{"bad name":1}', 50, '4.00', /not allowed/);
-    refuse('{}', 50, '4.00', /at least one value/);
+    refuse('{}', 50, '4.00', /no values/);
+    refuse('{"__proto__":{"x":1}}', 50, '4.00', /not allowed/);
+    refuse('{"values":{"t":1},"extra":2}', 50, '4.00', /unknown key/);
+    refuse('{"t":1,"ts":"1"}', 50, '4.00', /ts must be/);
+    refuse('{"t":1,"ts":2e15}', 50, '4.00', /ts must be/);
     refuse('{"t":1,"quality":"great"}', 50, '4.00', /quality/);
-    refuse('[]', 50, '4.00', /empty batch/);
+    refuse('[]', 50, '4.00', /batch must hold/);
     refuse('<x/>', 41, '4.15', /not accepted/);
   });
 });

@@ -1,6 +1,8 @@
+import { isDeepStrictEqual } from 'node:util';
 import { deflateRawSync } from 'node:zlib';
 import { CodecError, decode, encodeBatch, encodeReading } from '../../../src/codec/index.js';
-import { prng, randomBatch, randomReading } from './helpers.js';
+import type { Reading } from '../../../src/pipeline/reading.js';
+import { isCloudError, prng, randomBatch, randomReading, withoutSource, type CloudDecoder } from './helpers.js';
 import { VECTORS } from './vectors.js';
 
 /**
@@ -9,7 +11,10 @@ import { VECTORS } from './vectors.js';
  * header, and mutations (bit flips, byte overwrites, inserts, deletes, truncations, varint bombs,
  * spliced segments) of valid messages — also mutations of the body re-deflated, so the inflated
  * body gets fuzzed too. Holds: decode returns or throws CodecError, nothing else; output stays
- * within the stated bound (readings ≤ body/2, values ≤ 8 × body bytes).
+ * within the stated bound (readings ≤ body/2, values ≤ 8 × body bytes). With a `reference`
+ * decoder (the cloud example, written from the spec alone) every input must also get the same
+ * outcome from both: the same readings, or the same error code at the same offset — which holds
+ * only if docs/codec.md pins down the order of checks and what an offset points at.
  */
 export interface FuzzReport {
   cases: number;
@@ -72,7 +77,25 @@ function mutate(rnd: () => number, src: Uint8Array): Uint8Array {
   return b;
 }
 
-export function runFuzz(seed: number, count: number): FuzzReport {
+/** Why the reference decoder disagrees with the gateway on `input`, or undefined when it agrees. */
+function disagreement(ref: CloudDecoder, input: Uint8Array, got: Reading[] | CodecError): string | undefined {
+  let want: unknown;
+  try {
+    want = ref.decodeReadings(input);
+  } catch (err) {
+    if (!isCloudError(err)) return `reference threw ${String(err)}`;
+    if (got instanceof CodecError) {
+      return got.code === err.code && got.offset === err.offset
+        ? undefined
+        : `gateway ${got.code} at ${got.offset}, reference ${err.code} at ${err.offset}`;
+    }
+    return `gateway decoded, reference ${err.code} at ${err.offset}`;
+  }
+  if (got instanceof CodecError) return `gateway ${got.code} at ${got.offset}, reference decoded`;
+  return isDeepStrictEqual(got.map(withoutSource), want) ? undefined : 'different readings';
+}
+
+export function runFuzz(seed: number, count: number, reference?: CloudDecoder): FuzzReport {
   const rnd = prng(seed);
   const seeds: Uint8Array[] = VECTORS.map((v) => Buffer.from(v.hex, 'hex'));
   const report: FuzzReport = { cases: 0, decoded: 0, codecErrors: 0, byCode: {}, ms: 0, maxValuesPerBodyByte: 0 };
@@ -111,7 +134,7 @@ export function runFuzz(seed: number, count: number): FuzzReport {
       input = mutate(rnd, seeds[Math.floor(rnd() * seeds.length)]!);
     }
     report.cases++;
-    let out;
+    let out: Reading[];
     try {
       out = decode(input);
     } catch (err) {
@@ -122,8 +145,14 @@ export function runFuzz(seed: number, count: number): FuzzReport {
       }
       report.codecErrors++;
       report.byCode[err.code] = (report.byCode[err.code] ?? 0) + 1;
+      const why = reference === undefined ? undefined : disagreement(reference, input, err);
+      if (why !== undefined)
+        throw new Error(`case ${i} (seed ${seed}): ${why} for ${Buffer.from(input).toString('hex')}`);
       continue;
     }
+    const why = reference === undefined ? undefined : disagreement(reference, input, out);
+    if (why !== undefined)
+      throw new Error(`case ${i} (seed ${seed}): ${why} for ${Buffer.from(input).toString('hex')}`);
     report.decoded++;
     const body = Math.max(1, bodyBytes(input));
     let values = 0;

@@ -1,14 +1,24 @@
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
-import type { Reading } from '../../../src/pipeline/reading.js';
+import type { Reading, ReadingValue } from '../../../src/pipeline/reading.js';
 
 /** Repository root: tests run from dist/test/unit/codec/. */
 export const ROOT = resolve(new URL('../../../..', import.meta.url).pathname);
 
 export type CloudReading = Omit<Reading, 'source'>;
 export interface CloudDecoder {
-  decodeReadings(bytes: Uint8Array): CloudReading[];
+  decodeReadings(bytes: Uint8Array, opts?: { maxBodyBytes?: number; maxReadings?: number }): CloudReading[];
 }
+
+/** What the cloud decoder's DecodeError carries: the spec's code and offset (docs/codec.md §Errors). */
+export interface CloudError {
+  code: string;
+  offset: number;
+}
+export const isCloudError = (e: unknown): e is CloudError =>
+  e instanceof Error &&
+  typeof (e as Partial<CloudError>).code === 'string' &&
+  typeof (e as Partial<CloudError>).offset === 'number';
 
 /** Loads the dependency-free example decoder (plain JS, outside the TypeScript build). */
 export async function loadCloudDecoder(): Promise<CloudDecoder> {
@@ -110,8 +120,22 @@ const FIELD_NAMES = [
   'ünïcode',
 ];
 
-export function randomValue(rnd: () => number): number | boolean | null {
+/** String values the property and fuzz runs draw from: empty, multi-byte, astral, BOM-led, 255 bytes. */
+export const EDGE_STRINGS: readonly string[] = [
+  '',
+  'running',
+  'ünïcödé',
+  '😀 ok',
+  '\uFEFFbom-led',
+  'x'.repeat(255),
+  'é'.repeat(127),
+  '{"json":"inside"}',
+  '\u0000nul',
+];
+
+export function randomValue(rnd: () => number): ReadingValue {
   const k = rnd();
+  if (k < 0.05) return EDGE_STRINGS[Math.floor(rnd() * EDGE_STRINGS.length)]!;
   if (k < 0.08) return null;
   if (k < 0.2) return rnd() < 0.5;
   if (k < 0.45) return EDGE_NUMBERS[Math.floor(rnd() * EDGE_NUMBERS.length)]!;
@@ -141,7 +165,7 @@ export function randomTs(rnd: () => number): number {
 }
 
 export function randomReading(rnd: () => number, deviceId = randomId(rnd), ts = randomTs(rnd)): Reading {
-  const values: Record<string, number | boolean | null> = {};
+  const values: Record<string, ReadingValue> = {};
   const schema = Math.floor(rnd() * 4);
   const pool =
     schema === 1

@@ -31,7 +31,7 @@ function corruptMessages(): Uint8Array[] {
   }));
   const small = encodeBatch(readings);
   assert.equal(small[1]! & 0x02, 0x02);
-  // A longer stream (> ONE_SHOT_MAX input bytes) exercises the sliced streaming path too.
+  // A longer stream (6 KB, stored and dynamic blocks) too.
   const body = Buffer.alloc(6000);
   for (let i = 0; i < body.length; i++) body[i] = Math.floor(rnd() * 256);
   const bigZ = deflateRawSync(body);

@@ -1,7 +1,7 @@
 import type { Reading } from '../../../src/pipeline/reading.js';
 
 /**
- * Test vectors of format version 1. The same hex strings appear in docs/codec.md §Test vectors;
+ * Test vectors of format versions 1 and 2 (2: messages that hold a string value). The same hex strings appear in docs/codec.md §Test vectors;
  * vectors.test.ts checks that the encoder produces them, that both decoders (src/codec and
  * examples/cloud-decoder) read them back to `readings`, and that the docs list them unchanged.
  */
@@ -128,5 +128,33 @@ export const VECTORS: Vector[] = [
     what: 'Batch of 20 readings at 1 Hz on schema 1, compressed with raw deflate because that is smaller.',
     readings: Array.from({ length: 20 }, (_, i) => env(i)),
     hex: 'c113b801e32f284a2d2ed63530d7cdc9cc4bd54d6214616858d0357dabd10ad6cbec0c228c0c17f84518181848a599c9d447340d00',
+  },
+  {
+    name: 'single-string-v2',
+    what: 'Format version 2: schema 0, an integer and a string value (tag 0x04) carried by name.',
+    readings: [{ deviceId: 'pump-2', ts: T, values: { rpm: 1500, state: 'running' }, quality: 'good', source: 'mqtt' }],
+    hex: 'c1200670756d702d32000880a08a97b532020372706d10b817057374617465040772756e6e696e67',
+  },
+  {
+    name: 'batch-strings-v2',
+    what: 'Format version 2: batch of 2 on schema 1, every field in its field plus a string by name (multi-byte UTF-8).',
+    readings: [0, 1].map((i) => ({
+      deviceId: 'pump-2',
+      ts: T + i * 1000,
+      values: {
+        temperature: 21.5 + i,
+        humidity: 40,
+        pressure: 1013.2,
+        voltage: 3.3,
+        online: true,
+        alarm: false,
+        low_battery: false,
+        state: i === 0 ? 'running' : 'stopped: E42 ü',
+      },
+      quality: 'good' as const,
+      source: 'mqtt' as const,
+    })),
+    compress: 'never',
+    hex: 'c1210670756d702d3201020880a08a97b532ac02cf0f09000101057374617465040772756e6e696e6708d00fc8010000000101057374617465040f73746f707065643a2045343220c3bc',
   },
 ];

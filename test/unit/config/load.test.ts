@@ -145,3 +145,14 @@ test('a missing secret does not hide the schema errors: all are reported at once
   );
   assert.match(issues[1]!.message, /integer/);
 });
+
+test('a missing secret names its key path, also inside a list and a flow mapping, not (root)', () => {
+  const text =
+    'version: 1\nuplink:\n  username: u\n  password: !env EGW_TEST_NOT_SET_ANYWHERE\ndrivers:\n  - type: coap\n    id: t\n    url: coaps://127.0.0.1/x\n    psk: { identity: a, key: !file /nonexistent/psk }\n';
+  const issues = issuesOf(() => parseConfig(text, 'g.yaml', {}));
+  assert.deepEqual(
+    issues.map((i) => `${i.path} ${i.line}`),
+    ['uplink.password 4', 'drivers[0].psk.key 9'],
+  );
+  assert.match(issues[0]!.message, /EGW_TEST_NOT_SET_ANYWHERE is not set \(EGW_CONFIG_SECRET\)/);
+});

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { LineFramer } from '../../../src/drivers/lines/framer.js';
 import { parseCsvLine, parseJsonLine } from '../../../src/drivers/lines/parse.js';
-import { NmeaAssembler, parseNmea, type Fix } from '../../../src/drivers/nmea/parse.js';
+import { NmeaAssembler, nmeaChecksum, parseNmea, type Fix } from '../../../src/drivers/nmea/parse.js';
 import { decodeRegisters, encodeValue } from '../../../src/drivers/modbus/decode.js';
 import { backoffDelay } from '../../../src/drivers/backoff.js';
 import { mulberry32, sampleSignals } from '../../../src/drivers/simulated/signal.js';
@@ -38,7 +38,7 @@ test('framer handles a multi-byte delimiter split across chunks', () => {
 test('JSON line: numbers, booleans, null dropouts, ts and quality', () => {
   const r = parseJsonLine('{"t":21.5,"on":true,"h":null,"ts":1700000000000,"name":"x"}');
   assert.ok(r.ok);
-  assert.deepEqual(r.values, { t: 21.5, on: true, h: null });
+  assert.deepEqual(r.values, { t: 21.5, on: true, h: null, name: 'x' });
   assert.equal(r.quality, 'uncertain');
   assert.equal(r.ts, 1700000000000);
   assert.equal(
@@ -49,9 +49,25 @@ test('JSON line: numbers, booleans, null dropouts, ts and quality', () => {
 });
 
 test('JSON line: refuses non-objects, garbage and value-less objects', () => {
-  for (const l of ['garbage', '[1,2]', '42', '{"a":"text"}', '{"t":1,"ts":"not a date"}', '\u0000\u00ff{']) {
+  for (const l of [
+    'garbage',
+    '[1,2]',
+    '42',
+    '{"a":[1]}',
+    '{"t":1,"ts":"not a date"}',
+    '{"t":1,"ts":2e15}',
+    '\u0000\u00ff{',
+  ]) {
     assert.equal(parseJsonLine(l).ok, false, l);
   }
+});
+
+test('JSON line without a field map uses the shared normaliser: strings, nesting, left-out fields reported', () => {
+  const r = parseJsonLine('{"status":"RUN","env":{"rh":40},"arr":[1],"deviceId":"x"}');
+  assert.ok(r.ok);
+  assert.deepEqual(r.values, { status: 'RUN', 'env.rh': 40 });
+  assert.equal(r.ts, undefined);
+  assert.match(r.left!, /arr: arrays are not values/);
 });
 
 test('JSON line with a field map renames, scales and gives units', () => {
@@ -92,6 +108,44 @@ test('NMEA checksum is verified (textbook GGA/RMC examples)', () => {
   assert.equal(parseNmea('$GPGGA,no checksum').ok, false);
   const gsv = parseNmea('$GPGSV,1,1,04,01,40,083,46,02,17,308,41,12,07,344,39,14,22,228,45*7A');
   assert.equal(gsv.ok ? null : gsv.reason, 'unsupported');
+});
+
+/** Appends the checksum the way a receiver does (NMEA 0183 §5.2.1.3). */
+const withSum = (body: string) => `$${body}*${nmeaChecksum(body).toString(16).toUpperCase().padStart(2, '0')}`;
+
+test('NMEA proprietary sentences ($PMTK, $PSTM, $PERD, $PUBX) are valid and unused, not bad lines', () => {
+  for (const body of [
+    'PMTK001,314,3',
+    'PMTK010,002',
+    'PSTMVER,GNSSLIB_8.4.18.25_ARM',
+    'PERDAPI,PPS,TIMEONLY,0',
+    'PUBX,00,081350.00,4717.113210,N,00833.915187,E,546.589,G3,2.1,2.0,0.007,77.52,0.007,,0.92,1.19,0.77,9,0,0',
+  ]) {
+    const r = parseNmea(withSum(body));
+    assert.deepEqual(r, { ok: false, reason: 'unsupported', detail: 'proprietary' }, body);
+  }
+  // The textbook MTK acknowledgement with its published checksum.
+  assert.equal((parseNmea('$PMTK001,314,3*36') as { reason?: string }).reason, 'unsupported');
+  // A proprietary sentence with a wrong checksum is still a checksum error.
+  assert.equal((parseNmea('$PMTK001,314,3*37') as { reason?: string }).reason, 'checksum');
+});
+
+test('NMEA $PGRMC (Garmin) is proprietary, never read as RMC; address fields are checked', () => {
+  // Same fields as an RMC would have: a parser going by the last three letters would accept it.
+  const pgrmc = withSum('PGRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W');
+  const r = parseNmea(pgrmc);
+  assert.equal(r.ok, false);
+  assert.equal((r as { reason: string }).reason, 'unsupported');
+  assert.equal(parseNmea(withSum('PGRME,15.0,M,45.0,M,25.0,M')).ok, false);
+  // A real RMC from the same receiver still parses.
+  const rmc = parseNmea(withSum('GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W'));
+  assert.ok(rmc.ok && rmc.sentence.kind === 'RMC');
+  // Malformed address fields: lowercase, too short, too long, empty, non-ASCII, hostile lengths.
+  for (const id of ['gprmc', 'RMC', 'GPRMCX', '', 'GP\u00c9MC', 'P', 'PMT', 'P' + 'X'.repeat(40), 'G,RMC']) {
+    const x = parseNmea(withSum(`${id},1,2,3`));
+    assert.equal(x.ok, false, id);
+    assert.equal((x as { reason: string }).reason, 'format', id);
+  }
 });
 
 test('recorded NMEA log gives the right fixes, merged per epoch', () => {
