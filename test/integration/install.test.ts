@@ -322,3 +322,31 @@ test(
     }
   },
 );
+
+test('install.sh reads secrets.env as data: no expansion, no execution, odd lines skipped', () => {
+  const tmp = tempDir('egw-install-');
+  try {
+    const root = join(tmp.dir, 'root');
+    const etc = join(root, 'etc/edge-gateway');
+    mkdirSync(etc, { recursive: true });
+    const marker = join(tmp.dir, 'executed');
+    writeFileSync(
+      join(etc, 'secrets.env'),
+      [
+        '# comment',
+        '; also a comment',
+        'not an assignment',
+        '1BAD=x',
+        'BAD NAME=x',
+        `EGW_UPLINK_PASSWORD=$(touch ${marker})\`touch ${marker}\`;touch ${marker}`,
+        '',
+      ].join('\n'),
+    );
+    const r = install(root, '--config', example('raspberry-pi.yaml'));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(existsSync(marker), false, 'nothing in secrets.env ran');
+    assert.doesNotMatch(r.stderr, /EGW_UPLINK_PASSWORD is not set/, 'the password line was read');
+  } finally {
+    tmp.cleanup();
+  }
+});
