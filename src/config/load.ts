@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { GatewayError } from '../errors.js';
 import { ConfigSchema, type GatewayConfig } from './schema.js';
 import { secretTags } from './secrets.js';
+import { loadValidator, unloadValidator } from './validator.js';
 
 export interface ConfigIssue {
   /** Dotted key path, e.g. `broker.port` or `drivers[0].baud`; empty for the document itself. */
@@ -29,20 +30,17 @@ export function formatIssues(source: string, issues: readonly ConfigIssue[]): st
 
 let validator: ValidateFunction | undefined;
 function getValidator(): ValidateFunction {
-  if (!validator) {
-    const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
-    ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
-    validator = ajv.compile(ConfigSchema);
-  }
+  validator ??= loadValidator();
   return validator;
 }
 
 /**
- * Drops the compiled validator (the ajv instance, the generated code and its ~380 KB source) once
- * the gateway runs; a later validation (PUT /mgmt/config) compiles it again.
+ * Drops the validator (generated code and its source) once the gateway runs; a later validation
+ * (PUT /mgmt/config) loads it again.
  */
 export function releaseValidator(): void {
   validator = undefined;
+  unloadValidator();
 }
 
 /** Parses and validates config text. Every problem is reported at once, each with path and line. */
