@@ -45,7 +45,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
 /** The embedded default config as `npm start` runs it, with ephemeral ports and a temp data dir. */
-async function idleRss(c: string): Promise<{ rssMb: number; readyMs: number }> {
+async function idleRss(c: string): Promise<{ rssMb: number; earlyMb: number; readyMs: number }> {
   const { flags, env } = parse(c);
   const dir = mkdtempSync(join(tmpdir(), 'egw-foot-'));
   const cfg = readFileSync(DEFAULT_CONFIG, 'utf8')
@@ -67,15 +67,17 @@ async function idleRss(c: string): Promise<{ rssMb: number; readyMs: number }> {
       });
       child.once('exit', (code) => reject(new Error(`gateway exited ${code}`)));
     });
-    // Idle: sample the last seconds and take the median.
-    await sleep(Math.max(0, idleS - 3) * 1000);
+    // Start-up peak as bench-broker samples it (3 s after READY), then idle: the median of the last seconds.
+    await sleep(3000);
+    const earlyMb = +(rssKb(child.pid!) / 1024).toFixed(1);
+    await sleep(Math.max(0, idleS - 6) * 1000);
     const samples: number[] = [];
     for (let i = 0; i < 3; i++) {
       samples.push(rssKb(child.pid!));
       await sleep(1000);
     }
     samples.sort((x, y) => x - y);
-    return { rssMb: +(samples[1]! / 1024).toFixed(1), readyMs: Math.round(readyMs) };
+    return { rssMb: +(samples[1]! / 1024).toFixed(1), earlyMb, readyMs: Math.round(readyMs) };
   } finally {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
@@ -103,6 +105,7 @@ for (const c of candidates) {
       bench: 'footprint',
       candidate: c || '(node defaults)',
       idleRssMb: idle.rssMb,
+      rssReadyPlus3sMb: idle.earlyMb,
       readyMs: idle.readyMs,
       ...ingest,
     }),
