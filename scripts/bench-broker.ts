@@ -24,9 +24,7 @@ import mqtt from 'mqtt';
 const SELF = new URL(import.meta.url).pathname;
 const MAIN = new URL('../src/main.js', import.meta.url).pathname;
 /** The V8 flags the gateway runs with in production (systemd unit, npm start): small young generation. */
-const NODE_FLAGS = (
-  process.env['EGW_BENCH_NODE_FLAGS'] ?? '--max-semi-space-size=8 --v8-pool-size=1 --optimize-for-size'
-)
+const NODE_FLAGS = (process.env['EGW_BENCH_NODE_FLAGS'] ?? '--max-semi-space-size=1 --v8-pool-size=1')
   .split(' ')
   .filter(Boolean);
 const PAYLOAD = 100;

@@ -16,4 +16,7 @@ function newest(dir) {
 }
 if (!existsSync(out) || statSync(out).mtimeMs < newest('src')) {
   execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });
+  // As `npm run build`: the editor schema and the precompiled config validator (src/config/validator.ts).
+  for (const gen of ['dist/scripts/gen-config-schema.js', 'dist/scripts/gen-config-validator.js'])
+    execFileSync(process.execPath, [gen], { stdio: 'inherit' });
 }

@@ -30,7 +30,7 @@ export interface GatewayContext {
   uptimeMs(): number;
   /** Overall health: loop responsive and every enabled service up. */
   health(): GatewayHealth;
-  /** Asks the process to restart (exit 0 after a graceful stop; systemd starts it again). */
+  /** Asks the process to restart (exit 75 after a graceful stop; the unit restarts on it: src/lifecycle/exit-codes.ts). */
   requestRestart(reason: string): void;
 }
 

@@ -49,6 +49,8 @@ export const ERROR_CODES = {
   EGW_VISION_MODEL: 'A vision model file is missing, cannot be loaded by any provider, or breaks the model contract.',
   EGW_VISION_FRAME:
     'A camera frame cannot be decoded (corrupt, truncated, too large); the part got the fail-safe action.',
+  EGW_DATA_DIR_LOCKED: 'Another edge-gateway process holds the data directory; this one refused to start.',
+  EGW_PORT_IN_USE: 'A listener cannot bind its port because another process holds it (EADDRINUSE).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

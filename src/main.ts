@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { GatewayError } from './errors.js';
+import type { DataDirLock } from './store/lock.js';
 import { VERSION } from './version.js';
 
 // Every command loads only what it needs (dynamic import): `--version` and `ctl` start in tens of
@@ -56,14 +57,25 @@ async function checkConfig(args: string[]): Promise<number> {
 async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
   const configPath = values.config ?? 'config/gateway.yaml';
-  const [{ loadConfigFile }, { migrateConfigFile }, { Gateway }, { createLogger }, { checkAgainstModules }] =
-    await Promise.all([
-      import('./config/load.js'),
-      import('./config/migrate.js'),
-      import('./gateway.js'),
-      import('./log/logger.js'),
-      import('./capability/modules.js'),
-    ]);
+  const [
+    { loadConfigFile, releaseValidator },
+    { migrateConfigFile },
+    { Gateway },
+    { createLogger },
+    { checkAgainstModules },
+    { EXIT },
+    { trimLibraryCaches },
+    { lockDataDir },
+  ] = await Promise.all([
+    import('./config/load.js'),
+    import('./config/migrate.js'),
+    import('./gateway.js'),
+    import('./log/logger.js'),
+    import('./capability/modules.js'),
+    import('./lifecycle/exit-codes.js'),
+    import('./lifecycle/footprint.js'),
+    import('./store/lock.js'),
+  ]);
   let config;
   try {
     const migration = migrateConfigFile(configPath);
@@ -78,16 +90,33 @@ async function run(args: string[]): Promise<number> {
     return 1;
   }
   const log = createLogger({ level: config.gateway.log_level });
+  // One gateway per data directory, decided before the store or any port is opened.
+  let lock: DataDirLock;
+  try {
+    lock = lockDataDir(config.gateway.data_dir);
+  } catch (err) {
+    process.stderr.write(`edge-gateway: ${(err as Error).message}\n`);
+    log.fatal({ code: (err as GatewayError).code }, (err as Error).message);
+    log.flush();
+    return EXIT.START_FAILED;
+  }
   let exiting = false;
   const fatal = (err: unknown, what: string) => {
     // Never a half-alive process: log, then exit non-zero so systemd restarts us.
     log.fatal({ err }, what);
-    process.exit(70);
+    process.exit(EXIT.FATAL);
   };
   process.on('uncaughtException', (err) => fatal(err, 'uncaught exception'));
   process.on('unhandledRejection', (err) => fatal(err, 'unhandled promise rejection'));
 
-  const gateway = new Gateway({ config, configPath, log, onRestart: (reason) => shutdown(`restart: ${reason}`, 0) });
+  trimLibraryCaches();
+  const gateway = new Gateway({
+    config,
+    configPath,
+    log,
+    // Not 0: the unit restarts only on failure, or on this status (RestartForceExitStatus=).
+    onRestart: (reason) => shutdown(`restart: ${reason}`, EXIT.RESTART),
+  });
   function shutdown(reason: string, code: number): void {
     if (exiting) return;
     exiting = true;
@@ -100,6 +129,7 @@ async function run(args: string[]): Promise<number> {
     hard.unref();
     gateway.stop().then(
       () => {
+        lock.release();
         log.info('stopped');
         log.flush();
         process.exit(code);
@@ -115,8 +145,9 @@ async function run(args: string[]): Promise<number> {
     log.fatal({ err, code: (err as GatewayError).code }, 'gateway failed to start');
     // Exit now: a retrying client or timer left by a half-started service must not keep us alive.
     log.flush();
-    process.exit(1);
+    process.exit(EXIT.START_FAILED);
   }
+  releaseValidator(); // the config is validated and frozen; memory back for the long run
   return -1; // keep running
 }
 

@@ -10,7 +10,8 @@ import {
 import { Aedes, type PublishPacket } from 'aedes';
 import type { Registry } from 'prom-client';
 import type { DeviceRegistry } from '../devices/registry.js';
-import { GatewayError, type ErrorCode } from '../errors.js';
+import { GatewayError } from '../errors.js';
+import { listenError } from '../lifecycle/listen-error.js';
 import type { Service, ServiceHealth } from '../lifecycle/service.js';
 import type { Logger } from '../log/logger.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
@@ -124,7 +125,7 @@ export class BrokerService implements Service {
     this.tcp = createServer({ noDelay: true }, (socket) => {
       if (this.accept(socket, true)) aedes.handle(socket);
     });
-    await listen(this.tcp, config.port, config.host, 'EGW_MQTT_LISTEN');
+    await listen(this.tcp, config.port, config.host, 'broker');
     log.info({ host: config.host, port: this.port, persistence: config.persistence }, 'MQTT broker listening');
 
     if (tlsOptions) {
@@ -161,7 +162,7 @@ export class BrokerService implements Service {
           isCert ? 'TLS handshake failed: client certificate refused' : 'TLS handshake failed',
         );
       });
-      await listen(this.tls, config.tls.port, config.tls.host, 'EGW_MQTT_LISTEN');
+      await listen(this.tls, config.tls.port, config.tls.host, 'broker.tls');
       log.info(
         { host: config.tls.host, port: this.tlsPort, clientCerts: Boolean(config.tls.ca_file) },
         'MQTT TLS listener listening',
@@ -336,10 +337,10 @@ function hasCertificate(pem: Buffer): boolean {
   });
 }
 
-function listen(server: Server, port: number, host: string, code: ErrorCode): Promise<void> {
+/** `section` is the config key of the listener, named in the error (`broker.port: ... in use`). */
+function listen(server: Server, port: number, host: string, section: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onError = (err: Error) =>
-      reject(new GatewayError(code, `MQTT cannot listen on ${host}:${port}: ${err.message}`, { cause: err }));
+    const onError = (err: Error) => reject(listenError(section, host, port, err, 'EGW_MQTT_LISTEN'));
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);

@@ -1,4 +1,4 @@
-import { Decoder } from 'cbor-x';
+import { lazyRequire } from '../lifecycle/lazy.js';
 import {
   describeProblems,
   MAX_READINGS_PER_MESSAGE,
@@ -37,7 +37,9 @@ export class PayloadError extends Error {
 /** Most readings one request may carry (a batch); more is a 4.00, not a silent cut. */
 export const MAX_BATCH = MAX_READINGS_PER_MESSAGE;
 
-const cbor = new Decoder({ mapsAsObjects: true, useRecords: false });
+// Loaded on the first CBOR payload (lifecycle/lazy.ts).
+const cborX = lazyRequire<typeof import('cbor-x')>('cbor-x');
+let cbor: import('cbor-x').Decoder | undefined;
 
 /** Readings accepted from a payload, and what was left out (kept as a dead letter by the caller). */
 export interface DecodedPayload {
@@ -71,6 +73,7 @@ export function decodePayload(
   } else if (contentFormat === CT_CBOR) {
     let doc: unknown;
     try {
+      cbor ??= new (cborX().Decoder)({ mapsAsObjects: true, useRecords: false });
       doc = cbor.decode(payload);
     } catch (err) {
       throw new PayloadError('4.00', `invalid CBOR: ${(err as Error).message}`);

@@ -1,4 +1,4 @@
-import { Encoder } from 'cbor-x';
+import { lazyRequire } from '../lifecycle/lazy.js';
 import type { DeviceRegistry } from '../devices/registry.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -22,7 +22,9 @@ export interface SensorResourceOptions {
 /** Devices listed in /.well-known/core and /sensors; beyond this the list says it is truncated. */
 const MAX_LISTED = 1000;
 const DISCOVERY_INSTANCES = 100;
-const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
+// Loaded on the first CBOR answer (lifecycle/lazy.ts).
+const cborX = lazyRequire<typeof import('cbor-x')>('cbor-x');
+let cbor: import('cbor-x').Encoder | undefined;
 
 /** `/sensors` and `/sensors/{deviceId}`: ingest (POST), latest value (GET) and observe (RFC 7641). */
 export function sensorResources(opts: SensorResourceOptions): { resources: Resource[]; close(): void } {
@@ -37,7 +39,11 @@ export function sensorResources(opts: SensorResourceOptions): { resources: Resou
 
   const represent = (r: Reading, accept: number | undefined): CoapReply =>
     accept === CT_CBOR
-      ? { code: '2.05', payload: cbor.encode(r), contentFormat: CT_CBOR }
+      ? {
+          code: '2.05',
+          payload: (cbor ??= new (cborX().Encoder)({ useRecords: false, mapsAsObjects: true })).encode(r),
+          contentFormat: CT_CBOR,
+        }
       : { code: '2.05', payload: JSON.stringify(r), contentFormat: CT_JSON };
 
   const acceptable = (req: CoapRequest) => req.accept === undefined || req.accept === CT_JSON || req.accept === CT_CBOR;

@@ -2,6 +2,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { AllowList, parseIPv4 } from '../config/cidr.js';
+import { listenError } from '../lifecycle/listen-error.js';
 import type { Service, ServiceHealth } from '../lifecycle/service.js';
 import type { Logger } from '../log/logger.js';
 import type { CoapConfig } from './config.js';
@@ -120,9 +121,10 @@ export class CoapServer implements Service {
     const type = isIPv6(host) ? 'udp6' : 'udp4';
     const socket = createSocket({ type, reuseAddr: false });
     await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
+      const onError = (err: Error) => reject(listenError('coap', host, port, err, 'EGW_SERVICE_START'));
+      socket.once('error', onError);
       socket.bind(port, host, () => {
-        socket.off('error', reject);
+        socket.off('error', onError);
         resolve();
       });
     });

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { GatewayError } from '../errors.js';
 import { parseCidr } from './cidr.js';
 import { ConfigSchema, type GatewayConfig } from './schema.js';
 import { secretTags } from './secrets.js';
+import { loadValidator, unloadValidator } from './validator.js';
 
 export interface ConfigIssue {
   /** Dotted key path, e.g. `broker.port` or `drivers[0].baud`; empty for the document itself. */
@@ -30,25 +31,17 @@ export function formatIssues(source: string, issues: readonly ConfigIssue[]): st
 
 let validator: ValidateFunction | undefined;
 function getValidator(): ValidateFunction {
-  if (!validator) {
-    const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
-    ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
-    // Source allow-lists: a hostile or mistyped block is an error with its path and line.
-    ajv.addKeyword({
-      keyword: 'x-cidr',
-      type: 'string',
-      schemaType: 'boolean',
-      errors: true,
-      validate: function cidr(this: unknown, _schema: boolean, data: unknown): boolean {
-        const r = parseCidr(data);
-        if (r.ok) return true;
-        (cidr as { errors?: Partial<ErrorObject>[] }).errors = [{ keyword: 'x-cidr', message: r.reason, params: {} }];
-        return false;
-      },
-    });
-    validator = ajv.compile(ConfigSchema);
-  }
+  validator ??= loadValidator();
   return validator;
+}
+
+/**
+ * Drops the validator (generated code and its source) once the gateway runs; a later validation
+ * (PUT /mgmt/config) loads it again.
+ */
+export function releaseValidator(): void {
+  validator = undefined;
+  unloadValidator();
 }
 
 /**
@@ -89,7 +82,14 @@ export function parseConfig(
   const validate = getValidator();
   if (!validate(value)) {
     for (const err of dedupe(validate.errors ?? [])) issues.push(toIssue(err, doc, lc));
-  } else if (check) {
+  }
+  // Source allow-lists: a hostile or mistyped block is an error with its path and line. Checked
+  // here rather than as an ajv keyword so the validator stays generated code (src/config/validator.ts).
+  for (const { path, reason } of cidrProblems(ConfigSchema, value)) {
+    const pos = nodeStart(doc, fromDotted(path));
+    issues.push({ path, message: reason, ...(pos === undefined ? {} : { line: lc.linePos(pos).line }) });
+  }
+  if (issues.length === 0 && check) {
     for (const i of check(value as GatewayConfig)) {
       const pos = i.line === undefined ? nodeStart(doc, fromDotted(i.path)) : undefined;
       issues.push(pos === undefined ? i : { ...i, line: lc.linePos(pos).line });
@@ -179,6 +179,23 @@ function keyRange(doc: Document, parent: (string | number)[], key: string | numb
 function fromDotted(path: string): (string | number)[] {
   const out: (string | number)[] = [];
   for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) out.push(m[2] !== undefined ? Number(m[2]) : m[1]!);
+  return out;
+}
+
+/** Every string the schema marks `x-cidr` that parseCidr refuses, with its dotted path (properties and items). */
+function cidrProblems(schema: unknown, value: unknown, path = ''): { path: string; reason: string }[] {
+  const sch = schema as { 'x-cidr'?: boolean; properties?: Record<string, unknown>; items?: unknown } | null;
+  if (!sch || typeof sch !== 'object') return [];
+  if (sch['x-cidr'] === true && typeof value === 'string') {
+    const r = parseCidr(value);
+    return r.ok ? [] : [{ path, reason: r.reason }];
+  }
+  const out: { path: string; reason: string }[] = [];
+  if (sch.properties && value && typeof value === 'object' && !Array.isArray(value))
+    for (const [k, sub] of Object.entries(sch.properties))
+      out.push(...cidrProblems(sub, (value as Record<string, unknown>)[k], path ? `${path}.${k}` : k));
+  if (sch.items && Array.isArray(value))
+    value.forEach((v, i) => out.push(...cidrProblems(sch.items, v, `${path}[${i}]`)));
   return out;
 }
 

@@ -24,9 +24,9 @@ export class Lifecycle {
       } catch (err) {
         this.log.error({ err, service: svc.name }, `service ${svc.name} failed to start`);
         await this.stop(5000);
-        throw new GatewayError('EGW_SERVICE_START', `service ${svc.name} failed to start: ${(err as Error).message}`, {
-          cause: err,
-        });
+        // Keep a precise code (EGW_PORT_IN_USE, EGW_MQTT_TLS...) where the service gave one.
+        const code = err instanceof GatewayError ? err.code : 'EGW_SERVICE_START';
+        throw new GatewayError(code, `service ${svc.name} failed to start: ${(err as Error).message}`, { cause: err });
       }
       this.started.push(svc);
       this.log.debug({ service: svc.name, ms: Math.round(performance.now() - t0) }, 'service started');

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Logger } from '../log/logger.js';
+import { listenError } from '../lifecycle/listen-error.js';
 import type { Service, ServiceHealth } from '../lifecycle/service.js';
 import { VERSION } from '../version.js';
 import type { MetricsConfig } from './config.js';
@@ -134,10 +135,12 @@ export class MetricsServer implements Service {
     });
     server.headersTimeout = 5000;
     server.requestTimeout = 10000;
+    const { host, port } = this.opts.config;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.config.port, this.opts.config.host, () => {
-        server.off('error', reject);
+      const onError = (err: Error) => reject(listenError('metrics', host, port, err, 'EGW_SERVICE_START'));
+      server.once('error', onError);
+      server.listen(port, host, () => {
+        server.off('error', onError);
         resolve();
       });
     });

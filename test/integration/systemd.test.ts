@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { GatewayProcess, isolatedConfig, tempDir } from '../helpers/gateway-process.js';
+import { GatewayProcess, MAIN, isolatedConfig, tempDir } from '../helpers/gateway-process.js';
+import { readServiceSection, systemdRestarts } from '../helpers/systemd-unit.js';
+import { EXIT } from '../../src/lifecycle/exit-codes.js';
 
 const UNIT = new URL('../../../systemd/edge-gateway.service', import.meta.url).pathname;
 const LISTENER = new URL('../../../test/fixtures/notify_listener.py', import.meta.url).pathname;
@@ -123,4 +125,81 @@ test('without NOTIFY_SOCKET nothing is sent and nothing fails', async () => {
   } finally {
     tmp.cleanup();
   }
+});
+
+test('the unit restarts a requested restart (exit 75) and crashes, and leaves a systemctl stop down', () => {
+  const unit = readServiceSection(UNIT);
+  assert.deepEqual(unit.get('Restart'), ['on-failure']);
+  assert.ok(
+    (unit.get('RestartForceExitStatus') ?? []).join(' ').split(/\s+/).includes(String(EXIT.RESTART)),
+    'RestartForceExitStatus= lists EXIT.RESTART',
+  );
+  // The model of systemd's decision, checked on the cases it must get right before it is trusted.
+  assert.equal(systemdRestarts(new Map([['Restart', ['on-failure']]]), { code: 0 }), false, 'the original bug');
+  assert.equal(systemdRestarts(new Map([['Restart', ['on-failure']]]), { code: 1 }), true);
+  assert.equal(systemdRestarts(new Map([['Restart', ['on-failure']]]), { signal: 'SIGTERM' }), false);
+  assert.equal(systemdRestarts(new Map([['Restart', ['on-failure']]]), { signal: 'SIGKILL' }), true);
+  // The shipped unit.
+  assert.equal(systemdRestarts(unit, { code: EXIT.RESTART }), true, 'requested restart comes back');
+  assert.equal(systemdRestarts(unit, { code: EXIT.FATAL }), true, 'uncaught exception');
+  assert.equal(systemdRestarts(unit, { code: EXIT.START_FAILED }), true, 'failed start (bounded by StartLimitBurst)');
+  assert.equal(systemdRestarts(unit, { signal: 'SIGABRT' }), true, 'watchdog abort');
+  assert.equal(systemdRestarts(unit, { code: EXIT.OK }), false, 'clean stop');
+  assert.equal(systemdRestarts(unit, { code: EXIT.OK }, true), false, 'systemctl stop');
+  assert.equal(systemdRestarts(unit, { code: EXIT.RESTART }, true), false, 'systemctl stop wins over a restart');
+});
+
+test('ctl restart: the gateway stops gracefully and exits with the status the unit restarts on', async () => {
+  const tmp = tempDir('egw-sd-');
+  const admin = 'admin-token-for-restart-test-0123456789';
+  try {
+    const cfg = tmp.file(
+      'gw.yaml',
+      isolatedConfig(join(tmp.dir, 'data')).replace(
+        'coap:\n  enabled: false',
+        `coap:\n  host: 127.0.0.1\n  port: 0\nmgmt:\n  read_token: read-token-for-restart-test-0123\n  admin_token: ${admin}`,
+      ),
+    );
+    const gw = GatewayProcess.start(cfg, { NOTIFY_SOCKET: '' });
+    await gw.ready();
+    const port = (await gw.waitForLog((l) => l.msg === 'CoAP listening'))['port'] as number;
+    const exited = new Promise<number | null>((r) => gw.child.once('exit', (c) => r(c)));
+    const ctl = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile(
+        process.execPath,
+        [MAIN, 'ctl', '--host', `127.0.0.1:${port}`, '--token', admin, 'restart'],
+        { timeout: 20000, env: { ...process.env, EDGE_GATEWAY_TOKEN: '' } },
+        (err, _out, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 99) : 0, stderr }),
+      ),
+    );
+    assert.equal(ctl.code, 0, ctl.stderr);
+    const code = await exited;
+    assert.equal(code, EXIT.RESTART);
+    assert.ok(
+      gw.logs.some((l) => l.msg === 'stopped'),
+      'graceful stop before the exit',
+    );
+    assert.equal(systemdRestarts(readServiceSection(UNIT), { code: code! }), true, 'systemd starts it again');
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('npm start and the unit run node with one and the same set of V8 flags', () => {
+  const pkg = JSON.parse(
+    spawnSync('cat', [new URL('../../../package.json', import.meta.url).pathname], { encoding: 'utf8' }).stdout,
+  ) as {
+    scripts: Record<string, string>;
+  };
+  const flags = (cmd: string) =>
+    [...cmd.matchAll(/(?:^|\s)(--[a-z0-9-]+(?:=\S+)?)(?=\s)/g)].map((m) => m[1]).filter((f) => f !== '--config');
+  const fromNpm = flags(pkg.scripts['start']!.replace(/dist\/src\/main\.js.*$/, ' '));
+  const fromUnit = flags(
+    readServiceSection(UNIT)
+      .get('ExecStart')!
+      .at(-1)!
+      .replace(/\S+main\.js.*$/, ' '),
+  );
+  assert.ok(fromNpm.length > 0, 'npm start sets V8 flags');
+  assert.deepEqual(fromUnit, fromNpm);
 });

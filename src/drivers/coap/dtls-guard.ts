@@ -1,4 +1,7 @@
-import { dtls } from 'node-dtls-client';
+import { lazyRequire } from '../../lifecycle/lazy.js';
+
+// Loaded when the first coaps:// driver starts (lifecycle/lazy.ts).
+const dtlsClient = lazyRequire<typeof import('node-dtls-client')>('node-dtls-client');
 
 /**
  * node-dtls-client 1.1.1 parses handshake messages inside its UDP 'message' listener and throws on
@@ -15,7 +18,7 @@ type SocketProto = {
 };
 
 export function installDtlsGuard(): void {
-  const proto = dtls.Socket.prototype as unknown as SocketProto;
+  const proto = dtlsClient().dtls.Socket.prototype as unknown as SocketProto;
   if (proto.__egwGuarded) return;
   const original = proto.udp_onMessage;
   proto.udp_onMessage = function (msg, rinfo) {

@@ -1,4 +1,4 @@
-import ModbusSerial from 'modbus-serial';
+import { lazyRequire } from '../../lifecycle/lazy.js';
 import type { ModbusRTU as ModbusRTUClass } from 'modbus-serial/ModbusRTU.js';
 import { GatewayError } from '../../errors.js';
 import type { ReadingValue } from '../../pipeline/reading.js';
@@ -20,7 +20,8 @@ import { decodeRegisters, registersPer, type RegisterType } from './decode.js';
 
 type Client = ModbusRTUClass & Pick<import('node:events').EventEmitter, 'removeAllListeners'>;
 // modbus-serial is CommonJS: module.exports is the client class (its `default` points back to it).
-const ModbusRTU = ModbusSerial as unknown as new () => Client;
+// Loaded on the first connect (lifecycle/lazy.ts).
+const modbusSerial = lazyRequire<new () => Client>('modbus-serial');
 
 /** `modbus-rtu`: polls slaves on one RS-485 bus through modbus-serial; writes from commands. */
 export const modbusRtuType: DriverType<ModbusRtuConfig> = {
@@ -235,7 +236,7 @@ class ModbusRtuDriver implements Driver {
   private connect(): void {
     if (this.stopped || this.connecting || this.client) return;
     this.connecting = true;
-    const cl = new ModbusRTU();
+    const cl = new (modbusSerial())();
     cl.on('error', (err: unknown) => this.lost(cl, `port error: ${(err as Error).message}`));
     cl.on('close', () => this.lost(cl, 'port closed'));
     const o = serialOpenOptions(this.c);

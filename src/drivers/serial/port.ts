@@ -1,4 +1,8 @@
-import { SerialPort } from 'serialport';
+import type { SerialPort } from 'serialport';
+import { lazyRequire } from '../../lifecycle/lazy.js';
+
+// Loaded on the first open (lifecycle/lazy.ts).
+const serialport = lazyRequire<typeof import('serialport')>('serialport');
 import { backoffDelay } from '../backoff.js';
 import type { DriverContext } from '../types.js';
 
@@ -106,7 +110,7 @@ export class PortSupervisor {
   private open(): void {
     if (this.stopped) return;
     const { settings, ctx } = this.o;
-    const port = new SerialPort({ ...serialOpenOptions(settings), autoOpen: false });
+    const port = new (serialport().SerialPort)({ ...serialOpenOptions(settings), autoOpen: false });
     this.port = port;
     port.on('data', (chunk: Buffer) => this.o.onData(chunk));
     port.on('error', (err) => this.lost(port, `port error: ${err.message}`));
