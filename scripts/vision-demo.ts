@@ -5,13 +5,12 @@
  *
  *   npm run build && node dist/scripts/vision-demo.js config/examples/vision-demo.yaml [--follow]
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Value } from '@sinclair/typebox/value';
 import { pino } from 'pino';
-import { parse } from 'yaml';
+import { loadConfigFile } from '../src/config/load.js';
 import type { PublishOutcome, PublishRequest } from '../src/publisher/types.js';
-import { VisionConfigSchema, type VisionConfig } from '../src/vision/config.js';
+import type { VisionConfig } from '../src/vision/config.js';
 import { VisionService } from '../src/vision/service.js';
 import type { InspectionResult } from '../src/vision/types.js';
 import { parts } from './vision-synth.js';
@@ -19,16 +18,14 @@ import { parts } from './vision-synth.js';
 async function main(): Promise<void> {
   const file = process.argv[2] ?? 'config/examples/vision-demo.yaml';
   const follow = process.argv.includes('--follow');
-  const doc = parse(readFileSync(file, 'utf8')) as { vision?: unknown };
-  const raw = Value.Default(VisionConfigSchema, structuredClone(doc.vision ?? {}));
-  const errors = [...Value.Errors(VisionConfigSchema, raw)].map(
-    (e) => `vision${e.path.replaceAll('/', '.')}: ${e.message}`,
-  );
-  if (errors.length > 0) {
-    console.error(`Refusing to start because the vision configuration is not valid:\n  ${errors.join('\n  ')}`);
+  // The gateway's own loader: the same schema, defaults, secrets and errors with their lines.
+  let cfg: VisionConfig;
+  try {
+    cfg = loadConfigFile(file).vision;
+  } catch (err) {
+    console.error((err as Error).message);
     process.exit(1);
   }
-  const cfg = raw as VisionConfig;
   let expected = 0;
   for (const cam of cfg.cameras) {
     if (cam.kind !== 'directory') continue;

@@ -43,7 +43,7 @@ export interface Provided {
   /** OTA state (ota module). */
   ota: { view(): OtaView };
   /** The /mgmt/inspection document (vision module). */
-  inspection: { view(): object };
+  inspection: { view(): object; reviewImage(file: string): { type: string; body: Buffer } | undefined };
   /** The management tokens as they are now (coap module: /mgmt); the status page checks them. */
   mgmtTokens: () => readonly string[];
   /** More routes on the HTTP listener of the metrics module (the status page). */

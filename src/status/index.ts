@@ -47,7 +47,17 @@ export function statusModuleWith(o: StatusModuleOptions = {}): CapabilityModule 
         deadletters: ctx.deadletters,
         alerts: p.alerts,
         ota: p.ota,
-        ...(p.inspection ? { inspection: () => p.inspection!.view() as Record<string, unknown> } : {}),
+        ...(p.inspection
+          ? {
+              // The page shows kept review images as thumbnails (`images[].id`, served by reviewImage).
+              inspection: () => {
+                const v = p.inspection!.view() as { review?: { recent?: { file: string; ts: number }[] } | null };
+                const images = (v.review?.recent ?? []).map((e) => ({ id: e.file, ts: e.ts }));
+                return { ...(v as Record<string, unknown>), images };
+              },
+              inspectionImage: (id: string) => p.inspection!.reviewImage(id),
+            }
+          : {}),
       });
       const page = new StatusPage({
         config: ctx.config.status_page,

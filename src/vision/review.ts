@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, statSync, unlinkSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface ReviewEntry {
@@ -90,6 +90,16 @@ export class ReviewStore {
     this.stats.bytesWritten += image.length;
     this.sync();
     return true;
+  }
+
+  /** The bytes of a kept image, by its file name; only names this store lists (no path from outside). */
+  read(file: string): Buffer | undefined {
+    if (!this.entries.some((e) => e.file === file)) return undefined;
+    try {
+      return readFileSync(join(this.dir, file));
+    } catch {
+      return undefined;
+    }
   }
 
   /** Newest first. */

@@ -375,6 +375,15 @@ export class VisionService implements Service {
     }
   }
 
+  /** A kept review image by its file name (status page thumbnails); undefined when not kept. */
+  reviewImage(file: string): { type: string; body: Buffer } | undefined {
+    const body = this.review?.read(file);
+    if (!body) return undefined;
+    const ext = imageExt(body);
+    const type = ext === '.jpg' ? 'image/jpeg' : ext === '.png' ? 'image/png' : ext === '.webp' ? 'image/webp' : '';
+    return type ? { type, body } : undefined;
+  }
+
   view(): InspectionView {
     const insp = this.inspector;
     const cameras: Record<string, Record<string, unknown>> = {};

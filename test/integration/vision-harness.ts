@@ -1,24 +1,19 @@
 // Helpers for the vision tests: a config with the schema's defaults, a recording publisher (the
 // Publisher seam; the real one lives in the modules branch), a log capture and result waiting.
-import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { Value } from '@sinclair/typebox/value';
 import { pino, type Logger } from 'pino';
 import type { PublishOutcome, PublishRequest, Publisher } from '../../src/publisher/types.js';
-import { VisionConfigSchema, type VisionConfig } from '../../src/vision/config.js';
+import { parseConfig } from '../../src/config/load.js';
+import type { VisionConfig } from '../../src/vision/config.js';
 import type { InspectionResult } from '../../src/vision/types.js';
 
 export const DEMO_MODEL = join(process.cwd(), 'test', 'fixtures', 'vision', 'demo-defects.onnx');
 
+/** The vision section through the gateway's loader (schema defaults, if/then branches), as it runs. */
 export function visionConfig(extra: Record<string, unknown> = {}): VisionConfig {
-  const raw = Value.Default(
-    VisionConfigSchema,
-    structuredClone({ enabled: true, model: { path: DEMO_MODEL }, warmup_runs: 1, ...extra }),
-  );
-  const errors = [...Value.Errors(VisionConfigSchema, raw)].map((e) => `${e.path}: ${e.message}`);
-  assert.deepEqual(errors, []);
-  return raw as VisionConfig;
+  const vision = { enabled: true, model: { path: DEMO_MODEL }, warmup_runs: 1, ...extra };
+  return parseConfig(JSON.stringify({ version: 1, vision }), 'vision-test.yaml', {}).vision;
 }
 
 export class RecordingPublisher implements Publisher {
