@@ -130,6 +130,11 @@ mkdir -p "$root/usr/local/bin"
 ln -sfn /opt/edge-gateway/current/dist/src/main.js "$root/usr/local/bin/edge-gateway"
 mkdir -p "$root/etc/systemd/system"
 install -m 0644 "$here/systemd/edge-gateway.service" "$root/etc/systemd/system/edge-gateway.service"
+install -m 0644 "$here/systemd/edge-gateway-rollback.service" "$root/etc/systemd/system/edge-gateway-rollback.service"
+# The OTA trial script lives outside the releases (root-owned), so no release can replace the code
+# that decides whether it is rolled back (docs/ota.md).
+install -d -m 0755 "$root/usr/local/lib/edge-gateway"
+install -m 0755 "$here/systemd/edge-gateway-trial" "$root/usr/local/lib/edge-gateway/edge-gateway-trial"
 
 if [ -n "$root" ]; then
   echo "staged below $root (no user created, systemd not touched)"
@@ -139,6 +144,8 @@ id edge-gateway >/dev/null 2>&1 ||
   useradd --system --no-create-home --home-dir /var/lib/edge-gateway --shell /usr/sbin/nologin \
     --groups dialout edge-gateway
 chgrp edge-gateway /etc/edge-gateway /etc/edge-gateway/gateway.yaml /etc/edge-gateway/*-token
+# OTA: the gateway unpacks new releases and swaps current/previous (the running release's files stay root's).
+chown edge-gateway:edge-gateway /opt/edge-gateway /opt/edge-gateway/releases
 chmod 0750 /etc/edge-gateway
 chown root:root "$secrets"
 chmod 0600 "$secrets"

@@ -74,6 +74,9 @@ test('install.sh stages a runnable release, points current at it and never overw
     ])
       assert.ok(shipped.includes(f), `${f} is shipped`);
     assert.ok(existsSync(join(tmp.dir, 'etc/systemd/system/edge-gateway.service')));
+    // OTA: the rollback unit and the trial script at its fixed path, outside every release.
+    assert.ok(existsSync(join(tmp.dir, 'etc/systemd/system/edge-gateway-rollback.service')));
+    assert.equal(statSync(join(tmp.dir, 'usr/local/lib/edge-gateway/edge-gateway-trial')).mode & 0o777, 0o755);
     assert.equal(
       readlinkSync(join(tmp.dir, 'usr/local/bin/edge-gateway')),
       '/opt/edge-gateway/current/dist/src/main.js',

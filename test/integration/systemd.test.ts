@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GatewayProcess, MAIN, isolatedConfig, tempDir } from '../helpers/gateway-process.js';
 import { readServiceSection, systemdRestarts } from '../helpers/systemd-unit.js';
@@ -16,11 +18,29 @@ interface Note {
   listening?: string;
 }
 
-test('systemd-analyze verify accepts the unit file', () => {
-  const r = spawnSync('systemd-analyze', ['verify', UNIT], { encoding: 'utf8', timeout: 60000 });
-  assert.equal(r.error, undefined, `systemd-analyze missing? ${String(r.error)}`);
-  assert.equal(r.status, 0, r.stderr);
-  assert.equal(r.stderr.trim(), '', r.stderr);
+test('systemd-analyze verify accepts the unit and its OTA rollback unit', () => {
+  // The trial script is installed at a fixed path by scripts/install.sh; verify checks that every
+  // Exec path exists, so the copies point at the repository's script (nothing else changes).
+  const dir = mkdtempSync(join(tmpdir(), 'egw-unit-'));
+  try {
+    const trial = join(process.cwd(), 'systemd', 'edge-gateway-trial');
+    const units = ['edge-gateway.service', 'edge-gateway-rollback.service'].map((u) => {
+      const text = readFileSync(join('systemd', u), 'utf8');
+      assert.ok(text.includes('/usr/local/lib/edge-gateway/edge-gateway-trial'), `${u} runs the fixed trial script`);
+      writeFileSync(join(dir, u), text.replaceAll('/usr/local/lib/edge-gateway/edge-gateway-trial', trial));
+      return join(dir, u);
+    });
+    const r = spawnSync('systemd-analyze', ['verify', ...units], { encoding: 'utf8', timeout: 60000 });
+    assert.equal(r.error, undefined, `systemd-analyze missing? ${String(r.error)}`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr.trim(), '', r.stderr);
+    const unit = readFileSync(UNIT, 'utf8');
+    assert.match(unit, /\nExecStartPre=\/usr\/local\/lib\/edge-gateway\/edge-gateway-trial \/opt\/edge-gateway\n/);
+    assert.match(unit, /\nOnFailure=edge-gateway-rollback\.service\n/);
+    assert.match(unit, /\nReadWritePaths=[^\n]*\/opt\/edge-gateway/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('the unit is Type=notify with watchdog, restart limits, a dedicated user and hardening', () => {
