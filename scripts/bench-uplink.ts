@@ -60,7 +60,8 @@ async function ingest(): Promise<void> {
   const refAcked = await publishFor(ref.url, n, seconds);
   await refSub.close();
   await ref.close();
-  const rig = await startRig();
+  // EGW_BENCH_EXTRA_YAML: config sections appended to the gateway's (e.g. analytics rules on vs off).
+  const rig = await startRig(process.env['EGW_BENCH_EXTRA_YAML'] ?? '');
   const acked = await publishFor(`mqtt://127.0.0.1:${rig.brokerPort}`, n, seconds);
   const t0 = performance.now();
   await rig.sub.waitFor(() => rig.sub.readings().length >= acked, 120000);
