@@ -1,6 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { AnalyticsConfig, ConditionSpec, RuleSpec, WindowConfigSpec } from './config.js';
-import { evaluate, globMatcher, scoreOf, type Value, type ZScoreOptions } from './conditions.js';
+import {
+  compileCondition,
+  globMatcher,
+  scoreOf,
+  type Observation,
+  type Value,
+  type ZScoreOptions,
+} from './conditions.js';
 import type { Aggregate } from './stats.js';
 import { MetricWindow, type WindowSpec, type WindowState } from './window.js';
 
@@ -80,6 +87,10 @@ interface CompiledRule {
   silenceMs: number | null;
   cooldownMs: number;
   z: ZScoreOptions;
+  when: (obs: Observation) => boolean | null;
+  clear: ((obs: Observation) => boolean | null) | null;
+  /** Only z-score rules report a score. */
+  scored: boolean;
 }
 
 interface Track {
@@ -169,6 +180,9 @@ export function compileRules(config: AnalyticsConfig): CompiledRule[] {
       silenceMs: spec.clear_after_silence_s === undefined ? null : spec.clear_after_silence_s * 1000,
       cooldownMs: spec.cooldown_s * 1000,
       z: { warmup: spec.warmup, minSigma: spec.min_sigma },
+      when: compileCondition(spec.when, { warmup: spec.warmup, minSigma: spec.min_sigma }),
+      clear: spec.clear ? compileCondition(spec.clear, { warmup: spec.warmup, minSigma: spec.min_sigma }) : null,
+      scored: 'zscore_above' in spec.when,
     };
   });
 }
@@ -203,9 +217,11 @@ export class RuleEngine {
       const rules = this.byName.get(name);
       if (!rules) continue;
       const value = reading.values[name]!;
+      const known = this.byDevice.get(reading.deviceId);
       for (const rule of rules) {
-        if (!rule.matches(reading.deviceId)) continue;
-        const track = this.track(rule, reading.deviceId, now);
+        // A device's tracks are found without the glob; the glob runs once, when a track is made.
+        const track =
+          known?.get(rule) ?? (rule.matches(reading.deviceId) ? this.track(rule, reading.deviceId, now) : undefined);
         if (!track) continue;
         this.counters.evaluated++;
         this.observe(track, value, now, reading.ts, events);
@@ -402,11 +418,11 @@ export class RuleEngine {
       after = t.window.current();
     }
     const obs = { value, before, after };
-    const cond = evaluate(rule.spec.when, obs, rule.z);
+    const cond = rule.when(obs);
     this.dirty.add(t);
     t.lastSeen = now;
     t.lastValue = value;
-    t.lastScore = scoreOf(rule.spec.when, obs, rule.z);
+    t.lastScore = rule.scored ? scoreOf(rule.spec.when, obs, rule.z) : null;
     if (!t.active) {
       // null (not applicable: warming up, a string for a comparison) neither advances nor breaks it.
       if (cond === true) {
@@ -423,7 +439,7 @@ export class RuleEngine {
       return;
     }
     // Active: the explicit clear condition (hysteresis), or the raise condition no longer holding.
-    const clears = rule.spec.clear ? evaluate(rule.spec.clear, obs, rule.z) : cond === null ? null : !cond;
+    const clears = rule.clear ? rule.clear(obs) : cond === null ? null : !cond;
     if (clears === true) {
       t.clearSince ??= now;
       if (now - t.clearSince >= rule.clearForMs)
