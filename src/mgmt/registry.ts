@@ -21,7 +21,7 @@ export interface OtaResource {
  * The management resources capabilities fill, by name, with their types. Open: a capability adds
  * its own key with declaration merging, e.g.
  *
- *   declare module '../mgmt/registry.js' { interface MgmtResources { alerts: () => AlertsView } }
+ *   declare module '../mgmt/registry.js' { interface MgmtResources { rollouts: () => RolloutView } }
  *
  * and registers it; the /mgmt resource reads it back with its type (no cast).
  */
