@@ -1,8 +1,9 @@
 import type { Aggregate } from './stats.js';
 import type { ConditionSpec } from './config.js';
+import type { ReadingValue } from '../pipeline/reading.js';
 
-/** A value as readings carry it. */
-export type Value = number | boolean | string | null;
+/** A value as readings carry it (the one Reading type, src/pipeline/reading.ts). */
+export type Value = ReadingValue;
 
 /** What a condition sees: the new value and the window's aggregate before it was added. */
 export interface Observation {
