@@ -10,6 +10,8 @@ const MIGRATIONS = [
      reading TEXT NOT NULL
    );
    CREATE INDEX history_device ON history (device, id);`,
+  // The age sweep (every minute) deletes by ts: without this index it scanned the whole table.
+  `CREATE INDEX history_ts ON history (ts);`,
 ];
 
 export interface HistoryRow {
