@@ -42,10 +42,13 @@ test('serial reject: one line per rejected part on a real pty (socat), with the 
       image: await partPng('good', rng(6)),
     });
     await pub.until(() => pub.results().length >= 3, 15000, 'results');
-    const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && !got.includes('A-18')) await new Promise((r) => setTimeout(r, 20));
     const by = new Map(pub.results().map((r) => [r.partId, r.verdict]));
     const expected = ['A-17', 'A-18', 'A-19'].filter((p) => by.get(p) !== 'good');
+    // Results are published before the gate's write reaches the peer, and in completion order
+    // (the garbage frame fails fast): wait for every expected line, not just the last pushed.
+    const deadline = Date.now() + 10000;
+    while (Date.now() < deadline && !expected.every((p) => got.includes(`REJECT belt ${p}\n`)))
+      await new Promise((r) => setTimeout(r, 20));
     assert.ok(expected.includes('A-18'), 'the garbage frame is a fail-safe reject');
     assert.deepEqual(
       got
