@@ -132,7 +132,10 @@ export class Pipeline extends EventEmitter<PipelineEvents> {
   }
 
   async ingest(readings: readonly Reading[], meta: IngestMeta): Promise<void> {
-    if (this.pending + readings.length > this.opts.maxPending) {
+    // An idle pipeline always takes one batch, however large: a source whose batch exceeds
+    // maxPending would otherwise be refused forever (drivers retry on overload). Pending is
+    // therefore bounded by max(maxPending, largest batch).
+    if (this.pending > 0 && this.pending + readings.length > this.opts.maxPending) {
       this.counters.refused += readings.length;
       throw new GatewayError('EGW_PIPELINE_OVERLOAD', `pipeline full (${this.pending} pending)`);
     }

@@ -81,6 +81,18 @@ test('beyond maxPending the pipeline refuses with EGW_PIPELINE_OVERLOAD and acce
   assert.equal(p.counters.accepted, 4);
 });
 
+test('an idle pipeline takes a batch larger than maxPending (a retrying source cannot livelock)', async () => {
+  const p = new Pipeline({ log, maxPending: 3 });
+  const { sink, pending } = manualSink();
+  p.addSink(sink);
+  const big = p.ingest([reading(1), reading(2), reading(3), reading(4), reading(5)], meta);
+  assert.equal(p.depth, 5);
+  await assert.rejects(p.ingest([reading(6)], meta), /pipeline full/, 'but nothing more while it is pending');
+  pending[0]!.resolve();
+  await big;
+  assert.equal(p.counters.accepted, 5);
+});
+
 test('stages run in order, may change or drop a reading; a throwing stage is skipped, the reading kept', async () => {
   const p = new Pipeline({ log, maxPending: 10 });
   const out: Reading[] = [];
