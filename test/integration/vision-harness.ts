@@ -34,18 +34,30 @@ export class RecordingPublisher implements Publisher {
       .filter((s) => s.topic.startsWith('commands/'))
       .map((s) => ({ ...s, body: JSON.parse(String(s.payload)) as Record<string, unknown> }));
   }
-  /** Waits (bounded) until `pred` holds. */
+  /**
+   * Waits (bounded) until `pred` holds: checked on every publish and every 25 ms, since some
+   * predicates (files deleted, lines on a pty) change without a publish.
+   */
   until(pred: () => boolean, timeoutMs = 20000, what = 'condition'): Promise<void> {
     if (pred()) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
-      this.waiters.push({
-        pred,
-        resolve: () => {
-          clearTimeout(t);
-          resolve();
-        },
-      });
+      const done = (): void => {
+        clearTimeout(t);
+        clearInterval(poll);
+        resolve();
+      };
+      const w = { pred, resolve: done };
+      const t = setTimeout(() => {
+        clearInterval(poll);
+        this.waiters = this.waiters.filter((x) => x !== w);
+        reject(new Error(`timed out waiting for ${what}`));
+      }, timeoutMs);
+      const poll = setInterval(() => {
+        if (!pred()) return;
+        this.waiters = this.waiters.filter((x) => x !== w);
+        done();
+      }, 25);
+      this.waiters.push(w);
     });
   }
 }

@@ -81,7 +81,7 @@ test('directory drop: known images give the expected labels; frame id = file nam
       assert.ok(ci < ri);
     }
     // Files are deleted once decided.
-    await pub.until(() => readdirSync(dir).length === 0, 5000, 'files deleted');
+    await pub.until(() => readdirSync(dir).length === 0, 15000, 'files deleted');
     const v = svc.view();
     assert.equal(v.counters.decided, parts.length);
     assert.equal(v.model?.provider, 'cpu');
