@@ -243,7 +243,7 @@ test('modbus-rtu: a live slave that never answers one register stays online; the
     id: plc
     path: ${pty.dev}
     baud: 19200
-    timeout_ms: 150
+    timeout_ms: 500
     retries: 1
     offline_after: 1
     slaves:
@@ -280,9 +280,13 @@ test('modbus-rtu: a live slave that never answers one register stays online; the
     await pty.kill();
   });
   await h.manager.start();
-  await waitFor(() => h.readings.filter((r) => r.deviceId === 'quirky').length >= 6, 10000, 'six readings');
+  await waitFor(() => h.readings.filter((r) => r.deviceId === 'quirky').length >= 6, 30000, 'six readings');
   const rs = h.readings.filter((r) => r.deviceId === 'quirky');
-  assert.ok(rs.every((r) => r.quality === 'uncertain' && r.values['hole'] === undefined));
+  // timeout_ms is generous so the registers that do answer are never late on a loaded machine.
+  assert.ok(
+    rs.every((r) => r.quality === 'uncertain' && r.values['hole'] === undefined),
+    JSON.stringify(rs.map((r) => [r.quality, r.values])),
+  );
   assert.ok(
     rs.slice(1).every((r) => r.values['a'] === 0 && r.values['b'] === 20),
     JSON.stringify(rs.slice(0, 3)),
