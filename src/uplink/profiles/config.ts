@@ -72,5 +72,5 @@ export const profileConfigProps = {
   ),
 };
 
-const ProfileSection = Type.Object(profileConfigProps);
-export type ProfileConfig = Static<typeof ProfileSection>;
+export const ProfileSectionSchema = Type.Object(profileConfigProps);
+export type ProfileConfig = Static<typeof ProfileSectionSchema>;

@@ -11,7 +11,9 @@ import protobuf from 'protobufjs';
  */
 const schema = {
   nested: {
+    // proto2 (as sparkplug_b.proto): explicit presence, so seq 0 and false are written, not skipped.
     Payload: {
+      edition: 'proto2',
       fields: {
         timestamp: { type: 'uint64', id: 1 },
         metrics: { rule: 'repeated', type: 'Metric', id: 2 },
@@ -21,6 +23,7 @@ const schema = {
       },
       nested: {
         Metric: {
+          edition: 'proto2',
           oneofs: {
             value: {
               oneof: [
