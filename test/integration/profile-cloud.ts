@@ -66,6 +66,8 @@ export class ProfileCloud {
       `user ${userInfo().username}`,
       'max_inflight_messages 0',
       'max_queued_messages 0',
+      // The test's persistent session also gets QoS 0 messages (Sparkplug births) sent while it reconnects.
+      'queue_qos0_messages true',
       'persistence true',
       `persistence_location ${this.dir}/`,
       'autosave_interval 0',
