@@ -78,6 +78,17 @@ test('aws-iot: mTLS with the thing certificate, client id = thing name, JSON rea
   const alert = await side.waitFor(() => side.got.find((g) => g.topic === 'edge/device-42/alerts/d1'), 10000, 'alert');
   assert.equal(alert.payload.toString(), '{"level":"critical"}');
 
+  // Over AWS IoT's 128 KB: refused by the profile, counted, and it does not hold the queue back.
+  await rig.outbox.enqueue({ topic: 'alerts/big', payload: Buffer.alloc(130 * 1024, 0x20) });
+  await rig.outbox.enqueue({ topic: 'alerts/after', payload: Buffer.from('{}') });
+  await side.waitFor(
+    () => side.got.find((g) => g.topic === 'edge/device-42/alerts/after'),
+    10000,
+    'alert after the oversize one',
+  );
+  assert.equal(rig.uplink.counters.unsendable, 1);
+  assert.ok(!side.got.some((g) => g.topic === 'edge/device-42/alerts/big'));
+
   await side.client.publishAsync('edge/device-42/commands/d1', '{"set":{"valve":1}}', { qos: 1 });
   await side.client.publishAsync('edge/device-42/commands/bad%20id', '{}', { qos: 1 });
   await until(() => rig.downlinks.length >= 1, 10000, 'command down');
