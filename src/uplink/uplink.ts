@@ -602,6 +602,29 @@ export class Uplink implements Service {
     );
   }
 
+  /**
+   * The scheduler and the bucket priced the message by its outbox form (codec); a profile may send
+   * more (JSON is 2–15× the codec, a DBIRTH rides along). The difference is charged now, so the
+   * bandwidth cap and the class shares hold in wire bytes whatever the profile.
+   */
+  private chargeWire(f: InFlight, parts: readonly WirePublish[]): void {
+    let wire = 0;
+    for (const w of parts) {
+      wire += messageCost(
+        Buffer.byteLength(w.topic),
+        this.idBytes,
+        w.properties?.contentType?.length ?? 0,
+        w.payload.length,
+        this.opts.queue.bandwidth.link_overhead_bytes,
+      );
+    }
+    if (wire <= f.cost) return;
+    const extra = wire - f.cost;
+    f.cost = wire;
+    this.bucket?.charge(extra, this.now());
+    this.scheduler.charge(f.msg.cls, extra);
+  }
+
   private armPump(at: number): void {
     if (this.pumpTimer && at >= this.pumpAt) return;
     clearTimeout(this.pumpTimer);
@@ -636,6 +659,7 @@ export class Uplink implements Service {
       this.pumpSoon();
       return;
     }
+    this.chargeWire(f, parts);
     // A message is done when its last part is acknowledged (a profile may add a birth or split it).
     let pending = parts.length;
     let failed: Error | undefined;

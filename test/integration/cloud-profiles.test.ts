@@ -123,6 +123,47 @@ test('aws-iot: a broker that does not trust the thing certificate keeps the data
   );
 });
 
+test('aws-iot: the bandwidth cap holds in wire bytes (JSON is several times the codec the outbox holds)', async (t) => {
+  const pki = makePki();
+  t.after(() => pki.cleanup());
+  const cloud = await ProfileCloud.start({ pki, certificateAuth: true });
+  t.after(() => cloud.close());
+  const side = await CloudSide.connect(cloud.testUrl, ['edge/#']);
+  t.after(() => side.close());
+  const capBps = 5000;
+  const rig = await startUplink(
+    `{ profile: aws-iot, url: "${cloud.url}", ca_file: "${pki.ca}", cert_file: "${pki.clientCert}", key_file: "${pki.clientKey}", aws: { thing_name: device-42 } }`,
+    'gw-aws',
+    undefined,
+    `{ outbox: { commit_wait_ms: 1 }, classes: { MEDIUM: { batch_window_ms: 0 } }, bandwidth: { limit_kbps: ${(capBps * 8) / 1000}, burst_bytes: 4096 } }`,
+  );
+  t.after(() => rig.close());
+  await until(() => rig.uplink.isOnline, 10000, 'online');
+  for (let m = 0; m < 12; m++) {
+    await rig.outbox.enqueueReadings(
+      Array.from({ length: 10 }, (_, i) =>
+        reading('d1', 1700000000000 + m * 10 + i, { seq: m * 10 + i, t: 20 + i / 7 }),
+      ),
+      'sensors/d1/data',
+    );
+  }
+  const count = () =>
+    side.got
+      .filter((g) => g.topic.endsWith('/data'))
+      .reduce((a, g) => a + (JSON.parse(g.payload.toString()) as { readings: unknown[] }).readings.length, 0);
+  await until(() => count() >= 120, 30000, 'all readings');
+  const data = side.got.filter((g) => g.topic.endsWith('/data'));
+  // PUBLISH bytes as the bucket counts them: payload, topic, properties (~40 B), link overhead (60 B).
+  const bytes = data.map((g) => g.payload.length + g.topic.length + 40 + 60);
+  const total = bytes.reduce((a, b) => a + b, 0);
+  const seconds = (data.at(-1)!.at - data[0]!.at) / 1000;
+  // The first bucketful (4096 B) and the first message may go at once; the rest at most at the cap.
+  const rate = (total - 4096 - bytes[0]!) / seconds;
+  t.diagnostic(`${data.length} messages, ${total} B in ${seconds.toFixed(2)} s: ${rate.toFixed(0)} B/s, cap ${capBps}`);
+  assert.ok(total > 10000, 'JSON makes this several bucketfuls');
+  assert.ok(rate <= capBps * 1.15, `${rate.toFixed(0)} B/s over the ${capBps} B/s cap`);
+});
+
 const HUB = 'egw-test.azure-devices.net';
 const API = '2021-04-12';
 

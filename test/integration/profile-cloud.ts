@@ -146,6 +146,8 @@ export interface Got {
   topic: string;
   payload: Buffer;
   msgId: string | undefined;
+  /** performance.now() at arrival. */
+  at: number;
 }
 
 /** The test's cloud-side client on the plain listener: records what it receives on `filters`. */
@@ -154,7 +156,7 @@ export class CloudSide {
   private constructor(readonly client: MqttClient) {
     client.on('message', (topic, payload, packet) => {
       const id = packet.properties?.userProperties?.['msg-id'];
-      this.got.push({ topic, payload, msgId: typeof id === 'string' ? id : undefined });
+      this.got.push({ topic, payload, msgId: typeof id === 'string' ? id : undefined, at: performance.now() });
     });
   }
 

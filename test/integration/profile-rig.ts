@@ -21,11 +21,14 @@ export interface UplinkRig {
   close(): Promise<void>;
 }
 
-export async function startUplink(uplinkYaml: string, gatewayId: string, nowMs?: () => number): Promise<UplinkRig> {
+export async function startUplink(
+  uplinkYaml: string,
+  gatewayId: string,
+  nowMs?: () => number,
+  queueYaml = '{ outbox: { commit_wait_ms: 1 }, classes: { MEDIUM: { batch_window_ms: 20 } } }',
+): Promise<UplinkRig> {
   const dir = mkdtempSync(join(tmpdir(), 'egw-profile-rig-'));
-  const config = parseConfig(
-    `version: 1\ngateway: { id: ${gatewayId} }\nuplink: ${uplinkYaml}\nqueue: { outbox: { commit_wait_ms: 1 }, classes: { MEDIUM: { batch_window_ms: 20 } } }\n`,
-  );
+  const config = parseConfig(`version: 1\ngateway: { id: ${gatewayId} }\nuplink: ${uplinkYaml}\nqueue: ${queueYaml}\n`);
   const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'normal' });
   const log = pino({ level: process.env['EGW_TEST_LOG'] ?? 'silent' });
   const outbox = new Outbox({ db, log, config: config.queue, codec: binaryReadingCodec });
