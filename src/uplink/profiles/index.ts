@@ -1,3 +1,5 @@
+import type { ConfigIssue } from '../../config/load.js';
+import { GatewayError } from '../../errors.js';
 import type { UplinkConfig } from '../config.js';
 import { awsIotProfile } from './aws-iot.js';
 import { azureIotHubProfile } from './azure-iot-hub.js';
@@ -45,5 +47,17 @@ export function createProfile(c: UplinkConfig, gatewayId: string, nowMs?: () => 
         prefix: c.topic_prefix || `edge/${gatewayId}`,
         clientId: c.client_id || `edge-${gatewayId}`,
       });
+  }
+}
+
+/** `check-config` and PUT /mgmt/config report what createProfile would refuse at start. */
+export function profileIssues(c: UplinkConfig, gatewayId: string): ConfigIssue[] {
+  if (!c.enabled) return [];
+  try {
+    createProfile(c, gatewayId);
+    return [];
+  } catch (err) {
+    if (!(err instanceof GatewayError)) throw err;
+    return [{ path: 'uplink.profile', message: err.message }];
   }
 }

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { encodeBatch } from '../../../src/codec/index.js';
+import { checkAgainstModules } from '../../../src/capability/modules.js';
 import { parseConfig, redactSecrets } from '../../../src/config/load.js';
 import type { Reading } from '../../../src/pipeline/reading.js';
 import { AWS_MAX_PAYLOAD } from '../../../src/uplink/profiles/aws-iot.js';
@@ -88,6 +89,17 @@ test('profiles refuse a config they cannot work with, naming the key (EGW_UPLINK
   assert.throws(
     () => profile('{ profile: azure-iot-hub, url: "mqtts://h:8883", azure: { hub: h, device_key: "c2hvcnQ=" } }'),
     /16 bytes/,
+  );
+});
+
+test('check-config reports what a profile would refuse, with the key and line', () => {
+  assert.throws(
+    () =>
+      parseConfig('version: 1\nuplink: { profile: aws-iot, url: "mqtts://x:8883" }\n', 'cfg', {}, checkAgainstModules),
+    /uplink\.profile: .*cert_file.*\(line 2\)/s,
+  );
+  assert.doesNotThrow(() =>
+    parseConfig('version: 1\nuplink: { enabled: false, profile: aws-iot }\n', 'cfg', {}, checkAgainstModules),
   );
 });
 
