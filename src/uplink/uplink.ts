@@ -299,10 +299,15 @@ export class Uplink implements Service {
     });
     client.on('message', (topic, payload) => {
       if (gen !== this.gen) return;
-      const d = this.profile.inbound(topic, payload, this.link(client));
-      if (!d) return;
-      this.counters.downlinks++;
-      for (const h of this.downlinkHandlers) h(d);
+      // Cloud input: a profile or handler that throws must not take the connection (or the process) down.
+      try {
+        const d = this.profile.inbound(topic, payload, this.link(client));
+        if (!d) return;
+        this.counters.downlinks++;
+        for (const h of this.downlinkHandlers) h(d);
+      } catch (err) {
+        this.opts.log.warn({ err, topic, profile: this.profile.name }, 'uplink: downlink message not processed');
+      }
     });
     client.on('error', (err: Error & { code?: string | number }) => {
       if (gen !== this.gen) return;
@@ -648,6 +653,18 @@ export class Uplink implements Service {
     try {
       parts = this.profile.encode(msg);
     } catch (err) {
+      if ((err as GatewayError).code !== 'EGW_UPLINK_PROFILE') {
+        // Not a limit: keep the message and try again later rather than lose it.
+        this.inflight.delete(msg.id);
+        this.opts.outbox.requeue(msg);
+        this.opts.log.error(
+          { err, topic: msg.topic, profile: this.profile.name },
+          'uplink: cannot encode a message; retrying in 5 s',
+        );
+        this.holdUntil = this.now() + 5000;
+        this.armPump(this.holdUntil);
+        return;
+      }
       // Over the cloud's limits for good (e.g. a 200 KB alert to AWS IoT): re-sending cannot help.
       this.counters.unsendable++;
       this.inflight.delete(msg.id);
