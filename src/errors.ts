@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   EGW_UPLINK_OFFLINE: 'The uplink lost (or cannot reach) the cloud broker; the outbox keeps the data.',
   EGW_UPLINK_TLS:
     'A CA, certificate or key file of the uplink cannot be read or used, or the TLS handshake with the cloud broker failed.',
+  EGW_UPLINK_PROFILE:
+    'uplink.profile cannot work with this config, or a message cannot be sent within the cloud profile limits.',
   EGW_UPLINK_REFUSED: 'The cloud broker answered a PUBLISH with a failure reason code.',
   EGW_MQTT_LISTEN: 'The MQTT broker cannot listen on its address/port, or is not running.',
   EGW_MQTT_TLS: 'The MQTT TLS listener is misconfigured, or a TLS handshake failed.',

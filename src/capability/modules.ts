@@ -14,6 +14,7 @@ import { otaModule } from '../ota/index.js';
 import { publisherModule } from '../publisher/index.js';
 import { queueModule } from '../queue/index.js';
 import { uplinkModule } from '../uplink/index.js';
+import { profileIssues } from '../uplink/profiles/index.js';
 import type { CapabilityModule } from './types.js';
 
 /**
@@ -66,5 +67,6 @@ export function checkAgainstModules(
       message: `driver type "${entry.type}" is not registered by any module or plugin (known: ${types.names().join(', ')})`,
     });
   });
+  issues.push(...profileIssues(config.uplink, config.gateway.id));
   return issues;
 }

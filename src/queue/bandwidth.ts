@@ -66,6 +66,12 @@ export class TokenBucket {
     return Math.max(1, Math.ceil(((need - this.tokens) / this.rateBps) * 1000));
   }
 
+  /** Takes `bytes` now whatever the bucket holds (debt repaid by waiting): a cost learned after the send. */
+  charge(bytes: number, now: number): void {
+    this.refill(now);
+    this.tokens -= bytes;
+  }
+
   private refill(now: number): void {
     const dt = Math.max(0, now - this.last) / 1000;
     this.last = now;

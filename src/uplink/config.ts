@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { section, Secret } from '../config/sections.js';
+import { profileConfigProps } from './profiles/config.js';
 
 export const UplinkConfigSchema = section(
   {
@@ -47,6 +48,7 @@ export const UplinkConfigSchema = section(
       default: 64,
       description: 'QoS 1 messages sent but not yet acknowledged (also bounded by the broker Receive Maximum).',
     }),
+    ...profileConfigProps,
     reconnect: section(
       {
         min_ms: Type.Integer({ minimum: 10, default: 1000, description: 'First retry delay.' }),

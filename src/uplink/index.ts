@@ -20,6 +20,18 @@ export const uplinkModule: CapabilityModule = {
       outbox: needSeam(ctx.provided.outbox, 'outbox', 'uplink'),
       log: ctx.log.child({ mod: 'uplink' }),
     });
+    // Until command routing lands (issue 15 item 1), a device command from any profile's layout
+    // goes to the local `commands/{deviceId}` (DESIGN topics); the rest is logged.
+    uplink.onDownlink((d) => {
+      const broker = ctx.provided.broker;
+      if (d.kind === 'device-command' && broker) {
+        broker
+          .publish({ topic: `commands/${d.deviceId}`, payload: d.payload, qos: 1, retain: false })
+          .catch((err: unknown) => ctx.log.warn({ err, deviceId: d.deviceId }, 'cloud command not delivered locally'));
+      } else {
+        ctx.log.info({ kind: d.kind, profile: uplink.profile.name }, 'uplink: downlink message not handled');
+      }
+    });
     return {
       services: [uplink],
       provides: { uplink },
@@ -28,6 +40,8 @@ export const uplinkModule: CapabilityModule = {
           uplink: () => ({
             state: uplink.isOnline ? 'online' : 'offline',
             url: config.uplink.url,
+            profile: uplink.profile.name,
+            unsendable: uplink.counters.unsendable,
             inflight: uplink.inflightCount,
           }),
           uplinkReconnect: () => ({ state: uplink.reconnectNow() }),

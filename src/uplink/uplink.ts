@@ -12,6 +12,13 @@ import type { OutboxPort } from '../queue/port.js';
 import { Scheduler } from '../queue/scheduler.js';
 import { PRIORITIES } from '../queue/types.js';
 import type { UplinkConfig } from './config.js';
+import {
+  createProfile,
+  type CloudProfile,
+  type Downlink,
+  type ProfileLink,
+  type WirePublish,
+} from './profiles/index.js';
 
 export interface UplinkOptions {
   config: UplinkConfig;
@@ -20,6 +27,8 @@ export interface UplinkOptions {
   outbox: OutboxPort;
   log: Logger;
   now?: () => number;
+  /** The cloud profile (docs/cloud-profiles.md); default: the one `config.profile` names. */
+  profile?: CloudProfile;
 }
 
 interface InFlight {
@@ -36,8 +45,7 @@ const CRITICAL_RESERVE = 8;
  * between turns instead of waiting behind a whole in-flight window of batches.
  */
 const PUMP_BUDGET_MS = 5;
-/** MQTT 5 user property carrying the message id (the cloud drops duplicates by it). */
-export const MSG_ID_PROPERTY = 'msg-id';
+export { MSG_ID_PROPERTY } from './profiles/index.js';
 
 /**
  * The uplink: one mqtt.js connection to the cloud broker (MQTT 5, QoS 1) fed by the outbox through
@@ -78,6 +86,10 @@ export class Uplink implements Service {
   private readonly prefix: string;
   private readonly now: () => number;
   private readonly idBytes: number;
+  /** What goes on the wire: connect options, topics, payloads, downlink (src/uplink/profiles/). */
+  readonly profile: CloudProfile;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private readonly downlinkHandlers: ((d: Downlink) => void)[] = [];
   lastAckLatencyMs: number | null = null;
   readonly counters = {
     published: 0,
@@ -86,6 +98,9 @@ export class Uplink implements Service {
     connects: 0,
     ackTimeouts: 0,
     refused: 0,
+    /** Messages the cloud profile cannot send within its limits (EGW_UPLINK_PROFILE): logged and dropped. */
+    unsendable: 0,
+    downlinks: 0,
     /** Full connection attempts (TCP + TLS + CONNECT) and cheap TCP reachability probes. */
     attempts: 0,
     probes: 0,
@@ -113,7 +128,8 @@ export class Uplink implements Service {
         );
       }
     }
-    this.prefix = opts.config.topic_prefix || `edge/${opts.gatewayId}`;
+    this.profile = opts.profile ?? createProfile(opts.config, opts.gatewayId);
+    this.prefix = this.profile.topicPrefix;
     this.idBytes = opts.outbox.idLength;
     this.state = new StateLog(opts.log, 'uplink', 'offline');
     opts.outbox.onCommit(() => this.pumpSoon());
@@ -159,8 +175,10 @@ export class Uplink implements Service {
   }
 
   async stop(): Promise<void> {
+    if (this.online && this.client) this.profile.onStopping(this.link(this.client));
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.renewTimer);
     this.stopProbing();
     if (this.more) clearImmediate(this.more);
     clearTimeout(this.pumpTimer);
@@ -188,7 +206,7 @@ export class Uplink implements Service {
         throw new GatewayError('EGW_UPLINK_TLS', `cannot read ${f}: ${(err as Error).message}`, { cause: err });
       }
     };
-    return {
+    return this.profile.connectOptions({
       protocolVersion: 5,
       clientId: c.client_id || `edge-${this.opts.gatewayId}`,
       clean: true,
@@ -203,6 +221,31 @@ export class Uplink implements Service {
       rejectUnauthorized: c.reject_unauthorized,
       queueQoSZero: false,
       resubscribe: false,
+    });
+  }
+
+  /** Downlink from the cloud, in the contract's terms whatever the profile (device/gateway commands, desired config). */
+  onDownlink(handler: (d: Downlink) => void): void {
+    this.downlinkHandlers.push(handler);
+  }
+
+  /** Publishes the reported state the profile's way (retained `{prefix}/state`, an Azure twin PATCH...). False when offline. */
+  reportState(doc: Record<string, unknown>): boolean {
+    if (!this.online || !this.client) return false;
+    this.link(this.client).publish(this.profile.reportState(doc));
+    return true;
+  }
+
+  /** Publishes a profile asks for outside the outbox (births, twin requests): fire and forget. */
+  private link(client: MqttClient): ProfileLink {
+    const v5 = this.profile.protocolVersion === 5;
+    return {
+      publish: (w) =>
+        client.publish(w.topic, w.payload, {
+          qos: w.qos,
+          retain: w.retain ?? false,
+          ...(v5 && w.properties ? { properties: w.properties } : {}),
+        }),
     };
   }
 
@@ -242,7 +285,7 @@ export class Uplink implements Service {
       if (gen !== this.gen) return;
       // Nagle would hold small PUBLISHes back for the previous segment's ACK: ms of latency per alarm.
       (client.stream as Socket).setNoDelay?.(true);
-      this.receiveMax = connack.properties?.receiveMaximum ?? 65535;
+      this.receiveMax = Math.min(connack.properties?.receiveMaximum ?? 65535, this.profile.maxInflight ?? 65535);
       this.attempts = 0;
       this.probeTriggered = false;
       this.probeSpent = false;
@@ -250,8 +293,21 @@ export class Uplink implements Service {
       this.lastError = undefined;
       this.reportedError = undefined;
       this.counters.connects++;
-      this.state.set('online', { url: this.opts.config.url }, 'info');
+      this.state.set('online', { url: this.opts.config.url, profile: this.profile.name }, 'info');
+      this.profileConnected(client, gen);
       this.pump();
+    });
+    client.on('message', (topic, payload) => {
+      if (gen !== this.gen) return;
+      // Cloud input: a profile or handler that throws must not take the connection (or the process) down.
+      try {
+        const d = this.profile.inbound(topic, payload, this.link(client));
+        if (!d) return;
+        this.counters.downlinks++;
+        for (const h of this.downlinkHandlers) h(d);
+      } catch (err) {
+        this.opts.log.warn({ err, topic, profile: this.profile.name }, 'uplink: downlink message not processed');
+      }
     });
     client.on('error', (err: Error & { code?: string | number }) => {
       if (gen !== this.gen) return;
@@ -292,6 +348,30 @@ export class Uplink implements Service {
         { code: 'EGW_UPLINK_OFFLINE', url, reason: err.message },
         'uplink cannot connect to the cloud broker; retrying with backoff, the outbox keeps the data',
       );
+    }
+  }
+
+  /** Subscriptions, births / twin GET, and the credential renewal timer of the profile. */
+  private profileConnected(client: MqttClient, gen: number): void {
+    const subs = this.profile.subscriptions();
+    if (subs.length > 0) {
+      client.subscribe([...subs], { qos: 1 }, (err) => {
+        if (err && gen === this.gen)
+          this.opts.log.warn({ err, subs }, 'uplink: the cloud broker refused a downlink subscription');
+      });
+    }
+    this.profile.onConnected(this.link(client));
+    clearTimeout(this.renewTimer);
+    const renew = this.profile.renewAfterMs();
+    if (renew !== undefined) {
+      this.renewTimer = setTimeout(() => {
+        if (gen !== this.gen || this.stopped) return;
+        // A fresh token needs a new CONNECT; in-flight messages are re-queued and re-sent (same ids).
+        this.opts.log.info({ profile: this.profile.name }, 'uplink: renewing credentials (reconnect)');
+        this.drop('renewing credentials');
+        this.connect();
+      }, renew);
+      this.renewTimer.unref();
     }
   }
 
@@ -527,6 +607,29 @@ export class Uplink implements Service {
     );
   }
 
+  /**
+   * The scheduler and the bucket priced the message by its outbox form (codec); a profile may send
+   * more (JSON is 2–15× the codec, a DBIRTH rides along). The difference is charged now, so the
+   * bandwidth cap and the class shares hold in wire bytes whatever the profile.
+   */
+  private chargeWire(f: InFlight, parts: readonly WirePublish[]): void {
+    let wire = 0;
+    for (const w of parts) {
+      wire += messageCost(
+        Buffer.byteLength(w.topic),
+        this.idBytes,
+        w.properties?.contentType?.length ?? 0,
+        w.payload.length,
+        this.opts.queue.bandwidth.link_overhead_bytes,
+      );
+    }
+    if (wire <= f.cost) return;
+    const extra = wire - f.cost;
+    f.cost = wire;
+    this.bucket?.charge(extra, this.now());
+    this.scheduler.charge(f.msg.cls, extra);
+  }
+
   private armPump(at: number): void {
     if (this.pumpTimer && at >= this.pumpAt) return;
     clearTimeout(this.pumpTimer);
@@ -546,34 +649,74 @@ export class Uplink implements Service {
     const { msg } = f;
     f.sentAt = this.now();
     this.counters.published++;
-    const payload = Buffer.from(msg.payload.buffer, msg.payload.byteOffset, msg.payload.byteLength);
-    client.publish(
-      `${this.prefix}/${msg.topic}`,
-      payload,
-      { qos: 1, properties: { userProperties: { [MSG_ID_PROPERTY]: msg.id }, contentType: msg.contentType } },
-      (err) => {
-        if (this.inflight.get(msg.id) !== f) return; // re-queued after a lost connection
+    let parts: WirePublish[];
+    try {
+      parts = this.profile.encode(msg);
+    } catch (err) {
+      if ((err as GatewayError).code !== 'EGW_UPLINK_PROFILE') {
+        // Not a limit: keep the message and try again later rather than lose it.
         this.inflight.delete(msg.id);
-        if (err) {
-          // A PUBACK with a failure reason code (not authorized, quota exceeded): keep the message, retry later.
-          this.counters.refused++;
-          this.opts.outbox.requeue(msg);
-          this.opts.log.warn(
-            { err, topic: msg.topic, code: 'EGW_UPLINK_REFUSED' },
-            'cloud broker refused a message; sending paused for 5 s',
-          );
-          this.holdUntil = this.now() + 5000;
-          this.armPump(this.holdUntil);
-          return;
-        }
-        const now = this.now();
-        this.lastAckLatencyMs = now - f.sentAt;
-        if (this.adaptive?.onAck(this.lastAckLatencyMs, now)) this.bucket!.setRate(this.adaptive.rate, now);
-        this.counters.acked++;
-        this.opts.outbox.ack(msg, f.cost);
-        this.pumpSoon();
-      },
-    );
+        this.opts.outbox.requeue(msg);
+        this.opts.log.error(
+          { err, topic: msg.topic, profile: this.profile.name },
+          'uplink: cannot encode a message; retrying in 5 s',
+        );
+        this.holdUntil = this.now() + 5000;
+        this.armPump(this.holdUntil);
+        return;
+      }
+      // Over the cloud's limits for good (e.g. a 200 KB alert to AWS IoT): re-sending cannot help.
+      this.counters.unsendable++;
+      this.inflight.delete(msg.id);
+      this.opts.log.error(
+        { err, topic: msg.topic, id: msg.id, code: 'EGW_UPLINK_PROFILE', profile: this.profile.name },
+        'uplink: message cannot be sent within the cloud profile limits; dropped (counted in unsendable)',
+      );
+      this.opts.outbox.ack(msg, 0);
+      this.pumpSoon();
+      return;
+    }
+    this.chargeWire(f, parts);
+    // A message is done when its last part is acknowledged (a profile may add a birth or split it).
+    let pending = parts.length;
+    let failed: Error | undefined;
+    const v5 = this.profile.protocolVersion === 5;
+    const partDone = (err: Error | undefined) => {
+      failed ??= err;
+      if (--pending > 0) return;
+      done(failed);
+    };
+    const done = (err: Error | undefined) => {
+      if (this.inflight.get(msg.id) !== f) return; // re-queued after a lost connection
+      this.inflight.delete(msg.id);
+      if (err) {
+        // A PUBACK with a failure reason code (not authorized, quota exceeded): keep the message, retry later.
+        this.counters.refused++;
+        this.opts.outbox.requeue(msg);
+        this.opts.log.warn(
+          { err, topic: msg.topic, code: 'EGW_UPLINK_REFUSED' },
+          'cloud broker refused a message; sending paused for 5 s',
+        );
+        this.holdUntil = this.now() + 5000;
+        this.armPump(this.holdUntil);
+        return;
+      }
+      const now = this.now();
+      this.lastAckLatencyMs = now - f.sentAt;
+      if (this.adaptive?.onAck(this.lastAckLatencyMs, now)) this.bucket!.setRate(this.adaptive.rate, now);
+      this.counters.acked++;
+      this.opts.outbox.ack(msg, f.cost);
+      this.pumpSoon();
+    };
+    if (parts.length === 0) return done(undefined); // nothing to say on the wire (e.g. DDEATH of an unborn device)
+    for (const w of parts) {
+      client.publish(
+        w.topic,
+        w.payload,
+        { qos: w.qos, retain: w.retain ?? false, ...(v5 && w.properties ? { properties: w.properties } : {}) },
+        partDone,
+      );
+    }
   }
 }
 

@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import mqtt from 'mqtt';
+import { PROFILE_NAMES } from '../../src/uplink/profiles/index.js';
+import { runProfileCrashLoop, runProfileOutage, startProfileRig } from './profile-scenarios.js';
+
+// The outage and kill -9 guarantees (outage.test.ts, crash.test.ts) hold whatever the cloud profile:
+// store-and-forward sits under the profile, which only maps a committed batch to topic and payload.
+for (const profile of PROFILE_NAMES) {
+  test(`outage with uplink.profile ${profile}: every reading acknowledged while the cloud was down arrives; a cloud command reaches the local device`, async (t) => {
+    const rig = await startProfileRig(profile);
+    t.after(() => rig.close());
+    const r = await runProfileOutage(rig, 2000, 2, 90000);
+    t.diagnostic(JSON.stringify(r));
+    assert.equal(r.acked, 2000);
+    assert.equal(r.missing, 0);
+    assert.ok(r.downSeconds > 0);
+
+    // Down: the cloud's command in the profile's layout → the local commands/{deviceId}.
+    const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${rig.brokerPort}`, {
+      protocolVersion: 4,
+      clientId: 'pump-1',
+    });
+    t.after(() => dev.endAsync(true));
+    const got: string[] = [];
+    dev.on('message', (_t, p) => got.push(p.toString()));
+    await dev.subscribeAsync('commands/pump-1', { qos: 1 });
+    await rig.sendCommand('pump-1', '{"start":true}');
+    const deadline = performance.now() + 10000;
+    while (got.length === 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(got.length, 1, 'command delivered locally');
+    assert.deepEqual(JSON.parse(got[0]!), profile === 'sparkplug-b' ? { cmd: '{"start":true}' } : { start: true });
+  });
+
+  test(`kill -9 with uplink.profile ${profile}: 4 kills during ingest, every PUBACKed reading reaches the cloud`, async (t) => {
+    const rig = await startProfileRig(profile);
+    t.after(() => rig.close());
+    const r = await runProfileCrashLoop(rig, 4, 2, 400, 90000);
+    t.diagnostic(JSON.stringify(r));
+    assert.ok(r.acked > 100, `only ${r.acked} acknowledged`);
+    assert.equal(r.missing, 0);
+    if (profile === 'sparkplug-b') {
+      // The MQTT will: a kill -9 with the cloud up makes the broker publish the NDEATH registered at
+      // CONNECT, whose bdSeq is the one of the session's NBIRTH (Sparkplug B 3.0 §5.2).
+      const births = () => rig.side.got.filter((g) => g.topic === 'spBv1.0/g1/NBIRTH/gw-e2e').length;
+      await rig.gateway.stop('SIGKILL');
+      const n = births();
+      await rig.restartGateway();
+      const deadline = performance.now() + 10000;
+      while (births() === n && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await rig.gateway.stop('SIGKILL');
+      while (rig.bdSeqs('NDEATH').at(-1)?.lastBirthBdSeq === undefined && performance.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const deaths = rig.bdSeqs('NDEATH');
+      const last = deaths.at(-1);
+      assert.ok(last && last.lastBirthBdSeq !== undefined, 'an NDEATH after the last NBIRTH');
+      assert.equal(last.bdSeq, last.lastBirthBdSeq, 'the will carries the bdSeq of the NBIRTH');
+    }
+  });
+}
