@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs
 import { isAbsolute, join, normalize, posix } from 'node:path';
 import * as tar from 'tar';
 import { fsyncDir } from './durable.js';
+import { faultPoint } from './fault.js';
 
 /**
  * Unpacks a verified bundle (a gzip tarball) into `releases/<version>` (docs/ota.md §Bundle). The
@@ -114,6 +115,7 @@ export async function unpackRelease(
     rmSync(tmp, { recursive: true, force: true });
     throw err instanceof UnpackError ? err : new UnpackError(`bundle cannot be unpacked: ${(err as Error).message}`);
   }
+  faultPoint('unpacking');
   rmSync(dest, { recursive: true, force: true });
   renameSync(tmp, dest);
   fsyncDir(normalize(join(dest, '..')));
