@@ -259,7 +259,8 @@ export class OtaClient implements Service {
     }
     this.opts.log.warn({ version: manifest.version, from: this.opts.version }, 'update activated; restarting into it');
     this.publish(false);
-    this.opts.requestRestart(`OTA update to ${manifest.version}`);
+    // Deferred like /mgmt/restart: the answer to `ctl ota apply` goes out before the stop begins.
+    setTimeout(() => this.opts.requestRestart(`OTA update to ${manifest.version}`), 300);
   }
 
   /** After a (re)start: settle what a rollback, a trial or an interrupted install left behind. */

@@ -104,6 +104,7 @@ test('a good update: verified, downloaded, unpacked, activated on trial, then co
   await old.c.start();
   assert.deepEqual(await old.c.check(), { version: '0.2.0', applicable: true, reason: null });
   const v = await old.c.apply();
+  await new Promise((r) => setTimeout(r, 400)); // the restart is requested after the answer
   await old.c.stop();
   assert.equal(v.phase, 'activating');
   assert.equal(v.lwm2m.state, 3);
