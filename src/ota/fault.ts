@@ -1,8 +1,8 @@
 /**
  * Test-only fault injection for the OTA kill -9 matrix (docs/ota.md §Testing a kill at every
- * state). With `EGW_OTA_FAULT=<point>` in the environment the process announces the point on
- * stderr (`EGW_OTA_FAULT reached <point>`) and then holds there — the event loop blocked, no I/O,
- * no timers — for up to `EGW_OTA_FAULT_HOLD_MS` (default 60 s), so a test can `kill -9` it at
+ * state). With `EDGE_GATEWAY_OTA_FAULT=<point>` in the environment the process announces the point on
+ * stderr (`OTA fault point reached <point>`) and then holds there — the event loop blocked, no I/O,
+ * no timers — for up to `EDGE_GATEWAY_OTA_FAULT_HOLD_MS` (default 60 s), so a test can `kill -9` it at
  * exactly that step. Off in production: ignored when NODE_ENV=production (the unit sets it) and
  * when the variable is unset; nothing else in the client depends on it.
  *
@@ -30,9 +30,9 @@ export const FAULT_POINTS = [
 export type FaultPoint = (typeof FAULT_POINTS)[number];
 
 export function faultPoint(point: FaultPoint, env: NodeJS.ProcessEnv = process.env): void {
-  if (env['EGW_OTA_FAULT'] !== point || env['NODE_ENV'] === 'production') return;
-  process.stderr.write(`EGW_OTA_FAULT reached ${point}\n`);
-  const hold = Number(env['EGW_OTA_FAULT_HOLD_MS'] ?? 60_000);
+  if (env['EDGE_GATEWAY_OTA_FAULT'] !== point || env['NODE_ENV'] === 'production') return;
+  process.stderr.write(`OTA fault point reached ${point}\n`);
+  const hold = Number(env['EDGE_GATEWAY_OTA_FAULT_HOLD_MS'] ?? 60_000);
   // Atomics.wait blocks the thread: nothing after this point runs until the test kills us.
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Number.isFinite(hold) ? hold : 60_000);
 }

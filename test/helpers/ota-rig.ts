@@ -55,6 +55,7 @@ export function makeRelease(dir: string, version: string, kind: ReleaseKind = 'r
         : `// test release ${version}: exits at start\nprocess.stderr.write('release ${version} crashes at start\\n');\nprocess.exit(1);\n`,
     );
   }
+  RELEASE_DIGEST.set(version, digestOf(join(dir, 'dist', 'src')));
   return dir;
 }
 
@@ -238,14 +239,15 @@ export function inspectBoard(root: string): {
   let currentComplete = false;
   if (current && /^releases\/[0-9A-Za-z.+-]+$/.test(current) && existsSync(join(dir, 'dist', 'src', 'main.js'))) {
     const v = (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
-    // Whole: the version it claims, and every file of the build it was copied from.
-    currentComplete = `releases/${v}` === current && sameTree(join(dir, 'dist', 'src'));
+    // Whole: the version it claims, and byte for byte the dist/src it was packed from.
+    currentComplete = `releases/${v}` === current && digestOf(join(dir, 'dist', 'src')) === RELEASE_DIGEST.get(v);
   }
   const read = (n: string) => (existsSync(join(root, n)) ? readFileSync(join(root, n), 'utf8') : null);
   return { current, previous: link('previous'), currentComplete, trial: read('trial'), rollback: read('rollback') };
 }
 
-const treeDigest = new Map<string, string>();
+/** Digest of each release's dist/src as made by makeRelease (in this process), by version. */
+const RELEASE_DIGEST = new Map<string, string>();
 function digestOf(dir: string): string {
   const h = createHash('sha256');
   const walk = (d: string, rel: string) => {
@@ -257,11 +259,6 @@ function digestOf(dir: string): string {
   };
   walk(dir, '');
   return h.digest('hex');
-}
-/** The release's dist/src is byte for byte this build's (a real release is never half there). */
-function sameTree(dir: string): boolean {
-  if (!treeDigest.has(DIST_SRC)) treeDigest.set(DIST_SRC, digestOf(DIST_SRC));
-  return digestOf(dir) === treeDigest.get(DIST_SRC);
 }
 
 export function tempBase(prefix: string): { dir: string; cleanup(): void } {

@@ -21,7 +21,8 @@ import { systemdRestarts, unitEnvironment, type Ended } from './systemd-unit.js'
  *    results restart under on-failure/on-abnormal/always; RestartSec= between;
  *  - StartLimitIntervalSec=/StartLimitBurst=: a start beyond the burst within the interval fails the
  *    unit (start-limit-hit); a unit that fails and is not restarted starts its OnFailure= units;
- *  - an OnFailure= unit (Type=oneshot) runs its ExecStart= then ExecStartPost= lines; `systemctl
+ *  - an OnFailure= unit (Type=oneshot) runs its ExecCondition= (1–254: skipped), ExecStart= then
+ *    ExecStartPost= lines; `systemctl
  *    reset-failed U` and `systemctl --no-block start U` for the supervised unit are done here.
  * Not modelled: User=, sandboxing, cgroups (only the main process is killed), WATCHDOG_PID, the
  * watchdog before READY. Every duration is multiplied by `scale` so a test runs in seconds
@@ -96,6 +97,7 @@ export interface SupEvent {
     | 'start-limit-hit'
     | 'failed'
     | 'on-failure'
+    | 'condition-skip'
     | 'reset-failed'
     | 'inactive';
   detail?: string;
@@ -379,6 +381,19 @@ export class Supervisor {
       this.note('on-failure', name);
       const u = readUnit(path);
       const svc = u.get('Service') ?? new Map<string, string[]>();
+      // ExecCondition= (systemd ≥ 243): exit 1–254 skips the unit (not a failure), 0 continues.
+      let skip = false;
+      for (const line of svc.get('ExecCondition') ?? []) {
+        const code = await this.execLine(line, this.timeoutStartMs);
+        if (code !== 0) {
+          skip = true;
+          break;
+        }
+      }
+      if (skip) {
+        this.note('condition-skip', name);
+        continue;
+      }
       for (const line of [...(svc.get('ExecStart') ?? []), ...(svc.get('ExecStartPost') ?? [])]) {
         const code = await this.execLine(line, this.timeoutStartMs);
         if (code !== 0) break;

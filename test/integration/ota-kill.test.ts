@@ -26,7 +26,7 @@ import { FAULT_POINTS, type FaultPoint } from '../../src/ota/fault.js';
 // unit's semantics (test/helpers/supervisor.ts: ExecStartPre trial script, READY, Restart=); the update
 // is a real release (this build) packed and signed by ota-pack and served over HTTP with Range
 // support; QoS 1 publishers keep sending through the gateway's broker to a mosquitto "cloud" the whole
-// time. The test-only fault point EGW_OTA_FAULT=<state> holds the process at that step; the test then
+// time. The test-only fault point EDGE_GATEWAY_OTA_FAULT=<state> holds the process at that step; the test then
 // kills it with SIGKILL and the supervisor restarts it. After the restart the board must be either the
 // old release running committed or the new one running on trial (never a dangling `current`, a half
 // release or a half-written state file), an update cut before the switch must resume when applied
@@ -92,7 +92,8 @@ async function coapPort(sup: Supervisor, run: Run): Promise<number> {
 }
 
 function state(data: string): { phase: string; reason: string | null; version: string | null } {
-  // Must parse: the state file is never half-written.
+  // Must parse when present: the state file is never half-written. Absent: nothing was ever written (idle).
+  if (!existsSync(join(data, 'ota-state.json'))) return { phase: 'idle', reason: null, version: null };
   return JSON.parse(readFileSync(join(data, 'ota-state.json'), 'utf8')) as {
     phase: string;
     reason: string | null;
@@ -143,7 +144,7 @@ for (const c of CASES) {
       listener: NOTIFY_LISTENER,
       socket: join(tmp.dir, 'notify.sock'),
       // The unit sets NODE_ENV=production, which turns fault points off; this test turns them on.
-      env: { NODE_ENV: 'test', EGW_OTA_FAULT: c.point },
+      env: { NODE_ENV: 'test', EDGE_GATEWAY_OTA_FAULT: c.point },
     });
     t.after(() => sup.stop());
     await cloud.start();
@@ -164,13 +165,13 @@ for (const c of CASES) {
       await cloud.stop();
     }
     const held = await sup.waitFor(
-      `EGW_OTA_FAULT reached ${c.point}`,
-      () => sup.runs.find((r) => r.stderr.includes(`EGW_OTA_FAULT reached ${c.point}`)),
+      `OTA fault point reached ${c.point}`,
+      () => sup.runs.find((r) => r.stderr.includes(`OTA fault point reached ${c.point}`)),
       60000,
     );
     assert.equal(held.release, c.in === 'old' ? '0.1.0' : '0.2.0');
     const ackedAtKill = acked();
-    delete sup.env['EGW_OTA_FAULT'];
+    delete sup.env['EDGE_GATEWAY_OTA_FAULT'];
     const n = sup.events.length;
     sup.kill('SIGKILL');
     await cloud.start();
