@@ -114,6 +114,10 @@ export class Channel {
   readonly served: Served[] = [];
   private server: Server | null = null;
   port = 0;
+  /** Once: the next bundle response stops at this byte offset of the file and the connection is cut. */
+  cutAt: number | null = null;
+  /** false: no ETag (no validator, so a client cannot resume safely). */
+  etags = true;
 
   constructor(readonly dir: string) {}
 
@@ -147,23 +151,34 @@ export class Channel {
       const body = readFileSync(file);
       const st = statSync(file);
       const etag = `"${st.size}-${Math.floor(st.mtimeMs)}"`;
+      const tag: Record<string, string> = this.etags ? { etag } : {};
+      // A cut connection: headers for the whole body, then only up to `cutAt`, then the socket dies.
+      const send = (from: number) => {
+        const cut = name.endsWith('.tar.gz') ? this.cutAt : null;
+        if (cut !== null && cut > from) {
+          this.cutAt = null;
+          rec.bytes = cut - from;
+          res.write(body.subarray(from, cut), () => res.destroy());
+          return;
+        }
+        rec.bytes = body.length - from;
+        res.end(body.subarray(from));
+      };
       const m = /^bytes=(\d+)-$/.exec(rec.range ?? '');
       if (m && (rec.ifRange === null || rec.ifRange === etag) && Number(m[1]) < body.length) {
         const from = Number(m[1]);
         rec.status = 206;
-        rec.bytes = body.length - from;
         res.writeHead(206, {
           'content-length': body.length - from,
           'content-range': `bytes ${from}-${body.length - 1}/${body.length}`,
-          etag,
+          ...tag,
         });
-        res.end(body.subarray(from));
+        send(from);
         return;
       }
       rec.status = 200;
-      rec.bytes = body.length;
-      res.writeHead(200, { 'content-length': body.length, etag, 'accept-ranges': 'bytes' });
-      res.end(body);
+      res.writeHead(200, { 'content-length': body.length, ...tag, 'accept-ranges': 'bytes' });
+      send(0);
     });
     await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
     this.port = (this.server.address() as AddressInfo).port;
