@@ -385,6 +385,9 @@ export class OtaClient implements Service {
         applicable: false,
         reason: `${m.version} was rolled back here; waiting for a new manifest`,
       };
+    // Even with allow_downgrade: unpacking it would replace the running release's own directory.
+    if (m.version === this.opts.version)
+      return { version: m.version, applicable: false, reason: `${m.version} is the running release` };
     try {
       checkApplicable(m, { running: this.opts.version, gatewayId: this.opts.gatewayId, target: currentTarget() });
       return { version: m.version, applicable: true, reason: null };

@@ -116,7 +116,12 @@ export async function unpackRelease(
     throw err instanceof UnpackError ? err : new UnpackError(`bundle cannot be unpacked: ${(err as Error).message}`);
   }
   faultPoint('unpacking');
-  rmSync(dest, { recursive: true, force: true });
+  // A retried install over an existing directory (e.g. the `previous` release re-offered with
+  // allow_downgrade): moved aside whole, never deleted in place, so a kill leaves a whole release.
+  const aside = `${dest}.old`;
+  rmSync(aside, { recursive: true, force: true });
+  if (existsSync(dest)) renameSync(dest, aside);
   renameSync(tmp, dest);
   fsyncDir(normalize(join(dest, '..')));
+  rmSync(aside, { recursive: true, force: true });
 }

@@ -237,3 +237,15 @@ test('a kill after unpacking but before the switch settles as failed on the old 
   const d = client(f, '0.1.0');
   assert.equal(d.c.view().phase, 'idle');
 });
+
+test('a signed manifest of the running version is refused even with allow_downgrade (it would replace the running release)', async (t) => {
+  const f = await fixture(t);
+  pack(f, '0.1.0', ['--allow-downgrade']);
+  const c = client(f, '0.1.0');
+  const out = await c.c.check();
+  assert.equal(out.applicable, false);
+  assert.match(out.reason!, /is the running release/);
+  await c.c.apply();
+  assert.equal(linkedVersion(f.root, 'current'), '0.1.0');
+  assert.ok(existsSync(join(f.root, 'releases', '0.1.0', 'dist', 'src')), 'the running release untouched');
+});
