@@ -146,8 +146,10 @@ try {
     ] as number;
     const t0 = performance.now();
     const n = sup.events.length;
-    const applied = await ctl(port, ['ota', 'apply'], 600000);
-    if (applied.code !== 0) throw new Error(`ctl ota apply: ${applied.out}`);
+    // The answer comes once the release is activated (download, verify, unpack); a big bundle takes
+    // longer than ctl's default 10 s.
+    const applied = await ctl(port, ['--timeout', '600000', 'ota', 'apply'], 600000);
+    if (applied.code !== 0) say(`(ctl ota apply: ${applied.out.trim()})`);
     const tAnswer = performance.now();
     await sup.waitFor('exit 75', () => sup.events.slice(n).find((e) => e.ev === 'exit'), 600000);
     const tExit = performance.now();
