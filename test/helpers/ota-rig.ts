@@ -118,6 +118,8 @@ export class Channel {
   cutAt: number | null = null;
   /** false: no ETag (no validator, so a client cannot resume safely). */
   etags = true;
+  /** Bundle responses wait this long before their headers (a slow server). */
+  delayMs = 0;
 
   constructor(readonly dir: string) {}
 
@@ -146,6 +148,13 @@ export class Channel {
       if (name.includes('..') || name.includes('/') || !existsSync(file)) {
         res.writeHead(404);
         res.end();
+        return;
+      }
+      if (this.delayMs > 0 && name.endsWith('.tar.gz')) {
+        const delay = this.delayMs;
+        this.delayMs = 0;
+        setTimeout(() => this.server?.emit('request', req, res), delay);
+        this.served.pop();
         return;
       }
       const body = readFileSync(file);

@@ -217,3 +217,19 @@ test('a watchdog miss: no WATCHDOG=1 for WatchdogSec → SIGABRT, restarted; a c
   assert.equal(inspectBoard(b.root).trial, null, 'a committed release restarted by the watchdog is not on trial');
   assert.equal(inspectBoard(b.root).current, 'releases/0.1.0');
 });
+
+test('ctl ota apply answers with the state in progress when the install takes longer than a CoAP client waits', async (t) => {
+  const b = await board(t);
+  offer(b, '0.2.0', 'real');
+  b.channel.delayMs = 8000; // the bundle's server is slow to answer
+  await b.sup.start();
+  const old = await b.sup.readyRun('0.1.0', 20000);
+  const t0 = performance.now();
+  const r = await ctl(await coapPort(b, old), ['ota', 'apply']);
+  const took = performance.now() - t0;
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /downloading/);
+  assert.ok(took < 9000, `answered after ${took} ms`);
+  // The install goes on: the new release starts.
+  await b.sup.readyRun('0.2.0', 60000);
+});
