@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   EGW_CONFIG_SECRET: 'A secret referenced from the configuration (!env / !file) is missing.',
   EGW_STORE_OPEN: 'The SQLite state database cannot be opened or migrated.',
   EGW_STORE_FULL: 'The disk holding the data directory is full.',
+  EGW_STORE_NEWER: 'The state database was changed by a newer release in a way this release cannot read.',
   EGW_SERVICE_START: 'A service failed to start.',
   EGW_SHUTDOWN_TIMEOUT: 'Graceful shutdown did not finish within its bound.',
   EGW_INGEST_INVALID: 'An ingested payload is not a valid reading.',

@@ -7,6 +7,7 @@ import type { Logger } from '../log/logger.js';
 import type { Publisher } from '../publisher/types.js';
 import type { OtaConfig } from './config.js';
 import { download, DownloadError, fetchSmall } from './download.js';
+import { faultPoint } from './fault.js';
 import {
   checkApplicable,
   currentTarget,
@@ -184,6 +185,7 @@ export class OtaClient implements Service {
       this.fail(refusalResult(err), (err as Error).message);
       return;
     }
+    faultPoint('checking');
     const verdict = this.applicability(manifest, hash);
     if (!verdict.applicable) {
       this.lastCheck = { at: Date.now(), version: manifest.version, applicable: false, reason: verdict.reason };
@@ -202,6 +204,7 @@ export class OtaClient implements Service {
       uplinkWasOnline: this.opts.uplinkOnline() === true,
     });
     let lastReport = 0;
+    let half = false;
     try {
       await download({
         url: new URL(manifest.url, this.opts.config.channel_url).toString(),
@@ -212,6 +215,10 @@ export class OtaClient implements Service {
         ...(this.opts.freeBytes ? { freeBytes: this.opts.freeBytes } : {}),
         onProgress: (received, total) => {
           this.state.progress = { received, total };
+          if (!half && received * 2 >= total) {
+            half = true;
+            faultPoint('downloading');
+          }
           if (received === total || performance.now() - lastReport > 1000) {
             lastReport = performance.now();
             this.notify();
@@ -232,6 +239,7 @@ export class OtaClient implements Service {
       return;
     }
     this.set({ phase: 'downloaded' });
+    faultPoint('downloaded');
     this.set({ phase: 'staging' });
     try {
       await unpackRelease(bundle, releaseDir(this.root, manifest.version), manifest.version);
@@ -241,6 +249,7 @@ export class OtaClient implements Service {
     } finally {
       rmSync(bundle, { force: true });
     }
+    faultPoint('staged');
     this.set({ phase: 'activating' });
     try {
       activate(this.root, manifest.version, this.opts.config.max_trial_starts);
@@ -250,13 +259,23 @@ export class OtaClient implements Service {
     }
     this.opts.log.warn({ version: manifest.version, from: this.opts.version }, 'update activated; restarting into it');
     this.publish(false);
-    this.opts.requestRestart(`OTA update to ${manifest.version}`);
+    // Deferred like /mgmt/restart: the answer to `ctl ota apply` goes out before the stop begins.
+    setTimeout(() => this.opts.requestRestart(`OTA update to ${manifest.version}`), 300);
   }
 
   /** After a (re)start: settle what a rollback, a trial or an interrupted install left behind. */
   private settleAfterStart(): void {
     const root = this.root;
     const marker = root ? readRollback(root) : null;
+    if (root && marker && marker.version === this.opts.version && linkedVersion(root, 'current') === marker.version) {
+      // Our own rollback was cut between writing the marker and swapping `current` (the trial
+      // script then counted one more start of this release): finish it, and restart into the
+      // previous release, which reports it. Deferred: the gateway is still starting.
+      rollBack(root, marker.reason);
+      this.opts.log.error({ version: marker.version, reason: marker.reason }, 'finishing an interrupted rollback');
+      setTimeout(() => this.opts.requestRestart(`OTA rollback of ${marker.version}: ${marker.reason}`), 1000);
+      return;
+    }
     if (root && marker) {
       const rejected = this.state.manifest ? [...this.state.rejected, this.state.manifest] : this.state.rejected;
       this.set({
@@ -282,6 +301,12 @@ export class OtaClient implements Service {
       return;
     }
     const p: OtaPhase = this.state.phase;
+    if (root && p === 'trial' && this.state.version === this.opts.version && !trial) {
+      // Cut after the commit point (the trial file removed) but before the state said so: the
+      // release is committed — the trial script no longer counts it, nothing can roll it back.
+      this.commit(root);
+      return;
+    }
     if (p === 'downloading' || p === 'downloaded' || p === 'staging' || p === 'activating' || p === 'trial') {
       // A kill before the switch: the running release is the old one, committed; say so. A partial
       // download stays on disk and resumes at the next apply.
@@ -307,23 +332,19 @@ export class OtaClient implements Service {
       healthySince = ok ? (healthySince ?? now) : null;
     };
     sample(started);
+    let ticks = 0;
     this.trialTimer = setInterval(() => {
+      if (ticks++ === 0) faultPoint('trial');
       const now = performance.now();
       sample(now);
       if (now - started < windowMs) return;
       clearInterval(this.trialTimer);
       this.trialTimer = undefined;
       if (healthySince !== null && now - healthySince >= stable) {
+        // The commit point: without a trial file the trial script never counts or rolls back.
         clearTrial(root);
-        this.set({ phase: 'committed', result: 'success', reason: null });
-        this.opts.log.info({ version: this.opts.version }, 'update committed after its health window');
-        const prev = linkedVersion(root, 'previous');
-        try {
-          pruneReleases(root, [this.opts.version, ...(prev ? [prev] : [])], () => readdirSync(join(root, 'releases')));
-        } catch (err) {
-          this.opts.log.warn({ err }, 'cannot prune old releases');
-        }
-        this.publish(false);
+        faultPoint('committing');
+        this.commit(root);
       } else {
         const why = uplink === false && this.state.uplinkWasOnline ? 'uplink_not_reconnected' : 'health_check';
         const marker = rollBack(root, why);
@@ -335,6 +356,18 @@ export class OtaClient implements Service {
       }
     }, 1000);
     this.trialTimer.unref();
+  }
+
+  private commit(root: string): void {
+    this.set({ phase: 'committed', result: 'success', reason: null, progress: null });
+    this.opts.log.info({ version: this.opts.version }, 'update committed after its health window');
+    const prev = linkedVersion(root, 'previous');
+    try {
+      pruneReleases(root, [this.opts.version, ...(prev ? [prev] : [])], () => readdirSync(join(root, 'releases')));
+    } catch (err) {
+      this.opts.log.warn({ err }, 'cannot prune old releases');
+    }
+    this.publish(false);
   }
 
   private async fetchManifest(): Promise<{ manifest: Manifest; hash: string }> {
@@ -352,6 +385,9 @@ export class OtaClient implements Service {
         applicable: false,
         reason: `${m.version} was rolled back here; waiting for a new manifest`,
       };
+    // Even with allow_downgrade: unpacking it would replace the running release's own directory.
+    if (m.version === this.opts.version)
+      return { version: m.version, applicable: false, reason: `${m.version} is the running release` };
     try {
       checkApplicable(m, { running: this.opts.version, gatewayId: this.opts.gatewayId, target: currentTarget() });
       return { version: m.version, applicable: true, reason: null };

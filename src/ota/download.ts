@@ -99,6 +99,9 @@ const defaultSleep = (ms: number, signal?: AbortSignal) =>
 export async function download(opts: DownloadOptions): Promise<DownloadResult> {
   const part = `${opts.dest}.part`;
   const metaPath = `${part}.json`;
+  // A bundle verified before a kill (docs/ota.md §Testing a kill at every state): not fetched again.
+  if (existsSync(opts.dest) && statSync(opts.dest).size === opts.size && (await sha256File(opts.dest)) === opts.sha256)
+    return { path: opts.dest, attempts: 0, fetched: 0, resumed: 0, restarted: 0 };
   const free = (opts.freeBytes ?? freeBytesOf)(dirname(opts.dest));
   const need = opts.size * 2 + (opts.marginBytes ?? 50 * 1024 * 1024);
   const have = existsSync(part) ? statSync(part).size : 0;

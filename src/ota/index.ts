@@ -3,6 +3,9 @@ import { OtaClient } from './client.js';
 
 export { OtaClient } from './client.js';
 
+/** The longest POST /mgmt/ota?action=apply waits before answering with the state in progress. */
+export const APPLY_ANSWER_MS = 5000;
+
 /**
  * OTA self-update (docs/ota.md): periodic/on-demand checks of the signed manifest, download,
  * A/B activation, trial health window, rollback; /mgmt/ota state, check and apply. Near the end
@@ -28,7 +31,23 @@ export const otaModule: CapabilityModule = {
     return {
       services: [ota],
       provides: { ota },
-      mgmt: { resources: { ota: { state: () => ota.view(), check: () => ota.check(), apply: () => ota.apply() } } },
+      mgmt: {
+        resources: {
+          ota: {
+            state: () => ota.view(),
+            check: () => ota.check(),
+            // Answers with the state once activated or after APPLY_ANSWER_MS, whichever is first: a
+            // large bundle takes longer than a CoAP client waits (`ctl ota` shows the progress).
+            apply: () =>
+              Promise.race([
+                ota.apply(),
+                new Promise<ReturnType<typeof ota.view>>((r) =>
+                  setTimeout(() => r(ota.view()), APPLY_ANSWER_MS).unref(),
+                ),
+              ]),
+          },
+        },
+      },
     };
   },
 };

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fsyncDir, writeFileDurable } from './durable.js';
+import { faultPoint } from './fault.js';
 
 /**
  * The A/B release layout (scripts/install.sh makes it; docs/ota.md §Layout):
@@ -130,8 +131,11 @@ export function activate(root: string, version: string, maxStarts: number): { pr
   if (!previous) throw new Error(`${root}/current does not point at a release`);
   if (!existsSync(releaseDir(root, version))) throw new Error(`release ${version} is not unpacked`);
   writeTrial(root, { version, previous, starts: 0, max: maxStarts });
+  faultPoint('activate:trial-written');
   pointAt(root, 'previous', previous);
+  faultPoint('activate:previous-linked');
   pointAt(root, 'current', version);
+  faultPoint('activate:current-linked');
   return { previous };
 }
 
@@ -143,7 +147,9 @@ export function rollBack(root: string, reason: string): RollbackMarker | null {
   if (!current || !previous || previous === current) return null;
   const marker = { version: current, previous, reason, starts: trial?.starts ?? 0 };
   writeRollback(root, marker);
+  faultPoint('rollback:marker-written');
   pointAt(root, 'current', previous);
+  faultPoint('rollback:current-linked');
   clearTrial(root);
   return marker;
 }

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs
 import { isAbsolute, join, normalize, posix } from 'node:path';
 import * as tar from 'tar';
 import { fsyncDir } from './durable.js';
+import { faultPoint } from './fault.js';
 
 /**
  * Unpacks a verified bundle (a gzip tarball) into `releases/<version>` (docs/ota.md §Bundle). The
@@ -114,7 +115,13 @@ export async function unpackRelease(
     rmSync(tmp, { recursive: true, force: true });
     throw err instanceof UnpackError ? err : new UnpackError(`bundle cannot be unpacked: ${(err as Error).message}`);
   }
-  rmSync(dest, { recursive: true, force: true });
+  faultPoint('unpacking');
+  // A retried install over an existing directory (e.g. the `previous` release re-offered with
+  // allow_downgrade): moved aside whole, never deleted in place, so a kill leaves a whole release.
+  const aside = `${dest}.old`;
+  rmSync(aside, { recursive: true, force: true });
+  if (existsSync(dest)) renameSync(dest, aside);
   renameSync(tmp, dest);
   fsyncDir(normalize(join(dest, '..')));
+  rmSync(aside, { recursive: true, force: true });
 }

@@ -51,6 +51,11 @@ export function openDatabase(opts: OpenOptions): Db {
       applied_at INTEGER NOT NULL,
       PRIMARY KEY (module, version)
     )`);
+    // `breaks`: the step leaves data an older release cannot use (docs/ota.md §Data across releases).
+    // Added with a default, so releases that predate the column keep reading and writing the table.
+    const cols = db.prepare('PRAGMA table_info(schema_migrations)').all() as { name: string }[];
+    if (!cols.some((c) => c.name === 'breaks'))
+      db.exec('ALTER TABLE schema_migrations ADD COLUMN breaks INTEGER NOT NULL DEFAULT 0');
     return db;
   } catch (err) {
     throw new GatewayError('EGW_STORE_OPEN', `cannot open state database ${opts.path}: ${(err as Error).message}`, {
@@ -60,24 +65,42 @@ export function openDatabase(opts: OpenOptions): Db {
 }
 
 /**
+ * A migration step: SQL that keeps the data readable by the releases before it (additive: new
+ * tables, indexes, columns with defaults), or `{ sql, breaks: true }` for one that does not.
+ */
+export type MigrationStep = string | { sql: string; breaks: true };
+
+/**
  * Versioned migrations owned by each module (module name + ordered SQL steps). Step N is applied
  * once, inside a transaction with its bookkeeping row, so a crash mid-migration leaves no half state.
  * Steps are append-only: never edit a released step, add a new one.
+ *
+ * Across releases (OTA rollback, docs/ota.md §Data across releases): steps applied by a newer
+ * release that this one does not know are ignored when additive — a rolled-back release opens the
+ * data dir its successor migrated — and refused with EGW_STORE_NEWER when marked `breaks`, before
+ * anything is written, rather than running on data it would misread.
  */
-export function migrate(db: Db, module: string, steps: readonly string[]): void {
-  const done = new Set(
-    (db.prepare('SELECT version FROM schema_migrations WHERE module = ?').all(module) as { version: number }[]).map(
-      (r) => r.version,
-    ),
-  );
-  const record = db.prepare('INSERT INTO schema_migrations (module, version, applied_at) VALUES (?, ?, ?)');
-  steps.forEach((sql, i) => {
+export function migrate(db: Db, module: string, steps: readonly MigrationStep[]): void {
+  const rows = db.prepare('SELECT version, breaks FROM schema_migrations WHERE module = ?').all(module) as {
+    version: number;
+    breaks: number;
+  }[];
+  const newer = rows.filter((r) => r.version > steps.length && r.breaks !== 0).map((r) => r.version);
+  if (newer.length > 0)
+    throw new GatewayError(
+      'EGW_STORE_NEWER',
+      `the state database was migrated by a newer release (${module}#${Math.min(...newer)} changes data this release, which knows ${module}#1..${steps.length}, cannot read); run that release again or restore a backup of the data dir`,
+    );
+  const done = new Set(rows.map((r) => r.version));
+  const record = db.prepare('INSERT INTO schema_migrations (module, version, applied_at, breaks) VALUES (?, ?, ?, ?)');
+  steps.forEach((step, i) => {
     const version = i + 1;
     if (done.has(version)) return;
+    const sql = typeof step === 'string' ? step : step.sql;
     try {
       db.transaction(() => {
         db.exec(sql);
-        record.run(module, version, Date.now());
+        record.run(module, version, Date.now(), typeof step === 'string' ? 0 : 1);
       })();
     } catch (err) {
       throw new GatewayError('EGW_STORE_OPEN', `migration ${module}#${version} failed: ${(err as Error).message}`, {

@@ -104,6 +104,7 @@ test('a good update: verified, downloaded, unpacked, activated on trial, then co
   await old.c.start();
   assert.deepEqual(await old.c.check(), { version: '0.2.0', applicable: true, reason: null });
   const v = await old.c.apply();
+  await new Promise((r) => setTimeout(r, 400)); // the restart is requested after the answer
   await old.c.stop();
   assert.equal(v.phase, 'activating');
   assert.equal(v.lwm2m.state, 3);
@@ -235,4 +236,16 @@ test('a kill after unpacking but before the switch settles as failed on the old 
   writeFileSync(join(f.data, 'ota-state.json'), '{"phase":');
   const d = client(f, '0.1.0');
   assert.equal(d.c.view().phase, 'idle');
+});
+
+test('a signed manifest of the running version is refused even with allow_downgrade (it would replace the running release)', async (t) => {
+  const f = await fixture(t);
+  pack(f, '0.1.0', ['--allow-downgrade']);
+  const c = client(f, '0.1.0');
+  const out = await c.c.check();
+  assert.equal(out.applicable, false);
+  assert.match(out.reason!, /is the running release/);
+  await c.c.apply();
+  assert.equal(linkedVersion(f.root, 'current'), '0.1.0');
+  assert.ok(existsSync(join(f.root, 'releases', '0.1.0', 'dist', 'src')), 'the running release untouched');
 });

@@ -142,3 +142,16 @@ test("OnFailure backstop (--force) and the gateway's own rollback both return to
   assert.equal(existsSync('pwned'), false);
   assert.equal(existsSync(join(root2, 'trial')), false);
 });
+
+test('--on-trial (the rollback unit ExecCondition=): 0 only while a release is on trial, and it changes nothing', (t) => {
+  const root = layout(t);
+  assert.equal(trialScript(root, '--on-trial').status, 1, 'committed: the rollback unit is skipped');
+  writeTrial(root, { version: '0.2.0', previous: '0.1.0', starts: 0, max: 3 });
+  assert.equal(trialScript(root, '--on-trial').status, 1, 'stale trial file (current not swapped): skipped');
+  assert.ok(existsSync(join(root, 'trial')), 'left for ExecStartPre to clean');
+  pointAt(root, 'previous', '0.1.0');
+  pointAt(root, 'current', '0.2.0');
+  assert.equal(trialScript(root, '--on-trial').status, 0, 'on trial: the rollback runs');
+  assert.equal(readTrial(root)!.starts, 0, 'not counted');
+  assert.equal(linkedVersion(root, 'current'), '0.2.0');
+});
