@@ -233,6 +233,7 @@ export class VisionService implements Service {
             inputArgs: cam.input_args,
             fps: cam.fps,
             reconnectMs: cam.reconnect_ms,
+            reconnectMaxMs: Math.max(cam.reconnect_ms, cam.reconnect_max_ms),
             ffmpeg: cam.ffmpeg,
           },
           cfg.max_image_bytes,
