@@ -23,7 +23,8 @@ import { pino } from 'pino';
 import sharp from 'sharp';
 import type { PublishOutcome, PublishRequest, Publisher } from '../src/publisher/types.js';
 import { VisionConfigSchema, type VisionConfig } from '../src/vision/config.js';
-import { tensorDims, toTensor } from '../src/vision/contract.js';
+import { tensorDims, toTensor, type ModelContract } from '../src/vision/contract.js';
+import { configureSharp, decodeForModel } from '../src/vision/decode.js';
 import { VisionService } from '../src/vision/service.js';
 import type { Stage } from '../src/vision/stats.js';
 import { DEMO_LABELS, partSvg, rng } from './vision-synth.js';
@@ -254,6 +255,36 @@ async function bench(name: string, model: string, imgs: Buffer[]): Promise<Recor
 
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
+/**
+ * CPU per frame of decodeForModel to 224×224 (fill) by camera frame size. libjpeg's DCT scaling
+ * (sharp's shrink-on-load) applies only when both axes shrink by ≥ 3 (sharp lowers a factor-2
+ * shrink to none for shrink < 3: "known libjpeg rounding errors"), so a 640×480 frame is decoded
+ * whole and a 1280×960 one at 1/4.
+ */
+async function decodeBySize(): Promise<Record<string, number>> {
+  configureSharp(1);
+  const c = { width: 224, height: 224, channels: 3, fit: 'fill', background: [0, 0, 0] } as ModelContract;
+  const out: Record<string, number> = {};
+  const r = rng(5);
+  for (const [w, h] of [
+    [640, 480],
+    [896, 672],
+    [1280, 960],
+    [1920, 1080],
+  ] as const) {
+    const img = await sharp(Buffer.from(partSvg('spot', r, 480)))
+      .resize(w, h, { fit: 'fill' })
+      .jpeg({ quality: 85 })
+      .toBuffer();
+    for (let i = 0; i < 5; i++) await decodeForModel(img, c, { maxPixels: 1e8 });
+    const u0 = process.cpuUsage();
+    for (let i = 0; i < 50; i++) await decodeForModel(img, c, { maxPixels: 1e8 });
+    const u = process.cpuUsage(u0);
+    out[`${w}x${h}`] = r2((u.user + u.system) / 1000 / 50);
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const rss0 = process.memoryUsage().rss;
   const imgs = await frames(12);
@@ -262,7 +293,9 @@ async function main(): Promise<void> {
   const mnv2 = join(repo, 'data', 'vision', 'mobilenetv2-random.onnx');
   if (existsSync(mnv2)) out.push(await bench('mobilenetv2-random', mnv2, imgs));
   else console.error(`(skipping MobileNetV2: make it with node dist/scripts/vision-make-models.js mobilenetv2)`);
-  console.log(JSON.stringify({ rssBeforeMiB: r2(rss0 / 1048576), results: out }, null, 2));
+  console.log(
+    JSON.stringify({ rssBeforeMiB: r2(rss0 / 1048576), results: out, decodeTo224: await decodeBySize() }, null, 2),
+  );
 }
 
 await main();
