@@ -93,6 +93,14 @@ export const CameraSourceConfig = discriminated('kind', [
       input: Type.String({ minLength: 1, description: 'rtsp://…, /dev/video0, http://…mjpeg, or a file.' }),
       input_args: Type.Array(Type.String(), { default: [], description: 'Extra ffmpeg arguments before -i.' }),
       fps: Type.Number({ exclusiveMinimum: 0, maximum: 120, default: 5 }),
+      max_width: Type.Optional(
+        Type.Integer({
+          minimum: 16,
+          maximum: 8192,
+          description:
+            'ffmpeg scales wider frames down to this width (aspect kept) before encoding: less to encode, pipe and decode.',
+        }),
+      ),
       reconnect_ms: Type.Integer({
         minimum: 100,
         maximum: 600000,

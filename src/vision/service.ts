@@ -232,6 +232,7 @@ export class VisionService implements Service {
             input: cam.input,
             inputArgs: cam.input_args,
             fps: cam.fps,
+            ...(cam.max_width !== undefined ? { maxWidth: cam.max_width } : {}),
             reconnectMs: cam.reconnect_ms,
             reconnectMaxMs: Math.max(cam.reconnect_ms, cam.reconnect_max_ms),
             ffmpeg: cam.ffmpeg,

@@ -376,6 +376,34 @@ test('RTSP: H.264 over RTP/TCP gives frames; the source listens again after the 
   assert.equal(ffmpegChildren(), '');
 });
 
+test('max_width: ffmpeg scales a wide stream down before encoding (aspect kept, never up)', { skip }, async () => {
+  const wide = source('testsrc=size=640x480:rate=10:duration=1', {
+    inputArgs: ['-re', '-f', 'lavfi'],
+    maxWidth: 200,
+    reconnectMs: 60000,
+    reconnectMaxMs: 60000,
+  });
+  assert.ok(wide.src.args().includes('fps=10,scale=w=min(iw\\,200):h=-2'));
+  const narrow = source('testsrc=size=160x120:rate=10:duration=1', {
+    inputArgs: ['-re', '-f', 'lavfi'],
+    maxWidth: 200,
+    reconnectMs: 60000,
+    reconnectMaxMs: 60000,
+  });
+  await wide.start();
+  await narrow.start();
+  try {
+    await until(() => wide.frames.length >= 2 && narrow.frames.length >= 2, 15000, 'frames');
+    const a = await sharp(wide.frames[0]!.image).metadata();
+    const b = await sharp(narrow.frames[0]!.image).metadata();
+    assert.deepEqual([a.width, a.height], [200, 150]);
+    assert.deepEqual([b.width, b.height], [160, 120]);
+  } finally {
+    await wide.src.stop();
+    await narrow.src.stop();
+  }
+});
+
 const videoDevices = existsSync('/dev') ? readdirSync('/dev').filter((d) => /^video\d+$/.test(d)) : [];
 
 test('V4L2: arguments for a USB camera (-f v4l2, input_args before -i)', () => {
