@@ -93,7 +93,26 @@ export const CameraSourceConfig = discriminated('kind', [
       input: Type.String({ minLength: 1, description: 'rtsp://…, /dev/video0, http://…mjpeg, or a file.' }),
       input_args: Type.Array(Type.String(), { default: [], description: 'Extra ffmpeg arguments before -i.' }),
       fps: Type.Number({ exclusiveMinimum: 0, maximum: 120, default: 5 }),
-      reconnect_ms: Type.Integer({ minimum: 100, maximum: 600000, default: 2000 }),
+      max_width: Type.Optional(
+        Type.Integer({
+          minimum: 16,
+          maximum: 8192,
+          description:
+            'ffmpeg scales wider frames down to this width (aspect kept) before encoding: less to encode, pipe and decode.',
+        }),
+      ),
+      reconnect_ms: Type.Integer({
+        minimum: 100,
+        maximum: 600000,
+        default: 2000,
+        description: 'First restart delay after ffmpeg exits; doubled after each start without a frame.',
+      }),
+      reconnect_max_ms: Type.Integer({
+        minimum: 100,
+        maximum: 3_600_000,
+        default: 60000,
+        description: 'Cap of the restart backoff.',
+      }),
       ffmpeg: Type.String({ default: 'ffmpeg', description: 'The ffmpeg binary (Debian package ffmpeg).' }),
     },
     { additionalProperties: false },

@@ -147,13 +147,26 @@ export function toTensor(pixels: Uint8Array, c: ModelContract, out?: Float32Arra
     for (let v = 0; v < 256; v++) lut[v] = (v * c.scale - c.mean[ch]!) / c.std[ch]!;
     luts.push(lut);
   }
-  if (c.layout === 'NHWC') {
-    for (let i = 0, k = 0; i < n; i++) for (let ch = 0; ch < C; ch++, k++) t[k] = luts[ch]![pixels[k]!]!;
+  if (C === 1) {
+    // One channel: both layouts are the same plane.
+    const l0 = luts[0]!;
+    for (let i = 0; i < n; i++) t[i] = l0[pixels[i]!]!;
+  } else if (c.layout === 'NHWC') {
+    const [l0, l1, l2] = luts as [Float32Array, Float32Array, Float32Array];
+    for (let k = 0; k < 3 * n; k += 3) {
+      t[k] = l0[pixels[k]!]!;
+      t[k + 1] = l1[pixels[k + 1]!]!;
+      t[k + 2] = l2[pixels[k + 2]!]!;
+    }
   } else {
-    for (let ch = 0; ch < C; ch++) {
-      const lut = luts[ch]!;
-      const base = ch * n;
-      for (let i = 0; i < n; i++) t[base + i] = lut[pixels[i * C + ch]!]!;
+    // NCHW, three channels: one pass over the interleaved pixels writing the three planes (about
+    // half the time of a pass per plane: each pixel's bytes are read once).
+    const [l0, l1, l2] = luts as [Float32Array, Float32Array, Float32Array];
+    const n2 = 2 * n;
+    for (let i = 0, k = 0; i < n; i++, k += 3) {
+      t[i] = l0[pixels[k]!]!;
+      t[n + i] = l1[pixels[k + 1]!]!;
+      t[n2 + i] = l2[pixels[k + 2]!]!;
     }
   }
   return t;

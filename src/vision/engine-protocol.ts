@@ -36,12 +36,25 @@ export type LoadReply =
 export interface InferRequest {
   type: 'infer';
   id: number;
-  /** Interleaved 8-bit pixels, exactly the model's width × height × channels (transferred). */
-  pixels: Uint8Array;
+  /**
+   * Interleaved 8-bit pixels, exactly the model's width × height × channels (transferred); the
+   * worker makes the tensor. Or `tensor`: the model's input already made by the caller
+   * (contract.ts toTensor), so the worker only runs the model.
+   */
+  pixels?: Uint8Array;
+  tensor?: Float32Array;
 }
 
 export type InferReply =
-  | { type: 'result'; id: number; logits: Float32Array; preprocessMs: number; inferenceMs: number }
+  | {
+      type: 'result';
+      id: number;
+      logits: Float32Array;
+      preprocessMs: number;
+      inferenceMs: number;
+      /** The request's tensor, transferred back for reuse. */
+      tensor?: Float32Array;
+    }
   | { type: 'infer-failed'; id: number; error: string };
 
 export type ToWorker = LoadRequest | InferRequest | { type: 'close' };

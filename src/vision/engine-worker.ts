@@ -92,10 +92,15 @@ async function load(req: LoadRequest): Promise<void> {
 }
 
 let lastPre = 0;
-async function run(pixels: Uint8Array): Promise<Float32Array> {
+async function run(pixels: Uint8Array | null, prepared?: Float32Array): Promise<Float32Array> {
   const c = contract!;
   const t0 = performance.now();
-  const data = toTensor(pixels, c, tensorBuf);
+  let data: Float32Array;
+  if (prepared) {
+    if (prepared.length !== c.width * c.height * c.channels)
+      throw new ContractError(`tensor has ${prepared.length} elements; ${c.width * c.height * c.channels} expected`);
+    data = prepared;
+  } else data = toTensor(pixels!, c, tensorBuf);
   const feed = { [c.inputName]: new ort!.Tensor('float32', data, tensorDims(c)) };
   lastPre = performance.now() - t0;
   const out = await session!.run(feed);
@@ -104,8 +109,8 @@ async function run(pixels: Uint8Array): Promise<Float32Array> {
   return Float32Array.from(t.data);
 }
 
-// Requests are handled one at a time (the session is not re-entered; the main thread keeps at
-// most one in flight anyway).
+// Requests are handled one at a time (the session is not re-entered). The main thread keeps two
+// in flight, so the next request is already queued here when a run ends.
 let chain: Promise<void> = Promise.resolve();
 parentPort!.on('message', (m: ToWorker) => {
   chain = chain.then(async () => {
@@ -113,9 +118,21 @@ parentPort!.on('message', (m: ToWorker) => {
     else if (m.type === 'infer') {
       try {
         const t0 = performance.now();
-        const logits = await run(m.pixels);
+        const logits = await run(m.pixels ?? null, m.tensor);
         const inferenceMs = performance.now() - t0 - lastPre;
-        post({ type: 'result', id: m.id, logits, preprocessMs: lastPre, inferenceMs }, [logits.buffer as ArrayBuffer]);
+        const transfer = [logits.buffer as ArrayBuffer];
+        if (m.tensor) transfer.push(m.tensor.buffer as ArrayBuffer);
+        post(
+          {
+            type: 'result',
+            id: m.id,
+            logits,
+            preprocessMs: lastPre,
+            inferenceMs,
+            ...(m.tensor ? { tensor: m.tensor } : {}),
+          },
+          transfer,
+        );
       } catch (e) {
         post({ type: 'infer-failed', id: m.id, error: msg(e) });
       }

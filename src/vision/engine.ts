@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { GatewayError } from '../errors.js';
 import type { Provider, VisionConfig } from './config.js';
 import type { ModelContract } from './contract.js';
-import type { FromWorker, LoadRequest, ProviderAttempt, ToWorker } from './engine-protocol.js';
+import type { FromWorker, InferRequest, LoadRequest, ProviderAttempt, ToWorker } from './engine-protocol.js';
 
 export interface EngineLoadOptions {
   config: VisionConfig;
@@ -16,6 +16,8 @@ export interface InferOutput {
   logits: Float32Array;
   preprocessMs: number;
   inferenceMs: number;
+  /** A prepared tensor given to inferTensor, back for reuse. */
+  tensor?: Float32Array;
 }
 
 /**
@@ -56,7 +58,12 @@ export class InferenceEngine {
       if (!p) return;
       this.pending.delete(m.id);
       if (m.type === 'result')
-        p.resolve({ logits: m.logits, preprocessMs: m.preprocessMs, inferenceMs: m.inferenceMs });
+        p.resolve({
+          logits: m.logits,
+          preprocessMs: m.preprocessMs,
+          inferenceMs: m.inferenceMs,
+          ...(m.tensor ? { tensor: m.tensor } : {}),
+        });
       else p.reject(new Error(m.error));
     });
     const fail = (e: Error) => {
@@ -147,6 +154,22 @@ export class InferenceEngine {
 
   /** Runs one frame; pixels are transferred (the caller's buffer is detached). */
   infer(pixels: Uint8Array, timeoutMs = 30000): Promise<InferOutput> {
+    const buf = pixels.byteOffset === 0 && pixels.byteLength === pixels.buffer.byteLength ? pixels : pixels.slice();
+    return this.request({ type: 'infer', id: 0, pixels: buf }, buf.buffer as ArrayBuffer, timeoutMs);
+  }
+
+  /**
+   * Runs one frame whose tensor the caller made (contract.ts toTensor, for this engine's
+   * contract): the worker only runs the model. The tensor is transferred there and comes back
+   * in the output for reuse.
+   */
+  inferTensor(tensor: Float32Array, timeoutMs = 30000): Promise<InferOutput> {
+    const buf =
+      tensor.byteOffset === 0 && tensor.byteLength === tensor.buffer.byteLength ? tensor : new Float32Array(tensor);
+    return this.request({ type: 'infer', id: 0, tensor: buf }, buf.buffer as ArrayBuffer, timeoutMs);
+  }
+
+  private request(m: InferRequest, transfer: ArrayBuffer, timeoutMs: number): Promise<InferOutput> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     return new Promise<InferOutput>((resolve, reject) => {
@@ -164,8 +187,7 @@ export class InferenceEngine {
           reject(e);
         },
       });
-      const buf = pixels.byteOffset === 0 && pixels.byteLength === pixels.buffer.byteLength ? pixels : pixels.slice();
-      this.worker.postMessage({ type: 'infer', id, pixels: buf } satisfies ToWorker, [buf.buffer as ArrayBuffer]);
+      this.worker.postMessage({ ...m, id } satisfies ToWorker, [transfer]);
     });
   }
 

@@ -8,7 +8,9 @@ import { decodeForModel } from '../../src/vision/decode.js';
 import { decide } from '../../src/vision/decision.js';
 import { InferenceEngine } from '../../src/vision/engine.js';
 import { partPng, rng } from '../../scripts/vision-synth.js';
-import { DEMO_MODEL, visionConfig } from './vision-harness.js';
+import { RejectActuator } from '../../src/vision/actions.js';
+import { Inspector, MAX_IN_FLIGHT } from '../../src/vision/inspector.js';
+import { captureLog, DEMO_MODEL, RecordingPublisher, visionConfig } from './vision-harness.js';
 
 test('the demo model loads on cpu in a worker; contract from its metadata; scores match a direct session.run', async () => {
   const engine = await InferenceEngine.load({ config: visionConfig({ warmup_runs: 1 }) });
@@ -118,5 +120,60 @@ test('an NHWC model (layout from its shape and metadata) gives the same scores a
   } finally {
     await nchw.close();
     await nhwc.close();
+  }
+});
+
+test('a tensor made by the caller gives the same logits as pixels converted in the worker, and comes back for reuse', async () => {
+  const engine = await InferenceEngine.load({ config: visionConfig({ warmup_runs: 0 }) });
+  try {
+    const c = engine.contract;
+    const pixels = await decodeForModel(await partPng('chip', rng(5)), c, { maxPixels: 1e8 });
+    const a = await engine.infer(pixels.slice());
+    const tensor = toTensor(pixels, c);
+    const b = await engine.inferTensor(tensor);
+    assert.deepEqual(Array.from(b.logits), Array.from(a.logits));
+    assert.equal(tensor.length, 0, 'transferred to the worker');
+    assert.equal(b.tensor?.length, c.width * c.height * c.channels, 'and back');
+    await assert.rejects(engine.inferTensor(new Float32Array(5)), /5 elements/);
+  } finally {
+    await engine.close();
+  }
+});
+
+test('the inspector keeps two frames in flight to the worker, so it never waits for the round trip', async () => {
+  const cfg = visionConfig({ queue_per_camera: 100, deadline_ms: 60000 });
+  const engine = await InferenceEngine.load({ config: cfg });
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const real = engine.inferTensor.bind(engine);
+  engine.inferTensor = async (t, ms) => {
+    maxInFlight = Math.max(maxInFlight, ++inFlight);
+    try {
+      return await real(t, ms);
+    } finally {
+      inFlight--;
+    }
+  };
+  const results: string[] = [];
+  const insp = new Inspector(
+    cfg,
+    engine,
+    new RejectActuator([], new RecordingPublisher(), captureLog().log),
+    captureLog().log,
+    {
+      onResult: (r) => results.push(r.verdict),
+    },
+  );
+  try {
+    const png = await partPng('good', rng(1));
+    for (let i = 0; i < 12; i++)
+      insp.push({ cameraId: 'c', frameId: `f${i}`, partId: `p${i}`, captureTs: Date.now(), image: png });
+    await insp.idle();
+    assert.equal(results.length, 12);
+    assert.ok(!results.includes('failsafe'));
+    assert.equal(maxInFlight, MAX_IN_FLIGHT);
+    assert.equal(MAX_IN_FLIGHT, 2);
+  } finally {
+    await insp.stop();
   }
 });

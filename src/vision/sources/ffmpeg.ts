@@ -10,6 +10,8 @@ import type { FrameSink, FrameSource } from '../types.js';
  */
 export class JpegSplitter {
   private buf: Buffer = Buffer.alloc(0);
+  /** Images discarded for growing past `max` without an EOI. */
+  oversize = 0;
   constructor(private readonly max: number) {}
   push(chunk: Buffer): Buffer[] {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
@@ -25,7 +27,10 @@ export class JpegSplitter {
       const eoi = this.buf.indexOf(EOI, soi + 2);
       if (eoi < 0) {
         this.buf = this.buf.subarray(soi);
-        if (this.buf.length > this.max) this.buf = Buffer.alloc(0);
+        if (this.buf.length > this.max) {
+          this.oversize++;
+          this.buf = Buffer.alloc(0);
+        }
         break;
       }
       out.push(Buffer.from(this.buf.subarray(soi, eoi + 2)));
@@ -37,11 +42,26 @@ export class JpegSplitter {
 const SOI = Buffer.from([0xff, 0xd8]);
 const EOI = Buffer.from([0xff, 0xd9]);
 
+export interface FfmpegOptions {
+  input: string;
+  inputArgs: string[];
+  fps: number;
+  /** Frames wider than this are scaled down by ffmpeg (aspect kept, never up). */
+  maxWidth?: number;
+  /** First restart delay; doubled after each start that gave no frame, up to reconnectMaxMs. */
+  reconnectMs: number;
+  reconnectMaxMs: number;
+  ffmpeg: string;
+}
+
 /**
  * A stream through Debian's ffmpeg: RTSP, a V4L2 USB camera (/dev/video0), HTTP MJPEG or a file,
- * re-encoded to JPEG at `fps` on stdout. When ffmpeg exits (camera gone, network down) it is
- * restarted after `reconnect_ms`; stop() sends SIGTERM and SIGKILL after 2 s, and the child is
- * always reaped (no leaked processes).
+ * re-encoded to JPEG at `fps` on stdout. When ffmpeg exits (camera gone, network down, a stream
+ * it cannot parse) it is restarted with capped exponential backoff: `reconnect_ms`, doubled after
+ * every start that delivered no frame, at most `reconnect_max_ms`; a frame resets it. Every
+ * error line ffmpeg prints (a corrupt JPEG in an MJPEG stream, a lost RTP packet) is counted.
+ * stop() sends SIGTERM and SIGKILL after 2 s, and the child is always reaped (no leaked
+ * processes).
  */
 export class FfmpegSource implements FrameSource {
   readonly kind = 'ffmpeg';
@@ -49,34 +69,61 @@ export class FfmpegSource implements FrameSource {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private seq = 0;
-  private readonly counts = { frames: 0, starts: 0, exits: 0, lastExit: null as string | null };
+  private failedStarts = 0;
+  private readonly counts = {
+    frames: 0,
+    starts: 0,
+    exits: 0,
+    /** Error lines on ffmpeg's stderr (it runs with -loglevel error). */
+    errors: 0,
+    /** Output images over max_image_bytes, discarded. */
+    oversize: 0,
+    /** The delay before the pending or last restart. */
+    backoffMs: 0,
+    lastExit: null as string | null,
+    lastError: null as string | null,
+  };
 
   constructor(
     readonly cameraId: string,
-    private readonly opts: { input: string; inputArgs: string[]; fps: number; reconnectMs: number; ffmpeg: string },
+    private readonly opts: FfmpegOptions,
     private readonly maxBytes: number,
     private readonly log: Logger,
   ) {}
 
   /** Arguments; exported for the docs and tests. */
   args(): string[] {
-    const { input, inputArgs, fps } = this.opts;
+    const { input, inputArgs, fps, maxWidth } = this.opts;
+    // A camera streaming 1080p to a 224×224 model: scaling in ffmpeg, before its JPEG encode, saves
+    // most of the encode, the pipe and sharp's decode (which, below a shrink of 3, decodes every
+    // pixel). `\,` escapes the comma inside the filter expression (ffmpeg-filters §4.1).
+    const vf = maxWidth === undefined ? `fps=${fps}` : `fps=${fps},scale=w=min(iw\\,${maxWidth}):h=-2`;
     const pre = input.startsWith('/dev/video')
       ? ['-f', 'v4l2']
-      : input.startsWith('rtsp://')
-        ? ['-rtsp_transport', 'tcp']
-        : [];
+      : input.startsWith('rtsp://') || input.startsWith('rtsps://')
+        ? // TCP interleaved (RFC 2326 §10.12): no UDP ports to open, no loss reordering on Wi-Fi.
+          ['-rtsp_transport', 'tcp']
+        : /^https?:\/\//.test(input)
+          ? // multipart/x-mixed-replace MJPEG carries no timestamps (ffmpeg would assume 25 fps and
+            // the fps filter would keep the wrong frames): stamp each part when it arrives.
+            ['-use_wallclock_as_timestamps', '1']
+          : [];
     return [
       '-hide_banner',
       '-loglevel',
       'error',
       '-nostdin',
+      // No single allocation above the largest image the pipeline accepts: an oversize part in
+      // an MJPEG stream (or a hostile header) makes ffmpeg fail and restart, not grow. At least
+      // 16 MiB: ffmpeg's own frame buffers (a 4K yuv420p frame is 12 MiB) must still fit.
+      '-max_alloc',
+      String(Math.max(this.maxBytes, 16 * 1024 * 1024)),
       ...pre,
       ...inputArgs,
       '-i',
       input,
       '-vf',
-      `fps=${fps}`,
+      vf,
       '-f',
       'image2pipe',
       '-c:v',
@@ -98,12 +145,17 @@ export class FfmpegSource implements FrameSource {
     const child = spawn(this.opts.ffmpeg, this.args(), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const split = new JpegSplitter(this.maxBytes);
+    let gotFrame = false;
     let stderr = '';
     child.stdout!.on('data', (chunk: Buffer) => {
-      for (const image of split.push(chunk)) {
+      const images = split.push(chunk);
+      this.counts.oversize += split.oversize;
+      split.oversize = 0;
+      for (const image of images) {
         const captureTs = Date.now();
         this.seq++;
         this.counts.frames++;
+        gotFrame = true;
         sink({
           cameraId: this.cameraId,
           frameId: `${this.cameraId}-${captureTs}-${this.seq}`,
@@ -114,7 +166,15 @@ export class FfmpegSource implements FrameSource {
       }
     });
     child.stderr!.on('data', (d: Buffer) => {
-      stderr = (stderr + d.toString()).slice(-500);
+      stderr = (stderr + d.toString()).slice(-2000);
+      // Complete lines only; a line split across chunks is counted once, when its end arrives.
+      const lines = stderr.split('\n');
+      stderr = lines.pop() ?? '';
+      for (const line of lines) {
+        if (line.trim() === '') continue;
+        this.counts.errors++;
+        this.counts.lastError = line.trim().slice(0, 300);
+      }
     });
     child.on('error', (e) => {
       this.counts.lastExit = e.message;
@@ -122,10 +182,21 @@ export class FfmpegSource implements FrameSource {
     child.on('close', (code, signal) => {
       this.child = null;
       this.counts.exits++;
-      this.counts.lastExit = `${code ?? signal}: ${stderr.trim().split('\n').pop() ?? ''}`;
+      if (stderr.trim() !== '') {
+        this.counts.errors++;
+        this.counts.lastError = stderr.trim().slice(0, 300);
+      }
+      this.counts.lastExit = `${code ?? signal}: ${this.counts.lastError ?? ''}`;
       if (this.stopped) return;
-      this.log.warn({ camera: this.cameraId, exit: this.counts.lastExit }, 'vision: ffmpeg stream ended; reconnecting');
-      this.timer = setTimeout(() => this.spawn(sink), this.opts.reconnectMs);
+      this.failedStarts = gotFrame ? 0 : this.failedStarts + 1;
+      const doublings = Math.min(Math.max(this.failedStarts - 1, 0), 20);
+      const delay = Math.min(this.opts.reconnectMs * 2 ** doublings, this.opts.reconnectMaxMs);
+      this.counts.backoffMs = delay;
+      this.log.warn(
+        { camera: this.cameraId, exit: this.counts.lastExit, retryMs: delay },
+        'vision: ffmpeg stream ended; reconnecting',
+      );
+      this.timer = setTimeout(() => this.spawn(sink), delay);
     });
   }
 
