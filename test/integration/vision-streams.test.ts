@@ -366,7 +366,7 @@ test('RTSP: H.264 over RTP/TCP gives frames; the source listens again after the 
     assert.equal(meta.width, 320);
     await until(() => view(s.src).exits >= 1, 20000, 'stream end');
     const after = s.frames.length;
-    pushers.push(await pushRtsp(url, 2));
+    pushers.push(await pushRtsp(url, 6));
     await until(() => s.frames.length >= after + 5, 20000, 'frames from the second session');
     assert.ok(view(s.src).starts >= 2);
   } finally {
