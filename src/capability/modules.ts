@@ -14,6 +14,7 @@ import { otaModule } from '../ota/index.js';
 import { publisherModule } from '../publisher/index.js';
 import { queueModule } from '../queue/index.js';
 import { uplinkModule } from '../uplink/index.js';
+import { pluginsModule } from '../plugins/index.js';
 import type { CapabilityModule } from './types.js';
 
 /**
@@ -32,6 +33,7 @@ export const MODULES: readonly CapabilityModule[] = [
   analyticsModule,
   visionModule,
   coapModule,
+  pluginsModule,
   driversModule,
   otaModule,
   statusModule,
