@@ -237,6 +237,7 @@ export class PluginHost implements RuntimeHost {
       apiVersion: this.instance?.apiVersion ?? null,
       isolation: this.entry.isolation,
       generation: this.generation,
+      hookBudgetMs: this.budgetMs,
       errors: sum('errors'),
       timeouts: sum('timeouts'),
       slow: sum('slow'),
