@@ -58,7 +58,7 @@ export const PluginsConfigSchema = section(
     }),
     quarantine_after: Type.Integer({
       minimum: 1,
-      maximum: 100_000,
+      maximum: 1_000_000_000,
       default: 100,
       description: 'Failures (throws, timeouts) within quarantine_window_s that quarantine a plugin.',
     }),

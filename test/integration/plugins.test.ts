@@ -2,6 +2,8 @@
 // plugin fixtures under test/fixtures/plugins (each misbehaving in one documented way).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { coapClient } from './coap-harness.js';
 import { startGateway, cleanup, until, sleep } from './plugins-harness.js';
@@ -121,6 +123,12 @@ test('worker plugins: an infinite loop and unbounded allocation are killed withi
   });
   assert.equal(h.state('looper'), 'ready');
   assert.equal(h.state('hog'), 'ready');
+  // One reading: the looping worker is terminated within 2 × its 300 ms budget.
+  const k0 = performance.now();
+  await dev.publishAsync('sensors/dev-4/data', JSON.stringify({ t: 0 }), { qos: 1 });
+  await until(() => Number(h.view('looper')['workerRestarts']) >= 1, 5000, 'looper killed');
+  const killedAfter = performance.now() - k0;
+  assert.ok(killedAfter < 600, `killed after ${Math.round(killedAfter)} ms`);
   const rtt: number[] = [];
   const t0 = performance.now();
   let restarts = -1;
@@ -173,4 +181,54 @@ test('reload under load loses no reading', async (t) => {
   assert.equal(h.gw.context.latest.get('dev-5')?.values['gen'], 1);
   assert.equal(h.state('counter'), 'ready');
   assert.equal(h.view('counter')['generation'], 6);
+});
+
+test('a worker plugin: same ctx through messages (kv, publish, command); sync hooks and undeclared topics refused', async (t) => {
+  const h = await startGateway(`  plugins:\n${entry('worker-good', 'isolation: worker')}`);
+  const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${h.mqttPort}`, { clientId: 'dev-w1' });
+  const got: { topic: string; body: Record<string, unknown> }[] = [];
+  dev.on('message', (topic, p) => got.push({ topic, body: JSON.parse(p.toString()) as Record<string, unknown> }));
+  t.after(async () => {
+    await dev.endAsync();
+    await h.stop();
+    cleanup(h.dir);
+  });
+  assert.equal(h.state('worker-good'), 'ready');
+  assert.equal(h.view('worker-good')['version'], '2.0.0');
+  await dev.subscribeAsync(['w/#', 'commands/#'], { qos: 1 });
+  // The setup message was published before we subscribed: reload to see it again (new worker).
+  await h.gw.mgmt.get('pluginActions')!.act('reload', 'worker-good');
+  const setup = await until(() => got.find((m) => m.topic === 'w/setup'), 5000, 'setup report');
+  assert.deepEqual(setup.body, { annotate: 'EGW_PLUGIN_CAPABILITY', sneaky: 'EGW_PLUGIN_CAPABILITY', threadId: true });
+  for (let i = 0; i < 3; i++) await dev.publishAsync('sensors/dev-w1/data', JSON.stringify({ t: i }), { qos: 1 });
+  await until(() => got.filter((m) => m.topic === 'w/seen').length === 3, 5000, 'three observed');
+  assert.deepEqual(
+    got.filter((m) => m.topic === 'w/seen').map((m) => m.body['n']),
+    [1, 2, 3],
+  );
+  await until(() => got.filter((m) => m.topic === 'commands/dev-w1').length === 3, 5000, 'three commands');
+  assert.equal(h.view('worker-good')['workerRestarts'], 0);
+});
+
+test('POST /mgmt/plugins refuses hostile input: bad action, bad or unknown name, read token', async (t) => {
+  const h = await startGateway(`  plugins:\n${entry('counter')}`);
+  t.after(async () => {
+    await h.stop();
+    cleanup(h.dir);
+  });
+  const tokens = JSON.parse(readFileSync(join(h.dir, 'mgmt-tokens.json'), 'utf8')) as { read: string; admin: string };
+  const url = (q: string) => `coap://127.0.0.1:${h.coapPort}/mgmt/plugins?${q}`;
+  const code = async (q: string, token: string) => {
+    const r = await coapClient(['-m', 'post', url(`token=${token}&${q}`)]);
+    return r.stdout + r.stderr;
+  };
+  const cases: [string, string, RegExp][] = [
+    ['action=explode&name=counter', tokens.admin, /action must be/],
+    ['action=reload&name=../../etc', tokens.admin, /name=<plugin name> is required/],
+    [`action=reload&name=${'a'.repeat(40)}`, tokens.admin, /name=<plugin name> is required/],
+    ['action=disable&name=nope', tokens.admin, /no plugin nope/],
+  ];
+  for (const [q, token, re] of cases) assert.match(await code(q, token), re, q);
+  const ro = await coapClient(['-m', 'post', url(`action=disable&name=counter&token=${tokens.read}`)]);
+  assert.equal(h.state('counter'), 'ready', `read token must not disable (${ro.stdout}${ro.stderr})`);
 });
