@@ -30,7 +30,7 @@ function pluginsYaml(entries: string, extra = ''): string {
   return `plugins:\n  enabled: true\n  dir: ${JSON.stringify(FIXTURES)}\n  safe_mode: { enabled: false }\n${extra}  plugins:\n${entries}\n`;
 }
 
-async function hookRun(label: string, entries: string, seconds: number, rate: number) {
+async function hookRun(label: string, entries: string, seconds: number, rate: number, extra = '') {
   const dir = mkdtempSync(join(tmpdir(), 'egw-bench-pl-'));
   const config = parseConfig(
     `version: 1
@@ -40,7 +40,7 @@ coap: { enabled: false }
 broker: { enabled: false }
 queue: { enabled: false }
 ota: { enabled: false }
-${pluginsYaml(entries)}`,
+${pluginsYaml(entries, extra)}`,
     'bench.yaml',
     {},
   );
@@ -101,6 +101,15 @@ async function hooks(): Promise<void> {
     await hookRun('inline observe', '    - { name: noop-observe }', seconds, rate),
     await hookRun('inline annotate', '    - { name: noop-annotate }', seconds, rate),
     await hookRun('worker observe', '    - { name: noop-observe, isolation: worker }', seconds, rate),
+    // The guard's worst case: a plugin throwing in two hooks on every reading and one whose hook
+    // never resolves, kept loaded (quarantine threshold raised).
+    await hookRun(
+      'faulty kept loaded',
+      '    - { name: thrower }\n    - { name: hanger }',
+      seconds,
+      rate,
+      '  quarantine_after: 1000000000\n  quarantine_window_s: 86400\n',
+    ),
   ];
   const base = runs[0]!.cpuUsPerReading;
   for (const r of runs)

@@ -1,5 +1,4 @@
 import type { Logger } from '../log/logger.js';
-import { RateLimitedLog } from '../log/rate-limited.js';
 import { GatewayError } from '../errors.js';
 import type { PluginsConfig, PluginEntry } from './config.js';
 import type { FacadeDeps } from './facade.js';
@@ -70,7 +69,8 @@ export class PluginHost implements RuntimeHost {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryAttempt = 0;
   workerRestarts = 0;
-  private readonly rl: RateLimitedLog;
+  /** Rate-limited warnings per key: last time logged and how many were suppressed since (no allocation when suppressed). */
+  private readonly warned = new Map<string, { at: number; suppressed: number }>();
   readonly log: Logger;
   private busy: Promise<void> = Promise.resolve();
   private stopping = false;
@@ -83,7 +83,6 @@ export class PluginHost implements RuntimeHost {
     private readonly onQuarantine: (name: string, reason: string) => void,
   ) {
     this.log = deps.log.child({ plugin: entry.name });
-    this.rl = new RateLimitedLog(this.log, 10_000);
     this.stats = Object.fromEntries(
       KINDS.map((k) => [k, { calls: 0, errors: 0, timeouts: 0, slow: 0, skipped: 0, totalUs: 0, maxUs: 0 }]),
     ) as Record<HookKind, HookStats>;
@@ -167,32 +166,35 @@ export class PluginHost implements RuntimeHost {
     if (us > s.maxUs) s.maxUs = us;
     if (error !== undefined) {
       s.errors++;
-      this.rl.warn(
-        `${kind}:error`,
-        { err: error, hook: kind, code: 'EGW_PLUGIN_HOOK', errors: s.errors },
-        'plugin hook failed',
-      );
-      this.failure(`${kind} hook failed: ${(error as Error)?.message ?? String(error)}`);
+      if (this.mayWarn(`${kind}:error`))
+        this.warn(
+          `${kind}:error`,
+          { err: error, hook: kind, code: 'EGW_PLUGIN_HOOK', errors: s.errors },
+          'plugin hook failed',
+        );
+      this.failure(kind, 'failed', error);
     } else if (ms > this.budgetMs) {
       // A synchronous hook cannot be interrupted; it is reported and counted as a failure.
       s.slow++;
-      this.rl.warn(
-        `${kind}:slow`,
-        { hook: kind, ms: Math.round(ms), budgetMs: this.budgetMs, code: 'EGW_PLUGIN_HOOK' },
-        'plugin hook over its budget (it blocked the event loop)',
-      );
-      this.failure(`${kind} hook took ${Math.round(ms)} ms (budget ${this.budgetMs} ms)`);
+      if (this.mayWarn(`${kind}:slow`))
+        this.warn(
+          `${kind}:slow`,
+          { hook: kind, ms: Math.round(ms), budgetMs: this.budgetMs, code: 'EGW_PLUGIN_HOOK' },
+          'plugin hook over its budget (it blocked the event loop)',
+        );
+      this.failure(kind, 'slow');
     }
   }
 
   timeout(kind: HookKind, detail: string): void {
     this.stats[kind].timeouts++;
-    this.rl.warn(
-      `${kind}:timeout`,
-      { hook: kind, budgetMs: this.budgetMs, code: 'EGW_PLUGIN_HOOK', detail },
-      'plugin hook did not settle within its budget',
-    );
-    this.failure(`${kind} hook did not settle within ${this.budgetMs} ms`);
+    if (this.mayWarn(`${kind}:timeout`))
+      this.warn(
+        `${kind}:timeout`,
+        { hook: kind, budgetMs: this.budgetMs, code: 'EGW_PLUGIN_HOOK', detail },
+        'plugin hook did not settle within its budget',
+      );
+    this.failure(kind, 'timeout');
   }
 
   skipped(kind: HookKind): void {
@@ -249,12 +251,39 @@ export class PluginHost implements RuntimeHost {
 
   // ---- internals ----
 
-  private failure(reason: string): void {
+  /** Counts a failure; the reason string is only built when it quarantines (hot path under a faulty plugin). */
+  private failure(kind: HookKind, what: 'failed' | 'slow' | 'timeout', error?: unknown): void {
     const now = performance.now();
     if (now - this.window.start > this.cfg.quarantine_window_s * 1000) this.window = { start: now, failures: 0 };
     this.window.failures++;
-    if (this.window.failures >= this.cfg.quarantine_after && this.state === 'ready')
-      this.quarantine(`${this.window.failures} failures within ${this.cfg.quarantine_window_s} s; last: ${reason}`);
+    if (this.window.failures >= this.cfg.quarantine_after && this.state === 'ready') {
+      const detail =
+        what === 'failed'
+          ? `failed: ${(error as Error)?.message ?? String(error)}`
+          : what === 'slow'
+            ? `ran over its ${this.budgetMs} ms budget`
+            : `did not settle within ${this.budgetMs} ms`;
+      this.quarantine(
+        `${this.window.failures} failures within ${this.cfg.quarantine_window_s} s; last: ${kind} hook ${detail}`,
+      );
+    }
+  }
+
+  private static readonly WARN_EVERY_MS = 10_000;
+
+  private mayWarn(key: string): boolean {
+    const w = this.warned.get(key);
+    if (w && performance.now() - w.at < PluginHost.WARN_EVERY_MS) {
+      w.suppressed++;
+      return false;
+    }
+    return true;
+  }
+
+  private warn(key: string, fields: Record<string, unknown>, msg: string): void {
+    const w = this.warned.get(key);
+    this.warned.set(key, { at: performance.now(), suppressed: 0 });
+    this.log.warn(w && w.suppressed > 0 ? { ...fields, suppressed: w.suppressed } : fields, msg);
   }
 
   private resetWindow(): void {
