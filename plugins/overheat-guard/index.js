@@ -7,7 +7,13 @@
 import coap from 'coap';
 import { definePlugin } from 'edge-gateway/plugin';
 
-/** POST a JSON body to a CoAP URL (RFC 7252 §5.8.2); resolves with the response code. */
+/**
+ * POST a JSON body to a CoAP URL (RFC 7252 §5.8.2); resolves with the response code.
+ * @param {string} url
+ * @param {object} body
+ * @param {number} timeoutMs
+ * @returns {Promise<string>}
+ */
 function post(url, body, timeoutMs) {
   const u = new URL(url);
   return new Promise((resolve, reject) => {

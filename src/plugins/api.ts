@@ -24,6 +24,9 @@ export interface PluginReading {
 
 export type Priority = 'CRITICAL' | 'HIGH' | 'MEDIUM' | 'LOW';
 
+/** A plain JSON Schema object (a TypeBox schema is one too, and also types `ctx.config`). */
+export type JsonSchema = { [key: string]: unknown };
+
 /** What a plugin may do; the facade refuses anything not declared here (EGW_PLUGIN_CAPABILITY). */
 export interface PluginCapabilities {
   /** Local topics it may publish, MQTT filter syntax (`reports/+`, `site/#`). */
@@ -101,7 +104,7 @@ export interface PluginDriverType {
   /** `x-...`, declared in capabilities.driverTypes and listed under the entry's driver_types. */
   type: string;
   /** Schema of the entry's `options` (TypeBox). */
-  optionsSchema?: TSchema;
+  optionsSchema?: TSchema | JsonSchema;
   create(entry: { id: string; options: unknown }, ctx: PluginDriverContext): PluginDriver;
 }
 export interface PluginDriverContext {
@@ -163,7 +166,7 @@ export interface PluginContext<C = Readonly<Record<string, unknown>>> {
   readonly metrics: PluginMetrics;
 }
 
-export interface PluginDefinition<S extends TSchema | undefined = TSchema | undefined> {
+export interface PluginDefinition<S extends TSchema | JsonSchema | undefined = TSchema | JsonSchema | undefined> {
   /** Same charset as the YAML entry name: `^[a-z][a-z0-9-]{0,31}$`. */
   name: string;
   /** Plugin version (shown in /mgmt/plugins). */
@@ -171,7 +174,7 @@ export interface PluginDefinition<S extends TSchema | undefined = TSchema | unde
   /** Semver range of the plugin API it was built for, e.g. `^1.0.0`. */
   apiVersion: string;
   capabilities?: PluginCapabilities;
-  /** TypeBox (JSON Schema) of its config. */
+  /** JSON Schema of its config; a TypeBox schema also types `ctx.config`. */
   configSchema?: S;
   /** Resolves when ready; throw PluginNotReadyError to be retried, PluginConfigError to be failed. */
   setup(
@@ -180,7 +183,9 @@ export interface PluginDefinition<S extends TSchema | undefined = TSchema | unde
 }
 
 /** Identity with types: `export default definePlugin({...})`. */
-export function definePlugin<S extends TSchema | undefined = undefined>(def: PluginDefinition<S>): PluginDefinition<S> {
+export function definePlugin<S extends TSchema | JsonSchema | undefined = undefined>(
+  def: PluginDefinition<S>,
+): PluginDefinition<S> {
   return def;
 }
 

@@ -38,7 +38,7 @@ test('a good plugin: annotate before commit, observe after, publish, command, kv
 
 test('wrong apiVersion, undeclared capability and bad config are refused at load; the gateway serves', async (t) => {
   const h = await startGateway(
-    `  plugins:\n${entry('old-api')}\n${entry('sneaky')}\n${entry('badconfig')}\n${entry('good')}`,
+    `  plugins:\n${entry('old-api')}\n${entry('sneaky')}\n${entry('badconfig')}\n${entry('slow-setup')}\n${entry('good')}\n  setup_timeout_ms: 300`,
   );
   t.after(async () => {
     await h.stop();
@@ -54,6 +54,11 @@ test('wrong apiVersion, undeclared capability and bad config are refused at load
   assert.match(e2.message, /did not declare capability publish for topic commands\/boiler-1/);
   assert.equal(h.state('badconfig'), 'failed');
   assert.equal((h.view('badconfig')['lastError'] as { code: string }).code, 'EGW_PLUGIN_CONFIG');
+  assert.equal(h.state('slow-setup'), 'failed');
+  assert.match(
+    (h.view('slow-setup')['lastError'] as { message: string }).message,
+    /setup did not finish within 300 ms/,
+  );
   assert.equal(h.state('good'), 'ready');
 });
 
@@ -207,6 +212,8 @@ test('a worker plugin: same ctx through messages (kv, publish, command); sync ho
     [1, 2, 3],
   );
   await until(() => got.filter((m) => m.topic === 'commands/dev-w1').length === 3, 5000, 'three commands');
+  const hello = await coapClient(['-m', 'get', `coap://127.0.0.1:${h.coapPort}/plugins/worker-good/hello?who=ops`]);
+  assert.equal(hello.stdout.trim(), 'hello ops');
   assert.equal(h.view('worker-good')['workerRestarts'], 0);
 });
 
