@@ -41,6 +41,8 @@ export interface RuntimeHost {
   readonly cfg: PluginsConfig;
   readonly file: string;
   readonly generation: number;
+  /** Changes only on reload/release: the module URL's cache-buster (a retry re-uses the imported module). */
+  readonly codeVersion: number;
   readonly deps: FacadeDeps;
   readonly log: Logger;
   readonly budgetMs: number;
@@ -62,6 +64,7 @@ export class PluginHost implements RuntimeHost {
   state: PluginState = 'stopped';
   instance: Instance | undefined;
   generation = 0;
+  codeVersion = 1;
   lastError: { code: string; message: string; at: string } | undefined;
   private since = Date.now();
   readonly stats: Record<HookKind, HookStats>;
@@ -132,6 +135,7 @@ export class PluginHost implements RuntimeHost {
       await this.unload();
       this.entry = entry;
       this.file = file;
+      this.codeVersion++;
       this.retryAttempt = 0;
       this.workerRestarts = 0;
       this.resetWindow();

@@ -82,7 +82,7 @@ export function isThenable(v: unknown): v is PromiseLike<unknown> {
  * setup_timeout_ms. What it registered is undone if setup fails.
  */
 export async function startInline(host: RuntimeHost): Promise<Instance> {
-  const exported = await importPlugin(host.file, host.generation).catch((err: unknown) => {
+  const exported = await importPlugin(host.file, host.codeVersion).catch((err: unknown) => {
     throw new GatewayError(
       'EGW_PLUGIN_LOAD',
       `plugin ${host.name}: cannot import ${host.file}: ${(err as Error).message}`,

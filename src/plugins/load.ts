@@ -30,11 +30,12 @@ export function resolvePluginFile(dir: string, name: string, path: string | unde
 }
 
 /**
- * Imports a plugin module. `generation` busts Node's ESM cache so a reload gets the new code
- * (the old module instance stays in memory: ESM modules cannot be unloaded; see docs/plugins.md).
+ * Imports a plugin module. `codeVersion` (bumped by reload only, so a retry re-uses the module)
+ * busts Node's ESM cache so a reload gets the new code; the old module instance stays in memory:
+ * ESM modules cannot be unloaded (docs/plugins.md).
  */
-export async function importPlugin(file: string, generation: number): Promise<unknown> {
-  const url = `${pathToFileURL(file).href}?v=${generation}`;
+export async function importPlugin(file: string, codeVersion: number): Promise<unknown> {
+  const url = `${pathToFileURL(file).href}?v=${codeVersion}`;
   const mod = (await import(url)) as { default?: unknown; plugin?: unknown };
   return mod.default ?? mod.plugin;
 }

@@ -13,8 +13,8 @@ function ctl(args: string[], token: string): Promise<{ code: number; stdout: str
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [MAIN, 'ctl', '--token', token, ...args],
-      { env: { ...process.env, EDGE_GATEWAY_TOKEN: '' }, timeout: 20000 },
+      [MAIN, 'ctl', '--timeout', '20000', '--token', token, ...args],
+      { env: { ...process.env, EDGE_GATEWAY_TOKEN: '' }, timeout: 30000 },
       (err, stdout, stderr) =>
         resolve({ code: err ? Number((err as { code?: number }).code ?? 99) : 0, stdout, stderr }),
     );

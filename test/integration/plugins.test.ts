@@ -239,3 +239,26 @@ test('POST /mgmt/plugins refuses hostile input: bad action, bad or unknown name,
   const ro = await coapClient(['-m', 'post', url(`action=disable&name=counter&token=${tokens.read}`)]);
   assert.equal(h.state('counter'), 'ready', `read token must not disable (${ro.stdout}${ro.stderr})`);
 });
+
+test('alert and inspection hooks hear alerts/{deviceId} and inspection/{cameraId}/result', async (t) => {
+  const h = await startGateway(`  plugins:\n${entry('alert-watch')}`);
+  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${h.mqttPort}`, { clientId: 'ops-1' });
+  t.after(async () => {
+    await c.endAsync();
+    await h.stop();
+    cleanup(h.dir);
+  });
+  const got: { topic: string; body: Record<string, unknown> }[] = [];
+  c.on('message', (topic, p) => got.push({ topic, body: JSON.parse(p.toString()) as Record<string, unknown> }));
+  await c.subscribeAsync('heard/#', { qos: 1 });
+  await c.publishAsync('alerts/boiler-1', JSON.stringify({ rule: 'hot', event: 'raised' }), { qos: 1 });
+  await c.publishAsync('inspection/cam-1/result', JSON.stringify({ verdict: 'defective' }), { qos: 1 });
+  await c.publishAsync('alerts/boiler-1', 'not json', { qos: 1 });
+  const a = await until(() => got.find((m) => m.topic === 'heard/alert'), 5000, 'alert heard');
+  assert.deepEqual(a.body, { deviceId: 'boiler-1', rule: 'hot' });
+  const i = await until(() => got.find((m) => m.topic === 'heard/inspection'), 5000, 'inspection heard');
+  assert.deepEqual(i.body, { cameraId: 'cam-1', verdict: 'defective' });
+  await sleep(200);
+  assert.equal(got.filter((m) => m.topic === 'heard/alert').length, 1, 'a payload that is not JSON is not handed on');
+  assert.equal(h.view('alert-watch')['errors'], 0);
+});
