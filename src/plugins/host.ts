@@ -119,6 +119,11 @@ export class PluginHost implements RuntimeHost {
     });
   }
 
+  /** Safe mode: not loaded at this start (`stopped`, or `disabled` when the YAML disables it). */
+  skipForSafeMode(): void {
+    this.set(this.entry.enabled ? 'stopped' : 'disabled');
+  }
+
   stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.retryTimer);

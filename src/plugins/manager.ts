@@ -63,7 +63,7 @@ export class PluginManager implements Service {
     this.removeStage = this.opts.pipeline.addStage('plugins', (r) => this.runSync(r));
     this.opts.pipeline.on('reading', this.onReading);
     if (this.safeMode) {
-      for (const h of this.hosts) h.state = h.entry.enabled ? 'stopped' : 'disabled';
+      for (const h of this.hosts) h.skipForSafeMode();
       return;
     }
     // In YAML order; a plugin still retrying does not hold the start.
