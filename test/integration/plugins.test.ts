@@ -262,3 +262,27 @@ test('alert and inspection hooks hear alerts/{deviceId} and inspection/{cameraId
   assert.equal(got.filter((m) => m.topic === 'heard/alert').length, 1, 'a payload that is not JSON is not handed on');
   assert.equal(h.view('alert-watch')['errors'], 0);
 });
+
+test('transform and drop hooks: rescaled, dropped, invalid result refused; undeclared transform refused at setup', async (t) => {
+  const h = await startGateway(`  plugins:\n${entry('shaper')}\n${entry('no-transform')}`);
+  const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${h.mqttPort}`, { clientId: 'dev-s' });
+  t.after(async () => {
+    await dev.endAsync();
+    await h.stop();
+    cleanup(h.dir);
+  });
+  assert.equal(h.state('no-transform'), 'failed');
+  assert.equal((h.view('no-transform')['lastError'] as { code: string }).code, 'EGW_PLUGIN_CAPABILITY');
+  const { pipeline, latest } = h.gw.context;
+  await dev.publishAsync('sensors/dev-s1/data', JSON.stringify({ raw: 235 }), { qos: 1 });
+  await until(() => latest.get('dev-s1'), 5000, 'transformed reading');
+  assert.equal(latest.get('dev-s1')!.values['raw'], 23.5);
+  const dropped = pipeline.counters.dropped;
+  await dev.publishAsync('sensors/dev-s2/data', JSON.stringify({ skip: true }), { qos: 1 });
+  assert.equal(pipeline.counters.dropped, dropped + 1);
+  assert.equal(latest.get('dev-s2'), undefined);
+  await dev.publishAsync('sensors/dev-s3/data', JSON.stringify({ bad: true, n: 1 }), { qos: 1 });
+  await until(() => latest.get('dev-s3'), 5000, 'reading passed unchanged');
+  assert.equal(latest.get('dev-s3')!.values['n'], 1);
+  assert.equal((h.view('shaper')['hooks'] as Record<string, { errors: number }>)['transform']!.errors, 1);
+});
