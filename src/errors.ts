@@ -54,6 +54,16 @@ export const ERROR_CODES = {
     'A camera frame cannot be decoded (corrupt, truncated, too large); the part got the fail-safe action.',
   EGW_DATA_DIR_LOCKED: 'Another edge-gateway process holds the data directory; this one refused to start.',
   EGW_PORT_IN_USE: 'A listener cannot bind its port because another process holds it (EADDRINUSE).',
+  EGW_PLUGIN_LOAD:
+    'A plugin module cannot be found or imported, exports no plugin definition, or declares another name.',
+  EGW_PLUGIN_API_VERSION: "A plugin's apiVersion range does not include the gateway's plugin API version.",
+  EGW_PLUGIN_CAPABILITY: 'A plugin used something it did not declare in its capabilities.',
+  EGW_PLUGIN_CONFIG: "A plugin's config does not match its configSchema, or its setup said the config is bad.",
+  EGW_PLUGIN_SETUP: "A plugin's setup threw, timed out, or its worker could not start.",
+  EGW_PLUGIN_HOOK: 'A plugin hook threw, returned something invalid, or did not settle within its budget.',
+  EGW_PLUGIN_QUARANTINED: 'A plugin failed too often and was quarantined; it stays off across restarts until released.',
+  EGW_PLUGIN_KV: "A plugin's key-value write was refused (size, key, count).",
+  EGW_PLUGIN_SAFE_MODE: 'The gateway crash-looped; this start loaded no plugin (safe mode).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -15,6 +15,7 @@ import { publisherModule } from '../publisher/index.js';
 import { queueModule } from '../queue/index.js';
 import { uplinkModule } from '../uplink/index.js';
 import { profileIssues } from '../uplink/profiles/index.js';
+import { pluginsModule } from '../plugins/index.js';
 import type { CapabilityModule } from './types.js';
 
 /**
@@ -33,6 +34,7 @@ export const MODULES: readonly CapabilityModule[] = [
   analyticsModule,
   visionModule,
   coapModule,
+  pluginsModule,
   driversModule,
   otaModule,
   statusModule,

@@ -15,6 +15,7 @@ import type { AlertsView } from '../analytics/service.js';
 import type { HistoryStore } from '../history/store.js';
 import type { HttpRoute } from '../metrics/server.js';
 import type { OtaView } from '../ota/client.js';
+import type { Resource } from '../coap/router.js';
 
 /**
  * The local MQTT broker as other modules see it (BrokerService satisfies it): publish on behalf of
@@ -48,6 +49,8 @@ export interface Provided {
   mgmtTokens: () => readonly string[];
   /** More routes on the HTTP listener of the metrics module (the status page). */
   httpRoutes: readonly HttpRoute[];
+  /** Adds a CoAP resource at run time (coap module); plugins mount /plugins/{name}/... here. Returns the removal. */
+  coapResources: (r: Resource) => () => void;
 }
 
 /** What the composition root hands to a builder: the context without the database handle. */

@@ -4,6 +4,7 @@ import { COAP_CONTENT_FORMAT, decode } from '../codec/index.js';
 import type { Service } from '../lifecycle/service.js';
 import { ManagementApi } from '../mgmt/api.js';
 import type { BinaryDecoder } from './payload.js';
+import type { Resource } from './router.js';
 import { historyResource } from './history.js';
 import { sensorResources } from './sensors.js';
 import { CoapServer } from './server.js';
@@ -54,6 +55,7 @@ export const coapModule: CapabilityModule = {
     }
     server.onStop(() => sensors.close());
     services.push(server);
-    return { services, ...(mgmtTokens ? { provides: { mgmtTokens } } : {}) };
+    const coapResources = (r: Resource) => server.add(r);
+    return { services, provides: { coapResources, ...(mgmtTokens ? { mgmtTokens } : {}) } };
   },
 };

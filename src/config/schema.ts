@@ -14,6 +14,7 @@ import { OtaConfigSchema } from '../ota/config.js';
 import { StatusPageConfigSchema } from '../status/config.js';
 import { VisionConfigSchema } from '../vision/config.js';
 import { PublisherConfigSchema } from '../publisher/config.js';
+import { PluginsConfigSchema } from '../plugins/config.js';
 
 /** The config format version this build reads; older files are migrated (see migrate.ts). */
 export const CONFIG_VERSION = 1;
@@ -69,6 +70,7 @@ export const ConfigSchema = Type.Object(
     status_page: StatusPageConfigSchema,
     vision: VisionConfigSchema,
     publisher: PublisherConfigSchema,
+    plugins: PluginsConfigSchema,
   },
   { additionalProperties: false, $id: 'edge-gateway-config', title: 'edge-gateway config' },
 );

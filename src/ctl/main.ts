@@ -27,6 +27,9 @@ Commands:
   ota check|apply        ask the gateway to look for / install an update (admin token)
   restart                graceful restart under systemd (admin token)
   uplink reconnect       reconnect to the cloud now, resetting the backoff (admin token)
+  plugins [reload|disable|release NAME]
+                         plugins with state, version, hook timings and errors; reload (new code
+                         and config from the file), disable, or release one from quarantine (admin)
 
 Options:
   --host HOST[:PORT]     gateway address (default 127.0.0.1:5683; [::1]:5683 for IPv6)
@@ -185,6 +188,14 @@ export async function ctl(args: string[], io: CtlIo = defaultIo): Promise<number
         return answer(await request(url('/mgmt/ota', { action: sub! }), 'post', timeoutMs), plain, io);
       case 'restart':
         return answer(await request(url('/mgmt/restart'), 'post', timeoutMs), plain, io);
+      case 'plugins':
+        return await get('/mgmt/plugins', plain);
+      case 'plugins reload':
+      case 'plugins disable':
+      case 'plugins release': {
+        if (!file || !/^[a-z][a-z0-9-]{0,31}$/.test(file)) throw new Usage(`plugins ${sub} NAME`);
+        return answer(await request(url('/mgmt/plugins', { action: sub!, name: file }), 'post', timeoutMs), plain, io);
+      }
       case 'uplink reconnect':
         return answer(await request(url('/mgmt/uplink/reconnect'), 'post', timeoutMs), plain, io);
       case 'watch status':

@@ -241,6 +241,22 @@ export function managementResources(api: ManagementApi): Resource[] {
       ct: [50],
       methods: {
         GET: g('/mgmt/plugins', 'read', () => json('2.05', api.registry.get('plugins')?.() ?? { plugins: [] })),
+        // POST ?action=reload|disable|release&name=NAME (docs/plugins.md).
+        POST: g('/mgmt/plugins', 'admin', async (req) => {
+          const plugins = api.registry.get('pluginActions');
+          if (!plugins) return notBuilt('plugins');
+          const action = req.query['action'] ?? '';
+          const name = req.query['name'] ?? '';
+          if (action !== 'reload' && action !== 'disable' && action !== 'release')
+            return text('4.00', 'action must be reload, disable or release');
+          if (!/^[a-z][a-z0-9-]{0,31}$/.test(name)) return text('4.00', 'name=<plugin name> is required');
+          try {
+            const view = await plugins.act(action, name);
+            return view ? json('2.04', view) : text('4.04', `no plugin ${name}`);
+          } catch (err) {
+            return text('4.00', (err as Error).message);
+          }
+        }),
       },
     },
     {

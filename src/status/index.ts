@@ -30,6 +30,7 @@ export function statusModuleWith(o: StatusModuleOptions = {}): CapabilityModule 
       const { provided: p } = ctx;
       const queues = ctx.mgmt.get('queues');
       const uplink = ctx.mgmt.get('uplink');
+      const pluginsView = ctx.mgmt.get('plugins');
       const sources = statusSourcesFrom({
         health: () => ctx.health(),
         version: ctx.version,
@@ -58,6 +59,8 @@ export function statusModuleWith(o: StatusModuleOptions = {}): CapabilityModule 
               inspectionImage: (id: string) => p.inspection!.reviewImage(id),
             }
           : {}),
+        // The plugins module (before this one in the list) registered /mgmt/plugins; the page shows the same view.
+        ...(pluginsView ? { plugins: () => ({ ...pluginsView() }) } : {}),
       });
       const page = new StatusPage({
         config: ctx.config.status_page,
