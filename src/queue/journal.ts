@@ -213,12 +213,13 @@ export class OutboxJournal implements CommitSink {
   /** The group commit: one appended record. Returns the seq of each inserted row; throws, nothing committed, on failure. */
   commit(w: CommitWork): number[] {
     const seqs = w.inserts.map((_, i) => this.nextSeq + i);
-    const newStrings: string[] = [];
+    // Strings first used by this record get the next ids (the reader numbers them in the same order).
+    const fresh = new Map<string, number>();
     const strId = (s: string): number => {
-      let n = this.strings.get(s);
+      let n = this.strings.get(s) ?? fresh.get(s);
       if (n === undefined) {
-        n = this.strings.size + newStrings.length;
-        newStrings.push(s);
+        n = this.strings.size + fresh.size;
+        fresh.set(s, n);
       }
       return n;
     };
@@ -227,11 +228,11 @@ export class OutboxJournal implements CommitSink {
     encodeCommit(rest, w, this.nextSeq, strId);
     const body = new Writer();
     body.u8(TYPE_COMMIT);
-    body.uv(newStrings.length);
-    for (const s of newStrings) body.str(s);
+    body.uv(fresh.size);
+    for (const s of fresh.keys()) body.str(s);
     body.raw(rest.body());
     this.append(body.record());
-    newStrings.forEach((s) => this.strings.set(s, this.strings.size));
+    for (const [s, n] of fresh) this.strings.set(s, n);
     this.nextSeq += w.inserts.length;
     this.pending.add(w, seqs);
     if (this.size >= this.spillBytes && this.size >= this.spillRetryAt) this.trySpill();

@@ -87,6 +87,9 @@ export class Outbox {
     });
     for (const t of this.store.totals()) this.stats[t.cls]!.stored(t.rows, t.readings, t.bytes);
     this.restoreClaims();
+    // Read the head of each class now: an empty class is then complete, and new rows stay in
+    // memory instead of being spilled from the journal for the first read.
+    this.lanes.forEach((lane, cls) => this.ensureHead(lane, cls));
   }
 
   /** Gateway clock: monotonic ms that continues across restarts (see OutboxStore.clockBase). */
