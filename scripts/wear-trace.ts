@@ -30,9 +30,13 @@ async function main(): Promise<void> {
   const out = join(rig.dir, 'strace.txt');
   const pubs = Array.from({ length: 10 }, (_, k) => new Publisher(url, `wear-${k}`, 64));
   await sleep(1000);
-  const st = spawn('strace', ['-f', '-p', String(pid), '-y', '-xx', '-s', '4', '-e', 'trace=pwrite64,write,pwritev,writev', '-o', out], {
-    stdio: 'ignore',
-  });
+  const st = spawn(
+    'strace',
+    ['-f', '-p', String(pid), '-y', '-xx', '-s', '4', '-e', 'trace=pwrite64,write,pwritev,writev', '-o', out],
+    {
+      stdio: 'ignore',
+    },
+  );
   await sleep(1000);
   const w0 = writeBytes(pid);
   await Promise.all(pubs.map((p) => p.run(Number.MAX_SAFE_INTEGER, seconds * 1000, rate / pubs.length)));
@@ -45,13 +49,16 @@ async function main(): Promise<void> {
   const db = new Database(dbPath, { readonly: true });
   const pageSize = (db.pragma('page_size', { simple: true }) as number) ?? 1024;
   const owner = new Map<number, string>();
-  for (const r of db.prepare('SELECT name, pageno, pagetype FROM dbstat').all() as { name: string; pageno: number; pagetype: string }[])
+  for (const r of db.prepare('SELECT name, pageno, pagetype FROM dbstat').all() as {
+    name: string;
+    pageno: number;
+    pagetype: string;
+  }[])
     owner.set(r.pageno, `${r.name}${r.pagetype === 'internal' ? ' (interior)' : ''}`);
   db.close();
   const perFile = new Map<string, number>();
   const perOwner = new Map<string, number>();
   const ckptOwner = new Map<string, number>();
-  let walCommits = 0;
   let frames = 0;
   const re = /(pwrite64|write)\((\d+)<([^>]*)>, "((?:\\x[0-9a-f]{2})*)"\.*, (\d+)(?:, (\d+))?\) = (\d+)/;
   for (const line of readFileSync(out, 'utf8').split('\n')) {
@@ -74,7 +81,6 @@ async function main(): Promise<void> {
       ckptOwner.set(who, (ckptOwner.get(who) ?? 0) + n);
     }
   }
-  void walCommits;
   await Promise.all(pubs.map((p) => p.close()));
   await rig.close();
   const per = (m: Map<string, number>) =>

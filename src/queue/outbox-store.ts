@@ -131,8 +131,7 @@ export class OutboxStore {
   nextSeq(): number {
     const row = this.db.prepare('SELECT max(seq) AS m FROM outbox').get() as { m: number | null };
     const auto = this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").get() as
-      | { seq: number }
-      | undefined;
+      { seq: number } | undefined;
     const hw = this.db.prepare("SELECT v FROM outbox_meta WHERE k = 'next_seq'").get() as { v: string } | undefined;
     return Math.max((row.m ?? 0) + 1, (auto?.seq ?? 0) + 1, Number(hw?.v ?? 0));
   }

@@ -4,7 +4,18 @@
 // test/integration/crash.test.ts (the gateway process uses the journal).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -168,7 +179,10 @@ test('a torn or corrupt tail ends the log: earlier records are kept, later appen
     ],
     ['huge length', (p) => appendFileSync(p, Buffer.from([0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 1, 2, 3]))],
     ['zeros', (p) => appendFileSync(p, Buffer.alloc(4096))],
-    ['garbage record with a valid CRC-less length', (p) => appendFileSync(p, Buffer.from([4, 0, 0, 0, 9, 9, 9, 9, 2, 0, 0, 0]))],
+    [
+      'garbage record with a valid CRC-less length',
+      (p) => appendFileSync(p, Buffer.from([4, 0, 0, 0, 9, 9, 9, 9, 2, 0, 0, 0])),
+    ],
   ];
   for (const [name, damage] of cases) {
     const dir = join(root, name.replace(/\W+/g, '-'));
@@ -183,7 +197,11 @@ test('a torn or corrupt tail ends the log: earlier records are kept, later appen
     const c = open(dir);
     assert.equal(rowsInSqlite(c.db), n + 1, name);
     advance(1000);
-    assert.equal(takeAll(c.outbox, 2).reduce((s, m) => s + m.readings, 0), n + 1, name);
+    assert.equal(
+      takeAll(c.outbox, 2).reduce((s, m) => s + m.readings, 0),
+      n + 1,
+      name,
+    );
   }
   assert.ok(good > 0);
 });
@@ -250,7 +268,9 @@ test('replay restores exactly what a clean spill writes (strings first used in o
   const { open, crashCopy, root, advance } = setup(t);
   const a = open();
   const dump = (db: Db) => ({
-    rows: db.prepare('SELECT seq, cls, topic, dev, kind, n, hex(payload) AS p, ctype, t_ms, ttl_ms FROM outbox ORDER BY seq').all(),
+    rows: db
+      .prepare('SELECT seq, cls, topic, dev, kind, n, hex(payload) AS p, ctype, t_ms, ttl_ms FROM outbox ORDER BY seq')
+      .all(),
     claims: db.prepare('SELECT * FROM outbox_claim ORDER BY id').all(),
   });
   await Promise.all([
@@ -270,11 +290,14 @@ test('replay restores exactly what a clean spill writes (strings first used in o
   assert.equal(done, undefined);
   a.outbox.ack(msgs[0]!, 1);
   await a.outbox.enqueueReadings([reading('dev-0', 9)], 'sensors/dev-0/data');
+  // A later record refers to the strings of that one by number.
+  await a.outbox.enqueueReadings([reading('dev-6', 7)], 'sensors/batch/data');
+  await a.outbox.enqueueReadings([reading('dev-7', 8)], 'sensors/dev-7/data');
   crashCopy(a.dir, join(root, 'crash'));
   a.outbox.close(); // clean: spilled from memory
   const b = open(join(root, 'crash')); // crash: replayed from the file
   assert.deepEqual(dump(b.db), dump(a.db));
-  assert.equal(dump(a.db).rows.length, 8);
+  assert.equal(dump(a.db).rows.length, 10);
   assert.equal(dump(a.db).claims.length, 1);
 });
 
