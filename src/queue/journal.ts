@@ -22,7 +22,8 @@ import type { ClaimRow, NewRow, OutboxStore } from './outbox-store.js';
  * Record: u32 LE body length, u32 LE CRC-32 of the body, body. A torn or corrupt record ends the
  * log (a record is appended with one write; its callers are acknowledged only after it returned,
  * so a torn record was never acknowledged). Body: u8 type; 1 = header (u8 version, f64 next seq),
- * 2 = commit (see `encodeCommit`). Integers are unsigned LEB128 varints (values < 2^53).
+ * 2 = commit (see `encodeCommit`). Integers are unsigned LEB128 varints (values < 2^53); claim
+ * ids `{db uid}-{seq}` are written as the seq.
  */
 
 const TYPE_HEADER = 1;
@@ -225,7 +226,7 @@ export class OutboxJournal implements CommitSink {
     };
     // String ids are assigned while encoding, and the new strings precede their use: encode aside first.
     const rest = new Writer();
-    encodeCommit(rest, w, this.nextSeq, strId);
+    encodeCommit(rest, w, this.nextSeq, this.opts.store.uid, strId);
     const body = new Writer();
     body.u8(TYPE_COMMIT);
     body.uv(fresh.size);
@@ -339,7 +340,7 @@ export class OutboxJournal implements CommitSink {
         } else if (type === TYPE_COMMIT) {
           const n = r.uv();
           for (let i = 0; i < n; i++) strings.push(r.str());
-          const { w, seqs } = decodeCommit(r, strings);
+          const { w, seqs } = decodeCommit(r, strings, this.opts.store.uid);
           this.pending.add(w, seqs);
           if (seqs.length > 0) next = Math.max(next, seqs[seqs.length - 1]! + 1);
         } else {
@@ -357,7 +358,41 @@ export class OutboxJournal implements CommitSink {
   }
 }
 
-function encodeCommit(w: Writer, c: CommitWork, seqBase: number, strId: (s: string) => number): void {
+/**
+ * A number as a varint when it is a non-negative safe integer (tag 0), else as f64 (tag 1): the
+ * gateway clock is fractional ms, TTLs are whole ms unless a producer gave fractions of seconds.
+ */
+function num(w: Writer, v: number): void {
+  if (Number.isSafeInteger(v) && v >= 0) {
+    w.uv(v * 2);
+  } else {
+    w.uv(1);
+    w.f64(v);
+  }
+}
+
+function readNum(r: Reader): number {
+  const tag = r.uv();
+  return tag === 1 ? r.f64() : tag / 2;
+}
+
+/** A claim id as the seq it is derived from (`{uid}-{first seq}`, +1; 0 = the id as a string follows). */
+function claimId(w: Writer, cid: string, uid: string): void {
+  const seq = cid.startsWith(`${uid}-`) ? Number(cid.slice(uid.length + 1)) : NaN;
+  if (Number.isSafeInteger(seq) && seq >= 0 && cid === `${uid}-${seq}`) {
+    w.uv(seq + 1);
+  } else {
+    w.uv(0);
+    w.str(cid);
+  }
+}
+
+function readClaimId(r: Reader, uid: string): string {
+  const v = r.uv();
+  return v === 0 ? r.str() : `${uid}-${v - 1}`;
+}
+
+function encodeCommit(w: Writer, c: CommitWork, seqBase: number, uid: string, strId: (s: string) => number): void {
   w.uv(c.inserts.length);
   if (c.inserts.length > 0) w.uv(seqBase);
   for (const r of c.inserts) {
@@ -367,8 +402,8 @@ function encodeCommit(w: Writer, c: CommitWork, seqBase: number, strId: (s: stri
     w.uv(strId(r.topic));
     w.uv(strId(r.dev));
     w.uv(r.ctype === null ? 0 : strId(r.ctype) + 1);
-    w.f64(r.t);
-    w.f64(r.ttl);
+    num(w, Math.round(r.t)); // whole ms, as the column t_ms (the spill rounds too)
+    num(w, r.ttl);
     w.bytes(r.payload);
   }
   const dels = [...c.deletes].sort((x, y) => x - y);
@@ -379,19 +414,19 @@ function encodeCommit(w: Writer, c: CommitWork, seqBase: number, strId: (s: stri
     prev = s;
   }
   w.uv(c.claimDeletes.length);
-  for (const idv of c.claimDeletes) w.str(idv);
+  for (const idv of c.claimDeletes) claimId(w, idv, uid);
   w.uv(c.claims.length);
   for (const cl of c.claims) {
-    w.str(cl.id);
+    claimId(w, cl.id, uid);
     w.u8(cl.cls);
     w.uv(strId(cl.topic));
     w.uv(strId(cl.dev));
     w.uv(cl.first_seq);
-    w.uv(cl.last_seq);
+    w.uv(cl.last_seq - cl.first_seq);
   }
 }
 
-function decodeCommit(r: Reader, strings: readonly string[]): { w: CommitWork; seqs: number[] } {
+function decodeCommit(r: Reader, strings: readonly string[], uid: string): { w: CommitWork; seqs: number[] } {
   const str = (i: number): string => {
     const s = strings[i];
     if (s === undefined) throw new RangeError('journal: unknown string');
@@ -408,8 +443,8 @@ function decodeCommit(r: Reader, strings: readonly string[]): { w: CommitWork; s
     const topic = str(r.uv());
     const dev = str(r.uv());
     const ct = r.uv();
-    const t = r.f64();
-    const ttl = r.f64();
+    const t = readNum(r);
+    const ttl = readNum(r);
     const payload = r.bytes();
     inserts.push({ cls, kind, n: cnt, topic, dev, ctype: ct === 0 ? null : str(ct - 1), t, ttl, payload });
     seqs.push(seqBase + i);
@@ -418,12 +453,15 @@ function decodeCommit(r: Reader, strings: readonly string[]): { w: CommitWork; s
   let prev = 0;
   for (let i = 0, m = r.uv(); i < m; i++) deletes.push((prev += r.uv()));
   const claimDeletes: string[] = [];
-  for (let i = 0, m = r.uv(); i < m; i++) claimDeletes.push(r.str());
+  for (let i = 0, m = r.uv(); i < m; i++) claimDeletes.push(readClaimId(r, uid));
   const claims: ClaimRow[] = [];
   for (let i = 0, m = r.uv(); i < m; i++) {
-    const cid = r.str();
+    const cid = readClaimId(r, uid);
     const cls = r.u8();
-    claims.push({ id: cid, cls, topic: str(r.uv()), dev: str(r.uv()), first_seq: r.uv(), last_seq: r.uv() });
+    const topic = str(r.uv());
+    const dev = str(r.uv());
+    const first = r.uv();
+    claims.push({ id: cid, cls, topic, dev, first_seq: first, last_seq: first + r.uv() });
   }
   if (!r.done) throw new RangeError('journal: trailing bytes in a commit record');
   return { w: { inserts, deletes, claimDeletes, claims }, seqs };

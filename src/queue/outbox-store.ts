@@ -148,7 +148,8 @@ export class OutboxStore {
       this.db.transaction(() => {
         for (let i = 0; i < w.inserts.length; i++) {
           const r = w.inserts[i]!;
-          this.insertRowAt.run(seqs[i], r.cls, r.topic, r.dev, r.kind, r.n, r.payload, r.ctype, r.t, r.ttl);
+          // t in whole ms, as the journal records it (a replay writes the same row).
+          this.insertRowAt.run(seqs[i], r.cls, r.topic, r.dev, r.kind, r.n, r.payload, r.ctype, Math.round(r.t), r.ttl);
         }
         for (const s of w.deletes) this.deleteRow.run(s);
         for (const c of w.claims) this.insertClaim.run(c.id, c.cls, c.topic, c.dev, c.first_seq, c.last_seq);

@@ -290,6 +290,8 @@ test('replay restores exactly what a clean spill writes (strings first used in o
   assert.equal(done, undefined);
   a.outbox.ack(msgs[0]!, 1);
   await a.outbox.enqueueReadings([reading('dev-0', 9)], 'sensors/dev-0/data');
+  // A TTL in fractions of a ms (ttlS 0.0015) is recorded as a float.
+  await a.outbox.enqueue({ topic: 'x/frac', payload: Buffer.from('f'), ttlS: 0.0015 });
   // A later record refers to the strings of that one by number.
   await a.outbox.enqueueReadings([reading('dev-6', 7)], 'sensors/batch/data');
   await a.outbox.enqueueReadings([reading('dev-7', 8)], 'sensors/dev-7/data');
@@ -297,7 +299,8 @@ test('replay restores exactly what a clean spill writes (strings first used in o
   a.outbox.close(); // clean: spilled from memory
   const b = open(join(root, 'crash')); // crash: replayed from the file
   assert.deepEqual(dump(b.db), dump(a.db));
-  assert.equal(dump(a.db).rows.length, 10);
+  assert.equal(dump(a.db).rows.length, 11);
+  assert.ok(dump(b.db).rows.some((r) => (r as { ttl_ms: number }).ttl_ms === 1.5));
   assert.equal(dump(a.db).claims.length, 1);
 });
 
