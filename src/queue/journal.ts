@@ -12,8 +12,9 @@ import type { ClaimRow, NewRow, OutboxStore } from './outbox-store.js';
  * changes — new rows (topics and device ids written once per journal generation), claims, deletes
  * — and readings the cloud acknowledges before the next spill never reach SQLite at all.
  *
- * Spill: when the journal holds `spillBytes`, when the outbox must read rows back from SQLite
- * (a class holds more than it keeps in memory), and at close, the net effect of the records
+ * Spill: when the journal holds `spillBytes` or SPILL_OPS statements' worth of changes, when the
+ * outbox must read rows back from SQLite (a class holds more than it keeps in memory), and at
+ * close, the net effect of the records
  * (rows still undelivered, open claims, deletes of rows already in SQLite) is applied to SQLite
  * in **one** transaction, made durable (synchronous=FULL for that transaction: one fsync), and
  * only then is the journal truncated. A crash between the two only replays the records again:
@@ -54,6 +55,12 @@ export interface JournalOptions {
 }
 
 export const DEFAULT_SPILL_BYTES = 4 * 1024 * 1024;
+/**
+ * A spill runs one SQLite statement per pending row, delete and claim, on the event loop: at most
+ * this many (~30 ms here) so it never holds PUBACKs long — it matters while the cloud is down
+ * (every row waits) and while a backlog drains (every ack deletes a row already in SQLite).
+ */
+export const SPILL_OPS = 5000;
 
 class Writer {
   private buf = Buffer.allocUnsafe(4096);
@@ -174,6 +181,11 @@ class Pending {
     });
   }
 
+  /** SQLite statements a spill would run now. */
+  get ops(): number {
+    return this.rows.size + this.deletes.size + this.claims.size + this.claimDeletes.size;
+  }
+
   get empty(): boolean {
     return this.rows.size === 0 && this.deletes.size === 0 && this.claims.size === 0 && this.claimDeletes.size === 0;
   }
@@ -236,7 +248,8 @@ export class OutboxJournal implements CommitSink {
     for (const [s, n] of fresh) this.strings.set(s, n);
     this.nextSeq += w.inserts.length;
     this.pending.add(w, seqs);
-    if (this.size >= this.spillBytes && this.size >= this.spillRetryAt) this.trySpill();
+    if ((this.size >= this.spillBytes || this.pending.ops >= SPILL_OPS) && this.size >= this.spillRetryAt)
+      this.trySpill();
     return seqs;
   }
 

@@ -16,7 +16,9 @@ import {
   truncateSync,
   writeFileSync,
 } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { parseConfig } from '../../../src/config/load.js';
@@ -317,4 +319,37 @@ test('a class holding more rows than memory reads them back from SQLite after a 
   for (let m = a.outbox.peek(2); m && !('waitMs' in m); m = a.outbox.peek(2)) readings += a.outbox.take(2)!.readings;
   assert.equal(readings, n);
   assert.ok(a.outbox.journalCounters!.spills >= 1);
+});
+
+test('a full disk (file size limit): refused commits are not acknowledged, nothing of them is replayed', async (t) => {
+  const { open, root, advance } = setup(t);
+  const dir = join(root, 'full');
+  mkdirSync(dir, { recursive: true });
+  const child = fileURLToPath(new URL('../../helpers/journal-full-child.js', import.meta.url));
+  // prlimit: every file the child writes is capped at 96 KiB; the journal reaches it after ~23 messages.
+  const r = spawnSync('prlimit', [`--fsize=${96 * 1024}`, process.execPath, child, dir], {
+    encoding: 'utf8',
+    timeout: 60000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { acked: number[]; codes: string[]; failing: boolean };
+  assert.ok(out.acked.length > 5 && out.codes.length === 5, r.stdout);
+  assert.ok(
+    out.codes.every((c) => c === 'EGW_STORE_FULL'),
+    r.stdout,
+  );
+  assert.ok(out.failing);
+  assert.ok(statSync(join(dir, 'outbox.journal')).size <= 96 * 1024);
+  const b = open(dir);
+  advance(1000);
+  const got = takeAll(b.outbox, 3).map((m) => Buffer.from(m.payload).readUInt32BE(0));
+  assert.deepEqual(
+    got.sort((x, y) => x - y),
+    out.acked,
+  );
+  // And the journal takes new commits again (no torn bytes left in the way).
+  await b.outbox.enqueue({ topic: 'm/after', payload: Buffer.from('x'), priority: 'LOW' });
+  b.outbox.close();
+  const c = open(dir);
+  assert.equal(c.outbox.classStats()[3]!.depth, out.acked.length + 1);
 });
