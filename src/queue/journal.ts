@@ -223,8 +223,27 @@ export class OutboxJournal implements CommitSink {
     return this.size;
   }
 
-  /** The group commit: one appended record. Returns the seq of each inserted row; throws, nothing committed, on failure. */
-  commit(w: CommitWork): number[] {
+  /**
+   * The group commit: one appended record (plus a SQLite transaction for deletes of rows already
+   * there). Returns the seq of each inserted row; throws, no insert or claim committed, on failure.
+   */
+  commit(all: CommitWork): number[] {
+    // Deletes of rows and claims that live in SQLite (spilled, or from before a restart: a backlog
+    // draining) are done there at once, as before the journal: a delete is an acknowledgement
+    // that may be lost (a crash only re-sends under the same id), so it needs no ordering with the
+    // record, and leaving them to a spill would mean a spill (and its fsync) every few thousand acks.
+    const sqlDeletes = all.deletes.filter((s) => !this.pending.rows.has(s));
+    const sqlClaimDeletes = all.claimDeletes.filter((c) => !this.pending.claims.has(c));
+    if (sqlDeletes.length > 0 || sqlClaimDeletes.length > 0) this.opts.store.remove(sqlDeletes, sqlClaimDeletes);
+    const w: CommitWork =
+      sqlDeletes.length === 0 && sqlClaimDeletes.length === 0
+        ? all
+        : {
+            inserts: all.inserts,
+            claims: all.claims,
+            deletes: all.deletes.filter((s) => this.pending.rows.has(s)),
+            claimDeletes: all.claimDeletes.filter((c) => this.pending.claims.has(c)),
+          };
     const seqs = w.inserts.map((_, i) => this.nextSeq + i);
     // Strings first used by this record get the next ids (the reader numbers them in the same order).
     const fresh = new Map<string, number>();
