@@ -195,11 +195,6 @@ export class Outbox {
 
   /** Reads the next chunk of a class from SQLite when its head runs low (one chunk per call: bounded work). */
   private ensureHead(lane: ClassLane, cls: number): void {
-    // Rows not held in memory are read from SQLite: what the journal holds must be there first.
-    // Should SQLite refuse (disk full), nothing is read now (the lane stays incomplete): retried next call.
-    if (!lane.complete && this.journal && this.journal.pendingRows > 0 && lane.live < LOW_WATER) {
-      if (!this.journal.trySpill()) return;
-    }
     const t0 = performance.now();
     while (!lane.complete && lane.live < LOW_WATER) {
       const got = this.store.load(cls, lane.lastSeq, CHUNK);
@@ -212,7 +207,17 @@ export class Outbox {
           added++;
         }
       }
-      if (got.length < CHUNK) lane.complete = true;
+      if (got.length < CHUNK) {
+        // The end of SQLite: rows committed since the lane stopped holding every row are newer
+        // (higher seqs) and may still be only in the journal — spill them, then read on. Only
+        // here, not per call: a backlog draining from SQLite must not cost a spill per commit.
+        // Should SQLite refuse (disk full), the lane stays incomplete and the next call retries.
+        if (this.journal && this.journal.pendingRows > 0) {
+          if (!this.journal.trySpill()) break;
+          continue;
+        }
+        lane.complete = true;
+      }
       if (added > 0 && performance.now() - t0 > LOAD_BUDGET_MS) break;
     }
   }
