@@ -132,9 +132,9 @@ export const QueueConfigSchema = section(
         commit_wait_ms: Type.Integer({
           minimum: 0,
           maximum: 1000,
-          default: 10,
+          default: 40,
           description:
-            'Group commit: the longest an accepted message waits for its journal record. Larger = fewer, larger records (slightly fewer bytes written per reading), later acks (10: ~35 B written per reading at 1,000 readings/s, 40: ~20 B; docs/queues.md).',
+            'Group commit: the longest an accepted message waits for its journal record. Larger = fewer, larger records (fewer bytes written per reading), later acks (40: ~20 B written per reading at 1,000 readings/s, 10: ~37 B; docs/queues.md).',
         }),
         commit_max_rows: Type.Integer({
           minimum: 1,
