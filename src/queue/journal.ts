@@ -30,8 +30,6 @@ import type { ClaimRow, NewRow, OutboxStore } from './outbox-store.js';
 const TYPE_HEADER = 1;
 const TYPE_COMMIT = 2;
 const VERSION = 1;
-/** Refuse to read a record larger than this (a corrupt length must not allocate gigabytes). */
-const MAX_RECORD = 64 * 1024 * 1024;
 
 export interface CommitWork {
   deletes: readonly number[];
@@ -244,6 +242,7 @@ export class OutboxJournal implements CommitSink {
             deletes: all.deletes.filter((s) => this.pending.rows.has(s)),
             claimDeletes: all.claimDeletes.filter((c) => this.pending.claims.has(c)),
           };
+    if (this.size === 0) this.header(); // its write failed at the last spill
     const seqs = w.inserts.map((_, i) => this.nextSeq + i);
     // Strings first used by this record get the next ids (the reader numbers them in the same order).
     const fresh = new Map<string, number>();
@@ -335,6 +334,19 @@ export class OutboxJournal implements CommitSink {
     this.size = 0;
     this.strings = new Map();
     this.pending = new Pending();
+    try {
+      this.header();
+    } catch {
+      // disk full: the next commit writes the header first (and is refused while that fails)
+    }
+  }
+
+  /**
+   * The header of a generation. Should writing it fail (disk full), the file stays empty and the
+   * next commit writes it first: a commit record is never the first record of the file (a replay
+   * ignores a file that does not start with a header).
+   */
+  private header(): void {
     const h = new Writer();
     h.u8(TYPE_HEADER);
     h.u8(VERSION);
@@ -359,7 +371,8 @@ export class OutboxJournal implements CommitSink {
     let first = true;
     while (pos + 8 <= got) {
       const len = buf.readUInt32LE(pos);
-      if (len === 0 || len > MAX_RECORD || pos + 8 + len > got) break;
+      // A corrupt length cannot allocate anything: the body is a view of what was read.
+      if (len === 0 || pos + 8 + len > got) break;
       const body = buf.subarray(pos + 8, pos + 8 + len);
       if (crc32(body) !== buf.readUInt32LE(pos + 4)) break;
       const r = new Reader(body);
