@@ -356,3 +356,46 @@ test('a full disk (file size limit): refused commits are not acknowledged, nothi
   const c = open(dir);
   assert.equal(c.outbox.classStats()[3]!.depth, out.acked.length + 1);
 });
+
+test('a data dir written by main before the journal (checked-in fixture) opens and drains without loss', async (t) => {
+  const { open, root, advance } = setup(t);
+  // test/fixtures/outbox-main-a946ce5/gateway.db: written by main's build (a946ce5): 30 readings of
+  // d0/d1/d2 (one row each, seqs 1–30), an alert (31) and a LOW text message (32); d0's readings
+  // claimed as 5c2a5e6191be-1 (published, not acknowledged), d1's delivered and deleted.
+  const fixture = fileURLToPath(new URL('../../../../test/fixtures/outbox-main-a946ce5/gateway.db', import.meta.url));
+  const dir = join(root, 'from-main');
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(fixture, join(dir, 'gateway.db'));
+  const a = open(dir);
+  await a.outbox.enqueueReadings([reading('d2', 100)], 'sensors/d2/data');
+  advance(1000);
+  const crit = takeAll(a.outbox, 0);
+  assert.deepEqual(
+    crit.map((m) => Buffer.from(m.payload).toString()),
+    ['{"alert":1}'],
+  );
+  const med = takeAll(a.outbox, 2);
+  assert.equal(med[0]!.id, '5c2a5e6191be-1'); // the claimed batch, same id, same readings
+  assert.deepEqual(
+    values(med[0]!),
+    Array.from({ length: 10 }, (_, k) => 3 * k),
+  );
+  assert.deepEqual(med.slice(1).flatMap(values), [...Array.from({ length: 10 }, (_, k) => 3 * k + 2), 100]);
+  assert.ok(med.every((m) => m.topic !== 'sensors/d1/data'));
+  assert.ok(Math.max(...med.flatMap((m) => m.seqs)) > 32); // the new row: no seq reused
+  const low = takeAll(a.outbox, 3);
+  assert.deepEqual(
+    low.map((m) => [Buffer.from(m.payload).toString(), m.contentType]),
+    [['low', 'text/plain']],
+  );
+  const all = [...crit, ...med, ...low];
+  claimNow(a.outbox, all);
+  for (const m of all) a.outbox.ack(m, 1);
+  a.outbox.close();
+  const b = open(dir);
+  assert.deepEqual(
+    b.outbox.classStats().map((c) => c.depth),
+    [0, 0, 0, 0],
+  );
+  assert.equal(rowsInSqlite(b.db), 0);
+});
