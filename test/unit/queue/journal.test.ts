@@ -399,3 +399,35 @@ test('a data dir written by main before the journal (checked-in fixture) opens a
   );
   assert.equal(rowsInSqlite(b.db), 0);
 });
+
+test('durability full: the journal opened with fsync commits and replays the same', async (t) => {
+  const { root, crashCopy, advance } = setup(t);
+  const dir = join(root, 'full-sync');
+  mkdirSync(dir, { recursive: true });
+  const config = parseConfig('version: 1\nqueue:\n  outbox:\n    commit_wait_ms: 1\n').queue;
+  const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'full' });
+  t.after(() => db.close());
+  const outbox = new Outbox({
+    db,
+    log,
+    config,
+    codec: binaryReadingCodec,
+    journal: { path: join(dir, 'outbox.journal'), fsync: true },
+  });
+  for (let i = 0; i < 5; i++) await outbox.enqueueReadings([reading('d1', i)], 'sensors/d1/data');
+  assert.equal(outbox.journalCounters!.appends, 6); // the header and one record per commit
+  crashCopy(dir, join(root, 'full-sync-crash'));
+  const db2 = openDatabase({ path: join(root, 'full-sync-crash', 'gateway.db'), durability: 'full' });
+  t.after(() => db2.close());
+  const again = new Outbox({
+    db: db2,
+    log,
+    config,
+    codec: binaryReadingCodec,
+    journal: { path: join(root, 'full-sync-crash', 'outbox.journal'), fsync: true },
+  });
+  advance(1000);
+  assert.equal(again.classStats()[2]!.readings, 5);
+  outbox.close();
+  again.close();
+});
