@@ -304,6 +304,7 @@ export class OutboxJournal implements CommitSink {
 
   /** Spills what is left and closes the file (after a clean stop, SQLite holds everything). */
   close(): void {
+    if (this.fd < 0) return;
     this.trySpill();
     closeSync(this.fd);
     this.fd = -1;
