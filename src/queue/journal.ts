@@ -1,4 +1,13 @@
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasyncSync,
+  fstatSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  readSync,
+  writeSync,
+} from 'node:fs';
 import { crc32 } from 'node:zlib';
 import type { ClaimRow, NewRow, OutboxStore } from './outbox-store.js';
 
@@ -366,42 +375,66 @@ export class OutboxJournal implements CommitSink {
       if (n === 0) break;
       got += n;
     }
-    let pos = 0;
-    let next = 0;
-    const strings: string[] = [];
-    let first = true;
-    while (pos + 8 <= got) {
-      const len = buf.readUInt32LE(pos);
-      // A corrupt length cannot allocate anything: the body is a view of what was read.
-      if (len === 0 || pos + 8 + len > got) break;
-      const body = buf.subarray(pos + 8, pos + 8 + len);
-      if (crc32(body) !== buf.readUInt32LE(pos + 4)) break;
-      const r = new Reader(body);
-      try {
-        const type = r.u8();
-        if (first) {
-          if (type !== TYPE_HEADER || r.u8() !== VERSION) break;
-          next = Math.max(next, r.f64());
-          first = false;
-        } else if (type === TYPE_COMMIT) {
-          const n = r.uv();
-          for (let i = 0; i < n; i++) strings.push(r.str());
-          const { w, seqs } = decodeCommit(r, strings, this.opts.store.uid);
-          this.pending.add(w, seqs);
-          if (seqs.length > 0) next = Math.max(next, seqs[seqs.length - 1]! + 1);
-        } else {
-          break;
-        }
-      } catch {
-        break;
-      }
-      this.counters.replayedRecords++;
-      pos += 8 + len;
-    }
+    const { next, records } = parseJournal(buf.subarray(0, got), this.opts.store.uid, this.pending);
+    this.counters.replayedRecords += records;
     this.nextSeq = Math.max(next, this.opts.store.nextSeq());
     if (!this.pending.empty) this.spill(); // throws: the gateway does not start on a store it cannot write
     return next;
   }
+}
+
+/** Applies every intact record of a journal to `into`; returns the next seq they imply and how many there were. */
+function parseJournal(buf: Buffer, uid: string, into: Pending): { next: number; records: number } {
+  let pos = 0;
+  let next = 0;
+  let records = 0;
+  const strings: string[] = [];
+  while (pos + 8 <= buf.length) {
+    const len = buf.readUInt32LE(pos);
+    // A corrupt length cannot allocate anything: the body is a view of what was read.
+    if (len === 0 || pos + 8 + len > buf.length) break;
+    const body = buf.subarray(pos + 8, pos + 8 + len);
+    if (crc32(body) !== buf.readUInt32LE(pos + 4)) break;
+    const r = new Reader(body);
+    try {
+      const type = r.u8();
+      if (records === 0) {
+        if (type !== TYPE_HEADER || r.u8() !== VERSION) break;
+        next = Math.max(next, r.f64());
+      } else if (type === TYPE_COMMIT) {
+        const n = r.uv();
+        for (let i = 0; i < n; i++) strings.push(r.str());
+        const { w, seqs } = decodeCommit(r, strings, uid);
+        into.add(w, seqs);
+        if (seqs.length > 0) next = Math.max(next, seqs[seqs.length - 1]! + 1);
+      } else {
+        break;
+      }
+    } catch {
+      break;
+    }
+    records++;
+    pos += 8 + len;
+  }
+  return { next, records };
+}
+
+/**
+ * What a journal file holds that is not in SQLite yet (read-only; for tests and inspection): rows
+ * with their seqs, open claims, deletes of SQLite rows. `uid` is the database's (outbox_meta).
+ */
+export function readJournal(
+  path: string,
+  uid: string,
+): { rows: (NewRow & { seq: number })[]; claims: ClaimRow[]; deletes: number[]; nextSeq: number } {
+  const p = new Pending();
+  const { next } = parseJournal(readFileSync(path), uid, p);
+  return {
+    rows: [...p.rows].map(([seq, r]) => ({ ...r, seq })),
+    claims: [...p.claims.values()],
+    deletes: [...p.deletes],
+    nextSeq: next,
+  };
 }
 
 /**
