@@ -3,6 +3,7 @@
 // to its file, and every WAL frame and main-database page to the table or index that owns the page
 // (dbstat, read while the gateway still runs). Linux only; needs strace.
 //   node dist/scripts/wear-trace.js [seconds=10] [rate=1000]
+// EGW_GATEWAY_MAIN=DIR/dist/src/main.js traces another build; EGW_TRACE_CLOUD_DOWN=1 an outage.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +29,8 @@ async function main(): Promise<void> {
   const pid = rig.gateway.child.pid!;
   const url = `mqtt://127.0.0.1:${rig.brokerPort}`;
   const out = join(rig.dir, 'strace.txt');
+  // EGW_TRACE_CLOUD_DOWN=1: the cloud is stopped first (an outage: every reading waits in the outbox).
+  if (process.env['EGW_TRACE_CLOUD_DOWN'] === '1') await rig.cloud.stop();
   const pubs = Array.from({ length: 10 }, (_, k) => new Publisher(url, `wear-${k}`, 64));
   await sleep(1000);
   const st = spawn(
