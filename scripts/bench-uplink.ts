@@ -258,7 +258,8 @@ async function stallOnce(root: string, total: number, rate: number): Promise<Rec
   const configPath = join(dir, 'gateway.yaml');
   writeFileSync(
     configPath,
-    gatewayYaml(join(dir, 'data'), brokerPort, cloud.url).replace(
+    // EGW_BENCH_YAML: extra config to try a setting (the reported runs use the default config).
+    gatewayYaml(join(dir, 'data'), brokerPort, cloud.url, process.env['EGW_BENCH_YAML'] ?? '').replace(
       'metrics: { enabled: false }',
       'metrics: { enabled: true, port: 0 }',
     ),

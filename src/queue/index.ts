@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { CapabilityModule } from '../capability/types.js';
 import { needDb } from '../capability/needs.js';
 import { Checkpointer } from '../store/checkpoint.js';
@@ -24,7 +25,14 @@ export const queueModule: CapabilityModule = {
     const { config } = ctx;
     const log = ctx.log.child({ mod: 'outbox' });
     const store = needDb(db, 'queue');
-    const outbox = new Outbox({ db: store, log, config: config.queue, codec: binaryReadingCodec });
+    const outbox = new Outbox({
+      db: store,
+      log,
+      config: config.queue,
+      codec: binaryReadingCodec,
+      // Group commits append to a journal, spilled into SQLite now and then (docs/queues.md §Disk writes).
+      journal: { path: join(config.gateway.data_dir, 'outbox.journal'), fsync: config.gateway.durability === 'full' },
+    });
     const port = outboxPort(outbox);
     const quota = { maxBytes: config.queue.outbox.max_bytes, maxAgeS: config.queue.outbox.max_age_s };
     // The uplink is built after this module: read its view when asked, not now.

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import { migrate, type Db } from '../store/db.js';
+import type { CommitWork } from './journal.js';
 
 /**
  * The outbox's SQL, and nothing else: table layout, migrations and the prepared statements.
@@ -76,6 +77,7 @@ export interface NewRow {
 export class OutboxStore {
   readonly uid: string;
   private readonly insertRow: Statement;
+  private readonly insertRowAt: Statement;
   private readonly deleteRow: Statement;
   private readonly insertClaim: Statement;
   private readonly deleteClaim: Statement;
@@ -98,6 +100,11 @@ export class OutboxStore {
     this.insertRow = db.prepare(
       'INSERT INTO outbox (cls, topic, dev, kind, n, payload, ctype, t_ms, ttl_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
+    // Rows the journal spills carry the seq they were acknowledged under; a replay after a crash
+    // between the spill and the journal's truncation inserts them again: ignored by key.
+    this.insertRowAt = db.prepare(
+      'INSERT OR IGNORE INTO outbox (seq, cls, topic, dev, kind, n, payload, ctype, t_ms, ttl_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
     this.deleteRow = db.prepare('DELETE FROM outbox WHERE seq = ?');
     this.insertClaim = db.prepare(
       'INSERT OR IGNORE INTO outbox_claim (id, cls, topic, dev, first_seq, last_seq) VALUES (?, ?, ?, ?, ?, ?)',
@@ -114,6 +121,44 @@ export class OutboxStore {
    */
   clockBase(): number {
     return ((this.db.prepare('SELECT max(t_ms) AS t FROM outbox').get() as { t: number | null }).t ?? 0) + 1;
+  }
+
+  /**
+   * The next unused seq: above every stored row, every seq AUTOINCREMENT ever handed out, and the
+   * high-water mark the journal persisted at its last spill (rows acknowledged and deleted before
+   * reaching SQLite leave no other trace; a reused seq would reuse a message id).
+   */
+  nextSeq(): number {
+    const row = this.db.prepare('SELECT max(seq) AS m FROM outbox').get() as { m: number | null };
+    const auto = this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").get() as
+      { seq: number } | undefined;
+    const hw = this.db.prepare("SELECT v FROM outbox_meta WHERE k = 'next_seq'").get() as { v: string } | undefined;
+    return Math.max((row.m ?? 0) + 1, (auto?.seq ?? 0) + 1, Number(hw?.v ?? 0));
+  }
+
+  /**
+   * The journal's spill (src/queue/journal.ts): rows with their seqs, deletes, claims and claim
+   * deletes, and the next seq, in one transaction made durable before it returns
+   * (synchronous=FULL for it: the journal is truncated after this). Idempotent.
+   */
+  apply(w: CommitWork, seqs: readonly number[], nextSeq: number): void {
+    const sync = this.db.pragma('synchronous', { simple: true }) as number;
+    if (sync < 2) this.db.pragma('synchronous = FULL');
+    try {
+      this.db.transaction(() => {
+        for (let i = 0; i < w.inserts.length; i++) {
+          const r = w.inserts[i]!;
+          // t in whole ms, as the journal records it (a replay writes the same row).
+          this.insertRowAt.run(seqs[i], r.cls, r.topic, r.dev, r.kind, r.n, r.payload, r.ctype, Math.round(r.t), r.ttl);
+        }
+        for (const s of w.deletes) this.deleteRow.run(s);
+        for (const c of w.claims) this.insertClaim.run(c.id, c.cls, c.topic, c.dev, c.first_seq, c.last_seq);
+        for (const cid of w.claimDeletes) this.deleteClaim.run(cid);
+        this.setMeta.run('next_seq', String(nextSeq));
+      })();
+    } finally {
+      if (sync < 2) this.db.pragma(`synchronous = ${sync}`);
+    }
   }
 
   totals(): { cls: number; rows: number; readings: number; bytes: number; oldest: number }[] {
@@ -162,12 +207,7 @@ export class OutboxStore {
    * The group commit: deletes, claims and inserts in **one** transaction (one WAL append, one set
    * of touched pages). Returns the seq of each inserted row; throws, nothing written, on failure.
    */
-  commit(w: {
-    deletes: readonly number[];
-    claimDeletes: readonly string[];
-    claims: readonly ClaimRow[];
-    inserts: readonly NewRow[];
-  }): number[] {
+  commit(w: CommitWork): number[] {
     const seqs: number[] = new Array<number>(w.inserts.length);
     this.db.transaction(() => {
       for (const s of w.deletes) this.deleteRow.run(s);

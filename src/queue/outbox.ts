@@ -8,6 +8,7 @@ import type { ReadingCodec } from './codec.js';
 import type { QueueConfig } from './config.js';
 import { expiryReason, nextEviction } from './expiry.js';
 import { ClassLane, formMessage, groupSize, rowFromStored, type Row, type UplinkMessage } from './lanes.js';
+import { OutboxJournal } from './journal.js';
 import { OutboxStore, ROW_OVERHEAD_BYTES, type ClaimRow, type NewRow } from './outbox-store.js';
 import { ClassCounters } from './stats.js';
 import { DROP_REASONS, PRIORITIES, type ClassStats, type DropReason, type OutboundMessage } from './types.js';
@@ -22,6 +23,12 @@ export interface OutboxOptions {
   codec: ReadingCodec;
   /** Monotonic ms; tests inject a fake clock. */
   now?: () => number;
+  /**
+   * Group commits go to this append-only journal and are spilled into SQLite now and then
+   * (src/queue/journal.ts; the gateway's is `{data_dir}/outbox.journal`). Without it every group
+   * commit is a SQLite transaction.
+   */
+  journal?: { path: string; fsync: boolean; spillBytes?: number };
 }
 
 /**
@@ -44,6 +51,7 @@ const LOAD_BUDGET_MS = 4;
 export class Outbox {
   readonly classifier: Classifier;
   private readonly store: OutboxStore;
+  private readonly journal: OutboxJournal | undefined;
   private readonly writer: GroupCommitWriter;
   private readonly lanes: ClassLane[] = PRIORITIES.map(() => new ClassLane());
   private readonly stats: ClassCounters[] = PRIORITIES.map(() => new ClassCounters());
@@ -60,6 +68,8 @@ export class Outbox {
     this.now = opts.now ?? (() => performance.now());
     this.classifier = new Classifier(opts.config);
     this.store = new OutboxStore(opts.db);
+    // Replays what a crash left in the journal into SQLite before anything below reads SQLite.
+    this.journal = opts.journal && new OutboxJournal({ ...opts.journal, store: this.store });
     this.clockBase = this.store.clockBase();
     this.t0 = this.now();
     const o = opts.config.outbox;
@@ -67,7 +77,7 @@ export class Outbox {
     this.maxAgeMs = o.max_age_s * 1000;
     this.writeState = new StateLog(opts.log, 'outbox write', 'ok');
     this.writer = new GroupCommitWriter({
-      store: this.store,
+      store: this.journal ?? this.store,
       codec: opts.codec,
       waitMs: o.commit_wait_ms,
       maxRows: o.commit_max_rows,
@@ -77,6 +87,9 @@ export class Outbox {
     });
     for (const t of this.store.totals()) this.stats[t.cls]!.stored(t.rows, t.readings, t.bytes);
     this.restoreClaims();
+    // Read the head of each class now: an empty class is then complete, and new rows stay in
+    // memory instead of being spilled from the journal for the first read.
+    this.lanes.forEach((lane, cls) => this.ensureHead(lane, cls));
   }
 
   /** Gateway clock: monotonic ms that continues across restarts (see OutboxStore.clockBase). */
@@ -96,6 +109,11 @@ export class Outbox {
 
   get counters(): { commits: number; commitFailures: number; rowsCommitted: number } {
     return this.writer.counters;
+  }
+
+  /** The journal's counters (appends, bytes, spills), when the outbox has one. */
+  get journalCounters(): OutboxJournal['counters'] | undefined {
+    return this.journal?.counters;
   }
 
   /** Called after rows are committed (the uplink wakes its pump). */
@@ -189,7 +207,17 @@ export class Outbox {
           added++;
         }
       }
-      if (got.length < CHUNK) lane.complete = true;
+      if (got.length < CHUNK) {
+        // The end of SQLite: rows committed since the lane stopped holding every row are newer
+        // (higher seqs) and may still be only in the journal — spill them, then read on. Only
+        // here, not per call: a backlog draining from SQLite must not cost a spill per commit.
+        // Should SQLite refuse (disk full), the lane stays incomplete and the next call retries.
+        if (this.journal && this.journal.pendingRows > 0) {
+          if (!this.journal.trySpill()) break;
+          continue;
+        }
+        lane.complete = true;
+      }
       if (added > 0 && performance.now() - t0 > LOAD_BUDGET_MS) break;
     }
   }
@@ -403,5 +431,6 @@ export class Outbox {
       if (this.writer.counters.commitFailures !== before) break;
     }
     this.writer.close();
+    this.journal?.close();
   }
 }

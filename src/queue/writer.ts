@@ -1,6 +1,7 @@
 import type { Reading } from '../pipeline/reading.js';
 import type { ReadingCodec } from './codec.js';
-import type { ClaimRow, NewRow, OutboxStore } from './outbox-store.js';
+import type { CommitSink } from './journal.js';
+import type { ClaimRow, NewRow } from './outbox-store.js';
 
 /** Deletes and claims alone (no insert waiting) are committed at most this late: they are not urgent. */
 export const REMOVE_WAIT_MS = 1000;
@@ -8,7 +9,8 @@ export const REMOVE_WAIT_MS = 1000;
 export const MAX_DELETES_PER_COMMIT = 1000;
 
 export interface WriterOptions {
-  store: OutboxStore;
+  /** Where a group commit goes: the journal (src/queue/journal.ts) or SQLite directly. */
+  store: CommitSink;
   codec: ReadingCodec;
   /** Longest wait of an accepted message for its transaction (outbox.commit_wait_ms). */
   waitMs: number;

@@ -110,8 +110,18 @@ export function migrate(db: Db, module: string, steps: readonly MigrationStep[])
   });
 }
 
-/** True for the SQLite errors that mean the disk (or the quota of the file system) is full. */
+/**
+ * True for the errors that mean the disk (or the quota of the file system, or the file size limit)
+ * is full: SQLite's, and the outbox journal's write(2) errors (ENOSPC, EDQUOT, EFBIG).
+ */
 export function isDiskFull(err: unknown): boolean {
   const code = (err as { code?: string } | null)?.code;
-  return code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE' || /disk is full|ENOSPC/i.test(String(err));
+  return (
+    code === 'SQLITE_FULL' ||
+    code === 'SQLITE_IOERR_WRITE' ||
+    code === 'ENOSPC' ||
+    code === 'EDQUOT' ||
+    code === 'EFBIG' ||
+    /disk is full|ENOSPC/i.test(String(err))
+  );
 }

@@ -10,6 +10,7 @@ import { BrokerService } from '../../src/broker/broker.js';
 import type { CoapServer } from '../../src/coap/server.js';
 import { decode, encodeBatch } from '../../src/codec/index.js';
 import { loadConfigFile } from '../../src/config/load.js';
+import { readJournal } from '../../src/queue/journal.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { Reading } from '../../src/pipeline/reading.js';
@@ -62,12 +63,19 @@ describe('readings from devices: accepted whole, refused at the boundary, kept a
       '-m',
       payload,
     ]);
-  const outboxReadings = (dev: string): Reading[] =>
-    (
-      gateway.context.db.prepare('SELECT payload FROM outbox WHERE dev = ? AND kind = 1').all(dev) as {
-        payload: Buffer;
-      }[]
-    ).flatMap((r) => decode(r.payload));
+  // Committed rows: in SQLite, or still in the outbox journal (docs/queues.md §The journal).
+  const outboxReadings = (dev: string): Reading[] => {
+    const db = gateway.context.db;
+    const inDb = db.prepare('SELECT seq, payload FROM outbox WHERE dev = ? AND kind = 1').all(dev) as {
+      seq: number;
+      payload: Buffer;
+    }[];
+    const uid = (db.prepare("SELECT v FROM outbox_meta WHERE k = 'uid'").get() as { v: string }).v;
+    const inJournal = readJournal(join(dir, 'data', 'outbox.journal'), uid)
+      .rows.filter((r) => r.dev === dev && r.kind === 1)
+      .map((r) => ({ seq: r.seq, payload: Buffer.from(r.payload) }));
+    return [...inDb, ...inJournal].sort((x, y) => x.seq - y.seq).flatMap((r) => decode(r.payload));
+  };
   const coapGet = async (path: string) => {
     const r = await coapClient(['-m', 'get', '-A', '50', `coap://127.0.0.1:${coapPort}${path}`]);
     assert.equal(r.code, 0, r.stderr);
