@@ -17,12 +17,20 @@ import { canPublish, canReceive, canSubscribe } from './acl.js';
 import {
   brokerPersistence,
   commitBeforePuback,
+  disconnectWith,
   exactDedupe,
+  hardenClient,
+  keepQueueOnResume,
+  ReasonCode,
+  REFUSED_FILTER,
+  restoreAedes12Fixes,
   sentDisconnect,
+  setServerKeepAlive,
   type IncomingLookup,
   type PublishNow,
 } from './aedes-adapter.js';
-import { Authenticator, type ClientIdentity } from './auth.js';
+import { Authenticator, serverKeepAlive, type ClientIdentity } from './auth.js';
+import { encodedSize } from './mqtt5.js';
 import type { BrokerConfig } from './config.js';
 import { decodeSensorMessage, type PayloadDecoder } from './ingest.js';
 import { RateLimitedLog } from '../log/rate-limited.js';
@@ -93,6 +101,7 @@ export class BrokerPolicy {
   /** Set with a durable store: QoS 1 messages it must keep are committed before their PUBACK. */
   private publishNow: PublishNow | undefined;
   private store: DurableStore | undefined;
+  private resumeQueue: ((client: Client) => void) | undefined;
   closing = false;
 
   constructor(private readonly o: PolicyOptions) {
@@ -120,6 +129,17 @@ export class BrokerPolicy {
       this.store = store;
       this.publishNow = commitBeforePuback(aedes);
     }
+    restoreAedes12Fixes(aedes, {
+      maxInboundQoS2: this.o.config.receive_maximum,
+      cleanStart: (client) => this.pending.get(client)?.clean ?? true,
+      onExceeded: (client) =>
+        this.warn.warn(
+          `rxmax:${client.id}`,
+          { code: 'EGW_MQTT_LIMIT', clientId: client.id, limit: this.o.config.receive_maximum },
+          'MQTT client exceeded broker.receive_maximum (QoS 2 messages awaiting PUBREL); disconnected',
+        ),
+    });
+    this.resumeQueue = keepQueueOnResume(aedes);
     aedes.on('client', (client) => this.online(client));
     aedes.on('clientDisconnect', (client) => this.offline(client));
     aedes.on('keepaliveTimeout', (client) => {
@@ -141,6 +161,7 @@ export class BrokerPolicy {
       clean: packet.clean !== false,
       protocolVersion: packet.protocolVersion ?? 4,
     });
+    hardenClient(client);
     exactDedupe(client);
     // Keepalive 0 turns MQTT's dead-client detection off (§3.1.2.10); TCP's stays.
     if (keepalive === 0) (client.conn as Partial<Socket>).setKeepAlive?.(true, TCP_KEEPALIVE_MS);
@@ -180,6 +201,11 @@ export class BrokerPolicy {
           }
           if (r.ok) {
             const hasWill = pending.willTopic !== undefined;
+            if (pending.protocolVersion === 5) {
+              const ska = serverKeepAlive(this.o.config, pending.keepalive);
+              if (ska !== undefined) setServerKeepAlive(client, ska);
+              this.resumeQueue?.(client);
+            }
             this.sessions.set(client, { identity: r.identity, device: false, hasWill, timedOut: false });
             return cb(null, true);
           }
@@ -265,10 +291,16 @@ export class BrokerPolicy {
         { code: 'EGW_MQTT_ACL', clientId: client?.id, username: s?.identity.username, topic: topic.slice(0, 200) },
         'MQTT publish refused by the ACL; acknowledged and discarded',
       );
+      // MQTT 5: aedes answers an authorizePublish error with PUBACK/PUBREC 0x87 (Not authorized) and
+      // discards the message, keeping the connection (QoS 0: discarded). 3.1.1 has no negative ack.
+      // No Reason String (the error message would become one): the log says why, and Paho's v5
+      // client cannot parse a PUBACK with properties (valid, §3.4.2.2) — test_dollar_topics.
+      if (client?.version === 5) return cb(new Error(''));
       this.drop(packet);
       return cb(null);
     }
-    const result = decodeSensorMessage(topic, payload, Date.now(), this.o.decoders);
+    this.boundExpiry(packet);
+    const result = decodeSensorMessage(topic, payload, Date.now(), this.o.decoders, packet.properties?.contentType);
     if (result === undefined) return accept(null);
     if (!result.ok) {
       (result.code === 'EGW_INGEST_DEVICE_ID' ? metrics.ingest.device_id : metrics.ingest.invalid_payload).inc();
@@ -317,6 +349,15 @@ export class BrokerPolicy {
     this.ingest(client, packet, result.readings, accept);
   }
 
+  /** Cuts an MQTT 5 Message Expiry Interval to broker.message_expiry_max_s (aedes stores the absolute expiry). */
+  private boundExpiry(packet: PublishPacket): void {
+    const max = this.o.config.message_expiry_max_s;
+    const props = packet.properties;
+    if (max > 0 && props?.messageExpiryInterval !== undefined && props.messageExpiryInterval > max) {
+      props.messageExpiryInterval = max;
+    }
+  }
+
   private refusal(
     client: Client | null,
     topic: string,
@@ -355,6 +396,14 @@ export class BrokerPolicy {
           { code: err.code, clientId: client?.id, err: err.message },
           'MQTT reading not accepted by the pipeline; not acknowledged, connection closed so the client retries',
         );
+        // MQTT 5: aedes would answer the error with PUBACK 0x87, which ends the message for the
+        // client. Closing first (DISCONNECT 0x89 Server busy / 0x80) keeps it unacknowledged, so the
+        // client retransmits after reconnecting, as a 3.1.1 client does.
+        if (client?.version === 5) {
+          const code = overload ? ReasonCode.SERVER_BUSY : ReasonCode.UNSPECIFIED_ERROR;
+          disconnectWith(client, code, () => cb(err));
+          return;
+        }
         cb(err);
       },
     );
@@ -366,6 +415,7 @@ export class BrokerPolicy {
     cb: (err: Error | null, sub?: Subscription | null) => void,
   ): void {
     const acl = this.sessions.get(client)?.identity.acl;
+    if (sub.topic === REFUSED_FILTER) return cb(null, null);
     if (!acl || canSubscribe(acl, sub.topic)) return cb(null, sub);
     this.o.metrics.aclSubscribe.inc();
     this.warn.warn(
@@ -380,6 +430,10 @@ export class BrokerPolicy {
     if (packet.topic === DROP_TOPIC) return null;
     const acl = this.sessions.get(client)?.identity.acl;
     if (acl && !canReceive(acl, packet.topic)) return null;
+    // [MQTT-3.1.2-25] a packet larger than the client's Maximum Packet Size is discarded, not sent
+    // (aedes 2.0.0-beta.1 stores the value but does not act on it).
+    const max = client.version === 5 ? client.maximumPacketSize : undefined;
+    if (max !== undefined && encodedSize(packet) > max) return null;
     this.o.metrics.messagesOut.inc();
     this.o.metrics.bytesOut.inc(packet.payload.length);
     return packet;
