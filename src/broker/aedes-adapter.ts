@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { Aedes, Client, PublishPacket } from 'aedes';
 
 /**
@@ -314,6 +315,7 @@ export function restoreAedes12Fixes(aedes: Aedes, o: Aedes12Fixes): void {
     if (!set.has(id) && set.size >= o.maxInboundQoS2) {
       o.onExceeded(client);
       const err = new Error(`more than ${o.maxInboundQoS2} inbound QoS 2 messages awaiting PUBREL`);
+      lingerOnClose(client);
       // Rejected only once the connection is closed: aedes then neither routes nor PUBRECs it.
       return new Promise<void>((_, reject) =>
         disconnectWith(client, ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, () => reject(err)),
@@ -371,4 +373,32 @@ export function keepQueueOnResume(aedes: Aedes): (client: Client) => void {
       marked.add(client);
     }
   };
+}
+
+/** How long a connection closed after a DISCONNECT keeps reading before it is destroyed. */
+const LINGER_MS = 2000;
+
+/**
+ * The next `destroy()` aedes makes of this client's socket (client.close) becomes a half-close:
+ * FIN after what was written, unread input drained, destroyed on the peer's FIN or after LINGER_MS.
+ * A client flooding the broker still has data in flight when it is disconnected; destroying the
+ * socket with unread input sends a TCP RST, and the peer's stack may then drop the DISCONNECT
+ * (0x93) before the client reads it (Paho's test_flow_control2 saw ECONNRESET instead).
+ */
+function lingerOnClose(client: Client): void {
+  const conn = client.conn as unknown as Socket;
+  if (typeof conn.end !== 'function') return;
+  const destroy = conn.destroy.bind(conn);
+  conn.destroy = ((err?: Error) => {
+    conn.destroy = destroy;
+    if (err) return destroy(err);
+    const timer = setTimeout(() => destroy(), LINGER_MS);
+    timer.unref();
+    conn.once('close', () => clearTimeout(timer));
+    conn.on('data', () => {});
+    conn.once('end', () => destroy());
+    conn.end();
+    conn.resume();
+    return conn;
+  }) as typeof conn.destroy;
 }
