@@ -305,7 +305,11 @@ async function stopProc(p: ChildProcess): Promise<void> {
 }
 
 /** Default config with only ports moved off the well-known ones and a temp data dir. */
-function defaultConfigVariant(dir: string, brokerPort: number, root = fileURLToPath(new URL('../../', import.meta.url))): string {
+function defaultConfigVariant(
+  dir: string,
+  brokerPort: number,
+  root = fileURLToPath(new URL('../../', import.meta.url)),
+): string {
   const text = readFileSync(join(root, 'config/gateway.yaml'), 'utf8')
     .replace(/^  data_dir: .*$/m, `  data_dir: ${join(dir, 'data')}`)
     .replace(/^  port: 1883$/m, `  port: ${brokerPort}`)

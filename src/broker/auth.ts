@@ -84,7 +84,10 @@ export class Authenticator {
     // clients send it — Mosquitto 2.0.12 refusing it broke them (eclipse/mosquitto#2309, #2361).
     // An MQTT 5 client is not refused: CONNACK's Server Keep Alive imposes the bound instead
     // (§3.2.2.3.14, set by the policy; see serverKeepAlive below).
-    if (c.protocolVersion < 5 && (c.keepalive === 0 ? !this.config.allow_keepalive_zero : max > 0 && c.keepalive > max)) {
+    if (
+      c.protocolVersion < 5 &&
+      (c.keepalive === 0 ? !this.config.allow_keepalive_zero : max > 0 && c.keepalive > max)
+    ) {
       const allowed = `${this.config.allow_keepalive_zero ? 0 : 1}..${max > 0 ? max : 65535}s`;
       return refuse(ConnackCode.IDENTIFIER_REJECTED, 'keepalive', `keepalive ${c.keepalive}s outside ${allowed}`);
     }

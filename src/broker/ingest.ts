@@ -84,7 +84,12 @@ export function decodeSensorMessage(
   for (const d of kind === 'json' ? [] : decoders) {
     if (!d.looksLike(payload)) {
       if (kind === 'codec') {
-        return { ok: false, deviceId: id, code: 'EGW_INGEST_INVALID', message: `${d.name}: content type ${contentType} but not a codec payload` };
+        return {
+          ok: false,
+          deviceId: id,
+          code: 'EGW_INGEST_INVALID',
+          message: `${d.name}: content type ${contentType} but not a codec payload`,
+        };
       }
       continue;
     }

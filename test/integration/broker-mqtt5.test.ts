@@ -47,7 +47,13 @@ async function client(
   clients.push(c);
   const got: Received[] = [];
   c.on('message', (topic, payload, packet) =>
-    got.push({ topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain, properties: packet.properties }),
+    got.push({
+      topic,
+      payload: payload.toString(),
+      qos: packet.qos,
+      retain: packet.retain,
+      properties: packet.properties,
+    }),
   );
   const connack = await new Promise<IConnackPacket>((resolve, reject) => {
     c.once('connect', resolve);
@@ -91,7 +97,10 @@ class Raw {
     sock.on('close', () => (raw.closed = true));
     sock.on('error', () => {});
     await new Promise<void>((r) => sock.once('connect', () => r()));
-    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clean: true, clientId, keepalive: 30 }, version);
+    raw.send(
+      { cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clean: true, clientId, keepalive: 30 },
+      version,
+    );
     await raw.until((pk) => pk.cmd === 'connack');
     return raw;
   }
@@ -218,7 +227,18 @@ describe('MQTT 5 on the local broker (gateway child process)', () => {
     for (const version of [5, 4] as const) {
       const raw = await Raw.open(port, version, `rx-${version}`);
       const publish = (id: number) =>
-        raw.send({ cmd: 'publish', topic: 'flood/x', payload: Buffer.from('x'), qos: 2, messageId: id, dup: false, retain: false }, version);
+        raw.send(
+          {
+            cmd: 'publish',
+            topic: 'flood/x',
+            payload: Buffer.from('x'),
+            qos: 2,
+            messageId: id,
+            dup: false,
+            retain: false,
+          },
+          version,
+        );
       // PUBREC comes back, PUBREL is withheld: each stays awaiting PUBREL. 5 = receive_maximum.
       for (let id = 1; id <= 5; id++) publish(id);
       await raw.until((p) => p.cmd === 'pubrec' && p.messageId === 5);
@@ -297,7 +317,12 @@ describe('MQTT 5 on the local broker (gateway child process)', () => {
     await sleep(2500); // q5/short's 2 s pass while the gateway is down
     gw = await startProcess(cfg);
 
-    const back = await client(url, { protocolVersion: 5, clientId: 'v5-persist', clean: false, properties: { sessionExpiryInterval: 3600 } });
+    const back = await client(url, {
+      protocolVersion: 5,
+      clientId: 'v5-persist',
+      clean: false,
+      properties: { sessionExpiryInterval: 3600 },
+    });
     assert.equal(back.connack.sessionPresent, true);
     await waitFor(back.got, 1);
     await sleep(300);

@@ -117,12 +117,14 @@ const V5_EXPLAINED = new Set([
 ]);
 
 test(
-  'Eclipse Paho MQTT 5 interoperability suite: at least Mosquitto 2.0.11\'s 21/27, every failure an explained one',
+  "Eclipse Paho MQTT 5 interoperability suite: at least Mosquitto 2.0.11's 21/27, every failure an explained one",
   { skip: noPython, timeout: 600000 },
   async () => {
     const [plain, withAcl] = await Promise.all([runPaho('v5-default', false, true), runPaho('v5-acl', true, true)]);
     console.log(`paho v5 default config: ${plain.passed}/${plain.total} failed: ${plain.failed.join(' ') || '-'}`);
-    console.log(`paho v5 documented config: ${withAcl.passed}/${withAcl.total} failed: ${withAcl.failed.join(' ') || '-'}`);
+    console.log(
+      `paho v5 documented config: ${withAcl.passed}/${withAcl.total} failed: ${withAcl.failed.join(' ') || '-'}`,
+    );
     for (const r of [plain, withAcl]) {
       assert.equal(r.total, 27);
       assert.ok(r.passed >= 21, r.output);
