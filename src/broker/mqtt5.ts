@@ -40,3 +40,14 @@ export function encodedSize(packet: Pick<IPublishPacket, 'topic' | 'payload' | '
     { protocolVersion: 5 },
   ).length;
 }
+
+/**
+ * `props` without the will-only Will Delay Interval (§3.1.3.2; not a PUBLISH property, §3.3.2.3),
+ * copied only when it is there. aedes publishes a will with its will properties unchanged.
+ */
+export function withoutWillOnlyProperties<T extends object>(props: T): T {
+  if (!('willDelayInterval' in props)) return props;
+  const copy: Record<string, unknown> = { ...props };
+  delete copy['willDelayInterval'];
+  return copy as T;
+}

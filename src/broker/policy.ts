@@ -30,7 +30,7 @@ import {
   type PublishNow,
 } from './aedes-adapter.js';
 import { Authenticator, serverKeepAlive, type ClientIdentity } from './auth.js';
-import { encodedSize } from './mqtt5.js';
+import { encodedSize, withoutWillOnlyProperties } from './mqtt5.js';
 import type { BrokerConfig } from './config.js';
 import { decodeSensorMessage, type PayloadDecoder } from './ingest.js';
 import { RateLimitedLog } from '../log/rate-limited.js';
@@ -280,6 +280,10 @@ export class BrokerPolicy {
                   cb,
                 )
         : cb;
+    // aedes 2.0.0-beta.1 publishes a will with the CONNECT's will properties as they are, Will Delay
+    // Interval included — not a PUBLISH property (§3.3.2.3); strict clients reject such a packet
+    // (Paho's test_will_message / test_will_delay). The delay was applied before this call.
+    if (packet.properties) packet.properties = withoutWillOnlyProperties(packet.properties);
     metrics.messagesIn.inc();
     metrics.bytesIn.inc(payload.length);
     if (client && s?.device) devices.message(client.id, 'mqtt', payload.length);

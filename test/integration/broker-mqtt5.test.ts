@@ -267,6 +267,31 @@ describe('MQTT 5 on the local broker (gateway child process)', () => {
     assert.equal(gw.child.exitCode, null);
   });
 
+  test('a will with properties and Will Delay: delivered after the delay with its user properties, without Will Delay Interval', async () => {
+    const s = await client(url, { protocolVersion: 5, clientId: 'v5-will-sub' });
+    await s.c.subscribeAsync('will/#', { qos: 1 });
+    const w = await client(url, {
+      protocolVersion: 5,
+      clientId: 'v5-will',
+      properties: { sessionExpiryInterval: 10 },
+      will: {
+        topic: 'will/v5',
+        payload: Buffer.from('gone'),
+        qos: 1,
+        retain: false,
+        properties: { willDelayInterval: 1, userProperties: { a: '2' } },
+      },
+    });
+    const t0 = Date.now();
+    w.c.stream.destroy(); // no DISCONNECT: the will is due
+    const [m] = await waitFor(s.got, 1, 5000);
+    assert.ok(Date.now() - t0 >= 900, 'will delayed');
+    assert.equal(m!.payload, 'gone');
+    assert.deepEqual(plain(m!.properties?.userProperties), { a: '2' });
+    assert.equal((m!.properties as Record<string, unknown> | undefined)?.['willDelayInterval'], undefined);
+    await s.c.endAsync();
+  });
+
   test('a client Maximum Packet Size is honoured: larger messages are not sent to it', async () => {
     const s = await client(url, { protocolVersion: 5, clientId: 'v5-small', properties: { maximumPacketSize: 128 } });
     await s.c.subscribeAsync('big/#', { qos: 1 });

@@ -4,7 +4,12 @@ import { generate } from 'mqtt-packet';
 import { serverKeepAlive } from '../../../src/broker/auth.js';
 import { codecDecoder } from '../../../src/broker/codec-decoder.js';
 import { decodeSensorMessage } from '../../../src/broker/ingest.js';
-import { CODEC_CONTENT_TYPE, contentTypeKind, encodedSize } from '../../../src/broker/mqtt5.js';
+import {
+  CODEC_CONTENT_TYPE,
+  contentTypeKind,
+  encodedSize,
+  withoutWillOnlyProperties,
+} from '../../../src/broker/mqtt5.js';
 import { encodeReading } from '../../../src/codec/index.js';
 
 const NOW = 1_700_000_000_000;
@@ -82,4 +87,20 @@ test('encodedSize is the size mqtt-packet writes for an MQTT 5 PUBLISH (QoS 0/1,
     );
     assert.equal(encodedSize(c), wire.length);
   }
+});
+
+test('a will published as a message loses Will Delay Interval, keeps its PUBLISH properties', () => {
+  const will = { willDelayInterval: 5, userProperties: { a: '2' }, contentType: 'text/plain' };
+  const out = withoutWillOnlyProperties(will);
+  assert.deepEqual(out, { userProperties: { a: '2' }, contentType: 'text/plain' });
+  assert.equal(will.willDelayInterval, 5); // the stored will is not changed
+  const plain = { messageExpiryInterval: 3 };
+  assert.equal(withoutWillOnlyProperties(plain), plain); // nothing to remove: same object, no copy
+  // The copy encodes as an ordinary MQTT 5 PUBLISH.
+  assert.doesNotThrow(() =>
+    generate(
+      { cmd: 'publish', topic: 't', payload: Buffer.alloc(0), qos: 0, dup: false, retain: false, properties: out },
+      { protocolVersion: 5 },
+    ),
+  );
 });
