@@ -389,9 +389,11 @@ function lingerOnClose(client: Client): void {
   const conn = client.conn as unknown as Socket;
   if (typeof conn.end !== 'function') return;
   const destroy = conn.destroy.bind(conn);
-  conn.destroy = ((err?: Error) => {
-    conn.destroy = destroy;
-    if (err) return destroy(err);
+  let lingering = false;
+  // Later calls (aedes' error path after the close: client._onError) must not cut the linger short.
+  conn.destroy = ((): Socket => {
+    if (lingering) return conn;
+    lingering = true;
     const timer = setTimeout(() => destroy(), LINGER_MS);
     timer.unref();
     conn.once('close', () => clearTimeout(timer));
