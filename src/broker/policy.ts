@@ -75,7 +75,17 @@ const TCP_KEEPALIVE_MS = 60_000;
 export interface DurableStore {
   /** Does a persistent session (clean=false) hold a QoS > 0 subscription matching `topic`? */
   hasPersistentSubscriber(topic: string): boolean;
+  /** MQTT 5 session deadlines kept across restarts (wall-clock ms; null forgets). */
+  setSessionExpiry(clientId: string, expiresAt: number | null): Promise<void>;
+  sessionExpiries(): { clientId: string; expiresAt: number }[];
+  /** Ends the stored session of a client that is not connected. */
+  endSession(clientId: string): Promise<void>;
 }
+
+/** MQTT 5 "the session does not expire" (§3.1.2.11.2). */
+const NEVER_EXPIRES = 0xffffffff;
+/** setTimeout's longest delay; longer waits are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface PolicyOptions {
   config: BrokerConfig;
@@ -102,6 +112,8 @@ export class BrokerPolicy {
   private publishNow: PublishNow | undefined;
   private store: DurableStore | undefined;
   private resumeQueue: ((client: Client) => void) | undefined;
+  /** Client ids with a stored session deadline, and the timers armed for them after a restart. */
+  private readonly deadlines = new Map<string, NodeJS.Timeout | undefined>();
   closing = false;
 
   constructor(private readonly o: PolicyOptions) {
@@ -140,6 +152,7 @@ export class BrokerPolicy {
         ),
     });
     this.resumeQueue = keepQueueOnResume(aedes);
+    if (store) this.keepSessionDeadlines(aedes, store);
     aedes.on('client', (client) => this.online(client));
     aedes.on('clientDisconnect', (client) => this.offline(client));
     aedes.on('keepaliveTimeout', (client) => {
@@ -150,6 +163,52 @@ export class BrokerPolicy {
       this.o.log.debug({ clientId: client.id, err: err.message }, 'client error'),
     );
     aedes.on('connectionError', (_client, err) => this.o.log.debug({ err: err.message }, 'connection error'));
+  }
+
+  /**
+   * Session Expiry across a restart. aedes 2.0.0-beta.1 arms the expiry of a disconnected MQTT 5
+   * session as an in-memory timer only; after a restart (or kill -9) such a session was never ended.
+   * The deadline is stored when the client goes (wall clock: it must outlive the process) and
+   * forgotten when it comes back or aedes ends the session; at start every stored deadline becomes
+   * a timer again (monotonic from here on) or, if it has passed, the session ends now. A board that
+   * starts with its clock in 1970 sees the deadlines far ahead: sessions then last longer, never
+   * shorter, until the next restart.
+   */
+  private keepSessionDeadlines(aedes: Aedes, store: DurableStore): void {
+    const end = (clientId: string) => {
+      this.deadlines.delete(clientId);
+      if (aedes.closed) return;
+      store
+        .endSession(clientId)
+        .catch((err: unknown) =>
+          this.o.log.error({ err, clientId, code: 'EGW_MQTT_PERSISTENCE' }, 'MQTT session expiry failed'),
+        );
+    };
+    const arm = (clientId: string, expiresAt: number) => {
+      const left = expiresAt - Date.now();
+      if (left <= 0) return end(clientId);
+      const timer = setTimeout(
+        () => (left > MAX_TIMER_MS ? arm(clientId, expiresAt) : end(clientId)),
+        Math.min(left, MAX_TIMER_MS),
+      );
+      timer.unref();
+      this.deadlines.set(clientId, timer);
+    };
+    for (const { clientId, expiresAt } of store.sessionExpiries()) arm(clientId, expiresAt);
+    aedes.on('clientDisconnect', (client) => {
+      const interval = client.version === 5 ? client.sessionExpiryInterval : 0;
+      if (interval <= 0 || interval >= NEVER_EXPIRES) return;
+      this.deadlines.set(client.id, undefined);
+      void store.setSessionExpiry(client.id, Date.now() + interval * 1000).catch(() => undefined);
+    });
+    const forget = (client: Client) => {
+      if (!this.deadlines.has(client.id)) return;
+      clearTimeout(this.deadlines.get(client.id));
+      this.deadlines.delete(client.id);
+      void store.setSessionExpiry(client.id, null).catch(() => undefined);
+    };
+    aedes.on('client', forget);
+    (aedes as unknown as NodeJS.EventEmitter).on('sessionExpired', forget);
   }
 
   private preConnect(client: Client, packet: ConnectPacket, cb: (err: Error | null, ok: boolean) => void): void {

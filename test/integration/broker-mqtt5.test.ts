@@ -308,7 +308,7 @@ describe('MQTT 5 on the local broker (gateway child process)', () => {
     await p.c.endAsync();
   });
 
-  test('kill -9: a persistent v5 session keeps its queued messages (expiry honoured, properties kept) and a retained message keeps its properties', async () => {
+  test('kill -9: a persistent v5 session keeps its queued messages (expiry honoured, properties kept), one whose Session Expiry passed is gone, a retained message keeps its properties', async () => {
     const sess = await client(url, {
       protocolVersion: 5,
       clientId: 'v5-persist',
@@ -317,6 +317,15 @@ describe('MQTT 5 on the local broker (gateway child process)', () => {
     });
     await sess.c.subscribeAsync('q5/#', { qos: 1 });
     await sess.c.endAsync();
+    // A session whose 2 s Session Expiry passes while the gateway is down.
+    const short = await client(url, {
+      protocolVersion: 5,
+      clientId: 'v5-short-session',
+      clean: false,
+      properties: { sessionExpiryInterval: 2 },
+    });
+    await short.c.subscribeAsync('q5/#', { qos: 1 });
+    await short.c.endAsync();
     // mosquitto_sub -V 5 persistent session too (-c, session expiry via -x).
     const m0 = await run('mosquitto_sub', [
       ...['-V', '5', '-h', '127.0.0.1', '-p', String(port), '-c', '-x', '3600', '-i', 'mosq-v5-persist'],
@@ -361,6 +370,18 @@ describe('MQTT 5 on the local broker (gateway child process)', () => {
     const left = long.properties?.messageExpiryInterval ?? 0;
     assert.ok(left > 0 && left <= 600, `remaining expiry ${left}`);
     await back.c.endAsync();
+
+    // aedes keeps session timers in memory only; the stored deadline ended this one at start.
+    const gone = await client(url, {
+      protocolVersion: 5,
+      clientId: 'v5-short-session',
+      clean: false,
+      properties: { sessionExpiryInterval: 2 },
+    });
+    assert.equal(gone.connack.sessionPresent, false);
+    await sleep(300);
+    assert.deepEqual(gone.got, []);
+    await gone.c.endAsync();
 
     const m1 = await run('mosquitto_sub', [
       ...['-V', '5', '-h', '127.0.0.1', '-p', String(port), '-c', '-x', '3600', '-i', 'mosq-v5-persist'],
