@@ -292,6 +292,57 @@ describe('MQTT 5 on the local broker (gateway child process)', () => {
     await s.c.endAsync();
   });
 
+  test('topic aliases: up to topic_alias_maximum (10) resolve; an alias over it or unknown gets DISCONNECT 0x94', async () => {
+    const s = await client(url, { protocolVersion: 5, clientId: 'v5-alias-sub' });
+    await s.c.subscribeAsync('alias/#', { qos: 1 });
+    const raw = await Raw.open(port, 5, 'v5-alias');
+    const pub = (topic: string, alias: number, id: number) =>
+      raw.send(
+        {
+          cmd: 'publish',
+          topic,
+          payload: Buffer.from(`m${id}`),
+          qos: 1,
+          messageId: id,
+          dup: false,
+          retain: false,
+          properties: { topicAlias: alias },
+        },
+        5,
+      );
+    pub('alias/one', 10, 1); // sets alias 10
+    pub('', 10, 2); // uses it
+    await waitFor(s.got, 2);
+    assert.deepEqual(
+      s.got.map((m) => [m.topic, m.payload, m.properties?.topicAlias]),
+      [
+        ['alias/one', 'm1', undefined],
+        ['alias/one', 'm2', undefined],
+      ],
+    );
+    pub('alias/two', 11, 3); // over the maximum
+    const end = await raw.until((p) => p.cmd === 'disconnect');
+    assert.equal((end as { reasonCode?: number } | undefined)?.reasonCode, 0x94);
+    raw.sock.destroy();
+    const raw2 = await Raw.open(port, 5, 'v5-alias-2');
+    raw2.send(
+      {
+        cmd: 'publish',
+        topic: '',
+        payload: Buffer.from('x'),
+        qos: 0,
+        dup: false,
+        retain: false,
+        properties: { topicAlias: 3 },
+      },
+      5,
+    );
+    const end2 = await raw2.until((p) => p.cmd === 'disconnect');
+    assert.equal((end2 as { reasonCode?: number } | undefined)?.reasonCode, 0x94); // never set
+    raw2.sock.destroy();
+    await s.c.endAsync();
+  });
+
   test('a client Maximum Packet Size is honoured: larger messages are not sent to it', async () => {
     const s = await client(url, { protocolVersion: 5, clientId: 'v5-small', properties: { maximumPacketSize: 128 } });
     await s.c.subscribeAsync('big/#', { qos: 1 });
