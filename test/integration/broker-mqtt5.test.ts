@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import { connect as netConnect, type Socket } from 'node:net';
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
 import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
+import { Value } from '@sinclair/typebox/value';
+import { Registry } from 'prom-client';
+import { BrokerService } from '../../src/broker/broker.js';
+import { BrokerConfigSchema, type BrokerConfig } from '../../src/broker/config.js';
 import { hashPassword } from '../../src/broker/password.js';
+import { DeviceRegistry } from '../../src/devices/registry.js';
+import { createLogger } from '../../src/log/logger.js';
+import { Pipeline } from '../../src/pipeline/pipeline.js';
+import { openDatabase } from '../../src/store/db.js';
 import { GatewayProcess, tempDir } from '../helpers/gateway-process.js';
 import { brokerConfigYaml, freePort, run, sleep } from './broker-harness.js';
 
@@ -449,4 +457,50 @@ describe('MQTT 5 on the local broker (gateway child process)', () => {
     assert.equal(ret!.properties?.contentType, 'text/plain');
     await r.c.endAsync();
   });
+});
+
+test('pipeline overloaded: an MQTT 5 reading gets DISCONNECT 0x89 and no PUBACK (the client retransmits), a 3.1.1 one a closed connection', async () => {
+  const log = createLogger({ level: 'silent' });
+  const db = openDatabase({ path: join(tmp.dir, 'overload.db'), durability: 'normal' });
+  // maxPending 0: every reading is refused with EGW_PIPELINE_OVERLOAD.
+  const broker = new BrokerService({
+    config: Value.Default(BrokerConfigSchema, { port: 0 }) as BrokerConfig,
+    log,
+    pipeline: new Pipeline({ log, maxPending: 0 }),
+    devices: new DeviceRegistry(db),
+    registry: new Registry(),
+    db,
+  });
+  await broker.start();
+  try {
+    for (const version of [5, 4] as const) {
+      const raw = await Raw.open(broker.port!, version, `ovl-${version}`);
+      raw.send(
+        {
+          cmd: 'publish',
+          topic: `sensors/ovl-${version}/data`,
+          payload: Buffer.from('{"t": 1}'),
+          qos: 1,
+          messageId: 7,
+          dup: false,
+          retain: false,
+        },
+        version,
+      );
+      const deadline = Date.now() + 5000;
+      while (!raw.closed && Date.now() < deadline) await sleep(20);
+      assert.ok(raw.closed, `v${version} closed`);
+      assert.equal(
+        raw.packets.some((p) => p.cmd === 'puback'),
+        false,
+      );
+      if (version === 5) {
+        const d = raw.packets.find((p) => p.cmd === 'disconnect') as { reasonCode?: number } | undefined;
+        assert.equal(d?.reasonCode, 0x89);
+      }
+    }
+  } finally {
+    await broker.stop();
+    db.close();
+  }
 });
