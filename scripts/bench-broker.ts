@@ -3,6 +3,7 @@
  * Debian's mosquitto, same client harness, one run.
  *
  *   npx tsc -p . && node dist/scripts/bench-broker.js [--seconds 5] [--publishers 10] [--pub-procs 2]
+ *   [--compare /path/to/other/built/checkout]  (that gateway instead of mosquitto, same rounds)
  *
  * Load: 10 publishers (mqtt.js, spread over --pub-procs child processes) → 1 subscriber on
  * `bench/#` (its own child process), 100-byte payloads, QoS 0 then QoS 1 (publish and subscribe
@@ -13,11 +14,12 @@
  * visible. Also measured: idle RSS of the default config and start → READY ("gateway ready").
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 
@@ -45,6 +47,9 @@ const { values: args } = parseArgs({
     window: { type: 'string', default: '20' },
     only: { type: 'string', default: '' },
     rounds: { type: 'string', default: '3' },
+    // Another built checkout (e.g. the commit before an aedes upgrade, with its own node_modules):
+    // run as "reference" in the same rounds instead of mosquitto; idle RSS side by side.
+    compare: { type: 'string', default: '' },
   },
 });
 
@@ -300,13 +305,17 @@ async function stopProc(p: ChildProcess): Promise<void> {
 }
 
 /** Default config with only ports moved off the well-known ones and a temp data dir. */
-function defaultConfigVariant(dir: string, brokerPort: number): string {
-  const text = readFileSync(new URL('../../config/gateway.yaml', import.meta.url), 'utf8')
+function defaultConfigVariant(
+  dir: string,
+  brokerPort: number,
+  root = fileURLToPath(new URL('../../', import.meta.url)),
+): string {
+  const text = readFileSync(join(root, 'config/gateway.yaml'), 'utf8')
     .replace(/^  data_dir: .*$/m, `  data_dir: ${join(dir, 'data')}`)
     .replace(/^  port: 1883$/m, `  port: ${brokerPort}`)
     .replace(/^  port: 9464$/m, '  port: 0')
     .replace(/^  port: 5683$/m, '  port: 0');
-  const file = join(dir, 'gateway.yaml');
+  const file = join(dir, `gateway-${brokerPort}.yaml`);
   writeFileSync(file, text);
   return file;
 }
@@ -360,7 +369,33 @@ async function main(): Promise<void> {
       await stopProc(p);
     }
 
-    const which = args.only ? [args.only] : ['edge-gateway', 'mosquitto'];
+    // --compare: the reference checkout's gateway on its own default config, started the same way.
+    let ref: { proc: ChildProcess; port: number } | undefined;
+    if (args.compare) {
+      const root = resolve(args.compare);
+      const refDir = join(dir, 'reference');
+      mkdirSync(refDir);
+      const port = await freePort();
+      const refCfg = defaultConfigVariant(refDir, port, root);
+      const t2 = performance.now();
+      const proc = spawn(process.execPath, [...NODE_FLAGS, join(root, 'dist/src/main.js'), '--config', refCfg], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      cleanup.push(proc);
+      await waitLine(proc, (l) => l.includes('gateway ready'));
+      const ms = performance.now() - t2;
+      await sleep(3000);
+      const rss = (pid: number) =>
+        Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+      const [a, b] = [rss(gw.pid!), rss(proc.pid!)];
+      console.log(`reference ${root} default config: start → READY ${ms.toFixed(0)} ms, idle RSS ${b.toFixed(1)} MB`);
+      console.log(
+        `idle RSS, both idle at the same moment: this ${a.toFixed(1)} MB, reference ${b.toFixed(1)} MB, ratio ${(a / b).toFixed(3)}`,
+      );
+      ref = { proc, port };
+    }
+    const other = ref ? 'reference' : 'mosquitto';
+    const which = args.only ? [args.only] : ['edge-gateway', other];
     const runMosquitto = async (qos: 0 | 1): Promise<Result> => {
       const mqPort = await freePort();
       const conf = join(dir, 'mosquitto.conf');
@@ -382,7 +417,11 @@ async function main(): Promise<void> {
         const order = round % 2 === 0 ? which : [...which].reverse();
         for (const b of order) {
           results.push(
-            b === 'edge-gateway' ? await runLoad('edge-gateway', gw.pid!, gwPort, qos) : await runMosquitto(qos),
+            b === 'edge-gateway'
+              ? await runLoad('edge-gateway', gw.pid!, gwPort, qos)
+              : b === 'reference' && ref
+                ? await runLoad('reference', ref.proc.pid!, ref.port, qos)
+                : await runMosquitto(qos),
           );
         }
       }
@@ -408,12 +447,12 @@ async function main(): Promise<void> {
     }
     for (const qos of [0, 1]) {
       const g = results.filter((r) => r.broker === 'edge-gateway' && r.qos === qos);
-      const m = results.filter((r) => r.broker === 'mosquitto' && r.qos === qos);
+      const m = results.filter((r) => r.broker === other && r.qos === qos);
       if (g.length === 0 || g.length !== m.length) continue;
       const ratios = g.map((r, i) => r.rate / m[i]!.rate).sort((a, b) => a - b);
       const median = ratios[Math.floor(ratios.length / 2)]!;
       console.log(
-        `QoS ${qos}: edge-gateway delivers ${(median * 100).toFixed(0)} % of mosquitto's rate (median of ${ratios.length} rounds; range ${(ratios[0]! * 100).toFixed(0)}–${(ratios[ratios.length - 1]! * 100).toFixed(0)} %)`,
+        `QoS ${qos}: edge-gateway delivers ${(median * 100).toFixed(0)} % of ${other}'s rate (median of ${ratios.length} rounds; range ${(ratios[0]! * 100).toFixed(0)}–${(ratios[ratios.length - 1]! * 100).toFixed(0)} %)`,
       );
     }
   } finally {

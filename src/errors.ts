@@ -25,7 +25,8 @@ export const ERROR_CODES = {
   EGW_MQTT_TLS: 'The MQTT TLS listener is misconfigured, or a TLS handshake failed.',
   EGW_MQTT_AUTH: 'An MQTT CONNECT was refused (credentials, client id, keepalive, will topic).',
   EGW_MQTT_ACL: 'An MQTT publish or subscription was refused by the ACL.',
-  EGW_MQTT_LIMIT: 'An MQTT connection was refused by max_connections or connect_rate_per_ip.',
+  EGW_MQTT_LIMIT:
+    'An MQTT connection was refused by max_connections or connect_rate_per_ip, or closed for exceeding receive_maximum.',
   EGW_MQTT_PACKET_TOO_LARGE: 'An MQTT packet exceeded broker.max_packet_bytes; the connection was closed.',
   EGW_MQTT_PERSISTENCE: 'The MQTT broker persistence (SQLite) failed while routing a message.',
   EGW_CODEC_MAGIC: 'A binary payload does not start with the codec magic byte 0xC1.',

@@ -1,11 +1,15 @@
+import type { Socket } from 'node:net';
 import type { Aedes, Client, PublishPacket } from 'aedes';
 
 /**
  * Everything the broker relies on in aedes beyond its typed, documented API, in one file.
- * Read from aedes 1.2.0 (node_modules/aedes: aedes.js, lib/handlers/publish.js,
- * lib/handlers/index.js, lib/handlers/connect.js). Re-read those files when upgrading aedes;
- * `test/integration/broker-ack-commit.test.ts` and `broker-paho.test.ts` fail if a change breaks
- * what is assumed here.
+ * Read from aedes 1.2.0 and re-read for 2.0.0-beta.1 (node_modules/aedes: aedes.js, lib/client.js,
+ * lib/handlers/publish.js, lib/handlers/pubrel.js, lib/handlers/index.js, lib/handlers/connect.js).
+ * Re-read those files when upgrading aedes; `test/integration/broker-ack-commit.test.ts`,
+ * `broker-mqtt5.test.ts` and `broker-paho.test.ts` fail if a change breaks what is assumed here.
+ *
+ * aedes 2.0.0-beta.1 (the only MQTT 5 release on npm) was branched before 1.1.x–1.2.0 and lacks
+ * their fixes; `restoreAedes12Fixes` and `hardenClient` put them back (docs/broker.md, "MQTT 5").
  */
 
 type Done = (err?: Error | null) => void;
@@ -193,4 +197,210 @@ export function exactDedupe(client: Client): void {
     if (packet.qos !== 0) steer(packet);
     deliverQoS(packet, cb);
   };
+}
+
+/** MQTT 5 reason codes the gateway sends itself (MQTT 5.0 §2.4). */
+export const ReasonCode = {
+  UNSPECIFIED_ERROR: 0x80,
+  NOT_AUTHORIZED: 0x87,
+  SERVER_BUSY: 0x89,
+  RECEIVE_MAXIMUM_EXCEEDED: 0x93,
+} as const;
+
+interface ClientInternals {
+  version: number | null;
+  /** aedes 2: true when the session does not outlive the connection (Session Expiry 0). */
+  clean: boolean;
+  /** Set by aedes from CONNECT (lib/handlers/connect.js init); read by setKeepAlive and doConnack. */
+  _serverKeepAlive?: number;
+  /** MQTT 5 Clean Start / 3.1.1 CleanSession of the CONNECT (connect.js init). */
+  _cleanStart?: boolean;
+  subscriptions: Record<string, unknown>;
+  duplicates: Record<string, number>;
+  disconnect(opts: { reasonCode: number }, done: () => void): void;
+  /** mqtt-packet parser of the connection; aedes listens to its 'packet' event (lib/client.js). */
+  _parser: NodeJS.EventEmitter;
+}
+
+function internals(client: Client): ClientInternals {
+  return client as unknown as ClientInternals;
+}
+
+/**
+ * MQTT 5 Server Keep Alive: aedes' own `keepaliveLimit` also refuses every 3.1.1 client with
+ * keepalive 0 (connect.js init, return code 6), which would undo `allow_keepalive_zero`, so the
+ * value is set per client instead. Called from `authenticate`, which aedes runs before
+ * `setKeepAlive` (the timer) and `doConnack` (which announces it).
+ */
+export function setServerKeepAlive(client: Client, seconds: number): void {
+  internals(client)._serverKeepAlive = seconds;
+}
+
+/**
+ * Sends an MQTT 5 DISCONNECT with `reasonCode` and closes; `done` runs once the connection is
+ * closed, so an acknowledgement aedes writes afterwards is not sent (write.js: connection closed).
+ * A 3.1.1 client has no server DISCONNECT: it is just closed.
+ */
+export function disconnectWith(client: Client, reasonCode: number, done: () => void): void {
+  internals(client).disconnect({ reasonCode }, done);
+}
+
+/**
+ * GHSA-52qw-whmv-87c5 (fixed in aedes 1.1.2, absent from 2.0.0-beta.1): maps keyed by client ids,
+ * topic filters and broker ids from the wire were plain objects, so an id such as `__proto__` or
+ * `constructor` read an inherited value. Called at preConnect, before aedes fills either map.
+ */
+export function hardenClient(client: Client): void {
+  const c = internals(client);
+  c.subscriptions = Object.create(null) as Record<string, unknown>;
+  c.duplicates = Object.create(null) as Record<string, number>;
+  // lib/handlers/subscribe.js `_dedupe` (SUBSCRIBE with several filters, and the restore of a
+  // persistent session's subscriptions) collects filters in `{}`: a `__proto__` filter replaces that
+  // object's prototype, the loop then yields strings instead of subscriptions and aedes throws from a
+  // callback — the process ends (measured: one SUBSCRIBE ["a", "__proto__"] from any client).
+  // Such a filter is renamed before aedes sees it to one authorizeSubscribe always refuses, so the
+  // client gets a failure code for it in its SUBACK and it is never stored.
+  c._parser.prependListener('packet', (packet: { cmd?: string; subscriptions?: { topic: string }[] }) => {
+    if (packet.cmd !== 'subscribe' || !Array.isArray(packet.subscriptions)) return;
+    for (const sub of packet.subscriptions) if (sub.topic === '__proto__') sub.topic = REFUSED_FILTER;
+  });
+}
+
+/** Stands in for a topic filter aedes cannot hold (see hardenClient); always refused. */
+export const REFUSED_FILTER = '$SYS/edge-gateway/refused-filter';
+
+interface IncomingStore {
+  incomingStorePacket(client: Client, packet: { messageId?: number }): Promise<void>;
+  incomingDelPacket(client: Client, packet: { messageId?: number }): Promise<void>;
+  cleanIncoming?(client: Client): Promise<void>;
+}
+
+export interface Aedes12Fixes {
+  /** Inbound QoS 2 messages awaiting PUBREL per client (aedes 1.2 maxInflightInbound; MQTT 5 Receive Maximum). */
+  maxInboundQoS2: number;
+  /** Did this client's CONNECT ask for a clean start / clean session? */
+  cleanStart(client: Client): boolean;
+  /** A client went over `maxInboundQoS2` (it is disconnected). */
+  onExceeded(client: Client): void;
+}
+
+/**
+ * Restores what aedes 1.1.x–1.2.0 fixed and 2.0.0-beta.1 does not have:
+ * - GHSA-52qw-whmv-87c5: `aedes.clients` / `aedes.brokers` without a prototype (see hardenClient).
+ * - The inbound QoS 2 window (1.2 `maxInflightInbound`, default 1000): a client that keeps sending
+ *   new QoS 2 messages without PUBREL grew its stored set without bound. The count is kept here
+ *   around the persistence's incoming store, keyed by packet id (a DUP retransmission reuses its
+ *   slot). Over the bound an MQTT 5 client gets DISCONNECT 0x93 (Receive Maximum exceeded,
+ *   [MQTT-3.3.4-9]; the bound is announced in CONNACK), a 3.1.1 client is closed, as in 1.2.
+ * - pubrel.js calls `incomingDelPacket(...).finally(...)`: a rejection (e.g. a concurrent duplicate
+ *   PUBREL) escaped as an unhandled rejection and ended the process; here it never rejects.
+ * - GHSA-p8r9-qf8w-p73r [MQTT-3.1.2-6]/[MQTT-3.1.2-4]: the inbound QoS 2 dedup state is session
+ *   state; a clean start must discard it (else a reconnecting client's first colliding packet id is
+ *   acknowledged and dropped), and a session that ends with its connection must not leave it behind.
+ *   Done on the `client` event (right after registerClient, as 1.2 does; the persistence is FIFO,
+ *   so the client's own later QoS 2 stores come after it) and on `clientDisconnect`.
+ */
+export function restoreAedes12Fixes(aedes: Aedes, o: Aedes12Fixes): void {
+  const a = aedes as unknown as { clients: object; brokers: object; persistence: IncomingStore };
+  a.clients = Object.assign(Object.create(null) as object, a.clients);
+  a.brokers = Object.assign(Object.create(null) as object, a.brokers);
+  const p = a.persistence;
+  const store = p.incomingStorePacket.bind(p);
+  const del = p.incomingDelPacket.bind(p);
+  const inflight = new WeakMap<Client, Set<number>>();
+  p.incomingStorePacket = (client, packet) => {
+    const id = packet.messageId ?? 0;
+    let set = inflight.get(client);
+    if (set === undefined) inflight.set(client, (set = new Set()));
+    if (!set.has(id) && set.size >= o.maxInboundQoS2) {
+      o.onExceeded(client);
+      const err = new Error(`more than ${o.maxInboundQoS2} inbound QoS 2 messages awaiting PUBREL`);
+      lingerOnClose(client);
+      // Rejected only once the connection is closed: aedes then neither routes nor PUBRECs it.
+      return new Promise<void>((_, reject) =>
+        disconnectWith(client, ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, () => reject(err)),
+      );
+    }
+    set.add(id);
+    return store(client, packet).catch((err: unknown) => {
+      set.delete(id);
+      throw err;
+    });
+  };
+  p.incomingDelPacket = (client, packet) =>
+    del(client, packet).then(
+      () => void inflight.get(client)?.delete(packet.messageId ?? 0),
+      () => undefined,
+    );
+  const clean = (client: Client) => {
+    if (typeof p.cleanIncoming === 'function') p.cleanIncoming(client).catch(() => undefined);
+  };
+  aedes.on('client', (client) => {
+    if (o.cleanStart(client)) clean(client);
+  });
+  aedes.on('clientDisconnect', (client) => {
+    inflight.delete(client);
+    // client.clean: the session ends with this connection (3.1.1 CleanSession, MQTT 5 expiry 0).
+    if (client.clean) clean(client);
+  });
+}
+
+/**
+ * Keeps a resumed MQTT 5 session's queued messages when the new connection asks for Session Expiry 0.
+ *
+ * aedes 2.0.0-beta.1 sets `client.clean` from the new CONNECT's Session Expiry (0 → clean) and
+ * connect.js `emptyQueueFilter` discards the queued messages of every `clean` client — also when
+ * Clean Start is 0 and the session is resumed, where [MQTT-3.1.2-5]/§4.1 require them to be
+ * delivered (expiry 0 only ends the session when this connection closes). Paho's
+ * test_offline_message_queueing and test_publication_expiry fail on exactly this; Mosquitto
+ * delivers. The returned `mark(client)` (called from authenticate, before fetchSubs/emptyQueue)
+ * lets such a client count as not clean until its connect completed (`clientReady`): the queue is
+ * then delivered, and the session still ends with the connection (scheduleSessionExpiry reads the
+ * interval, not `clean`). Upstream fix: test `client._cleanStart`, not `client.clean`, there.
+ */
+export function keepQueueOnResume(aedes: Aedes): (client: Client) => void {
+  const marked = new WeakSet<Client>();
+  const restore = (client: Client) => {
+    if (marked.delete(client)) internals(client).clean = true;
+  };
+  const events = aedes as unknown as NodeJS.EventEmitter;
+  events.on('clientReady', restore);
+  events.on('clientDisconnect', restore);
+  return (client) => {
+    const c = internals(client);
+    if (c.version === 5 && c._cleanStart === false && c.clean) {
+      c.clean = false;
+      marked.add(client);
+    }
+  };
+}
+
+/** How long a connection closed after a DISCONNECT keeps reading before it is destroyed. */
+const LINGER_MS = 2000;
+
+/**
+ * The next `destroy()` aedes makes of this client's socket (client.close) becomes a half-close:
+ * FIN after what was written, unread input drained, destroyed on the peer's FIN or after LINGER_MS.
+ * A client flooding the broker still has data in flight when it is disconnected; destroying the
+ * socket with unread input sends a TCP RST, and the peer's stack may then drop the DISCONNECT
+ * (0x93) before the client reads it (Paho's test_flow_control2 saw ECONNRESET instead).
+ */
+function lingerOnClose(client: Client): void {
+  const conn = client.conn as unknown as Socket;
+  if (typeof conn.end !== 'function') return;
+  const destroy = conn.destroy.bind(conn);
+  let lingering = false;
+  // Later calls (aedes' error path after the close: client._onError) must not cut the linger short.
+  conn.destroy = ((): Socket => {
+    if (lingering) return conn;
+    lingering = true;
+    const timer = setTimeout(() => destroy(), LINGER_MS);
+    timer.unref();
+    conn.once('close', () => clearTimeout(timer));
+    conn.on('data', () => {});
+    conn.once('end', () => destroy());
+    conn.end();
+    conn.resume();
+    return conn;
+  }) as typeof conn.destroy;
 }

@@ -70,7 +70,9 @@ export class Authenticator {
   }
 
   async authenticate(c: ConnectInfo): Promise<AuthResult> {
-    if (c.emptyClientId && (!c.clean || c.protocolVersion < 4)) {
+    // MQTT 5 lets the server assign an id whatever Clean Start says [MQTT-3.1.3-6] (aedes reports it
+    // in CONNACK's Assigned Client Identifier): the session is new either way.
+    if (c.emptyClientId && c.protocolVersion < 5 && (!c.clean || c.protocolVersion < 4)) {
       // [MQTT-3.1.3-8] a zero-byte ClientId needs CleanSession=1 (there is no session to resume);
       // MQTT 3.1 §3.1 requires 1-23 characters. aedes 1.2 would make an id up and accept both.
       return refuse(ConnackCode.IDENTIFIER_REJECTED, 'client_id', 'empty client id needs a clean session (MQTT 3.1.1)');
@@ -80,7 +82,12 @@ export class Authenticator {
     // 3.1.1 has no way to tell the client the allowed value. Keepalive 0 is a separate choice
     // (allow_keepalive_zero): it is legal (§3.1.2.10, it turns the mechanism off) and many small
     // clients send it — Mosquitto 2.0.12 refusing it broke them (eclipse/mosquitto#2309, #2361).
-    if (c.keepalive === 0 ? !this.config.allow_keepalive_zero : max > 0 && c.keepalive > max) {
+    // An MQTT 5 client is not refused: CONNACK's Server Keep Alive imposes the bound instead
+    // (§3.2.2.3.14, set by the policy; see serverKeepAlive below).
+    if (
+      c.protocolVersion < 5 &&
+      (c.keepalive === 0 ? !this.config.allow_keepalive_zero : max > 0 && c.keepalive > max)
+    ) {
       const allowed = `${this.config.allow_keepalive_zero ? 0 : 1}..${max > 0 ? max : 65535}s`;
       return refuse(ConnackCode.IDENTIFIER_REJECTED, 'keepalive', `keepalive ${c.keepalive}s outside ${allowed}`);
     }
@@ -124,4 +131,18 @@ export class Authenticator {
 
 function refuse(returnCode: ConnackCode, reason: AuthFailure, message: string): AuthResult {
   return { ok: false, returnCode, reason, message };
+}
+
+/**
+ * MQTT 5 Server Keep Alive (§3.2.2.3.14) for a client asking for `keepalive` seconds: the bound
+ * `keepalive_max_s` when the request exceeds it, or is 0 while `allow_keepalive_zero` is false;
+ * undefined when the client's value stands. MQTT 3.1.1 clients are refused instead (CONNACK 2).
+ */
+export function serverKeepAlive(
+  config: Pick<BrokerConfig, 'keepalive_max_s' | 'allow_keepalive_zero'>,
+  keepalive: number,
+): number | undefined {
+  const max = config.keepalive_max_s;
+  if (keepalive === 0) return config.allow_keepalive_zero ? undefined : max > 0 ? max : 65535;
+  return max > 0 && keepalive > max ? max : undefined;
 }

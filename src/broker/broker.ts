@@ -93,6 +93,13 @@ export class BrokerService implements Service {
       connectTimeout: CONNECT_TIMEOUT_MS,
       // Allow device-id-length client ids for MQTT 3.1 clients as well (3.1.1 has no limit).
       maxClientsIdLength: 64,
+      // MQTT 5, announced in CONNACK (docs/broker.md "MQTT 5"). Server Keep Alive is set per client
+      // by the policy: aedes' keepaliveLimit would also refuse 3.1.1 clients with keepalive 0.
+      topicAliasMaximum: config.topic_alias_maximum,
+      maximumPacketSize: config.max_packet_bytes,
+      receiveMaximum: config.receive_maximum,
+      sessionExpiryIntervalLimit: config.session_expiry_max_s,
+      pendingSessionsLimit: config.pending_sessions_max,
       ...this.policy.hooks(),
     });
     this.aedes = aedes;

@@ -107,6 +107,38 @@ export const BrokerConfigSchema = section(
       description:
         'Accept keepalive 0 (no MQTT keepalive, legal in MQTT 3.1.1 §3.1.2.10); such connections get TCP keepalive instead. false = refuse with CONNACK 2.',
     }),
+    receive_maximum: Type.Integer({
+      minimum: 1,
+      maximum: 65535,
+      default: 1000,
+      description:
+        'Inbound QoS 2 messages awaiting PUBREL per client; announced to MQTT 5 clients as Receive Maximum (over it: DISCONNECT 0x93; MQTT 3.1.1 clients are closed).',
+    }),
+    topic_alias_maximum: Type.Integer({
+      minimum: 0,
+      maximum: 65535,
+      default: 10,
+      description: 'Topic aliases an MQTT 5 client may set up towards the broker (announced in CONNACK); 0 = none.',
+    }),
+    session_expiry_max_s: Type.Integer({
+      minimum: 0,
+      maximum: 4294967295,
+      default: 604800,
+      description:
+        'Longest MQTT 5 Session Expiry Interval granted (a longer or "never" request is cut to it and CONNACK says so); 0 = no bound.',
+    }),
+    message_expiry_max_s: Type.Integer({
+      minimum: 0,
+      maximum: 4294967295,
+      default: 604800,
+      description: 'Longest MQTT 5 Message Expiry Interval kept (a longer one is cut to it); 0 = no bound.',
+    }),
+    pending_sessions_max: Type.Integer({
+      minimum: 0,
+      default: 10000,
+      description:
+        'Disconnected MQTT 5 sessions (and delayed wills) waiting to expire; a session ending beyond it is expired at once; 0 = no bound.',
+    }),
     connect_rate_per_ip: Type.Integer({
       minimum: 0,
       default: 20,

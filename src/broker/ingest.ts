@@ -7,6 +7,7 @@ import {
   type RefusalCode,
 } from '../pipeline/normalise.js';
 import { isValidDeviceId, type Reading } from '../pipeline/reading.js';
+import { contentTypeKind } from './mqtt5.js';
 
 export { MAX_READINGS_PER_MESSAGE, MAX_VALUES_PER_READING } from '../pipeline/normalise.js';
 
@@ -64,6 +65,7 @@ export function decodeSensorMessage(
   payload: Buffer,
   receivedAt: number,
   decoders: readonly PayloadDecoder[] = [],
+  contentType?: string,
 ): IngestResult | undefined {
   const id = sensorTopicId(topic);
   if (id === undefined) return undefined;
@@ -76,8 +78,21 @@ export function decodeSensorMessage(
       message: `device id in topic ${JSON.stringify(topic.slice(0, 100))} is not allowed`,
     };
   }
-  for (const d of decoders) {
-    if (!d.looksLike(payload)) continue;
+  // An MQTT 5 Content Type may name the format (application/json or the codec's media type);
+  // absent or unknown, the payload decides (the codec's magic byte).
+  const kind = contentTypeKind(contentType);
+  for (const d of kind === 'json' ? [] : decoders) {
+    if (!d.looksLike(payload)) {
+      if (kind === 'codec') {
+        return {
+          ok: false,
+          deviceId: id,
+          code: 'EGW_INGEST_INVALID',
+          message: `${d.name}: content type ${contentType} but not a codec payload`,
+        };
+      }
+      continue;
+    }
     let readings: Reading[];
     try {
       readings = d.decode(payload, id, receivedAt);

@@ -17,12 +17,20 @@ import { canPublish, canReceive, canSubscribe } from './acl.js';
 import {
   brokerPersistence,
   commitBeforePuback,
+  disconnectWith,
   exactDedupe,
+  hardenClient,
+  keepQueueOnResume,
+  ReasonCode,
+  REFUSED_FILTER,
+  restoreAedes12Fixes,
   sentDisconnect,
+  setServerKeepAlive,
   type IncomingLookup,
   type PublishNow,
 } from './aedes-adapter.js';
-import { Authenticator, type ClientIdentity } from './auth.js';
+import { Authenticator, serverKeepAlive, type ClientIdentity } from './auth.js';
+import { encodedSize, withoutWillOnlyProperties } from './mqtt5.js';
 import type { BrokerConfig } from './config.js';
 import { decodeSensorMessage, type PayloadDecoder } from './ingest.js';
 import { RateLimitedLog } from '../log/rate-limited.js';
@@ -67,7 +75,17 @@ const TCP_KEEPALIVE_MS = 60_000;
 export interface DurableStore {
   /** Does a persistent session (clean=false) hold a QoS > 0 subscription matching `topic`? */
   hasPersistentSubscriber(topic: string): boolean;
+  /** MQTT 5 session deadlines kept across restarts (wall-clock ms; null forgets). */
+  setSessionExpiry(clientId: string, expiresAt: number | null): Promise<void>;
+  sessionExpiries(): { clientId: string; expiresAt: number }[];
+  /** Ends the stored session of a client that is not connected. */
+  endSession(clientId: string): Promise<void>;
 }
+
+/** MQTT 5 "the session does not expire" (§3.1.2.11.2). */
+const NEVER_EXPIRES = 0xffffffff;
+/** setTimeout's longest delay; longer waits are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface PolicyOptions {
   config: BrokerConfig;
@@ -93,6 +111,9 @@ export class BrokerPolicy {
   /** Set with a durable store: QoS 1 messages it must keep are committed before their PUBACK. */
   private publishNow: PublishNow | undefined;
   private store: DurableStore | undefined;
+  private resumeQueue: ((client: Client) => void) | undefined;
+  /** Client ids with a stored session deadline, and the timers armed for them after a restart. */
+  private readonly deadlines = new Map<string, NodeJS.Timeout | undefined>();
   closing = false;
 
   constructor(private readonly o: PolicyOptions) {
@@ -120,6 +141,18 @@ export class BrokerPolicy {
       this.store = store;
       this.publishNow = commitBeforePuback(aedes);
     }
+    restoreAedes12Fixes(aedes, {
+      maxInboundQoS2: this.o.config.receive_maximum,
+      cleanStart: (client) => this.pending.get(client)?.clean ?? true,
+      onExceeded: (client) =>
+        this.warn.warn(
+          `rxmax:${client.id}`,
+          { code: 'EGW_MQTT_LIMIT', clientId: client.id, limit: this.o.config.receive_maximum },
+          'MQTT client exceeded broker.receive_maximum (QoS 2 messages awaiting PUBREL); disconnected',
+        ),
+    });
+    this.resumeQueue = keepQueueOnResume(aedes);
+    if (store) this.keepSessionDeadlines(aedes, store);
     aedes.on('client', (client) => this.online(client));
     aedes.on('clientDisconnect', (client) => this.offline(client));
     aedes.on('keepaliveTimeout', (client) => {
@@ -132,6 +165,52 @@ export class BrokerPolicy {
     aedes.on('connectionError', (_client, err) => this.o.log.debug({ err: err.message }, 'connection error'));
   }
 
+  /**
+   * Session Expiry across a restart. aedes 2.0.0-beta.1 arms the expiry of a disconnected MQTT 5
+   * session as an in-memory timer only; after a restart (or kill -9) such a session was never ended.
+   * The deadline is stored when the client goes (wall clock: it must outlive the process) and
+   * forgotten when it comes back or aedes ends the session; at start every stored deadline becomes
+   * a timer again (monotonic from here on) or, if it has passed, the session ends now. A board that
+   * starts with its clock in 1970 sees the deadlines far ahead: sessions then last longer, never
+   * shorter, until the next restart.
+   */
+  private keepSessionDeadlines(aedes: Aedes, store: DurableStore): void {
+    const end = (clientId: string) => {
+      this.deadlines.delete(clientId);
+      if (aedes.closed) return;
+      store
+        .endSession(clientId)
+        .catch((err: unknown) =>
+          this.o.log.error({ err, clientId, code: 'EGW_MQTT_PERSISTENCE' }, 'MQTT session expiry failed'),
+        );
+    };
+    const arm = (clientId: string, expiresAt: number) => {
+      const left = expiresAt - Date.now();
+      if (left <= 0) return end(clientId);
+      const timer = setTimeout(
+        () => (left > MAX_TIMER_MS ? arm(clientId, expiresAt) : end(clientId)),
+        Math.min(left, MAX_TIMER_MS),
+      );
+      timer.unref();
+      this.deadlines.set(clientId, timer);
+    };
+    for (const { clientId, expiresAt } of store.sessionExpiries()) arm(clientId, expiresAt);
+    aedes.on('clientDisconnect', (client) => {
+      const interval = client.version === 5 ? client.sessionExpiryInterval : 0;
+      if (interval <= 0 || interval >= NEVER_EXPIRES) return;
+      this.deadlines.set(client.id, undefined);
+      void store.setSessionExpiry(client.id, Date.now() + interval * 1000).catch(() => undefined);
+    });
+    const forget = (client: Client) => {
+      if (!this.deadlines.has(client.id)) return;
+      clearTimeout(this.deadlines.get(client.id));
+      this.deadlines.delete(client.id);
+      void store.setSessionExpiry(client.id, null).catch(() => undefined);
+    };
+    aedes.on('client', forget);
+    (aedes as unknown as NodeJS.EventEmitter).on('sessionExpired', forget);
+  }
+
   private preConnect(client: Client, packet: ConnectPacket, cb: (err: Error | null, ok: boolean) => void): void {
     const keepalive = packet.keepalive ?? 0;
     this.pending.set(client, {
@@ -141,6 +220,7 @@ export class BrokerPolicy {
       clean: packet.clean !== false,
       protocolVersion: packet.protocolVersion ?? 4,
     });
+    hardenClient(client);
     exactDedupe(client);
     // Keepalive 0 turns MQTT's dead-client detection off (§3.1.2.10); TCP's stays.
     if (keepalive === 0) (client.conn as Partial<Socket>).setKeepAlive?.(true, TCP_KEEPALIVE_MS);
@@ -180,6 +260,11 @@ export class BrokerPolicy {
           }
           if (r.ok) {
             const hasWill = pending.willTopic !== undefined;
+            if (pending.protocolVersion === 5) {
+              const ska = serverKeepAlive(this.o.config, pending.keepalive);
+              if (ska !== undefined) setServerKeepAlive(client, ska);
+              this.resumeQueue?.(client);
+            }
             this.sessions.set(client, { identity: r.identity, device: false, hasWill, timedOut: false });
             return cb(null, true);
           }
@@ -254,6 +339,10 @@ export class BrokerPolicy {
                   cb,
                 )
         : cb;
+    // aedes 2.0.0-beta.1 publishes a will with the CONNECT's will properties as they are, Will Delay
+    // Interval included — not a PUBLISH property (§3.3.2.3); strict clients reject such a packet
+    // (Paho's test_will_message / test_will_delay). The delay was applied before this call.
+    if (packet.properties) packet.properties = withoutWillOnlyProperties(packet.properties);
     metrics.messagesIn.inc();
     metrics.bytesIn.inc(payload.length);
     if (client && s?.device) devices.message(client.id, 'mqtt', payload.length);
@@ -265,10 +354,16 @@ export class BrokerPolicy {
         { code: 'EGW_MQTT_ACL', clientId: client?.id, username: s?.identity.username, topic: topic.slice(0, 200) },
         'MQTT publish refused by the ACL; acknowledged and discarded',
       );
+      // MQTT 5: aedes answers an authorizePublish error with PUBACK/PUBREC 0x87 (Not authorized) and
+      // discards the message, keeping the connection (QoS 0: discarded). 3.1.1 has no negative ack.
+      // No Reason String (the error message would become one): the log says why, and Paho's v5
+      // client cannot parse a PUBACK with properties (valid, §3.4.2.2) — test_dollar_topics.
+      if (client?.version === 5) return cb(new Error(''));
       this.drop(packet);
       return cb(null);
     }
-    const result = decodeSensorMessage(topic, payload, Date.now(), this.o.decoders);
+    this.boundExpiry(packet);
+    const result = decodeSensorMessage(topic, payload, Date.now(), this.o.decoders, packet.properties?.contentType);
     if (result === undefined) return accept(null);
     if (!result.ok) {
       (result.code === 'EGW_INGEST_DEVICE_ID' ? metrics.ingest.device_id : metrics.ingest.invalid_payload).inc();
@@ -317,6 +412,15 @@ export class BrokerPolicy {
     this.ingest(client, packet, result.readings, accept);
   }
 
+  /** Cuts an MQTT 5 Message Expiry Interval to broker.message_expiry_max_s (aedes stores the absolute expiry). */
+  private boundExpiry(packet: PublishPacket): void {
+    const max = this.o.config.message_expiry_max_s;
+    const props = packet.properties;
+    if (max > 0 && props?.messageExpiryInterval !== undefined && props.messageExpiryInterval > max) {
+      props.messageExpiryInterval = max;
+    }
+  }
+
   private refusal(
     client: Client | null,
     topic: string,
@@ -355,6 +459,14 @@ export class BrokerPolicy {
           { code: err.code, clientId: client?.id, err: err.message },
           'MQTT reading not accepted by the pipeline; not acknowledged, connection closed so the client retries',
         );
+        // MQTT 5: aedes would answer the error with PUBACK 0x87, which ends the message for the
+        // client. Closing first (DISCONNECT 0x89 Server busy / 0x80) keeps it unacknowledged, so the
+        // client retransmits after reconnecting, as a 3.1.1 client does.
+        if (client?.version === 5) {
+          const code = overload ? ReasonCode.SERVER_BUSY : ReasonCode.UNSPECIFIED_ERROR;
+          disconnectWith(client, code, () => cb(err));
+          return;
+        }
         cb(err);
       },
     );
@@ -366,6 +478,7 @@ export class BrokerPolicy {
     cb: (err: Error | null, sub?: Subscription | null) => void,
   ): void {
     const acl = this.sessions.get(client)?.identity.acl;
+    if (sub.topic === REFUSED_FILTER) return cb(null, null);
     if (!acl || canSubscribe(acl, sub.topic)) return cb(null, sub);
     this.o.metrics.aclSubscribe.inc();
     this.warn.warn(
@@ -380,6 +493,10 @@ export class BrokerPolicy {
     if (packet.topic === DROP_TOPIC) return null;
     const acl = this.sessions.get(client)?.identity.acl;
     if (acl && !canReceive(acl, packet.topic)) return null;
+    // [MQTT-3.1.2-25] a packet larger than the client's Maximum Packet Size is discarded, not sent
+    // (aedes 2.0.0-beta.1 stores the value but does not act on it).
+    const max = client.version === 5 ? client.maximumPacketSize : undefined;
+    if (max !== undefined && encodedSize(packet) > max) return null;
     this.o.metrics.messagesOut.inc();
     this.o.metrics.bytesOut.inc(packet.payload.length);
     return packet;

@@ -49,4 +49,10 @@ export const MIGRATIONS: readonly string[] = [
      payload   BLOB,
      extra     BLOB
    );`,
+  // MQTT 5 sessions waiting to expire (aedes keeps their timers in memory only): wall-clock ms
+  // deadline, so a restart can still end them (docs/broker.md, "MQTT 5").
+  `CREATE TABLE mqtt_session_expiry (
+     client_id  TEXT PRIMARY KEY,
+     expires_at INTEGER NOT NULL
+   ) WITHOUT ROWID;`,
 ];

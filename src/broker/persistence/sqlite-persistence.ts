@@ -348,6 +348,36 @@ export class SqlitePersistence {
   // ---- lifecycle ----------------------------------------------------------------------------
 
   /** Commits pending writes. Does not close the shared database (its owner does). */
+  // ---- MQTT 5 session expiry (gateway extension, not part of aedes' persistence interface) ----
+
+  /** Records when the session of `clientId` expires (wall-clock ms), or forgets it (null). */
+  async setSessionExpiry(clientId: string, expiresAt: number | null): Promise<void> {
+    return this.batch.add(() =>
+      expiresAt === null ? this.st.expiryDel.run(clientId) : this.st.expiryPut.run(clientId, Math.round(expiresAt)),
+    );
+  }
+
+  /** Every recorded deadline (read at start, before clients connect). */
+  sessionExpiries(): { clientId: string; expiresAt: number }[] {
+    return this.st.expiryAll.all() as { clientId: string; expiresAt: number }[];
+  }
+
+  /**
+   * Ends the session of a client that is not connected: its subscriptions, queued messages, inbound
+   * QoS 2 state and deadline — what aedes' `_wipeSession` removes for a connected-then-gone client,
+   * for one known only from the database. A will still stored is left to aedes' sweep of wills of
+   * stopped brokers, which publishes it ([MQTT-3.1.3-9]: at the latest when the session ends).
+   */
+  async endSession(clientId: string): Promise<void> {
+    const client = { id: clientId };
+    await this.cleanSubscriptions(client);
+    const queued: unknown[] = [];
+    for await (const packet of this.outgoingStream(client)) queued.push(packet);
+    for (const packet of queued) await this.outgoingClearMessageId(client, packet);
+    await this.cleanIncoming(client);
+    await this.setSessionExpiry(clientId, null);
+  }
+
   async destroy(): Promise<void> {
     if (this.destroyed) throw new Error('destroyed called twice!');
     this.destroyed = true;

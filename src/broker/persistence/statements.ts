@@ -26,11 +26,18 @@ export interface Statements {
   willGet: Statement;
   willDel: Statement;
   willKeys: Statement;
+  expiryPut: Statement;
+  expiryDel: Statement;
+  expiryAll: Statement;
 }
 
 export function prepareStatements(db: Db): Statements {
   const p = (sql: string): Statement => db.prepare(sql);
   return {
+    expiryPut: p(`INSERT INTO mqtt_session_expiry (client_id, expires_at) VALUES (?, ?)
+      ON CONFLICT (client_id) DO UPDATE SET expires_at = excluded.expires_at`),
+    expiryDel: p('DELETE FROM mqtt_session_expiry WHERE client_id = ?'),
+    expiryAll: p('SELECT client_id AS clientId, expires_at AS expiresAt FROM mqtt_session_expiry'),
     // Upserts keep the rowid, so iteration order stays the order of first insertion (as a Map).
     retainedPut: p(`INSERT INTO mqtt_retained (topic, head, payload, extra) VALUES (?, ?, ?, ?)
       ON CONFLICT (topic) DO UPDATE SET head = excluded.head, payload = excluded.payload, extra = excluded.extra`),
