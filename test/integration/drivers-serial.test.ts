@@ -131,8 +131,10 @@ test('hot unplug: socat killed → offline within the timeout; new socat on the 
   await waitFor(() => h.manager.status()[0]!.connected, 5000, 'port open');
   await pty.kill();
   const t0 = Date.now();
-  await waitFor(() => !h.manager.status()[0]!.connected, 2000, 'offline after unplug');
-  assert.ok(Date.now() - t0 < 2000);
+  // Detected from the port's close/EIO event, not a poll: normally tens of ms; 5 s leaves room for a
+  // loaded machine.
+  await waitFor(() => !h.manager.status()[0]!.connected, 5000, 'offline after unplug');
+  assert.ok(Date.now() - t0 < 5000);
   assert.equal(h.devices.get('hot-1')!.online, false);
   const simBefore = h.readings.filter((r) => r.deviceId === 'sim-side').length;
   await sleep(600); // several failed reopen attempts (ENOENT) with backoff
