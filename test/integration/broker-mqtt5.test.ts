@@ -462,11 +462,18 @@ describe('MQTT 5 on the local broker (gateway child process)', () => {
 test('pipeline overloaded: an MQTT 5 reading gets DISCONNECT 0x89 and no PUBACK (the client retransmits), a 3.1.1 one a closed connection', async () => {
   const log = createLogger({ level: 'silent' });
   const db = openDatabase({ path: join(tmp.dir, 'overload.db'), durability: 'normal' });
-  // maxPending 0: every reading is refused with EGW_PIPELINE_OVERLOAD.
+  // A pipeline already full: one reading pending in a sink that never commits, maxPending 1, so every
+  // further reading is refused with EGW_PIPELINE_OVERLOAD (an idle pipeline always takes one batch).
+  const pipeline = new Pipeline({ log, maxPending: 1 });
+  pipeline.addSink({ name: 'stuck', accept: () => new Promise<void>(() => undefined) });
+  void pipeline.ingest([{ deviceId: 'filler', ts: Date.now(), values: { v: 1 }, quality: 'good', source: 'mqtt' }], {
+    topic: 'sensors/filler/data',
+    origin: 'test',
+  });
   const broker = new BrokerService({
     config: Value.Default(BrokerConfigSchema, { port: 0 }) as BrokerConfig,
     log,
-    pipeline: new Pipeline({ log, maxPending: 0 }),
+    pipeline,
     devices: new DeviceRegistry(db),
     registry: new Registry(),
     db,
