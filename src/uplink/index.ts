@@ -1,27 +1,60 @@
-import type { CapabilityModule } from '../capability/types.js';
-import { needSeam } from '../capability/needs.js';
-import { Uplink } from './uplink.js';
+import type { CapabilityModule, ModuleContext } from '../capability/types.js';
+import { needDb, needSeam } from '../capability/needs.js';
+import type { Service } from '../lifecycle/service.js';
+import { AuditLog } from '../mgmt/audit.js';
+import { Downlink, type GatewayRunner } from './downlink.js';
+import { DownlinkStore } from './downlink-store.js';
+import { codecFormat, FormatSelector, jsonFormat } from './formats.js';
+import { defaultTopicLayout, formatFor } from './topics.js';
+import { Twin } from './twin.js';
+import { Uplink, type LinkHooks } from './uplink.js';
 
 export { Uplink, MSG_ID_PROPERTY } from './uplink.js';
+export { defaultTopicLayout, type TopicLayout, type DownlinkTopic } from './topics.js';
+export { codecFormat, jsonFormat, readingsToJson, type PayloadFormat } from './formats.js';
 
 /**
  * The MQTT 5 link to the cloud, fed by the outbox (Priority-keyed port) through the scheduler and
- * the token bucket. Needs the queue module before it in the list.
+ * the token bucket; with uplink.downlink.enabled also the way back (commands, desired config,
+ * reported state; docs/uplink.md). Needs the queue module before it in the list.
  */
 export const uplinkModule: CapabilityModule = {
   name: 'uplink',
   enabled: (config) => config.queue.enabled && config.uplink.enabled,
-  build(ctx) {
+  // The downlink's command ids and config sync record, and the audit rows of cloud commands.
+  ownsTables: true,
+  build(ctx, db) {
     const { config } = ctx;
+    const u = config.uplink;
+    const prefix = u.topic_prefix || `edge/${config.gateway.id}`;
+    const layout = defaultTopicLayout(prefix);
+    const pick = formatFor(u.payload_format_rules, u.payload_format);
+    const allCodec = u.payload_format === 'codec' && u.payload_format_rules.every((r) => r.format === 'codec');
+    const format = allCodec
+      ? undefined
+      : new FormatSelector((topic) => (pick(topic) === 'json' ? jsonFormat : codecFormat));
+    const log = ctx.log.child({ mod: 'uplink' });
+    let link: LinkHooks | undefined;
+    const services: Service[] = [];
+    let uplinkRef: Uplink | undefined;
+    if (u.downlink.enabled) {
+      const built = buildDownlink(ctx, needDb(db, 'uplink'), layout, () => uplinkRef!);
+      link = built.link;
+      services.push(built.service);
+    }
     const uplink = new Uplink({
-      config: config.uplink,
+      config: u,
       queue: config.queue,
       gatewayId: config.gateway.id,
       outbox: needSeam(ctx.provided.outbox, 'outbox', 'uplink'),
-      log: ctx.log.child({ mod: 'uplink' }),
+      log,
+      layout,
+      ...(format ? { format } : {}),
+      ...(link ? { link } : {}),
     });
+    uplinkRef = uplink;
     return {
-      services: [uplink],
+      services: [uplink, ...services],
       provides: { uplink },
       mgmt: {
         resources: {
@@ -36,3 +69,125 @@ export const uplinkModule: CapabilityModule = {
     };
   },
 };
+
+/** Wires the downlink and the twin to the gateway's seams (read when a command arrives, not now). */
+function buildDownlink(
+  ctx: ModuleContext,
+  db: NonNullable<Parameters<CapabilityModule['build']>[1]>,
+  layout: ReturnType<typeof defaultTopicLayout>,
+  uplink: () => Uplink,
+): { link: LinkHooks; service: Service } {
+  const { config } = ctx;
+  const d = config.uplink.downlink;
+  const log = ctx.log.child({ mod: 'downlink' });
+  const store = new DownlinkStore(db, d.dedupe_max);
+  // The /mgmt audit table: cloud commands sit beside the CoAP writes in GET /mgmt/audit.
+  const audit = new AuditLog(db, config.mgmt.audit_max_rows);
+  const send = (topic: string, payload: string, o: { retain?: boolean; correlationData?: Buffer | undefined }) =>
+    uplink().send(topic, payload, o);
+  const twin = new Twin({
+    layout,
+    store,
+    log,
+    audit,
+    send,
+    intervalMs: d.state_interval_ms,
+    sources: {
+      gatewayId: config.gateway.id,
+      version: ctx.version,
+      services: () => {
+        const out: Record<string, string> = {};
+        for (const [name, s] of Object.entries(ctx.health().services)) out[name] = s.state;
+        return out;
+      },
+      uplink: () => ({ state: uplink().isOnline ? 'online' : 'offline', url: config.uplink.url }),
+      ota: () => ctx.mgmt.get('ota')?.state() ?? null,
+      plugins: () => ctx.mgmt.get('plugins')?.() ?? null,
+      config: () => ctx.mgmt.get('config'),
+    },
+  });
+  const notBuilt = (what: string) => ({ ok: false, error: `${what} is not available in this build` });
+  const gateway: GatewayRunner = async (name, args) => {
+    switch (name) {
+      case 'ota.check':
+      case 'ota.apply': {
+        const ota = ctx.mgmt.get('ota');
+        if (!ota) return notBuilt('OTA');
+        return { ok: true, result: name === 'ota.check' ? await ota.check() : await ota.apply() };
+      }
+      case 'config.apply': {
+        const c = ctx.mgmt.get('config');
+        if (!c) return notBuilt('config apply (mgmt.enabled is off)');
+        const cfg = args['config'];
+        const yaml = args['yaml'];
+        const text =
+          typeof yaml === 'string'
+            ? yaml
+            : typeof cfg === 'object' && cfg !== null && !Array.isArray(cfg)
+              ? JSON.stringify(cfg)
+              : undefined;
+        if (text === undefined) return { ok: false, error: 'args.config (object) or args.yaml (string) is required' };
+        const r = c.apply(text, 'cloud');
+        if (!r.ok) return { ok: false, error: `${r.error}: config refused`, result: { errors: r.errors } };
+        twin.noteCloudApply();
+        void twin.publishState();
+        return { ok: true, result: { applied: r.applied, restartRequired: r.restartRequired } };
+      }
+      case 'config.desired':
+        return { ok: false, error: 'desired config goes to the config/desired topic, not as a command' };
+      case 'uplink.reconnect':
+        return { ok: true, result: { state: 'reconnecting' }, after: () => uplink().forceReconnect() };
+      case 'restart':
+        return {
+          ok: true,
+          result: { state: 'restarting' },
+          after: () => ctx.requestRestart('requested by the cloud (gateway command restart)'),
+        };
+      case 'plugins.reload': {
+        const reload = ctx.mgmt.get('pluginsReload');
+        if (!reload) return notBuilt('plugins');
+        return { ok: true, result: await reload() };
+      }
+    }
+  };
+  const downlink = new Downlink({
+    config: d,
+    layout,
+    log,
+    store,
+    audit,
+    send,
+    gateway,
+    desired: (payload) => twin.desired(payload),
+    devices: {
+      execute: (id, body) => ctx.commands.execute(id, body),
+      deliverLocal: async (id, payload) => {
+        const broker = ctx.provided.broker;
+        if (!broker) throw new Error('no driver owns this device and the local broker is off');
+        await broker.publish({ topic: `commands/${id}`, payload, qos: 1, retain: false });
+      },
+    },
+  });
+  const link: LinkHooks = {
+    sessionExpiryS: d.session_expiry_s,
+    subscriptions: layout.subscriptions(),
+    onConnect: () => {
+      void twin.onConnect();
+      void downlink.resendUnsent();
+    },
+    onMessage: (topic, payload, props) => {
+      downlink.handle(topic, payload, props).catch((err: unknown) => log.error({ err, topic }, 'downlink handler failed'));
+    },
+  };
+  const service: Service = {
+    name: 'downlink',
+    start: async () => twin.start(),
+    stop: async () => twin.stop(),
+    health: () => ({
+      ok: true,
+      state: 'enabled',
+      detail: { ...downlink.counters, allow: d.allow.length, config: { ...twin.configSync } },
+    }),
+  };
+  return { link, service };
+}

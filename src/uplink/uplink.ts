@@ -12,6 +12,9 @@ import type { OutboxPort } from '../queue/port.js';
 import { Scheduler } from '../queue/scheduler.js';
 import { PRIORITIES } from '../queue/types.js';
 import type { UplinkConfig } from './config.js';
+import type { CommandProps } from './downlink-parse.js';
+import { codecFormat, type EncodedPayload, type FormatSelector } from './formats.js';
+import { defaultTopicLayout, type TopicLayout } from './topics.js';
 
 export interface UplinkOptions {
   config: UplinkConfig;
@@ -20,6 +23,24 @@ export interface UplinkOptions {
   outbox: OutboxPort;
   log: Logger;
   now?: () => number;
+  /** Cloud topics (default: the contract layout under topic_prefix; profiles bring their own). */
+  layout?: TopicLayout;
+  /** Payload format per message (default: the binary codec as stored). */
+  format?: FormatSelector;
+  /** The two-way link (uplink.downlink.enabled): persistent session, subscriptions, incoming messages. */
+  link?: LinkHooks;
+}
+
+/** What the downlink plugs into the connection. */
+export interface LinkHooks {
+  /** MQTT 5 Session Expiry Interval (s) of the persistent session [MQTT-3.1.2.11.2]. */
+  sessionExpiryS: number;
+  /** Filters subscribed (QoS 1) after every CONNACK. */
+  subscriptions: readonly string[];
+  /** After CONNACK and the SUBSCRIBE was sent (state, unsent results). */
+  onConnect(): void;
+  /** Every incoming PUBLISH; the synchronous part runs before mqtt.js sends the PUBACK. */
+  onMessage(topic: string, payload: Buffer, props: CommandProps): void;
 }
 
 interface InFlight {
@@ -76,6 +97,8 @@ export class Uplink implements Service {
   private readonly adaptive: AdaptiveRate | undefined;
   private readonly state: StateLog<'online' | 'offline'>;
   private readonly prefix: string;
+  private readonly layout: TopicLayout;
+  private readonly encode: (msg: UplinkMessage) => EncodedPayload;
   private readonly now: () => number;
   private readonly idBytes: number;
   lastAckLatencyMs: number | null = null;
@@ -114,6 +137,9 @@ export class Uplink implements Service {
       }
     }
     this.prefix = opts.config.topic_prefix || `edge/${opts.gatewayId}`;
+    this.layout = opts.layout ?? defaultTopicLayout(this.prefix);
+    const format = opts.format;
+    this.encode = format ? (m) => format.encode(m) : (m) => codecFormat.encode(m);
     this.idBytes = opts.outbox.idLength;
     this.state = new StateLog(opts.log, 'uplink', 'offline');
     opts.outbox.onCommit(() => this.pumpSoon());
@@ -125,7 +151,7 @@ export class Uplink implements Service {
       Buffer.byteLength(msg.topic) + this.prefix.length + 1,
       this.idBytes,
       msg.contentType.length,
-      msg.payload.byteLength,
+      this.opts.format ? this.encode(msg).payload.byteLength : msg.payload.byteLength,
       this.opts.queue.bandwidth.link_overhead_bytes,
     );
   }
@@ -191,7 +217,10 @@ export class Uplink implements Service {
     return {
       protocolVersion: 5,
       clientId: c.client_id || `edge-${this.opts.gatewayId}`,
-      clean: true,
+      // The two-way link keeps its session so commands sent while offline wait at the broker
+      // [MQTT-3.1.2-4]; the send-only link starts clean (the outbox, not the session, holds its data).
+      clean: this.opts.link === undefined,
+      ...(this.opts.link ? { properties: { sessionExpiryInterval: this.opts.link.sessionExpiryS } } : {}),
       keepalive: c.keepalive_s,
       connectTimeout: c.connect_timeout_ms,
       reconnectPeriod: 0, // our own backoff with jitter (below)
@@ -251,7 +280,24 @@ export class Uplink implements Service {
       this.reportedError = undefined;
       this.counters.connects++;
       this.state.set('online', { url: this.opts.config.url }, 'info');
+      const link = this.opts.link;
+      if (link) {
+        // Re-subscribing is idempotent [MQTT-3.8.4-3]; it also covers a session the broker dropped.
+        client.subscribe([...link.subscriptions], { qos: 1 }, (err) => {
+          if (err && gen === this.gen) this.opts.log.warn({ err }, 'uplink: cloud broker refused the command subscriptions');
+        });
+        link.onConnect();
+      }
       this.pump();
+    });
+    client.on('message', (topic, payload, packet) => {
+      if (gen !== this.gen || !this.opts.link) return;
+      const p = packet.properties;
+      this.opts.link.onMessage(topic, payload, {
+        correlationData: p?.correlationData,
+        responseTopic: p?.responseTopic,
+        userProperties: p?.userProperties,
+      });
     });
     client.on('error', (err: Error & { code?: string | number }) => {
       if (gen !== this.gen) return;
@@ -541,16 +587,51 @@ export class Uplink implements Service {
     );
   }
 
+  /**
+   * A message that is not from the outbox (command results, reported state): QoS 1 now, or a
+   * rejection when offline (the downlink keeps what it must send again).
+   */
+  send(topic: string, payload: string, opts: { retain?: boolean; correlationData?: Buffer | undefined }): Promise<void> {
+    const client = this.client;
+    if (!this.online || !client) return Promise.reject(new Error('uplink offline'));
+    return new Promise((resolve, reject) => {
+      client.publish(
+        topic,
+        payload,
+        {
+          qos: 1,
+          retain: opts.retain ?? false,
+          properties: {
+            contentType: 'application/json',
+            ...(opts.correlationData ? { correlationData: opts.correlationData } : {}),
+          },
+        },
+        (err) => (err ? reject(err) : resolve()),
+      );
+    });
+  }
+
+  /** The cloud's `uplink.reconnect` command: drop the connection and connect again at once. */
+  forceReconnect(): void {
+    if (this.stopped) return;
+    this.opts.log.info({ url: this.opts.config.url }, 'uplink reconnect requested by the cloud');
+    this.attempts = 0;
+    clearTimeout(this.reconnectTimer);
+    this.stopProbing();
+    this.drop('reconnect requested');
+    this.connect();
+  }
+
   private publish(f: InFlight): void {
     const client = this.client!;
     const { msg } = f;
     f.sentAt = this.now();
     this.counters.published++;
-    const payload = Buffer.from(msg.payload.buffer, msg.payload.byteOffset, msg.payload.byteLength);
+    const enc = this.encode(msg);
     client.publish(
-      `${this.prefix}/${msg.topic}`,
-      payload,
-      { qos: 1, properties: { userProperties: { [MSG_ID_PROPERTY]: msg.id }, contentType: msg.contentType } },
+      this.layout.telemetry(msg.topic),
+      enc.payload,
+      { qos: 1, properties: { userProperties: { [MSG_ID_PROPERTY]: msg.id }, contentType: enc.contentType } },
       (err) => {
         if (this.inflight.get(msg.id) !== f) return; // re-queued after a lost connection
         this.inflight.delete(msg.id);
