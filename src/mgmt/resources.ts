@@ -112,7 +112,8 @@ export function managementResources(api: ManagementApi): Resource[] {
   /** Validate, persist, apply: the one path for PUT /mgmt/config and the cloud (registry `config`). */
   const applyConfig = (payloadText: string, origin: ConfigOrigin): ConfigApplyResult => {
     const path = ctx.configPath;
-    if (!path) return refuse('5.01', 'EGW_CONFIG_INVALID', 'the gateway was started without a config file; nothing to write');
+    if (!path)
+      return refuse('5.01', 'EGW_CONFIG_INVALID', 'the gateway was started without a config file; nothing to write');
     if (payloadText.length > MAX_CONFIG_BYTES)
       return refuse('4.13', 'EGW_CONFIG_INVALID', `config larger than ${MAX_CONFIG_BYTES} bytes`);
     // A config from `config get` carries "[redacted]" secrets: the stored ones are kept (a round
@@ -122,9 +123,15 @@ export function managementResources(api: ManagementApi): Resource[] {
     const textToWrite = kept.text;
     let next;
     try {
-      next = parseConfig(textToWrite, origin === 'cloud' ? 'desired config' : 'PUT /mgmt/config', process.env, api.opts.check);
+      next = parseConfig(
+        textToWrite,
+        origin === 'cloud' ? 'desired config' : 'PUT /mgmt/config',
+        process.env,
+        api.opts.check,
+      );
     } catch (err) {
-      if (err instanceof ConfigError) return { ok: false, status: '4.00', error: 'EGW_CONFIG_INVALID', errors: [...err.issues] };
+      if (err instanceof ConfigError)
+        return { ok: false, status: '4.00', error: 'EGW_CONFIG_INVALID', errors: [...err.issues] };
       throw err;
     }
     const placeholders = redactedPaths(next);
@@ -183,7 +190,8 @@ export function managementResources(api: ManagementApi): Resource[] {
       return text('4.15', 'send the YAML (or JSON) config as text/plain (0) or application/json (50)');
     }
     const r = applyConfig(payloadText, 'local');
-    if (r.ok) return json('2.04', { applied: r.applied, restartRequired: r.restartRequired, file: r.file, backup: r.backup });
+    if (r.ok)
+      return json('2.04', { applied: r.applied, restartRequired: r.restartRequired, file: r.file, backup: r.backup });
     if (r.status === '4.00') return json('4.00', { error: r.error, errors: r.errors });
     return text(r.status, `${r.errors[0]?.message ?? r.error}${r.status === '5.00' ? ` (${r.error})` : ''}`);
   };
@@ -195,7 +203,10 @@ export function managementResources(api: ManagementApi): Resource[] {
         applied.add(fn);
         return () => applied.delete(fn);
       },
-      hash: () => createHash('sha256').update(JSON.stringify(redactSecrets(api.current))).digest('hex'),
+      hash: () =>
+        createHash('sha256')
+          .update(JSON.stringify(redactSecrets(api.current)))
+          .digest('hex'),
     });
   }
 

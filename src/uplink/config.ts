@@ -68,7 +68,11 @@ export const UplinkConfigSchema = section(
     payload_format_rules: Type.Array(
       Type.Object(
         {
-          topic: Type.String({ minLength: 1, maxLength: 256, description: 'MQTT topic filter of the local topic (+, #).' }),
+          topic: Type.String({
+            minLength: 1,
+            maxLength: 256,
+            description: 'MQTT topic filter of the local topic (+, #).',
+          }),
           format: Type.Union([Type.Literal('codec'), Type.Literal('json')]),
         },
         { additionalProperties: false },

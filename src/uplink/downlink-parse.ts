@@ -36,12 +36,12 @@ export interface ParsedCommand {
   ts: number | undefined;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Narrows a command payload: JSON object, bounded, with an id (payload `id`, correlation data or `msg-id`). */
 export function parseCommand(payload: Buffer, props: CommandProps, maxBytes: number): Parsed<ParsedCommand> {
-  if (payload.length > maxBytes) return { ok: false, refusal: invalid(`payload of ${payload.length} B exceeds ${maxBytes} B`) };
+  if (payload.length > maxBytes)
+    return { ok: false, refusal: invalid(`payload of ${payload.length} B exceeds ${maxBytes} B`) };
   const corr = props.correlationData;
   if (corr && corr.length > MAX_CORRELATION_BYTES)
     return { ok: false, refusal: invalid(`correlation data longer than ${MAX_CORRELATION_BYTES} B`) };
@@ -63,7 +63,10 @@ export function parseCommand(payload: Buffer, props: CommandProps, maxBytes: num
   else if (corr && corr.length > 0) id = corr.toString('hex');
   // At most once needs an identity: without one a QoS 1 redelivery could not be told from a new command.
   if (id === undefined)
-    return { ok: false, refusal: invalid('a command needs an "id" (or MQTT 5 correlation data) so it runs at most once') };
+    return {
+      ok: false,
+      refusal: invalid('a command needs an "id" (or MQTT 5 correlation data) so it runs at most once'),
+    };
   const ts = body['ts'];
   if (ts !== undefined && (typeof ts !== 'number' || !Number.isFinite(ts)))
     return { ok: false, refusal: invalid('"ts" must be a number (ms since the epoch)') };

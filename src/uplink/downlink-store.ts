@@ -53,15 +53,15 @@ export class DownlinkStore {
     migrate(db, 'downlink', MIGRATIONS);
     this.q = {
       get: db.prepare('SELECT key, state, result, topic, corr, sent FROM downlink_commands WHERE key = ?'),
-      insert: db.prepare(
-        "INSERT INTO downlink_commands (key, ts, state, topic, corr) VALUES (?, ?, 'pending', ?, ?)",
-      ),
+      insert: db.prepare("INSERT INTO downlink_commands (key, ts, state, topic, corr) VALUES (?, ?, 'pending', ?, ?)"),
       finish: db.prepare("UPDATE downlink_commands SET state = 'done', result = ? WHERE key = ?"),
       sent: db.prepare('UPDATE downlink_commands SET sent = 1 WHERE key = ?'),
       unsent: db.prepare(
         "SELECT key, state, result, topic, corr, sent FROM downlink_commands WHERE state = 'done' AND sent = 0 ORDER BY rowid LIMIT 1000",
       ),
-      pending: db.prepare("SELECT key, state, result, topic, corr, sent FROM downlink_commands WHERE state = 'pending'"),
+      pending: db.prepare(
+        "SELECT key, state, result, topic, corr, sent FROM downlink_commands WHERE state = 'pending'",
+      ),
       trim: db.prepare('DELETE FROM downlink_commands WHERE rowid <= (SELECT MAX(rowid) FROM downlink_commands) - ?'),
       getSync: db.prepare('SELECT v FROM downlink_sync WHERE k = ?'),
       putSync: db.prepare('INSERT OR REPLACE INTO downlink_sync (k, v) VALUES (?, ?)'),

@@ -42,7 +42,14 @@ export interface GatewayOutcome {
 export type GatewayRunner = (name: GatewayCommand, args: Record<string, unknown>) => Promise<GatewayOutcome>;
 
 export interface AuditSink {
-  record(e: { source: string; method: string; resource: string; outcome: string; code: string; detail: string | null }): void;
+  record(e: {
+    source: string;
+    method: string;
+    resource: string;
+    outcome: string;
+    code: string;
+    detail: string | null;
+  }): void;
 }
 
 export interface DownlinkOptions {
@@ -123,7 +130,12 @@ export class Downlink {
         const denied = this.policy.gatewayCommand('config.desired');
         if (denied) {
           this.audit('config/desired', denied.outcome, denied.code, denied.error);
-          return this.sendQuiet(this.o.layout.configReported(), { ok: false, status: 'refused', code: denied.code, error: denied.error }, undefined, true);
+          return this.sendQuiet(
+            this.o.layout.configReported(),
+            { ok: false, status: 'refused', code: denied.code, error: denied.error },
+            undefined,
+            true,
+          );
         }
         return this.o.desired(payload);
       }
@@ -146,7 +158,9 @@ export class Downlink {
 
   private async deviceCommand(deviceId: string, payload: Buffer, props: CommandProps): Promise<void> {
     const resource = `commands/${deviceId}`;
-    const to = validResponseTopic(props.responseTopic) ? props.responseTopic : this.o.layout.deviceCommandResult(deviceId);
+    const to = validResponseTopic(props.responseTopic)
+      ? props.responseTopic
+      : this.o.layout.deviceCommandResult(deviceId);
     const denied = this.policy.device(deviceId);
     if (denied) {
       this.audit(resource, denied.outcome, denied.code, denied.error);
@@ -163,7 +177,14 @@ export class Downlink {
     const old = expired(ts, this.o.config.command_max_age_s, this.now());
     if (old) {
       this.audit(resource, old.outcome, old.code, `${id}: ${old.error}`);
-      return this.complete(fullKey, to, props, { id, deviceId, ok: false, status: 'refused', code: old.code, error: old.error });
+      return this.complete(fullKey, to, props, {
+        id,
+        deviceId,
+        ok: false,
+        status: 'refused',
+        code: old.code,
+        error: old.error,
+      });
     }
     let doc: ResultDoc;
     try {
@@ -180,7 +201,12 @@ export class Downlink {
       doc = { id, deviceId, ok: false, status: 'failed', error: (err as Error).message };
     }
     this.counters.executed++;
-    this.audit(resource, doc.ok ? 'ok' : 'failed', doc.ok ? 'ok' : 'EGW_DOWNLINK_FAILED', doc.error ? `${id}: ${doc.error}` : id);
+    this.audit(
+      resource,
+      doc.ok ? 'ok' : 'failed',
+      doc.ok ? 'ok' : 'EGW_DOWNLINK_FAILED',
+      doc.error ? `${id}: ${doc.error}` : id,
+    );
     this.o.log.info({ deviceId, id, ok: doc.ok, status: doc.status, error: doc.error }, 'cloud device command');
     return this.complete(fullKey, to, props, doc);
   }
@@ -206,7 +232,11 @@ export class Downlink {
     const resource = `gateway/${name}`;
     // A config.apply is as large as a config; every other gateway command is small.
     if (name !== 'config.apply' && payload.length > this.o.config.max_command_bytes) {
-      const r: Refusal = { code: 'EGW_DOWNLINK_INVALID', error: `payload of ${payload.length} B exceeds ${this.o.config.max_command_bytes} B`, outcome: 'invalid' };
+      const r: Refusal = {
+        code: 'EGW_DOWNLINK_INVALID',
+        error: `payload of ${payload.length} B exceeds ${this.o.config.max_command_bytes} B`,
+        outcome: 'invalid',
+      };
       this.audit(resource, r.outcome, r.code, r.error);
       return this.refuse(to, props, r, { id, command: name });
     }
@@ -220,12 +250,22 @@ export class Downlink {
     const old = expired(ts, this.o.config.command_max_age_s, this.now());
     if (old) {
       this.audit(resource, old.outcome, old.code, `${id}: ${old.error}`);
-      return this.complete(fullKey, to, props, { id, command: name, ok: false, status: 'refused', code: old.code, error: old.error });
+      return this.complete(fullKey, to, props, {
+        id,
+        command: name,
+        ok: false,
+        status: 'refused',
+        code: old.code,
+        error: old.error,
+      });
     }
     const args = body['args'];
     let out: GatewayOutcome;
     try {
-      out = await this.o.gateway(name, typeof args === 'object' && args !== null && !Array.isArray(args) ? (args as Record<string, unknown>) : {});
+      out = await this.o.gateway(
+        name,
+        typeof args === 'object' && args !== null && !Array.isArray(args) ? (args as Record<string, unknown>) : {},
+      );
     } catch (err) {
       out = { ok: false, error: (err as Error).message };
     }
@@ -233,7 +273,12 @@ export class Downlink {
     const doc: ResultDoc = { id, command: name, ok: out.ok, status: out.ok ? 'done' : 'failed' };
     if (out.error !== undefined) doc.error = out.error;
     if (out.result !== undefined) doc.result = out.result;
-    this.audit(resource, out.ok ? 'ok' : 'failed', out.ok ? 'ok' : 'EGW_DOWNLINK_FAILED', out.error ? `${id}: ${out.error}` : id);
+    this.audit(
+      resource,
+      out.ok ? 'ok' : 'failed',
+      out.ok ? 'ok' : 'EGW_DOWNLINK_FAILED',
+      out.error ? `${id}: ${out.error}` : id,
+    );
     this.o.log.info({ command: name, id, ok: out.ok, error: out.error }, 'cloud gateway command');
     await this.complete(fullKey, to, props, doc);
     if (out.after) setTimeout(out.after, 200).unref();
@@ -247,7 +292,12 @@ export class Downlink {
     const seen = this.o.store.begin(key, to, props.correlationData);
     if (!seen) return false;
     this.counters.duplicates++;
-    this.audit(resource, 'duplicate', 'ok', `${id}: already ${seen.state === 'done' ? 'executed; result sent again' : 'executing'}`);
+    this.audit(
+      resource,
+      'duplicate',
+      'ok',
+      `${id}: already ${seen.state === 'done' ? 'executed; result sent again' : 'executing'}`,
+    );
     if (seen.state === 'done' && seen.result && seen.topic) {
       void this.o.send(seen.topic, seen.result, { correlationData: seen.corr ?? undefined }).then(
         () => this.o.store.markSent(key),
@@ -272,7 +322,11 @@ export class Downlink {
   private refuse(to: string, props: CommandProps, r: Refusal, extra: Partial<ResultDoc>): Promise<void> {
     this.counters.refused++;
     this.o.log.warn({ code: r.code, reason: r.error, ...extra }, 'cloud command refused');
-    return this.sendQuiet(to, { ...extra, ok: false, status: 'refused', code: r.code, error: r.error }, props.correlationData);
+    return this.sendQuiet(
+      to,
+      { ...extra, ok: false, status: 'refused', code: r.code, error: r.error },
+      props.correlationData,
+    );
   }
 
   private async sendQuiet(to: string, doc: ResultDoc, corr: Buffer | undefined, retain = false): Promise<void> {

@@ -176,7 +176,9 @@ function buildDownlink(
       void downlink.resendUnsent();
     },
     onMessage: (topic, payload, props) => {
-      downlink.handle(topic, payload, props).catch((err: unknown) => log.error({ err, topic }, 'downlink handler failed'));
+      downlink
+        .handle(topic, payload, props)
+        .catch((err: unknown) => log.error({ err, topic }, 'downlink handler failed'));
     },
   };
   const service: Service = {

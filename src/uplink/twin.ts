@@ -133,29 +133,54 @@ export class Twin {
       return refuse(null, [{ path: '', message: 'desired config is not JSON' }]);
     }
     if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
-      return refuse(null, [{ path: '', message: 'desired config must be a JSON object {"version": N, "config": {...}}' }]);
+      return refuse(null, [
+        { path: '', message: 'desired config must be a JSON object {"version": N, "config": {...}}' },
+      ]);
     const d = doc as Record<string, unknown>;
     const version = d['version'];
     if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)
       return refuse(null, [{ path: 'version', message: 'must be an integer ≥ 1' }]);
-    const text = typeof d['yaml'] === 'string' ? d['yaml'] : typeof d['config'] === 'object' && d['config'] !== null && !Array.isArray(d['config']) ? JSON.stringify(d['config']) : undefined;
-    if (text === undefined) return refuse(version, [{ path: 'config', message: 'give the whole config as "config" (object) or "yaml" (string)' }]);
+    const text =
+      typeof d['yaml'] === 'string'
+        ? d['yaml']
+        : typeof d['config'] === 'object' && d['config'] !== null && !Array.isArray(d['config'])
+          ? JSON.stringify(d['config'])
+          : undefined;
+    if (text === undefined)
+      return refuse(version, [
+        { path: 'config', message: 'give the whole config as "config" (object) or "yaml" (string)' },
+      ]);
     if (version <= this.sync.desiredVersion) {
       // The conflict rule: only a greater version overrides what runs (including a local edit).
-      const status = version < this.sync.desiredVersion ? 'stale' : this.sync.origin === 'local' ? 'overridden' : 'current';
-      this.audit('ignored', 'ok', `desired version ${version}: ${status} (last desired ${this.sync.desiredVersion}, origin ${this.sync.origin})`);
+      const status =
+        version < this.sync.desiredVersion ? 'stale' : this.sync.origin === 'local' ? 'overridden' : 'current';
+      this.audit(
+        'ignored',
+        'ok',
+        `desired version ${version}: ${status} (last desired ${this.sync.desiredVersion}, origin ${this.sync.origin})`,
+      );
       return this.report({ version, status, errors: [], config: this.sync });
     }
     const config = this.o.sources.config();
     // The version is consumed whatever the outcome: a refused document is not retried; the cloud sends a new version.
     this.setSync({ ...this.sync, desiredVersion: version });
-    if (!config) return refuse(version, [{ path: '', message: 'the management API (mgmt.enabled) is off: config cannot be applied' }]);
+    if (!config)
+      return refuse(version, [
+        { path: '', message: 'the management API (mgmt.enabled) is off: config cannot be applied' },
+      ]);
     const r = config.apply(text, 'cloud');
     if (!r.ok) return refuse(version, r.errors);
     this.setSync({ ...this.sync, revision: this.sync.revision + 1, origin: 'cloud' });
     this.audit('ok', 'ok', `desired version ${version} applied`);
     this.o.log.info({ version, applied: r.applied, restartRequired: r.restartRequired }, 'desired config applied');
-    await this.report({ version, status: 'applied', errors: [], applied: r.applied, restartRequired: r.restartRequired, config: this.sync });
+    await this.report({
+      version,
+      status: 'applied',
+      errors: [],
+      applied: r.applied,
+      restartRequired: r.restartRequired,
+      config: this.sync,
+    });
     void this.publishState();
   }
 
@@ -166,7 +191,8 @@ export class Twin {
 
   private async report(doc: ReportedDoc): Promise<void> {
     this.o.store.putSync(REPORTED_KEY, { doc, sent: false });
-    if (doc.status === 'refused') this.o.log.warn({ version: doc.version, errors: doc.errors }, 'desired config refused');
+    if (doc.status === 'refused')
+      this.o.log.warn({ version: doc.version, errors: doc.errors }, 'desired config refused');
     try {
       await this.o.send(this.o.layout.configReported(), JSON.stringify(doc), { retain: true });
       this.o.store.putSync(REPORTED_KEY, { doc, sent: true });

@@ -284,7 +284,8 @@ export class Uplink implements Service {
       if (link) {
         // Re-subscribing is idempotent [MQTT-3.8.4-3]; it also covers a session the broker dropped.
         client.subscribe([...link.subscriptions], { qos: 1 }, (err) => {
-          if (err && gen === this.gen) this.opts.log.warn({ err }, 'uplink: cloud broker refused the command subscriptions');
+          if (err && gen === this.gen)
+            this.opts.log.warn({ err }, 'uplink: cloud broker refused the command subscriptions');
         });
         link.onConnect();
       }
@@ -591,7 +592,11 @@ export class Uplink implements Service {
    * A message that is not from the outbox (command results, reported state): QoS 1 now, or a
    * rejection when offline (the downlink keeps what it must send again).
    */
-  send(topic: string, payload: string, opts: { retain?: boolean; correlationData?: Buffer | undefined }): Promise<void> {
+  send(
+    topic: string,
+    payload: string,
+    opts: { retain?: boolean; correlationData?: Buffer | undefined },
+  ): Promise<void> {
     const client = this.client;
     if (!this.online || !client) return Promise.reject(new Error('uplink offline'));
     return new Promise((resolve, reject) => {
