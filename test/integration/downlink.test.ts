@@ -1,0 +1,238 @@
+// The two-way cloud link against a real mosquitto playing the cloud (docs/uplink.md): commands sent
+// while the gateway is offline reach a local MQTT device and a Modbus register (pymodbus on a pty)
+// after it reconnects, results go up; gateway commands over MQTT 5 request/response; refusals are
+// audited; desired config with an error is refused with the error reported up.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import mqtt, { type MqttClient } from 'mqtt';
+import { GatewayProcess, tempDir } from '../helpers/gateway-process.js';
+import { PtyPair, waitFor } from './drivers-support/harness.js';
+import { Cloud, freePort } from './uplink-cloud.js';
+
+const SLAVE = new URL('../../../test/fixtures/modbus/slave.py', import.meta.url).pathname;
+const P = 'edge/gw-dl';
+
+function config(dataDir: string, brokerPort: number, cloudUrl: string, pty: string, logLevel = 'info'): string {
+  return `version: 1
+gateway: { id: gw-dl, data_dir: ${JSON.stringify(dataDir)}, log_level: ${logLevel}, shutdown_timeout_ms: 5000 }
+metrics: { enabled: false }
+coap: { enabled: true, host: 127.0.0.1, port: 0 }
+broker: { host: 127.0.0.1, port: ${brokerPort}, connect_rate_per_ip: 0 }
+uplink:
+  url: ${JSON.stringify(cloudUrl)}
+  reconnect: { min_ms: 100, max_ms: 1000, jitter: 0.5 }
+  payload_format: json
+  downlink:
+    enabled: true
+    allow: ['device:boiler', 'device:lamp-*', 'config.apply', 'config.desired']
+    state_interval_ms: 200
+drivers:
+  - type: modbus-rtu
+    id: plc
+    path: ${pty}
+    baud: 19200
+    timeout_ms: 300
+    slaves:
+      - unit: 1
+        device: boiler
+        poll:
+          - { name: setpoint, address: 10, type: uint16, scale: 0.1, writable: true, max: 100, interval_ms: 200 }
+`;
+}
+
+interface Msg {
+  topic: string;
+  doc: Record<string, unknown>;
+  corr: Buffer | undefined;
+  retain: boolean;
+}
+
+async function cloudClient(url: string): Promise<{ client: MqttClient; msgs: Msg[] }> {
+  const client = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: 'cloud-app', reconnectPeriod: 100 });
+  const msgs: Msg[] = [];
+  client.on('message', (topic, payload, packet) => {
+    let doc: Record<string, unknown>;
+    try {
+      doc = JSON.parse(payload.toString('utf8')) as Record<string, unknown>; // what a cloud rule engine does
+    } catch {
+      doc = { notJson: payload.toString('hex') };
+    }
+    msgs.push({ topic, doc, corr: packet.properties?.correlationData, retain: packet.retain });
+  });
+  await client.subscribeAsync([`${P}/#`, 'cloud/replies/#'], { qos: 1 });
+  return { client, msgs };
+}
+
+test('downlink end to end: offline commands after reconnect, gateway command, refusals audited, desired config refused and applied', async (t) => {
+  const tmp = tempDir('egw-downlink-');
+  const cloud = await Cloud.create();
+  const pty = new PtyPair(join(tmp.dir, 'dev'), join(tmp.dir, 'peer'));
+  await pty.start();
+  const writeLog = join(tmp.dir, 'writes.jsonl');
+  const slave = spawn('/usr/bin/python3', [SLAVE, pty.peer, writeLog], { stdio: 'ignore' });
+  const brokerPort = await freePort();
+  const dataDir = join(tmp.dir, 'data');
+  const cfgPath = tmp.file('gw.yaml', config(dataDir, brokerPort, cloud.url, pty.dev));
+  let gw = GatewayProcess.start(cfgPath);
+  const { client: app, msgs } = await cloudClient(cloud.url);
+  let lamp: MqttClient | undefined;
+  t.after(async () => {
+    await gw.stop('SIGKILL');
+    lamp?.end(true);
+    app.end(true);
+    slave.kill('SIGKILL');
+    await pty.kill();
+    await cloud.close();
+    tmp.cleanup();
+  });
+  await gw.ready(20000);
+  // The retained state is published after the SUBSCRIBE: once it is here the session has the subscriptions.
+  const state = await waitFor(() => msgs.find((m) => m.topic === `${P}/state`), 15000, 'reported state');
+  assert.equal(state.doc['gatewayId'], 'gw-dl');
+  assert.equal((state.doc['uplink'] as { state: string }).state, 'online');
+
+  // A local MQTT device with a persistent session, subscribed to its commands.
+  const lampGot: Record<string, unknown>[] = [];
+  lamp = await mqtt.connectAsync(`mqtt://127.0.0.1:${brokerPort}`, {
+    clientId: 'lamp-1',
+    clean: false,
+    reconnectPeriod: 100,
+  });
+  lamp.on('message', (_t, payload) => lampGot.push(JSON.parse(payload.toString()) as Record<string, unknown>));
+  await lamp.subscribeAsync('commands/lamp-1', { qos: 1 });
+
+  // JSON uplink: the boiler's readings arrive as JSON documents with their message id.
+  const reading = await waitFor(
+    () => msgs.find((m) => m.topic === `${P}/sensors/boiler/data`),
+    15000,
+    'a JSON reading of the boiler',
+  );
+  assert.equal(typeof reading.doc['id'], 'string');
+  assert.equal(reading.doc['deviceId'], 'boiler');
+
+  // The gateway goes away; the cloud sends commands meanwhile (queued in the gateway's session).
+  await gw.stop('SIGTERM');
+  await app.publishAsync(`${P}/commands/lamp-1`, JSON.stringify({ id: 'c-lamp', on: true }), { qos: 1 });
+  await app.publishAsync(`${P}/commands/boiler`, JSON.stringify({ id: 'c-boiler', set: { setpoint: 42.5 } }), {
+    qos: 1,
+  });
+  await app.publishAsync(`${P}/commands/valve-9`, JSON.stringify({ id: 'c-valve', open: true }), { qos: 1 });
+  await app.publishAsync(`${P}/gateway/commands`, JSON.stringify({ id: 'c-restart', command: 'restart' }), {
+    qos: 1,
+    properties: { responseTopic: 'cloud/replies/restart', correlationData: Buffer.from('r-1') },
+  });
+  gw = GatewayProcess.start(cfgPath);
+  await gw.ready(20000);
+
+  const result = (id: string) => () => msgs.find((m) => m.doc['id'] === id && m.topic !== `${P}/sensors/boiler/data`);
+  const lampResult = await waitFor(result('c-lamp'), 15000, 'lamp result');
+  assert.equal(lampResult.topic, `${P}/devices/lamp-1/command_result`);
+  assert.deepEqual(
+    { ok: lampResult.doc['ok'], status: lampResult.doc['status'], via: lampResult.doc['via'] },
+    { ok: true, status: 'delivered', via: 'local-mqtt' },
+  );
+  await waitFor(() => lampGot.find((c) => c['id'] === 'c-lamp'), 15000, 'the lamp gets its command');
+  const boilerResult = await waitFor(result('c-boiler'), 20000, 'boiler result');
+  assert.equal(boilerResult.topic, `${P}/devices/boiler/command_result`);
+  assert.equal(boilerResult.doc['ok'], true, JSON.stringify(boilerResult.doc));
+  await waitFor(
+    () => existsSync(writeLog) && /"address": 10, "values": \[425\]/.test(readFileSync(writeLog, 'utf8')),
+    10000,
+    'the register write at the slave',
+  );
+  const valve = await waitFor(result('c-valve'), 10000, 'valve refusal');
+  assert.equal(valve.doc['code'], 'EGW_DOWNLINK_DENIED');
+  const restart = await waitFor(
+    () => msgs.find((m) => m.topic === 'cloud/replies/restart'),
+    10000,
+    'restart refusal on the response topic',
+  );
+  assert.equal(restart.doc['code'], 'EGW_DOWNLINK_DENIED');
+  assert.deepEqual(restart.corr, Buffer.from('r-1'));
+  assert.equal(gw.child.exitCode, null, 'a refused restart does not restart');
+
+  // A gateway command (config.apply) with MQTT 5 request/response.
+  const newYaml = config(dataDir, brokerPort, cloud.url, pty.dev, 'debug');
+  await app.publishAsync(
+    `${P}/gateway/commands`,
+    JSON.stringify({ id: 'c-apply', command: 'config.apply', args: { yaml: newYaml } }),
+    { qos: 1, properties: { responseTopic: 'cloud/replies/apply', correlationData: Buffer.from('a-1') } },
+  );
+  const applied = await waitFor(() => msgs.find((m) => m.topic === 'cloud/replies/apply'), 15000, 'apply result');
+  assert.equal(applied.doc['ok'], true, JSON.stringify(applied.doc));
+  assert.deepEqual(applied.corr, Buffer.from('a-1'));
+  assert.deepEqual((applied.doc['result'] as { applied: string[] }).applied, ['gateway.log_level']);
+  assert.match(readFileSync(cfgPath, 'utf8'), /log_level: debug/);
+
+  // Desired config with an error: refused, every error reported up (retained), the file untouched.
+  const badYaml = newYaml.replace(`port: ${brokerPort}`, 'port: 70000').replace('baud: 19200', 'baud: -1');
+  await app.publishAsync(`${P}/config/desired`, JSON.stringify({ version: 1, yaml: badYaml }), {
+    qos: 1,
+    retain: true,
+  });
+  const refused = await waitFor(
+    () => msgs.find((m) => m.topic === `${P}/config/reported` && m.doc['version'] === 1),
+    15000,
+    'config reported',
+  );
+  assert.equal(refused.doc['status'], 'refused');
+  const paths = (refused.doc['errors'] as { path: string }[]).map((e) => e.path);
+  assert.ok(paths.includes('broker.port') && paths.includes('drivers[0].baud'), JSON.stringify(paths));
+  assert.match(readFileSync(cfgPath, 'utf8'), /log_level: debug/);
+  assert.doesNotMatch(readFileSync(cfgPath, 'utf8'), /70000/);
+
+  // A valid newer version is applied; the state carries the new config revision and origin.
+  await app.publishAsync(
+    `${P}/config/desired`,
+    JSON.stringify({ version: 2, yaml: newYaml.replace('log_level: debug', 'log_level: warn') }),
+    {
+      qos: 1,
+      retain: true,
+    },
+  );
+  const ok2 = await waitFor(
+    () => msgs.find((m) => m.topic === `${P}/config/reported` && m.doc['version'] === 2),
+    15000,
+    'config reported v2',
+  );
+  assert.equal(ok2.doc['status'], 'applied', JSON.stringify(ok2.doc));
+  await waitFor(
+    () =>
+      msgs.find(
+        (m) =>
+          m.topic === `${P}/state` &&
+          (m.doc['config'] as { origin?: string; desiredVersion?: number }).desiredVersion === 2,
+      ),
+    15000,
+    'state with desired version 2',
+  );
+
+  // Every cloud command is in the /mgmt audit table beside the CoAP writes.
+  const db = new Database(join(dataDir, 'gateway.db'), { readonly: true });
+  try {
+    const rows = db
+      .prepare('SELECT resource, outcome, code FROM mgmt_audit WHERE source = ? ORDER BY id')
+      .all('cloud') as {
+      resource: string;
+      outcome: string;
+      code: string;
+    }[];
+    const seen = rows.map((r) => `${r.resource} ${r.outcome}`);
+    for (const want of [
+      'commands/lamp-1 ok',
+      'commands/boiler ok',
+      'commands/valve-9 denied',
+      'gateway/restart denied',
+      'gateway/config.apply ok',
+      'config/desired invalid',
+      'config/desired ok',
+    ])
+      assert.ok(seen.includes(want), `${want} in ${JSON.stringify(seen)}`);
+  } finally {
+    db.close();
+  }
+});
