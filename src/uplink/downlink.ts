@@ -161,17 +161,17 @@ export class Downlink {
     const to = validResponseTopic(props.responseTopic)
       ? props.responseTopic
       : this.o.layout.deviceCommandResult(deviceId);
-    const denied = this.policy.device(deviceId);
-    if (denied) {
-      this.audit(resource, denied.outcome, denied.code, denied.error);
-      return this.refuse(to, props, denied, { deviceId });
-    }
     const p = parseCommand(payload, props, this.o.config.max_command_bytes);
     if (!p.ok) {
       this.audit(resource, p.refusal.outcome, p.refusal.code, p.refusal.error);
       return this.refuse(to, props, p.refusal, { deviceId });
     }
     const { id, key, body, ts } = p.value;
+    const denied = this.policy.device(deviceId);
+    if (denied) {
+      this.audit(resource, denied.outcome, denied.code, `${id}: ${denied.error}`);
+      return this.refuse(to, props, denied, { id, deviceId });
+    }
     if (this.duplicate(`d:${deviceId}:${key}`, to, props, resource, id)) return;
     const fullKey = `d:${deviceId}:${key}`;
     const old = expired(ts, this.o.config.command_max_age_s, this.now());
