@@ -36,9 +36,10 @@ export const uplinkModule: CapabilityModule = {
     const log = ctx.log.child({ mod: 'uplink' });
     let link: LinkHooks | undefined;
     const services: Service[] = [];
-    let uplinkRef: Uplink | undefined;
+    // The downlink answers through the uplink built below (read when a command arrives).
+    const ref: { uplink?: Uplink } = {};
     if (u.downlink.enabled) {
-      const built = buildDownlink(ctx, needDb(db, 'uplink'), layout, () => uplinkRef!);
+      const built = buildDownlink(ctx, needDb(db, 'uplink'), layout, () => ref.uplink!);
       link = built.link;
       services.push(built.service);
     }
@@ -52,7 +53,7 @@ export const uplinkModule: CapabilityModule = {
       ...(format ? { format } : {}),
       ...(link ? { link } : {}),
     });
-    uplinkRef = uplink;
+    ref.uplink = uplink;
     return {
       services: [uplink, ...services],
       provides: { uplink },

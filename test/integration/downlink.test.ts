@@ -79,10 +79,10 @@ test('downlink end to end: offline commands after reconnect, gateway command, re
   const cfgPath = tmp.file('gw.yaml', config(dataDir, brokerPort, cloud.url, pty.dev));
   let gw = GatewayProcess.start(cfgPath);
   const { client: app, msgs } = await cloudClient(cloud.url);
-  let lamp: MqttClient | undefined;
+  const local: { lamp?: MqttClient } = {};
   t.after(async () => {
     await gw.stop('SIGKILL');
-    lamp?.end(true);
+    local.lamp?.end(true);
     app.end(true);
     slave.kill('SIGKILL');
     await pty.kill();
@@ -97,11 +97,12 @@ test('downlink end to end: offline commands after reconnect, gateway command, re
 
   // A local MQTT device with a persistent session, subscribed to its commands.
   const lampGot: Record<string, unknown>[] = [];
-  lamp = await mqtt.connectAsync(`mqtt://127.0.0.1:${brokerPort}`, {
+  const lamp = await mqtt.connectAsync(`mqtt://127.0.0.1:${brokerPort}`, {
     clientId: 'lamp-1',
     clean: false,
     reconnectPeriod: 100,
   });
+  local.lamp = lamp;
   lamp.on('message', (_t, payload) => lampGot.push(JSON.parse(payload.toString()) as Record<string, unknown>));
   await lamp.subscribeAsync('commands/lamp-1', { qos: 1 });
 
