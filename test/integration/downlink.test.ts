@@ -238,3 +238,69 @@ test('downlink end to end: offline commands after reconnect, gateway command, re
     db.close();
   }
 });
+
+test('downlink hostile input from a real cloud client (mosquitto_pub): each refused with a reason, audited, the gateway keeps running', async (t) => {
+  const tmp = tempDir('egw-downlink-hostile-');
+  const cloud = await Cloud.create();
+  const brokerPort = await freePort();
+  const dataDir = join(tmp.dir, 'data');
+  const cfgPath = tmp.file(
+    'gw.yaml',
+    `version: 1
+gateway: { id: gw-dl, data_dir: ${JSON.stringify(dataDir)}, log_level: info, shutdown_timeout_ms: 5000 }
+metrics: { enabled: false }
+coap: { enabled: false }
+broker: { host: 127.0.0.1, port: ${brokerPort}, connect_rate_per_ip: 0 }
+uplink:
+  url: ${JSON.stringify(cloud.url)}
+  reconnect: { min_ms: 100, max_ms: 1000 }
+  downlink: { enabled: true, allow: ['device:*'], max_command_bytes: 1024, state_interval_ms: 200 }
+`,
+  );
+  const gw = GatewayProcess.start(cfgPath);
+  const { client: app, msgs } = await cloudClient(cloud.url);
+  t.after(async () => {
+    await gw.stop('SIGKILL');
+    app.end(true);
+    await cloud.close();
+    tmp.cleanup();
+  });
+  await gw.ready(20000);
+  await waitFor(() => msgs.find((m) => m.topic === `${P}/state`), 15000, 'reported state');
+  const pub = (topic: string, payload: string) =>
+    new Promise<void>((resolve, reject) => {
+      const c = spawn('mosquitto_pub', ['-p', String(cloud.port), '-h', '127.0.0.1', '-q', '1', '-t', topic, '-s'], {
+        stdio: ['pipe', 'ignore', 'ignore'],
+      });
+      c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`mosquitto_pub exit ${code}`))));
+      c.stdin.end(payload);
+    });
+  const results = () => msgs.filter((m) => /command_result$/.test(m.topic));
+  const cases: [string, string, RegExp][] = [
+    [`${P}/commands/pump`, '{"id": "h1", "set": ', /not JSON/],
+    [`${P}/commands/pump`, JSON.stringify({ id: 'h2', pad: 'x'.repeat(5000) }), /exceeds 1024 B/],
+    [`${P}/commands/bad$id`, JSON.stringify({ id: 'h3' }), /device id not allowed/],
+    [`${P}/gateway/commands`, JSON.stringify({ id: 'h4', command: 'format-disk' }), /unknown gateway command/],
+    [`${P}/gateway/commands`, JSON.stringify({ id: 'h5', command: 'restart' }), /not allowed/],
+    [`${P}/commands/pump`, JSON.stringify({ set: { x: 1 } }), /needs an "id"/],
+  ];
+  for (const [i, [topic, payload, why]] of cases.entries()) {
+    await pub(topic, payload);
+    const r = await waitFor(() => results()[i], 10000, `refusal ${i}`);
+    assert.equal(r.doc['ok'], false);
+    assert.equal(r.doc['status'], 'refused');
+    assert.match(String(r.doc['error']), why);
+  }
+  assert.equal(gw.child.exitCode, null);
+  const db = new Database(join(dataDir, 'gateway.db'), { readonly: true });
+  try {
+    const n = db
+      .prepare("SELECT COUNT(*) AS n FROM mgmt_audit WHERE source = 'cloud' AND outcome IN ('invalid', 'denied')")
+      .get() as {
+      n: number;
+    };
+    assert.equal(n.n, cases.length);
+  } finally {
+    db.close();
+  }
+});
