@@ -4,7 +4,7 @@
 // audited; desired config with an error is refused with the error reported up.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -14,6 +14,18 @@ import { PtyPair, waitFor } from './drivers-support/harness.js';
 import { Cloud, freePort } from './uplink-cloud.js';
 
 const SLAVE = new URL('../../../test/fixtures/modbus/slave.py', import.meta.url).pathname;
+const MAIN = new URL('../../src/main.js', import.meta.url).pathname;
+const READ = 'downlink-test-read-token-0123456789';
+const ADMIN = 'downlink-test-admin-token-0123456789';
+
+/** `edge-gateway ctl ARGS` as an operator on site runs it. */
+function ctl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [MAIN, 'ctl', ...args], { timeout: 20000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 99) : 0, stdout, stderr }),
+    );
+  });
+}
 const P = 'edge/gw-dl';
 
 function config(dataDir: string, brokerPort: number, cloudUrl: string, pty: string, logLevel = 'info'): string {
@@ -21,6 +33,7 @@ function config(dataDir: string, brokerPort: number, cloudUrl: string, pty: stri
 gateway: { id: gw-dl, data_dir: ${JSON.stringify(dataDir)}, log_level: ${logLevel}, shutdown_timeout_ms: 5000 }
 metrics: { enabled: false }
 coap: { enabled: true, host: 127.0.0.1, port: 0 }
+mgmt: { read_token: ${READ}, admin_token: ${ADMIN} }
 broker: { host: 127.0.0.1, port: ${brokerPort}, connect_rate_per_ip: 0 }
 uplink:
   url: ${JSON.stringify(cloudUrl)}
@@ -67,7 +80,7 @@ async function cloudClient(url: string): Promise<{ client: MqttClient; msgs: Msg
   return { client, msgs };
 }
 
-test('downlink end to end: offline commands after reconnect, gateway command, refusals audited, desired config refused and applied', async (t) => {
+test('downlink end to end: offline commands after reconnect, gateway command, refusals audited, desired config refused and applied, conflict rule both ways', async (t) => {
   const tmp = tempDir('egw-downlink-');
   const cloud = await Cloud.create();
   const pty = new PtyPair(join(tmp.dir, 'dev'), join(tmp.dir, 'peer'));
@@ -213,6 +226,35 @@ test('downlink end to end: offline commands after reconnect, gateway command, re
     'state with desired version 2',
   );
 
+  // Conflict rule, one way: a local edit (ctl config set over CoAP) after desired v2 wins over v2 sent again.
+  const coapPort = Number((await gw.waitForLog((l) => l.msg === 'CoAP listening'))['port']);
+  const localYaml = tmp.file('local.yaml', newYaml.replace('log_level: debug', 'log_level: error'));
+  const set = await ctl(['--host', `127.0.0.1:${coapPort}`, '--token', ADMIN, 'config', 'set', localYaml]);
+  assert.equal(set.code, 0, set.stderr);
+  const v2doc = JSON.stringify({ version: 2, yaml: newYaml.replace('log_level: debug', 'log_level: warn') });
+  await app.publishAsync(`${P}/config/desired`, v2doc, { qos: 1, retain: true });
+  const overridden = await waitFor(
+    () => msgs.find((m) => m.topic === `${P}/config/reported` && m.doc['status'] === 'overridden'),
+    15000,
+    'v2 again reported overridden',
+  );
+  assert.equal(overridden.doc['version'], 2);
+  assert.match(readFileSync(cfgPath, 'utf8'), /log_level: error/);
+  // The other way: a greater version wins over the local edit.
+  await app.publishAsync(
+    `${P}/config/desired`,
+    JSON.stringify({ version: 3, yaml: newYaml.replace('log_level: debug', 'log_level: info') }),
+    { qos: 1, retain: true },
+  );
+  const v3 = await waitFor(
+    () => msgs.find((m) => m.topic === `${P}/config/reported` && m.doc['version'] === 3),
+    15000,
+    'config reported v3',
+  );
+  assert.equal(v3.doc['status'], 'applied');
+  assert.match(readFileSync(cfgPath, 'utf8'), /log_level: info/);
+  assert.deepEqual(v3.doc['config'], { revision: 4, origin: 'cloud', desiredVersion: 3 });
+
   // Every cloud command is in the /mgmt audit table beside the CoAP writes.
   const db = new Database(join(dataDir, 'gateway.db'), { readonly: true });
   try {
@@ -254,7 +296,7 @@ broker: { host: 127.0.0.1, port: ${brokerPort}, connect_rate_per_ip: 0 }
 uplink:
   url: ${JSON.stringify(cloud.url)}
   reconnect: { min_ms: 100, max_ms: 1000 }
-  downlink: { enabled: true, allow: ['device:*'], max_command_bytes: 1024, state_interval_ms: 200 }
+  downlink: { enabled: true, allow: ['device:*', 'uplink.reconnect'], max_command_bytes: 1024, state_interval_ms: 200 }
 `,
   );
   const gw = GatewayProcess.start(cfgPath);
@@ -303,4 +345,17 @@ uplink:
   } finally {
     db.close();
   }
+
+  // An allowed gateway command after all that: answered, then the link is re-opened, and commands still flow.
+  await pub(`${P}/gateway/commands`, JSON.stringify({ id: 'h-rc', command: 'uplink.reconnect' }));
+  const rc = await waitFor(() => results().find((m) => m.doc['id'] === 'h-rc'), 10000, 'reconnect result');
+  assert.equal(rc.doc['ok'], true);
+  await gw.waitForLog((l) => l.msg === 'uplink reconnect requested by the cloud', 10000);
+  await pub(`${P}/commands/pump`, JSON.stringify({ id: 'h-after', on: 1 }));
+  const after = await waitFor(
+    () => results().find((m) => m.doc['id'] === 'h-after'),
+    10000,
+    'a command after reconnect',
+  );
+  assert.equal(after.doc['status'], 'delivered');
 });
