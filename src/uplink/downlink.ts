@@ -130,12 +130,20 @@ export class Downlink {
         const denied = this.policy.gatewayCommand('config.desired');
         if (denied) {
           this.audit('config/desired', denied.outcome, denied.code, denied.error);
-          return this.sendQuiet(
-            this.o.layout.configReported(),
-            { ok: false, status: 'refused', code: denied.code, error: denied.error },
-            undefined,
-            true,
-          );
+          this.counters.refused++;
+          // The config/reported shape (docs/uplink.md), so the cloud reads one format there.
+          const doc = {
+            version: null,
+            status: 'refused',
+            code: denied.code,
+            errors: [{ path: '', message: denied.error }],
+          };
+          try {
+            await this.o.send(this.o.layout.configReported(), JSON.stringify(doc), { retain: true });
+          } catch {
+            /* offline */
+          }
+          return;
         }
         return this.o.desired(payload);
       }

@@ -190,6 +190,19 @@ describe('downlink: commands', () => {
     }
   });
 
+  it('desired config without config.desired in allow: refused on config/reported, audited, not applied', async () => {
+    const r = rig(['device:*']);
+    try {
+      await r.dl.handle(`${P}/config/desired`, buf({ version: 1, config: {} }), {});
+      assert.equal(r.sent[0]!.topic, `${P}/config/reported`);
+      assert.equal(r.sent[0]!.doc['status'], 'refused');
+      assert.equal(r.sent[0]!.doc['code'], 'EGW_DOWNLINK_DENIED');
+      assert.equal(r.audit.recent(1)[0]!.outcome, 'denied');
+    } finally {
+      r.close();
+    }
+  });
+
   it('a gateway command answers on the MQTT 5 response topic with the correlation data', async () => {
     const r = rig(['config.apply']);
     try {
