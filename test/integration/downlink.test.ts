@@ -170,6 +170,25 @@ test('downlink end to end: offline commands after reconnect, gateway command, re
   assert.deepEqual(restart.corr, Buffer.from('r-1'));
   assert.equal(gw.child.exitCode, null, 'a refused restart does not restart');
 
+  // The same command id again (a cloud retry, or a QoS 1 redelivery): answered with the first result, not
+  // executed again — also after a kill -9 and restart (the ids are on disk). 43.0 would be written as 430.
+  const again = JSON.stringify({ id: 'c-boiler', set: { setpoint: 43 } });
+  const boilerResults = () => msgs.filter((m) => m.doc['id'] === 'c-boiler' && m.topic.endsWith('command_result'));
+  await app.publishAsync(`${P}/commands/boiler`, again, { qos: 1 });
+  await waitFor(() => boilerResults().length >= 2, 10000, 'the stored result again');
+  await gw.stop('SIGKILL');
+  gw = GatewayProcess.start(cfgPath);
+  await gw.ready(20000);
+  await app.publishAsync(`${P}/commands/boiler`, again, { qos: 1 });
+  await waitFor(() => boilerResults().length >= 3, 15000, 'the stored result after kill -9');
+  assert.deepEqual(
+    boilerResults().map((m) => m.doc['status']),
+    ['done', 'done', 'done'],
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  assert.doesNotMatch(readFileSync(writeLog, 'utf8'), /\[430\]/, 'the repeated command never reached the slave');
+  assert.equal(readFileSync(writeLog, 'utf8').match(/\[425\]/g)?.length, 1, 'the first write exactly once');
+
   // A gateway command (config.apply) with MQTT 5 request/response.
   const newYaml = config(dataDir, brokerPort, cloud.url, pty.dev, 'debug');
   await app.publishAsync(
