@@ -283,9 +283,15 @@ export class Uplink implements Service {
       const link = this.opts.link;
       if (link) {
         // Re-subscribing is idempotent [MQTT-3.8.4-3]; it also covers a session the broker dropped.
-        client.subscribe([...link.subscriptions], { qos: 1 }, (err) => {
-          if (err && gen === this.gen)
-            this.opts.log.warn({ err }, 'uplink: cloud broker refused the command subscriptions');
+        client.subscribe([...link.subscriptions], { qos: 1 }, (err, granted) => {
+          if (gen !== this.gen) return;
+          // A SUBACK reason code ≥ 0x80 is a refusal [MQTT-3.9.3] (e.g. 0x87 not authorized).
+          const refused = granted?.filter((g) => g.qos >= 0x80).map((g) => g.topic) ?? [];
+          if (err || refused.length > 0)
+            this.opts.log.warn(
+              { err, refused, code: 'EGW_UPLINK_REFUSED' },
+              'uplink: the cloud broker refused the downlink subscriptions; grant subscribe rights on them',
+            );
         });
         link.onConnect();
       }
