@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { CommandResult } from '../commands/router.js';
 import type { Logger } from '../log/logger.js';
 import type { UplinkConfig, GatewayCommand } from './config.js';
@@ -20,7 +21,7 @@ export type DownlinkConfig = UplinkConfig['downlink'];
 export type CloudSend = (
   topic: string,
   payload: string,
-  opts: { retain?: boolean; correlationData?: Buffer | undefined },
+  opts: { retain?: boolean; correlationData?: Buffer | undefined; msgId?: string },
 ) => Promise<void>;
 
 /** Where device commands go: a driver that owns the device, else the device's own `commands/{id}`. */
@@ -64,6 +65,11 @@ export interface DownlinkOptions {
   desired(payload: Buffer): Promise<void>;
   send: CloudSend;
   wallClock?: () => number;
+}
+
+/** msg-id of a command's result: the same for every copy of it (dedupe key hashed, fixed length). */
+function resultId(key: string): string {
+  return `r-${createHash('sha256').update(key).digest('hex').slice(0, 24)}`;
 }
 
 /** The result document of a command (docs/uplink.md §Command results). */
@@ -112,7 +118,7 @@ export class Downlink {
     for (const r of this.o.store.unsent()) {
       if (!r.result || !r.topic) continue;
       try {
-        await this.o.send(r.topic, r.result, { correlationData: r.corr ?? undefined });
+        await this.o.send(r.topic, r.result, { correlationData: r.corr ?? undefined, msgId: resultId(r.key) });
         this.o.store.markSent(r.key);
       } catch {
         return; // offline again: the next connect retries
@@ -307,7 +313,7 @@ export class Downlink {
       `${id}: already ${seen.state === 'done' ? 'executed; result sent again' : 'executing'}`,
     );
     if (seen.state === 'done' && seen.result && seen.topic) {
-      void this.o.send(seen.topic, seen.result, { correlationData: seen.corr ?? undefined }).then(
+      void this.o.send(seen.topic, seen.result, { correlationData: seen.corr ?? undefined, msgId: resultId(key) }).then(
         () => this.o.store.markSent(key),
         () => undefined,
       );
@@ -319,7 +325,7 @@ export class Downlink {
     const text = JSON.stringify(doc);
     this.o.store.finish(key, text);
     try {
-      await this.o.send(to, text, { correlationData: props.correlationData });
+      await this.o.send(to, text, { correlationData: props.correlationData, msgId: resultId(key) });
       this.o.store.markSent(key);
     } catch (err) {
       // Kept unsent in the store: resendUnsent() publishes it after the next connect.

@@ -84,8 +84,11 @@ function buildDownlink(
   const store = new DownlinkStore(db, d.dedupe_max);
   // The /mgmt audit table: cloud commands sit beside the CoAP writes in GET /mgmt/audit.
   const audit = new AuditLog(db, config.mgmt.audit_max_rows);
-  const send = (topic: string, payload: string, o: { retain?: boolean; correlationData?: Buffer | undefined }) =>
-    uplink().send(topic, payload, o);
+  const send = (
+    topic: string,
+    payload: string,
+    o: { retain?: boolean; correlationData?: Buffer | undefined; msgId?: string },
+  ) => uplink().send(topic, payload, o);
   const twin = new Twin({
     layout,
     store,

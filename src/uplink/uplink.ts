@@ -601,7 +601,7 @@ export class Uplink implements Service {
   send(
     topic: string,
     payload: string,
-    opts: { retain?: boolean; correlationData?: Buffer | undefined },
+    opts: { retain?: boolean; correlationData?: Buffer | undefined; msgId?: string },
   ): Promise<void> {
     const client = this.client;
     if (!this.online || !client) return Promise.reject(new Error('uplink offline'));
@@ -615,6 +615,8 @@ export class Uplink implements Service {
           properties: {
             contentType: 'application/json',
             ...(opts.correlationData ? { correlationData: opts.correlationData } : {}),
+            // Like outbox messages: a stable id, so the cloud drops a result sent twice (at-least-once).
+            ...(opts.msgId ? { userProperties: { [MSG_ID_PROPERTY]: opts.msgId } } : {}),
           },
         },
         (err) => (err ? reject(err) : resolve()),

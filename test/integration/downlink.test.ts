@@ -62,6 +62,7 @@ interface Msg {
   doc: Record<string, unknown>;
   corr: Buffer | undefined;
   retain: boolean;
+  msgId: unknown;
 }
 
 async function cloudClient(url: string): Promise<{ client: MqttClient; msgs: Msg[] }> {
@@ -74,7 +75,13 @@ async function cloudClient(url: string): Promise<{ client: MqttClient; msgs: Msg
     } catch {
       doc = { notJson: payload.toString('hex') };
     }
-    msgs.push({ topic, doc, corr: packet.properties?.correlationData, retain: packet.retain });
+    msgs.push({
+      topic,
+      doc,
+      corr: packet.properties?.correlationData,
+      retain: packet.retain,
+      msgId: packet.properties?.userProperties?.['msg-id'],
+    });
   });
   await client.subscribeAsync([`${P}/#`, 'cloud/replies/#'], { qos: 1 });
   return { client, msgs };
@@ -185,6 +192,9 @@ test('downlink end to end: offline commands after reconnect, gateway command, re
     boilerResults().map((m) => m.doc['status']),
     ['done', 'done', 'done'],
   );
+  // Every copy of the result carries the same msg-id: the cloud can drop the repeats.
+  assert.equal(new Set(boilerResults().map((m) => m.msgId)).size, 1);
+  assert.match(String(boilerResults()[0]!.msgId), /^r-[0-9a-f]{24}$/);
   await new Promise((r) => setTimeout(r, 500));
   assert.doesNotMatch(readFileSync(writeLog, 'utf8'), /\[430\]/, 'the repeated command never reached the slave');
   assert.equal(readFileSync(writeLog, 'utf8').match(/\[425\]/g)?.length, 1, 'the first write exactly once');
