@@ -2,7 +2,8 @@ import type { CapabilityModule, ModuleContext } from '../capability/types.js';
 import { needDb, needSeam } from '../capability/needs.js';
 import type { Service } from '../lifecycle/service.js';
 import { AuditLog } from '../mgmt/audit.js';
-import { Downlink, type GatewayRunner } from './downlink.js';
+import { Counter } from 'prom-client';
+import { Downlink, type AuditSink, type GatewayRunner } from './downlink.js';
 import { DownlinkStore } from './downlink-store.js';
 import { codecFormat, FormatSelector, jsonFormat } from './formats.js';
 import { defaultTopicLayout, formatFor } from './topics.js';
@@ -82,8 +83,26 @@ function buildDownlink(
   const d = config.uplink.downlink;
   const log = ctx.log.child({ mod: 'downlink' });
   const store = new DownlinkStore(db, d.dedupe_max);
-  // The /mgmt audit table: cloud commands sit beside the CoAP writes in GET /mgmt/audit.
-  const audit = new AuditLog(db, config.mgmt.audit_max_rows);
+  // The /mgmt audit table: cloud commands sit beside the CoAP writes in GET /mgmt/audit; every
+  // audited command also counts in edge_gateway_downlink_commands_total{kind, outcome}.
+  const table = new AuditLog(db, config.mgmt.audit_max_rows);
+  const counter = new Counter({
+    name: 'edge_gateway_downlink_commands_total',
+    help: 'Commands and desired configs from the cloud, by kind (device, gateway, desired) and outcome (ok, failed, denied, invalid, expired, duplicate, ignored).',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: [ctx.metrics],
+  });
+  const audit: AuditSink = {
+    record(e) {
+      table.record(e);
+      const kind = e.resource.startsWith('commands/')
+        ? 'device'
+        : e.resource === 'config/desired'
+          ? 'desired'
+          : 'gateway';
+      counter.inc({ kind, outcome: e.outcome });
+    },
+  };
   const send = (
     topic: string,
     payload: string,
