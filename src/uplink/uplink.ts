@@ -92,6 +92,8 @@ export class Uplink implements Service {
   private checkTimer: NodeJS.Timeout | undefined;
   private holdUntil = 0;
   private readonly inflight = new Map<string, InFlight>();
+  /** Pending `send()`s (not outbox messages): settled on PUBACK, failed when the connection drops. */
+  private readonly sends = new Set<(err?: Error) => void>();
   private readonly scheduler: Scheduler;
   private readonly bucket: TokenBucket | undefined;
   private readonly adaptive: AdaptiveRate | undefined;
@@ -150,7 +152,7 @@ export class Uplink implements Service {
     return messageCost(
       Buffer.byteLength(msg.topic) + this.prefix.length + 1,
       this.idBytes,
-      msg.contentType.length,
+      this.opts.format ? this.encode(msg).contentType.length : msg.contentType.length,
       this.opts.format ? this.encode(msg).payload.byteLength : msg.payload.byteLength,
       this.opts.queue.bandwidth.link_overhead_bytes,
     );
@@ -368,6 +370,7 @@ export class Uplink implements Service {
     this.online = false;
     const list = [...this.inflight.values()];
     this.inflight.clear();
+    for (const settle of [...this.sends]) settle(new Error(`connection dropped: ${reason}`));
     // Newest first, so each class gets its messages back in their original order.
     for (let i = list.length - 1; i >= 0; i--) this.opts.outbox.requeue(list[i]!.msg);
     this.counters.requeued += list.length;
@@ -606,6 +609,17 @@ export class Uplink implements Service {
     const client = this.client;
     if (!this.online || !client) return Promise.reject(new Error('uplink offline'));
     return new Promise((resolve, reject) => {
+      // Settled exactly once: by the PUBACK, by drop() (a dropped mqtt.js client with a persistent
+      // session keeps its callbacks pending forever), or by ack_timeout_ms.
+      const settle = (err?: Error) => {
+        if (!this.sends.delete(settle)) return;
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      };
+      const timer = setTimeout(() => settle(new Error('no PUBACK in time')), this.opts.config.ack_timeout_ms);
+      timer.unref();
+      this.sends.add(settle);
       client.publish(
         topic,
         payload,
@@ -619,7 +633,7 @@ export class Uplink implements Service {
             ...(opts.msgId ? { userProperties: { [MSG_ID_PROPERTY]: opts.msgId } } : {}),
           },
         },
-        (err) => (err ? reject(err) : resolve()),
+        (err) => settle(err ?? undefined),
       );
     });
   }
