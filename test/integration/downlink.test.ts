@@ -388,3 +388,52 @@ uplink:
   );
   assert.equal(after.doc['status'], 'delivered');
 });
+
+test('gateway commands ota.check and restart from the cloud: answered first, then the restart (exit 75 for systemd)', async (t) => {
+  const tmp = tempDir('egw-downlink-gw-');
+  const cloud = await Cloud.create();
+  const dataDir = join(tmp.dir, 'data');
+  const cfgPath = tmp.file(
+    'gw.yaml',
+    `version: 1
+gateway: { id: gw-dl, data_dir: ${JSON.stringify(dataDir)}, log_level: info, shutdown_timeout_ms: 5000 }
+metrics: { enabled: false }
+coap: { enabled: true, host: 127.0.0.1, port: 0 }
+broker: { enabled: false }
+uplink:
+  url: ${JSON.stringify(cloud.url)}
+  reconnect: { min_ms: 100, max_ms: 1000 }
+  downlink: { enabled: true, allow: ['ota.check', 'restart'], state_interval_ms: 200 }
+`,
+  );
+  const gw = GatewayProcess.start(cfgPath);
+  const { client: app, msgs } = await cloudClient(cloud.url);
+  t.after(async () => {
+    await gw.stop('SIGKILL');
+    app.end(true);
+    await cloud.close();
+    tmp.cleanup();
+  });
+  await gw.ready(20000);
+  const state = await waitFor(() => msgs.find((m) => m.topic === `${P}/state`), 15000, 'reported state');
+  assert.equal(
+    (state.doc['ota'] as { phase?: string } | null)?.phase,
+    'idle',
+    'the OTA state is in the reported state',
+  );
+  const ask = (command: string, corr: string) =>
+    app.publishAsync(`${P}/gateway/commands`, JSON.stringify({ command }), {
+      qos: 1,
+      properties: { responseTopic: `cloud/replies/${command}`, correlationData: Buffer.from(corr) },
+    });
+  await ask('ota.check', 'q-1');
+  const check = await waitFor(() => msgs.find((m) => m.topic === 'cloud/replies/ota.check'), 15000, 'ota.check');
+  assert.equal(check.doc['ok'], true, JSON.stringify(check.doc));
+  assert.equal((check.doc['result'] as { applicable: boolean }).applicable, false);
+  assert.equal(check.doc['id'], Buffer.from('q-1').toString('hex'));
+  const exited = new Promise<number | null>((r) => gw.child.once('exit', (code) => r(code)));
+  await ask('restart', 'q-2');
+  const restart = await waitFor(() => msgs.find((m) => m.topic === 'cloud/replies/restart'), 15000, 'restart result');
+  assert.deepEqual(restart.doc['result'], { state: 'restarting' });
+  assert.equal(await exited, 75);
+});
