@@ -211,3 +211,37 @@ describe('JSON uplink payload', () => {
     });
   });
 });
+
+describe('payload format per topic', () => {
+  it('payload_format_rules: first matching filter wins, else the default; non-reading messages pass unchanged', async () => {
+    const { formatFor } = await import('../../../src/uplink/topics.js');
+    const { jsonFormat } = await import('../../../src/uplink/formats.js');
+    const pick = formatFor(
+      [
+        { topic: 'sensors/pump-1/data', format: 'json' },
+        { topic: 'sensors/#', format: 'codec' },
+      ],
+      'json',
+    );
+    assert.equal(pick('sensors/pump-1/data'), 'json');
+    assert.equal(pick('sensors/pump-2/data'), 'codec');
+    assert.equal(pick('alerts/x'), 'json');
+    const alert = {
+      id: 'm9',
+      cls: 0,
+      topic: 'alerts/x',
+      payload: Buffer.from('{"level":"CRITICAL"}'),
+      contentType: 'application/json',
+      readings: 0,
+      bytes: 0,
+      t: 0,
+      ttl: 0,
+      seqs: [],
+      claim: undefined,
+      claimed: true,
+    };
+    const enc = jsonFormat.encode(alert);
+    assert.equal(enc.payload.toString(), '{"level":"CRITICAL"}');
+    assert.equal(enc.contentType, 'application/json');
+  });
+});
