@@ -266,3 +266,18 @@ describe('downlink: commands', () => {
     }
   });
 });
+
+describe('uplink.downlink config', () => {
+  it('off by default with nothing allowed; an unknown allow entry is a config error with its path', async () => {
+    const { parseConfig } = await import('../../../src/config/load.js');
+    const c = parseConfig('version: 1\n');
+    assert.equal(c.uplink.downlink.enabled, false);
+    assert.deepEqual(c.uplink.downlink.allow, []);
+    assert.equal(c.uplink.payload_format, 'codec');
+    assert.throws(
+      () => parseConfig("version: 1\nuplink:\n  downlink:\n    allow: ['device:ok-1', 'reboot', 'device:bad id']\n"),
+      /uplink\.downlink\.allow\[1\][\s\S]*uplink\.downlink\.allow\[2\]/,
+    );
+    assert.throws(() => parseConfig('version: 1\nuplink: { payload_format: xml }\n'), /uplink\.payload_format/);
+  });
+});
