@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import type { ConfigIssue } from '../config/load.js';
 import type { ConfigResource } from '../mgmt/registry.js';
@@ -39,6 +40,11 @@ export interface ReportedDoc {
 }
 
 export const STATE_SCHEMA = 1;
+
+/** msg-id of a state or reported document: derived from its content, so a copy sent again has the same id. */
+function contentId(kind: string, text: string): string {
+  return `${kind}-${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
+}
 const SYNC_KEY = 'config';
 const REPORTED_KEY = 'reported';
 
@@ -109,7 +115,7 @@ export class Twin {
     if (key === this.lastSentKey) return;
     this.sending = true;
     try {
-      await this.o.send(this.o.layout.state(), key, { retain: true });
+      await this.o.send(this.o.layout.state(), key, { retain: true, msgId: contentId('s', key) });
       this.lastSentKey = key;
     } catch {
       /* offline: compared again at the next tick or connect */
@@ -194,7 +200,8 @@ export class Twin {
     if (doc.status === 'refused')
       this.o.log.warn({ version: doc.version, errors: doc.errors }, 'desired config refused');
     try {
-      await this.o.send(this.o.layout.configReported(), JSON.stringify(doc), { retain: true });
+      const text = JSON.stringify(doc);
+      await this.o.send(this.o.layout.configReported(), text, { retain: true, msgId: contentId('c', text) });
       this.o.store.putSync(REPORTED_KEY, { doc, sent: true });
     } catch {
       /* sent again by onConnect */
