@@ -53,6 +53,12 @@ export const ERROR_CODES = {
     'A camera frame cannot be decoded (corrupt, truncated, too large); the part got the fail-safe action.',
   EGW_DATA_DIR_LOCKED: 'Another edge-gateway process holds the data directory; this one refused to start.',
   EGW_PORT_IN_USE: 'A listener cannot bind its port because another process holds it (EADDRINUSE).',
+  EGW_DOWNLINK_INVALID:
+    'A cloud command or desired config is malformed, oversized, has a bad id or names an unknown command.',
+  EGW_DOWNLINK_DENIED: 'A cloud command is not in uplink.downlink.allow.',
+  EGW_DOWNLINK_EXPIRED: 'A cloud command arrived older than uplink.downlink.command_max_age_s and was not executed.',
+  EGW_DOWNLINK_FAILED: 'A cloud command was executed and failed (driver error, refused config).',
+  EGW_DOWNLINK_INTERRUPTED: 'The gateway stopped while executing a cloud command; its outcome is unknown.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -16,7 +16,8 @@ for (const profile of PROFILE_NAMES) {
     assert.equal(r.missing, 0);
     assert.ok(r.downSeconds > 0);
 
-    // Down: the cloud's command in the profile's layout → the local commands/{deviceId}.
+    // Down: the cloud's command in the profile's layout → the command pipeline (allow-list, dedupe,
+    // audit) → the local commands/{deviceId}.
     const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${rig.brokerPort}`, {
       protocolVersion: 4,
       clientId: 'pump-1',
@@ -25,11 +26,14 @@ for (const profile of PROFILE_NAMES) {
     const got: string[] = [];
     dev.on('message', (_t, p) => got.push(p.toString()));
     await dev.subscribeAsync('commands/pump-1', { qos: 1 });
-    await rig.sendCommand('pump-1', '{"start":true}');
+    await rig.sendCommand('pump-1', '{"id":"c-1","start":true}');
     const deadline = performance.now() + 10000;
     while (got.length === 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.equal(got.length, 1, 'command delivered locally');
-    assert.deepEqual(JSON.parse(got[0]!), profile === 'sparkplug-b' ? { cmd: '{"start":true}' } : { start: true });
+    assert.deepEqual(
+      JSON.parse(got[0]!),
+      profile === 'sparkplug-b' ? { cmd: '{"id":"c-1","start":true}' } : { id: 'c-1', start: true },
+    );
   });
 
   test(`kill -9 with uplink.profile ${profile}: 4 kills during ingest, every PUBACKed reading reaches the cloud`, async (t) => {

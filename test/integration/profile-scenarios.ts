@@ -53,7 +53,9 @@ export async function startProfileRig(profile: ProfileName): Promise<ProfileRig>
   let uplinkYaml: string;
   let filters: string[];
   const key = randomBytes(32).toString('base64');
-  const reconnect = 'reconnect: { min_ms: 100, max_ms: 1000, jitter: 0.5 }';
+  // The downlink on: every profile's device commands go through the one command pipeline.
+  const reconnect =
+    "reconnect: { min_ms: 100, max_ms: 1000, jitter: 0.5 }, downlink: { enabled: true, allow: ['device:*'] }";
   switch (profile) {
     case 'mqtt':
       cloud = await ProfileCloud.start({});

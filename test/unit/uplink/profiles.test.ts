@@ -145,7 +145,11 @@ test('azure-iot-hub downlink: hostile topics and payloads are dropped at the bou
   );
   const c2d = 'devices/dev-1/messages/devicebound/';
   const body = Buffer.from('{}');
-  assert.deepEqual(p.inbound(`${c2d}device=d%2F1`, body, noLink), undefined, 'a device id outside the charset');
+  assert.deepEqual(
+    p.inbound(`${c2d}device=d%2F1`, body, noLink),
+    { kind: 'bad-device-id', raw: 'd/1', payload: body, props: {} },
+    'a device id outside the charset: flagged, the command pipeline refuses it with a reason',
+  );
   assert.deepEqual(
     p.inbound(`${c2d}device=%E0%A4%A&x=1`, body, noLink)?.kind,
     'gateway-command',
@@ -155,7 +159,19 @@ test('azure-iot-hub downlink: hostile topics and payloads are dropped at the bou
     kind: 'device-command',
     deviceId: 'ok-1',
     payload: body,
+    props: {},
   });
+  // C2D system properties stand in for MQTT 5's: $.mid → the command id, $.cid → correlation data.
+  assert.deepEqual(p.inbound(`${c2d}device=ok-1&%24.mid=m-7&%24.cid=c-9`, body, noLink)?.props, {
+    correlationData: Buffer.from('c-9'),
+    userProperties: { 'msg-id': 'm-7' },
+  });
+  const reply = p.commandResult('devices/ok-1/command_result', '{"ok":true}', {
+    msgId: 'r-1',
+    correlationData: Buffer.from('c-9'),
+  });
+  assert.ok(reply.topic.startsWith('devices/dev-1/messages/events/$.mid=r-1&$.cid=c-9&$.ct=application%2Fjson'));
+  assert.ok(reply.topic.endsWith('topic=devices%2Fok-1%2Fcommand_result'));
   assert.equal(
     p.inbound('devices/other/messages/devicebound/device=d1', body, noLink),
     undefined,
@@ -215,8 +231,11 @@ test('JSON parts: a batch over the payload limit is cut in halves with stable pa
 });
 
 test('aws-iot: batches split under 128 KB, an oversize non-reading message is refused, topics checked', () => {
-  const p = profile('{ profile: aws-iot, url: "mqtts://x:8883", cert_file: a, key_file: b, aws: { thing_name: t1 } }');
+  const p = profile(
+    '{ profile: aws-iot, url: "mqtts://x:8883", cert_file: a, key_file: b, aws: { thing_name: t1 }, downlink: { enabled: true } }',
+  );
   assert.equal(p.connectOptions({}).clientId, 't1');
+  assert.equal(p.connectOptions({}).clean, false, 'the downlink keeps its session');
   assert.equal(p.maxInflight, 100);
   const rs = Array.from({ length: 3000 }, (_, i) => r('d1', 1700000000000 + i, { seq: i, v: i / 3 }));
   const ws = p.encode(readingsMsg('m1', rs));
@@ -235,7 +254,9 @@ test('aws-iot: batches split under 128 KB, an oversize non-reading message is re
     { code: 'EGW_UPLINK_PROFILE' },
   );
   assert.deepEqual(p.subscriptions(), ['edge/t1/commands/+', 'edge/t1/gateway/commands', 'edge/t1/config/desired']);
-  assert.equal(p.inbound('edge/t1/commands/..%2F', Buffer.alloc(0), noLink), undefined);
+  assert.equal(p.inbound('edge/t1/commands/..%2F', Buffer.alloc(0), noLink)?.kind, 'bad-device-id');
+  assert.equal(p.inbound('edge/t1/elsewhere', Buffer.alloc(0), noLink), undefined);
+  assert.throws(() => p.commandResult(`edge/t1/${'x/'.repeat(8)}r`, '{}', {}), { code: 'EGW_UPLINK_PROFILE' });
 });
 
 test('sparkplug-b: seq wraps 255 → 0, a type change or a new metric re-births the device, DDEATH only for a born device, hostile NCMD/DCMD dropped', () => {
@@ -287,8 +308,8 @@ test('sparkplug-b: seq wraps 255 → 0, a type change or a new metric re-births 
   // Hostile input.
   assert.equal(p.inbound('spBv1.0/g/NCMD/gw-1', Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]), noLink), undefined);
   assert.equal(
-    p.inbound('spBv1.0/g/DCMD/gw-1/..%2F', Buffer.from(tahu.encodePayload({ metrics: [] })), noLink),
-    undefined,
+    p.inbound('spBv1.0/g/DCMD/gw-1/..%2F', Buffer.from(tahu.encodePayload({ metrics: [] })), noLink)?.kind,
+    'bad-device-id',
   );
   const rebirths: WirePublish[] = [];
   const notRebirth = p.inbound(
