@@ -1,5 +1,6 @@
 import { decode, MEDIA_TYPE } from '../codec/index.js';
 import type { Reading } from '../pipeline/reading.js';
+import { readingsJson } from './profiles/json.js';
 import type { ProfileMessage } from './profiles/types.js';
 
 /** What goes on the wire for one outbox message. */
@@ -29,39 +30,15 @@ export const codecFormat: PayloadFormat = {
 
 export const JSON_CONTENT_TYPE = 'application/json';
 
-/** One reading in the JSON uplink shape (docs/uplink.md §JSON payloads). */
-export interface JsonReading {
-  deviceId?: string;
-  ts: number;
-  quality: Reading['quality'];
-  values: Reading['values'];
-  units?: Record<string, string>;
-}
-
-function jsonReading(r: Reading, withDevice: boolean): JsonReading {
-  const out: JsonReading = withDevice
-    ? { deviceId: r.deviceId, ts: r.ts, quality: r.quality, values: r.values }
-    : { ts: r.ts, quality: r.quality, values: r.values };
-  if (r.units && Object.keys(r.units).length > 0) out.units = r.units;
-  return out;
-}
-
 /**
- * Readings as JSON a plain `JSON.parse` reads (AWS IoT rules, Azure routing queries):
- * one reading → `{"id","deviceId","ts","quality","values"[,"units"]}`;
- * a batch → `{"id","deviceId","readings":[{"ts","quality","values"[,"units"]}, ...]}`.
- * `id` is the message id (also the `msg-id` user property): the cloud drops duplicates by it.
+ * Readings as JSON a plain `JSON.parse` reads (AWS IoT rules, Azure routing queries), the one shape
+ * of every profile (src/uplink/profiles/json.ts, docs/uplink.md §JSON payloads):
+ * `{"id", "topic", "readings": [{"deviceId", "ts", "values", "quality"[, "units"]}, ...]}`, one
+ * reading or a batch alike. `id` is the message id (also the `msg-id` user property): the cloud
+ * drops duplicates by it.
  */
-export function readingsToJson(id: string, readings: readonly Reading[]): string {
-  const first = readings[0];
-  if (!first) return JSON.stringify({ id, readings: [] });
-  const oneDevice = readings.every((r) => r.deviceId === first.deviceId);
-  if (readings.length === 1) return JSON.stringify({ id, ...jsonReading(first, true) });
-  return JSON.stringify({
-    id,
-    ...(oneDevice ? { deviceId: first.deviceId } : {}),
-    readings: readings.map((r) => jsonReading(r, !oneDevice)),
-  });
+export function readingsToJson(id: string, topic: string, readings: readonly Reading[]): string {
+  return readingsJson(id, topic, readings).toString('utf8');
 }
 
 /** Reading messages as JSON; every other message (alerts, status: already JSON) unchanged. */
@@ -71,7 +48,7 @@ export const jsonFormat: PayloadFormat = {
     if (msg.contentType !== MEDIA_TYPE) return codecFormat.encode(msg);
     // Rows were checked when stored; the limits only have to admit what the outbox batches.
     const readings = decode(msg.payload, { source: 'system', maxReadings: 1_000_000 });
-    return { payload: Buffer.from(readingsToJson(msg.id, readings), 'utf8'), contentType: JSON_CONTENT_TYPE };
+    return { payload: readingsJson(msg.id, msg.topic, readings), contentType: JSON_CONTENT_TYPE };
   },
 };
 

@@ -133,7 +133,8 @@ test('downlink end to end: offline commands after reconnect, gateway command, re
     'a JSON reading of the boiler',
   );
   assert.equal(typeof reading.doc['id'], 'string');
-  assert.equal(reading.doc['deviceId'], 'boiler');
+  assert.equal(reading.doc['topic'], 'sensors/boiler/data');
+  assert.equal((reading.doc['readings'] as { deviceId: string }[])[0]?.deviceId, 'boiler');
 
   // The gateway goes away; the cloud sends commands meanwhile (queued in the gateway's session).
   await gw.stop('SIGTERM');

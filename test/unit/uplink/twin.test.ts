@@ -183,31 +183,29 @@ describe('twin: desired config and the conflict rule', () => {
 });
 
 describe('JSON uplink payload', () => {
-  it('one reading flat, a batch under "readings", with the message id; plain JSON.parse reads both', () => {
+  it('one shape for one reading and a batch (the profiles’ too): id, topic, readings; plain JSON.parse reads both', () => {
     const one = JSON.parse(
-      readingsToJson('m1', [
+      readingsToJson('m1', 'sensors/d1/data', [
         { deviceId: 'd1', ts: 1000, values: { t: 21.5, ok: true, s: 'x', n: null }, quality: 'good', source: 'mqtt' },
       ]),
     ) as Record<string, unknown>;
     assert.deepEqual(one, {
       id: 'm1',
-      deviceId: 'd1',
-      ts: 1000,
-      quality: 'good',
-      values: { t: 21.5, ok: true, s: 'x', n: null },
+      topic: 'sensors/d1/data',
+      readings: [{ deviceId: 'd1', ts: 1000, values: { t: 21.5, ok: true, s: 'x', n: null }, quality: 'good' }],
     });
     const batch = JSON.parse(
-      readingsToJson('m2', [
+      readingsToJson('m2', 'sensors/d1/data', [
         { deviceId: 'd1', ts: 1, values: { t: 1 }, quality: 'good', source: 'mqtt', units: { t: '°C' } },
         { deviceId: 'd1', ts: 2, values: { t: 2 }, quality: 'bad', source: 'mqtt' },
       ]),
     ) as Record<string, unknown>;
     assert.deepEqual(batch, {
       id: 'm2',
-      deviceId: 'd1',
+      topic: 'sensors/d1/data',
       readings: [
-        { ts: 1, quality: 'good', values: { t: 1 }, units: { t: '°C' } },
-        { ts: 2, quality: 'bad', values: { t: 2 } },
+        { deviceId: 'd1', ts: 1, values: { t: 1 }, quality: 'good', units: { t: '°C' } },
+        { deviceId: 'd1', ts: 2, values: { t: 2 }, quality: 'bad' },
       ],
     });
   });
