@@ -1,4 +1,5 @@
 import { GATEWAY_COMMANDS, type GatewayCommand } from './config.js';
+import type { DownlinkProps } from './profiles/types.js';
 
 /** Command ids (payload `id`): what the dedupe table keys by and results echo. */
 export const COMMAND_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -19,12 +20,8 @@ const invalid = (error: string): Refusal => ({ code: 'EGW_DOWNLINK_INVALID', err
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; refusal: Refusal };
 
-/** The MQTT 5 properties of an incoming command that matter here. */
-export interface CommandProps {
-  correlationData?: Buffer | undefined;
-  responseTopic?: string | undefined;
-  userProperties?: Record<string, string | string[]> | undefined;
-}
+/** The MQTT 5 properties of an incoming command that matter here (the profile's `Downlink.props`). */
+export type CommandProps = DownlinkProps;
 
 export interface ParsedCommand {
   /** Command id from the payload, or the correlation data / msg-id property when the payload has none. */

@@ -1,6 +1,5 @@
-import { decode, MEDIA_TYPE } from '../codec/index.js';
 import type { Reading } from '../pipeline/reading.js';
-import { readingsJson } from './profiles/json.js';
+import { readingsJson, readingsOf } from './profiles/json.js';
 import type { ProfileMessage } from './profiles/types.js';
 
 /** What goes on the wire for one outbox message. */
@@ -45,24 +44,9 @@ export function readingsToJson(id: string, topic: string, readings: readonly Rea
 export const jsonFormat: PayloadFormat = {
   name: 'json',
   encode(msg) {
-    if (msg.contentType !== MEDIA_TYPE) return codecFormat.encode(msg);
-    // Rows were checked when stored; the limits only have to admit what the outbox batches.
-    const readings = decode(msg.payload, { source: 'system', maxReadings: 1_000_000 });
+    // The same test as the aws-iot/azure-iot-hub encoders: a codec batch of readings, else as produced.
+    const readings = readingsOf(msg);
+    if (readings === undefined) return codecFormat.encode(msg);
     return { payload: readingsJson(msg.id, msg.topic, readings), contentType: JSON_CONTENT_TYPE };
   },
 };
-
-/** Picks the format per local topic; memoises the last encodings (cost() and publish() both need them). */
-export class FormatSelector {
-  private readonly cache = new WeakMap<ProfileMessage, EncodedPayload>();
-  constructor(private readonly pick: (localTopic: string) => PayloadFormat) {}
-
-  encode(msg: ProfileMessage): EncodedPayload {
-    let e = this.cache.get(msg);
-    if (!e) {
-      e = this.pick(msg.topic).encode(msg);
-      this.cache.set(msg, e);
-    }
-    return e;
-  }
-}

@@ -2,10 +2,10 @@ import { topicMatches } from '../queue/classify.js';
 import { isValidDeviceId } from '../pipeline/reading.js';
 
 /**
- * Where each kind of uplink and downlink message lives on the cloud broker. The default layout is
- * the contract's (DESIGN.md "Uplink topics"); a cloud profile (src/uplink/profiles/) returns its
- * own layout — AWS IoT thing topics, Azure IoT Hub's devices/{id}/messages/..., Sparkplug's
- * namespace — and the uplink and the downlink use nothing but these functions.
+ * Where each kind of uplink and downlink message lives on the cloud broker in the contract's layout
+ * (DESIGN.md "Uplink topics"). The `mqtt` and `aws-iot` profiles (src/uplink/profiles/mqtt.ts) are
+ * built on it; azure-iot-hub and sparkplug-b map the same kinds onto their own topics. The uplink
+ * and the command pipeline see only the profile (`CloudProfile`), never a layout.
  */
 export interface TopicLayout {
   /** Cloud topic of an outbox message whose local topic is `local` (e.g. `sensors/d1/data`). */

@@ -34,6 +34,12 @@ for (const profile of PROFILE_NAMES) {
       JSON.parse(got[0]!),
       profile === 'sparkplug-b' ? { cmd: '{"id":"c-1","start":true}' } : { id: 'c-1', start: true },
     );
+    // Up: its result, through the profile (mqtt/aws: the result topic; azure: a D2C event; sparkplug: NDATA).
+    const result = await rig.side.waitFor(() => rig.commandResults('pump-1')[0], 10000, 'the command result');
+    assert.equal(result['deviceId'], 'pump-1');
+    assert.equal(result['status'], 'delivered');
+    assert.equal(result['ok'], true);
+    if (profile !== 'sparkplug-b') assert.equal(result['id'], 'c-1');
   });
 
   test(`kill -9 with uplink.profile ${profile}: 4 kills during ingest, every PUBACKed reading reaches the cloud`, async (t) => {

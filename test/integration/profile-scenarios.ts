@@ -42,6 +42,8 @@ export interface ProfileRig {
   delivered(): Set<string>;
   /** Sparkplug: every NDEATH with its bdSeq and that of the NBIRTH before it. */
   bdSeqs(type: 'NDEATH'): { index: number; bdSeq: number; lastBirthBdSeq: number | undefined }[];
+  /** Device command results the cloud received, in the profile's own shape, decoded (JSON documents). */
+  commandResults(deviceId: string): Record<string, unknown>[];
   /** Publishes a device command in the profile's own layout. */
   sendCommand(deviceId: string, body: string): Promise<void>;
   close(): Promise<void>;
@@ -142,6 +144,27 @@ export async function startProfileRig(profile: ProfileName): Promise<ProfileRig>
           for (const x of p.metrics ?? []) {
             if (m[1] === 'DBIRTH') aliasName.set(num(x.alias), x.name!);
             else if (aliasName.get(num(x.alias)) === 'seq') add(m[2]!, num(x.value));
+          }
+        }
+      }
+      return out;
+    },
+    commandResults(deviceId) {
+      const out: Record<string, unknown>[] = [];
+      const local = `devices/${deviceId}/command_result`;
+      for (const g of side.got) {
+        if (profile === 'mqtt' || profile === 'aws-iot') {
+          if (g.topic.endsWith(`/${local}`)) out.push(JSON.parse(g.payload.toString()) as Record<string, unknown>);
+        } else if (profile === 'azure-iot-hub') {
+          // A device-to-cloud event whose `topic` property names the result.
+          if (g.topic.includes(`topic=${encodeURIComponent(local)}`))
+            out.push(JSON.parse(g.payload.toString()) as Record<string, unknown>);
+        } else if (g.topic === 'spBv1.0/g1/NDATA/gw-e2e') {
+          // An NDATA Gateway/Message metric: {"topic", "id", "payload"} as a JSON string.
+          for (const x of tahu.decodePayload(g.payload).metrics ?? []) {
+            if (typeof x.value !== 'string') continue;
+            const m = JSON.parse(x.value) as { topic?: string; payload?: string };
+            if (m.topic === local && m.payload) out.push(JSON.parse(m.payload) as Record<string, unknown>);
           }
         }
       }
