@@ -42,7 +42,11 @@ export function buildDownlink(ctx: ModuleContext, db: Db, up: Uplink): Service {
       counter.inc({ kind, outcome: e.outcome });
     },
   };
+  // Offline: refused before the profile shapes the PUBLISH (a Sparkplug NDATA takes a seq number,
+  // and a gap in seq makes the host application ask for a rebirth).
+  const offline = () => Promise.reject(new Error('uplink offline'));
   const send: CloudSend = (to, json, o) => {
+    if (!up.isOnline) return offline();
     let w;
     try {
       w = profile.commandResult(to, json, o);
@@ -53,7 +57,7 @@ export function buildDownlink(ctx: ModuleContext, db: Db, up: Uplink): Service {
   };
   const twin = new Twin({
     replies: profile.replies,
-    sendState: (doc, msgId) => up.send(profile.reportState(doc, msgId)),
+    sendState: (doc, msgId) => (up.isOnline ? up.send(profile.reportState(doc, msgId)) : offline()),
     store,
     log,
     audit,

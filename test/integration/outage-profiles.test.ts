@@ -40,6 +40,11 @@ for (const profile of PROFILE_NAMES) {
     assert.equal(result['status'], 'delivered');
     assert.equal(result['ok'], true);
     if (profile !== 'sparkplug-b') assert.equal(result['id'], 'c-1');
+    // A device uplink.downlink.allow does not list: refused with the reason, whatever the profile.
+    await rig.sendCommand('valve-1', '{"id":"c-2","open":true}');
+    const refusal = await rig.side.waitFor(() => rig.commandResults('valve-1')[0], 10000, 'the refusal');
+    assert.equal(refusal['status'], 'refused');
+    assert.equal(refusal['code'], 'EGW_DOWNLINK_DENIED');
   });
 
   test(`kill -9 with uplink.profile ${profile}: 4 kills during ingest, every PUBACKed reading reaches the cloud`, async (t) => {

@@ -57,7 +57,7 @@ export async function startProfileRig(profile: ProfileName): Promise<ProfileRig>
   const key = randomBytes(32).toString('base64');
   // The downlink on: every profile's device commands go through the one command pipeline.
   const reconnect =
-    "reconnect: { min_ms: 100, max_ms: 1000, jitter: 0.5 }, downlink: { enabled: true, allow: ['device:*'] }";
+    "reconnect: { min_ms: 100, max_ms: 1000, jitter: 0.5 }, downlink: { enabled: true, allow: ['device:pump-*'] }";
   switch (profile) {
     case 'mqtt':
       cloud = await ProfileCloud.start({});
