@@ -109,6 +109,27 @@ describe('twin: desired config and the conflict rule', () => {
     }
   });
 
+  it('a profile-versioned desired document (Azure twin: {"config"} with $version beside it) follows the same rule', async () => {
+    const r = rig();
+    try {
+      const doc = Buffer.from(JSON.stringify({ config: { a: 'twin-7' } }));
+      await r.twin.desired(doc, 7);
+      assert.equal(r.reported()[0]!['status'], 'applied');
+      assert.equal(r.reported()[0]!['version'], 7);
+      assert.match(r.config.running, /twin-7/);
+      await r.twin.desired(doc, 7); // the twin GET after a reconnect: the same version again
+      assert.equal(r.reported()[1]!['status'], 'current');
+      await r.twin.desired(Buffer.from(JSON.stringify({ config: { a: 'old' } })), 6);
+      assert.equal(r.reported()[2]!['status'], 'stale');
+      assert.match(r.config.running, /twin-7/);
+      // A version in the document itself wins over the profile's.
+      await r.twin.desired(desired(9, { a: 'doc-9' }), 8);
+      assert.equal(r.reported()[3]!['version'], 9);
+    } finally {
+      r.close();
+    }
+  });
+
   it('a local edit after the last desired version wins over that version redelivered', async () => {
     const r = rig();
     try {
