@@ -45,6 +45,17 @@ for (const profile of PROFILE_NAMES) {
     const refusal = await rig.side.waitFor(() => rig.commandResults('valve-1')[0], 10000, 'the refusal');
     assert.equal(refusal['status'], 'refused');
     assert.equal(refusal['code'], 'EGW_DOWNLINK_DENIED');
+    // The twin, the profile's way: the reported state arrives (retained {prefix}/state, an Azure
+    // reported-properties PATCH, a Sparkplug NDATA); a desired config comes down and its outcome goes up
+    // (refused: config.desired is not in the allow-list). Sparkplug has no desired config.
+    const state = await rig.side.waitFor(() => rig.reportedStates()[0], 15000, 'the reported state');
+    assert.equal(state['gatewayId'], 'gw-e2e');
+    if (profile !== 'sparkplug-b') {
+      await rig.sendDesired(3, { gateway: { log_level: 'debug' } });
+      const rep = await rig.side.waitFor(() => rig.configReported()[0], 10000, 'config/reported');
+      assert.equal(rep['status'], 'refused');
+      assert.equal(rep['code'], 'EGW_DOWNLINK_DENIED');
+    }
   });
 
   test(`kill -9 with uplink.profile ${profile}: 4 kills during ingest, every PUBACKed reading reaches the cloud`, async (t) => {
