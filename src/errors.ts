@@ -65,6 +65,12 @@ export const ERROR_CODES = {
   EGW_PLUGIN_QUARANTINED: 'A plugin failed too often and was quarantined; it stays off across restarts until released.',
   EGW_PLUGIN_KV: "A plugin's key-value write was refused (size, key, count).",
   EGW_PLUGIN_SAFE_MODE: 'The gateway crash-looped; this start loaded no plugin (safe mode).',
+  EGW_DOWNLINK_INVALID:
+    'A cloud command or desired config is malformed, oversized, has a bad id or names an unknown command.',
+  EGW_DOWNLINK_DENIED: 'A cloud command is not in uplink.downlink.allow.',
+  EGW_DOWNLINK_EXPIRED: 'A cloud command arrived older than uplink.downlink.command_max_age_s and was not executed.',
+  EGW_DOWNLINK_FAILED: 'A cloud command was executed and failed (driver error, refused config).',
+  EGW_DOWNLINK_INTERRUPTED: 'The gateway stopped while executing a cloud command; its outcome is unknown.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

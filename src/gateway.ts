@@ -175,6 +175,7 @@ export class Gateway {
       driverTypes: this.driverTypes,
       mgmt: this.mgmt,
       checkConfig: (config) => checkAgainstModules(config, list),
+      commands: this.commands,
     };
     const modules: { name: string; services: readonly Service[] }[] = [];
     for (const m of list) {

@@ -10,7 +10,7 @@ import type { UplinkView } from '../queue/metrics.js';
 import type { OutboxAccess } from '../queue/port.js';
 import type { MgmtRegistry } from '../mgmt/registry.js';
 import type { Db } from '../store/db.js';
-import type { CommandHandler } from '../commands/router.js';
+import type { CommandHandler, CommandRouter } from '../commands/router.js';
 import type { AlertsView } from '../analytics/service.js';
 import type { HistoryStore } from '../history/store.js';
 import type { HttpRoute } from '../metrics/server.js';
@@ -63,6 +63,8 @@ export interface ModuleContext extends Omit<GatewayContext, 'db'> {
   readonly mgmt: MgmtRegistry;
   /** Config checks beyond the schema against this module list (for PUT /mgmt/config). */
   readonly checkConfig: ConfigCheck;
+  /** `commands/{deviceId}` routing (handlers of every module; the cloud downlink executes through it). */
+  readonly commands: CommandRouter;
 }
 
 /** What a builder returns; every field optional. */

@@ -49,6 +49,29 @@ export class CommandRouter {
     source.subscribe(`${PREFIX}+`, (topic, payload) => void this.route(topic, payload));
   }
 
+  /** True when a handler here (a driver) executes commands for this device. */
+  owns(deviceId: string): boolean {
+    return this.handlers.some((h) => h.ownsDevice(deviceId));
+  }
+
+  /**
+   * Executes a command already parsed (the cloud downlink): the owning handler's result, or null
+   * when no handler here owns the device. The result also goes out locally, as for a local command.
+   */
+  async execute(deviceId: string, body: unknown): Promise<CommandResult | null> {
+    const handler = this.handlers.find((h) => h.ownsDevice(deviceId));
+    if (!handler) return null;
+    const result = await handler.handleCommand(deviceId, body);
+    if (!result) return null;
+    this.counters.handled++;
+    this.opts.log.info(
+      { deviceId, handler: handler.name, ok: result.ok, error: result.error, origin: 'cloud' },
+      'device command handled',
+    );
+    await this.reply(deviceId, result);
+    return result;
+  }
+
   /** One command; resolves when the result is published (or nothing was ours to do). */
   async route(topic: string, payload: Buffer): Promise<void> {
     const deviceId = topic.slice(PREFIX.length);

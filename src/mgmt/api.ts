@@ -44,6 +44,7 @@ export class ManagementApi implements Service {
   /** mgmt.allow_sources: checked before the token, so an outside source cannot even guess. */
   allow: AllowList;
   private readonly removers: (() => void)[] = [];
+  private readonly resources: Resource[];
   private readonly stoppers: (() => void)[] = [];
   readonly now: () => number;
   /** Module logger; `opts.ctx.log` stays the root logger so a log_level change applies everywhere. */
@@ -63,6 +64,8 @@ export class ManagementApi implements Service {
     );
     this.failures = new FailureLimiter(ctx.config.mgmt.auth_failures_per_min);
     this.allow = new AllowList(ctx.config.mgmt.allow_sources);
+    // Built now, not at start: they register the `config` resource other modules' services use when they start.
+    this.resources = managementResources(this);
   }
 
   /** Called by resources that start timers, so stop() clears them. */
@@ -71,7 +74,7 @@ export class ManagementApi implements Service {
   }
 
   async start(): Promise<void> {
-    for (const r of managementResources(this)) this.removers.push(this.opts.coap.add(r));
+    for (const r of this.resources) this.removers.push(this.opts.coap.add(r));
     for (const [name, view] of this.registry.views()) {
       const path = `/mgmt/${name}`;
       this.removers.push(

@@ -1,3 +1,4 @@
+import type { ConfigIssue } from '../config/load.js';
 import type { QueuesSnapshot } from '../queue/types.js';
 
 /** A JSON-serialisable document (what a management view returns). */
@@ -39,6 +40,27 @@ export interface MgmtResources {
   uplinkReconnect: () => { state: string };
   /** /mgmt/alerts (analytics): the view, admin acknowledgement, change notifications. */
   alerts: AlertsResource;
+  /** The code behind PUT /mgmt/config, for other writers (cloud desired config, gateway commands). */
+  config: ConfigResource;
+  /** Reload the site plugins (plugins module); the cloud's `plugins.reload` command. */
+  pluginsReload: () => Promise<object>;
+}
+
+/** Who changed the config: an operator over /mgmt (or ctl), or the cloud (docs/uplink.md §Conflict rule). */
+export type ConfigOrigin = 'local' | 'cloud';
+
+export type ConfigApplyResult =
+  | { ok: true; applied: string[]; restartRequired: string[]; file: string; backup: string | null }
+  /** `status` is the CoAP response code PUT answers (4.00 invalid, 4.13 too large, 5.00, 5.01). */
+  | { ok: false; status: string; error: string; errors: ConfigIssue[] };
+
+/** Validate, persist and apply a whole config (YAML or JSON text), as PUT /mgmt/config does. */
+export interface ConfigResource {
+  apply(text: string, origin: ConfigOrigin): ConfigApplyResult;
+  /** Called after every successful apply, whatever its origin. */
+  onApplied(fn: (origin: ConfigOrigin) => void): () => void;
+  /** sha256 (hex) of the running config with secrets redacted: what the reported state carries. */
+  hash(): string;
 }
 
 /** Alerts behind /mgmt/alerts (GET, observe; POST ?id= acknowledges). */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { AllowList } from '../config/cidr.js';
 import { ConfigError, parseConfig, redactSecrets } from '../config/load.js';
@@ -8,6 +9,7 @@ import type { ManagementApi } from './api.js';
 import { changedPaths, redactedPaths, splitLive } from './apply.js';
 import { writeFileAtomic } from './config-file.js';
 import { keepStoredSecrets } from './keep-secrets.js';
+import type { ConfigApplyResult, ConfigOrigin } from './registry.js';
 import { FailureLimiter, resolveTokens } from './tokens.js';
 
 /** Status notifications are also sent this often without a change, so `uptime` stays fresh. */
@@ -99,34 +101,50 @@ export function managementResources(api: ManagementApi): Resource[] {
   startTimer();
   api.onStop(() => clearInterval(timer));
 
-  const putConfig = (payloadText: string, contentFormat: number | undefined): CoapReply => {
+  const applied = new Set<(origin: ConfigOrigin) => void>();
+  const refuse = (status: string, error: string, message: string, path = ''): ConfigApplyResult => ({
+    ok: false,
+    status,
+    error,
+    errors: [{ path, message }],
+  });
+
+  /** Validate, persist, apply: the one path for PUT /mgmt/config and the cloud (registry `config`). */
+  const applyConfig = (payloadText: string, origin: ConfigOrigin): ConfigApplyResult => {
     const path = ctx.configPath;
-    if (!path) return text('5.01', 'the gateway was started without a config file; nothing to write');
-    if (contentFormat !== undefined && contentFormat !== 0 && contentFormat !== 50) {
-      return text('4.15', 'send the YAML (or JSON) config as text/plain (0) or application/json (50)');
-    }
-    if (payloadText.length > MAX_CONFIG_BYTES) return text('4.13', `config larger than ${MAX_CONFIG_BYTES} bytes`);
+    if (!path)
+      return refuse('5.01', 'EGW_CONFIG_INVALID', 'the gateway was started without a config file; nothing to write');
+    if (payloadText.length > MAX_CONFIG_BYTES)
+      return refuse('4.13', 'EGW_CONFIG_INVALID', `config larger than ${MAX_CONFIG_BYTES} bytes`);
     // A config from `config get` carries "[redacted]" secrets: the stored ones are kept (a round
     // trip through ctl must neither fail nor wipe them), before validation.
     const kept = keepStoredSecrets(payloadText, readStored(path));
-    if (!kept.ok) return json('4.00', { error: 'EGW_CONFIG_INVALID', errors: kept.errors });
+    if (!kept.ok) return { ok: false, status: '4.00', error: 'EGW_CONFIG_INVALID', errors: kept.errors };
     const textToWrite = kept.text;
     let next;
     try {
-      next = parseConfig(textToWrite, 'PUT /mgmt/config', process.env, api.opts.check);
+      next = parseConfig(
+        textToWrite,
+        origin === 'cloud' ? 'desired config' : 'PUT /mgmt/config',
+        process.env,
+        api.opts.check,
+      );
     } catch (err) {
-      if (err instanceof ConfigError) return json('4.00', { error: 'EGW_CONFIG_INVALID', errors: err.issues });
+      if (err instanceof ConfigError)
+        return { ok: false, status: '4.00', error: 'EGW_CONFIG_INVALID', errors: [...err.issues] };
       throw err;
     }
     const placeholders = redactedPaths(next);
     if (placeholders.length > 0) {
-      return json('4.00', {
+      return {
+        ok: false,
+        status: '4.00',
         error: 'EGW_CONFIG_INVALID',
         errors: placeholders.map((p) => ({
           path: p,
           message: 'is "[redacted]" (from a GET); give the secret in full or with !env / !file',
         })),
-      });
+      };
     }
     let backup: string | undefined;
     try {
@@ -136,9 +154,10 @@ export function managementResources(api: ManagementApi): Resource[] {
         { err, file: path, code: 'EGW_MGMT_CONFIG_WRITE' },
         'writing the new configuration failed; the old file is intact',
       );
-      return text(
+      return refuse(
         '5.00',
-        `cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'} (EGW_MGMT_CONFIG_WRITE)`,
+        'EGW_MGMT_CONFIG_WRITE',
+        `cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
       );
     }
     const sinceLast = changedPaths(api.current, next);
@@ -155,9 +174,41 @@ export function managementResources(api: ManagementApi): Resource[] {
     if (live.includes('mgmt.status_min_interval_ms')) startTimer();
     api.restartRequired.clear();
     for (const p of restart) api.restartRequired.add(p);
-    api.log.info({ applied: live, restartRequired: restart, file: path }, 'configuration changed over /mgmt/config');
-    return json('2.04', { applied: live, restartRequired: restart, file: path, backup: backup ?? null });
+    api.log.info({ applied: live, restartRequired: restart, file: path, origin }, 'configuration changed');
+    for (const fn of applied) {
+      try {
+        fn(origin);
+      } catch (err) {
+        api.log.error({ err }, 'config change listener failed');
+      }
+    }
+    return { ok: true, applied: live, restartRequired: restart, file: path, backup: backup ?? null };
   };
+
+  const putConfig = (payloadText: string, contentFormat: number | undefined): CoapReply => {
+    if (contentFormat !== undefined && contentFormat !== 0 && contentFormat !== 50) {
+      return text('4.15', 'send the YAML (or JSON) config as text/plain (0) or application/json (50)');
+    }
+    const r = applyConfig(payloadText, 'local');
+    if (r.ok)
+      return json('2.04', { applied: r.applied, restartRequired: r.restartRequired, file: r.file, backup: r.backup });
+    if (r.status === '4.00') return json('4.00', { error: r.error, errors: r.errors });
+    return text(r.status, `${r.errors[0]?.message ?? r.error}${r.status === '5.00' ? ` (${r.error})` : ''}`);
+  };
+
+  if (!api.registry.get('config')) {
+    api.registry.register('config', {
+      apply: applyConfig,
+      onApplied(fn) {
+        applied.add(fn);
+        return () => applied.delete(fn);
+      },
+      hash: () =>
+        createHash('sha256')
+          .update(JSON.stringify(redactSecrets(api.current)))
+          .digest('hex'),
+    });
+  }
 
   const notBuilt = (what: string) => text('5.01', `${what} is not available in this build`);
 

@@ -16,6 +16,7 @@ import {
   createProfile,
   type CloudProfile,
   type Downlink,
+  type DownlinkProps,
   type ProfileLink,
   type WirePublish,
 } from './profiles/index.js';
@@ -79,6 +80,8 @@ export class Uplink implements Service {
   private checkTimer: NodeJS.Timeout | undefined;
   private holdUntil = 0;
   private readonly inflight = new Map<string, InFlight>();
+  /** Pending `send()`s (not outbox messages): settled on PUBACK, failed when the connection drops. */
+  private readonly sends = new Set<(err?: Error) => void>();
   private readonly scheduler: Scheduler;
   private readonly bucket: TokenBucket | undefined;
   private readonly adaptive: AdaptiveRate | undefined;
@@ -90,6 +93,7 @@ export class Uplink implements Service {
   readonly profile: CloudProfile;
   private renewTimer: NodeJS.Timeout | undefined;
   private readonly downlinkHandlers: ((d: Downlink) => void)[] = [];
+  private readonly connectedHandlers: (() => void)[] = [];
   lastAckLatencyMs: number | null = null;
   readonly counters = {
     published: 0,
@@ -209,6 +213,8 @@ export class Uplink implements Service {
     return this.profile.connectOptions({
       protocolVersion: 5,
       clientId: c.client_id || `edge-${this.opts.gatewayId}`,
+      // The send-only link starts clean (the outbox, not the session, holds its data) [MQTT-3.1.2-4];
+      // a profile with the downlink on keeps its session (mqtt: session_expiry_s; azure: CleanSession 0).
       clean: true,
       keepalive: c.keepalive_s,
       connectTimeout: c.connect_timeout_ms,
@@ -227,6 +233,11 @@ export class Uplink implements Service {
   /** Downlink from the cloud, in the contract's terms whatever the profile (device/gateway commands, desired config). */
   onDownlink(handler: (d: Downlink) => void): void {
     this.downlinkHandlers.push(handler);
+  }
+
+  /** After every CONNACK, once the subscriptions are sent (the downlink: state, unsent results). */
+  onConnected(handler: () => void): void {
+    this.connectedHandlers.push(handler);
   }
 
   /** Publishes the reported state the profile's way (retained `{prefix}/state`, an Azure twin PATCH...). False when offline. */
@@ -295,14 +306,23 @@ export class Uplink implements Service {
       this.counters.connects++;
       this.state.set('online', { url: this.opts.config.url, profile: this.profile.name }, 'info');
       this.profileConnected(client, gen);
+      for (const h of this.connectedHandlers) h();
       this.pump();
     });
-    client.on('message', (topic, payload) => {
+    client.on('message', (topic, payload, packet) => {
       if (gen !== this.gen) return;
       // Cloud input: a profile or handler that throws must not take the connection (or the process) down.
       try {
-        const d = this.profile.inbound(topic, payload, this.link(client));
-        if (!d) return;
+        const p = packet.properties;
+        const props: DownlinkProps = {
+          correlationData: p?.correlationData,
+          responseTopic: p?.responseTopic,
+          userProperties: p?.userProperties,
+        };
+        const parsed = this.profile.inbound(topic, payload, this.link(client));
+        if (!parsed) return;
+        // The PUBLISH's properties unless the profile mapped its own (Azure's $.cid, Sparkplug's ids).
+        const d: Downlink = parsed.props ? parsed : { ...parsed, props };
         this.counters.downlinks++;
         for (const h of this.downlinkHandlers) h(d);
       } catch (err) {
@@ -355,9 +375,16 @@ export class Uplink implements Service {
   private profileConnected(client: MqttClient, gen: number): void {
     const subs = this.profile.subscriptions();
     if (subs.length > 0) {
-      client.subscribe([...subs], { qos: 1 }, (err) => {
-        if (err && gen === this.gen)
-          this.opts.log.warn({ err, subs }, 'uplink: the cloud broker refused a downlink subscription');
+      // Re-subscribing is idempotent [MQTT-3.8.4-3]; it also covers a session the broker dropped.
+      client.subscribe([...subs], { qos: 1 }, (err, granted) => {
+        if (gen !== this.gen) return;
+        // A SUBACK reason code >= 0x80 is a refusal [MQTT-3.9.3] (e.g. 0x87 not authorized).
+        const refused = granted?.filter((g) => g.qos >= 0x80).map((g) => g.topic) ?? [];
+        if (err || refused.length > 0)
+          this.opts.log.warn(
+            { err, subs, refused, code: 'EGW_UPLINK_REFUSED', profile: this.profile.name },
+            'uplink: the cloud broker refused the downlink subscriptions; grant subscribe rights on them',
+          );
       });
     }
     this.profile.onConnected(this.link(client));
@@ -395,6 +422,7 @@ export class Uplink implements Service {
     this.online = false;
     const list = [...this.inflight.values()];
     this.inflight.clear();
+    for (const settle of [...this.sends]) settle(new Error(`connection dropped: ${reason}`));
     // Newest first, so each class gets its messages back in their original order.
     for (let i = list.length - 1; i >= 0; i--) this.opts.outbox.requeue(list[i]!.msg);
     this.counters.requeued += list.length;
@@ -642,6 +670,46 @@ export class Uplink implements Service {
       },
       Math.max(1, at - this.now()),
     );
+  }
+
+  /**
+   * A message that is not from the outbox (command results, reported state): QoS 1 now, or a
+   * rejection when offline (the downlink keeps what it must send again).
+   */
+  send(w: WirePublish): Promise<void> {
+    const client = this.client;
+    const v5 = this.profile.protocolVersion === 5;
+    if (!this.online || !client) return Promise.reject(new Error('uplink offline'));
+    return new Promise((resolve, reject) => {
+      // Settled exactly once: by the PUBACK, by drop() (a dropped mqtt.js client with a persistent
+      // session keeps its callbacks pending forever), or by ack_timeout_ms.
+      const settle = (err?: Error) => {
+        if (!this.sends.delete(settle)) return;
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      };
+      const timer = setTimeout(() => settle(new Error('no PUBACK in time')), this.opts.config.ack_timeout_ms);
+      timer.unref();
+      this.sends.add(settle);
+      client.publish(
+        w.topic,
+        w.payload,
+        { qos: w.qos, retain: w.retain ?? false, ...(v5 && w.properties ? { properties: w.properties } : {}) },
+        (err) => settle(err ?? undefined),
+      );
+    });
+  }
+
+  /** The cloud's `uplink.reconnect` command: drop the connection and connect again at once. */
+  forceReconnect(): void {
+    if (this.stopped) return;
+    this.opts.log.info({ url: this.opts.config.url }, 'uplink reconnect requested by the cloud');
+    this.attempts = 0;
+    clearTimeout(this.reconnectTimer);
+    this.stopProbing();
+    this.drop('reconnect requested');
+    this.connect();
   }
 
   private publish(f: InFlight): void {

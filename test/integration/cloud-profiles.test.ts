@@ -41,7 +41,7 @@ test('aws-iot: mTLS with the thing certificate, client id = thing name, JSON rea
   const side = await CloudSide.connect(cloud.testUrl, ['edge/#']);
   t.after(() => side.close());
   const rig = await startUplink(
-    `{ profile: aws-iot, url: "${cloud.url}", ca_file: "${pki.ca}", cert_file: "${pki.clientCert}", key_file: "${pki.clientKey}", aws: { thing_name: device-42 } }`,
+    `{ profile: aws-iot, url: "${cloud.url}", ca_file: "${pki.ca}", cert_file: "${pki.clientCert}", key_file: "${pki.clientKey}", aws: { thing_name: device-42 }, downlink: { enabled: true } }`,
     'gw-aws',
   );
   t.after(() => rig.close());
@@ -91,12 +91,21 @@ test('aws-iot: mTLS with the thing certificate, client id = thing name, JSON rea
 
   await side.client.publishAsync('edge/device-42/commands/d1', '{"set":{"valve":1}}', { qos: 1 });
   await side.client.publishAsync('edge/device-42/commands/bad%20id', '{}', { qos: 1 });
-  await until(() => rig.downlinks.length >= 1, 10000, 'command down');
+  await until(() => rig.downlinks.length >= 2, 10000, 'command down');
   await new Promise((r) => setTimeout(r, 200));
   assert.deepEqual(
-    rig.downlinks.map((d) => (d.kind === 'device-command' ? [d.kind, d.deviceId, d.payload.toString()] : [d.kind])),
-    [['device-command', 'd1', '{"set":{"valve":1}}']],
-    'a device id outside the charset is refused at the boundary',
+    rig.downlinks.map((d) =>
+      d.kind === 'device-command'
+        ? [d.kind, d.deviceId, d.payload.toString()]
+        : d.kind === 'bad-device-id'
+          ? [d.kind, d.raw]
+          : [d.kind],
+    ),
+    [
+      ['device-command', 'd1', '{"set":{"valve":1}}'],
+      ['bad-device-id', 'bad%20id'],
+    ],
+    'a device id outside the charset is flagged at the boundary (the command pipeline refuses it with a reason)',
   );
 });
 
@@ -132,7 +141,7 @@ test('aws-iot: the bandwidth cap holds in wire bytes (JSON is several times the 
   t.after(() => side.close());
   const capBps = 5000;
   const rig = await startUplink(
-    `{ profile: aws-iot, url: "${cloud.url}", ca_file: "${pki.ca}", cert_file: "${pki.clientCert}", key_file: "${pki.clientKey}", aws: { thing_name: device-42 } }`,
+    `{ profile: aws-iot, url: "${cloud.url}", ca_file: "${pki.ca}", cert_file: "${pki.clientCert}", key_file: "${pki.clientKey}", aws: { thing_name: device-42 }, downlink: { enabled: true } }`,
     'gw-aws',
     undefined,
     `{ outbox: { commit_wait_ms: 1 }, classes: { MEDIUM: { batch_window_ms: 0 } }, bandwidth: { limit_kbps: ${(capBps * 8) / 1000}, burst_bytes: 4096 } }`,

@@ -16,7 +16,8 @@ for (const profile of PROFILE_NAMES) {
     assert.equal(r.missing, 0);
     assert.ok(r.downSeconds > 0);
 
-    // Down: the cloud's command in the profile's layout → the local commands/{deviceId}.
+    // Down: the cloud's command in the profile's layout → the command pipeline (allow-list, dedupe,
+    // audit) → the local commands/{deviceId}.
     const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${rig.brokerPort}`, {
       protocolVersion: 4,
       clientId: 'pump-1',
@@ -25,11 +26,36 @@ for (const profile of PROFILE_NAMES) {
     const got: string[] = [];
     dev.on('message', (_t, p) => got.push(p.toString()));
     await dev.subscribeAsync('commands/pump-1', { qos: 1 });
-    await rig.sendCommand('pump-1', '{"start":true}');
+    await rig.sendCommand('pump-1', '{"id":"c-1","start":true}');
     const deadline = performance.now() + 10000;
     while (got.length === 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.equal(got.length, 1, 'command delivered locally');
-    assert.deepEqual(JSON.parse(got[0]!), profile === 'sparkplug-b' ? { cmd: '{"start":true}' } : { start: true });
+    assert.deepEqual(
+      JSON.parse(got[0]!),
+      profile === 'sparkplug-b' ? { cmd: '{"id":"c-1","start":true}' } : { id: 'c-1', start: true },
+    );
+    // Up: its result, through the profile (mqtt/aws: the result topic; azure: a D2C event; sparkplug: NDATA).
+    const result = await rig.side.waitFor(() => rig.commandResults('pump-1')[0], 10000, 'the command result');
+    assert.equal(result['deviceId'], 'pump-1');
+    assert.equal(result['status'], 'delivered');
+    assert.equal(result['ok'], true);
+    if (profile !== 'sparkplug-b') assert.equal(result['id'], 'c-1');
+    // A device uplink.downlink.allow does not list: refused with the reason, whatever the profile.
+    await rig.sendCommand('valve-1', '{"id":"c-2","open":true}');
+    const refusal = await rig.side.waitFor(() => rig.commandResults('valve-1')[0], 10000, 'the refusal');
+    assert.equal(refusal['status'], 'refused');
+    assert.equal(refusal['code'], 'EGW_DOWNLINK_DENIED');
+    // The twin, the profile's way: the reported state arrives (retained {prefix}/state, an Azure
+    // reported-properties PATCH, a Sparkplug NDATA); a desired config comes down and its outcome goes up
+    // (refused: config.desired is not in the allow-list). Sparkplug has no desired config.
+    const state = await rig.side.waitFor(() => rig.reportedStates()[0], 15000, 'the reported state');
+    assert.equal(state['gatewayId'], 'gw-e2e');
+    if (profile !== 'sparkplug-b') {
+      await rig.sendDesired(3, { gateway: { log_level: 'debug' } });
+      const rep = await rig.side.waitFor(() => rig.configReported()[0], 10000, 'config/reported');
+      assert.equal(rep['status'], 'refused');
+      assert.equal(rep['code'], 'EGW_DOWNLINK_DENIED');
+    }
   });
 
   test(`kill -9 with uplink.profile ${profile}: 4 kills during ingest, every PUBACKed reading reaches the cloud`, async (t) => {

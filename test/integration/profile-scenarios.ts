@@ -42,6 +42,14 @@ export interface ProfileRig {
   delivered(): Set<string>;
   /** Sparkplug: every NDEATH with its bdSeq and that of the NBIRTH before it. */
   bdSeqs(type: 'NDEATH'): { index: number; bdSeq: number; lastBirthBdSeq: number | undefined }[];
+  /** Device command results the cloud received, in the profile's own shape, decoded (JSON documents). */
+  commandResults(deviceId: string): Record<string, unknown>[];
+  /** config/reported documents the cloud received, the profile's way, decoded. */
+  configReported(): Record<string, unknown>[];
+  /** Reported-state documents the cloud received, the profile's way, decoded. */
+  reportedStates(): Record<string, unknown>[];
+  /** Publishes a desired config in the profile's layout (Azure: a desired-properties patch). */
+  sendDesired(version: number, config: object): Promise<void>;
   /** Publishes a device command in the profile's own layout. */
   sendCommand(deviceId: string, body: string): Promise<void>;
   close(): Promise<void>;
@@ -53,7 +61,9 @@ export async function startProfileRig(profile: ProfileName): Promise<ProfileRig>
   let uplinkYaml: string;
   let filters: string[];
   const key = randomBytes(32).toString('base64');
-  const reconnect = 'reconnect: { min_ms: 100, max_ms: 1000, jitter: 0.5 }';
+  // The downlink on: every profile's device commands go through the one command pipeline.
+  const reconnect =
+    "reconnect: { min_ms: 100, max_ms: 1000, jitter: 0.5 }, downlink: { enabled: true, allow: ['device:pump-*'] }";
   switch (profile) {
     case 'mqtt':
       cloud = await ProfileCloud.start({});
@@ -79,7 +89,7 @@ export async function startProfileRig(profile: ProfileName): Promise<ProfileRig>
         password: { username, password: referenceSasToken(HUB, 'gw-e2e', key, se) },
       });
       uplinkYaml = `{ profile: azure-iot-hub, url: "${cloud.url}", ca_file: "${pki.ca}", azure: { hub: ${HUB}, device_key: "${key}", sas_ttl_s: ${SAS_TTL} }, ${reconnect} }`;
-      filters = ['devices/#'];
+      filters = ['devices/#', '$iothub/twin/PATCH/properties/reported/#'];
       break;
     }
     case 'sparkplug-b':
@@ -107,6 +117,27 @@ export async function startProfileRig(profile: ProfileName): Promise<ProfileRig>
   );
   // Sparkplug: aliases are announced in DBIRTHs; data refers to them.
   const aliasName = new Map<number, string>();
+  /** Replies (command results, config/reported) on the local name `local`, the profile's way, decoded. */
+  const repliesOn = (local: string): Record<string, unknown>[] => {
+    const out: Record<string, unknown>[] = [];
+    for (const g of side.got) {
+      if (profile === 'mqtt' || profile === 'aws-iot') {
+        if (g.topic.endsWith(`/${local}`)) out.push(JSON.parse(g.payload.toString()) as Record<string, unknown>);
+      } else if (profile === 'azure-iot-hub') {
+        // A device-to-cloud event whose `topic` property names the result.
+        if (g.topic.includes(`topic=${encodeURIComponent(local)}`))
+          out.push(JSON.parse(g.payload.toString()) as Record<string, unknown>);
+      } else if (g.topic === 'spBv1.0/g1/NDATA/gw-e2e') {
+        // An NDATA Gateway/Message metric: {"topic", "id", "payload"} as a JSON string.
+        for (const x of tahu.decodePayload(g.payload).metrics ?? []) {
+          if (typeof x.value !== 'string') continue;
+          const m = JSON.parse(x.value) as { topic?: string; payload?: string };
+          if (m.topic === local && m.payload) out.push(JSON.parse(m.payload) as Record<string, unknown>);
+        }
+      }
+    }
+    return out;
+  };
   const rig: ProfileRig = {
     profile,
     cloud,
@@ -145,6 +176,40 @@ export async function startProfileRig(profile: ProfileName): Promise<ProfileRig>
       }
       return out;
     },
+    reportedStates() {
+      const out: Record<string, unknown>[] = [];
+      for (const g of side.got) {
+        if (profile === 'mqtt' || profile === 'aws-iot') {
+          if (g.topic.endsWith('/state')) out.push(JSON.parse(g.payload.toString()) as Record<string, unknown>);
+        } else if (profile === 'azure-iot-hub') {
+          if (g.topic.startsWith('$iothub/twin/PATCH/properties/reported/'))
+            out.push(JSON.parse(g.payload.toString()) as Record<string, unknown>);
+        } else if (g.topic === 'spBv1.0/g1/NDATA/gw-e2e') {
+          for (const x of tahu.decodePayload(g.payload).metrics ?? []) {
+            if (typeof x.value !== 'string') continue;
+            const m = JSON.parse(x.value) as { topic?: string; payload?: string };
+            if (m.topic === 'state' && m.payload) out.push(JSON.parse(m.payload) as Record<string, unknown>);
+          }
+        }
+      }
+      return out;
+    },
+    async sendDesired(version, config) {
+      const c = await mqtt.connectAsync(cloud.testUrl, { protocolVersion: 5, clientId: `des-${Math.random()}` });
+      if (profile === 'azure-iot-hub')
+        await c.publishAsync(
+          `$iothub/twin/PATCH/properties/desired/?$version=${version}`,
+          JSON.stringify({ config, $version: version }),
+          { qos: 1 },
+        );
+      else {
+        const prefix = profile === 'aws-iot' ? 'edge/device-42' : 'edge/gw-e2e';
+        await c.publishAsync(`${prefix}/config/desired`, JSON.stringify({ version, config }), { qos: 1 });
+      }
+      await c.endAsync();
+    },
+    commandResults: (deviceId) => repliesOn(`devices/${deviceId}/command_result`),
+    configReported: () => repliesOn('config/reported'),
     bdSeqs(type) {
       const out: { index: number; bdSeq: number; lastBirthBdSeq: number | undefined }[] = [];
       let last: number | undefined;

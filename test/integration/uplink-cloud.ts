@@ -119,6 +119,23 @@ export class CloudSubscriber {
     return decode(payload, { maxReadings: 10000 });
   }
 
+  /**
+   * Readings of one message, codec or JSON (docs/uplink.md §JSON payloads), the JSON read by a
+   * plain JSON.parse as a cloud rule engine would; other messages (alerts, state) give none.
+   */
+  readingsOf(payload: Buffer): { deviceId: string; values: Record<string, unknown> }[] {
+    if (payload[0] === 0xc1) return decode(payload, { maxReadings: 10000 });
+    if (payload[0] !== 0x7b) return [];
+    const doc = JSON.parse(payload.toString('utf8')) as {
+      deviceId?: string;
+      values?: Record<string, unknown>;
+      readings?: { deviceId?: string; values: Record<string, unknown> }[];
+    };
+    if (doc.readings)
+      return doc.readings.map((r) => ({ deviceId: r.deviceId ?? doc.deviceId ?? '', values: r.values }));
+    return doc.values && doc.deviceId ? [{ deviceId: doc.deviceId, values: doc.values }] : [];
+  }
+
   /** Readings of every codec message whose id was seen first here (duplicates by id skipped). */
   readings(): Reading[] {
     const seen = new Set<string>();

@@ -7,14 +7,20 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { GatewayProcess } from '../helpers/gateway-process.js';
 import { Cloud, CloudSubscriber, freePort } from './uplink-cloud.js';
 
-export function gatewayYaml(dataDir: string, brokerPort: number, cloudUrl: string, extra = ''): string {
+export function gatewayYaml(
+  dataDir: string,
+  brokerPort: number,
+  cloudUrl: string,
+  extra = '',
+  uplinkExtra = '',
+): string {
   return [
     'version: 1',
     `gateway: { id: gw-e2e, data_dir: ${JSON.stringify(dataDir)}, log_level: info, shutdown_timeout_ms: 5000 }`,
     'metrics: { enabled: false }',
     'coap: { enabled: false }',
     `broker: { host: 127.0.0.1, port: ${brokerPort}, connect_rate_per_ip: 0 }`,
-    `uplink: { url: ${JSON.stringify(cloudUrl)}, reconnect: { min_ms: 100, max_ms: 1000, jitter: 0.5 } }`,
+    `uplink: { url: ${JSON.stringify(cloudUrl)}, reconnect: { min_ms: 100, max_ms: 1000, jitter: 0.5 }${uplinkExtra ? `, ${uplinkExtra}` : ''} }`,
     extra,
   ].join('\n');
 }
@@ -100,8 +106,7 @@ export interface DeliveryReport {
 export function compare(pubs: readonly Publisher[], sub: CloudSubscriber): DeliveryReport {
   const idsOf = new Map<string, Set<string>>();
   for (const m of sub.messages) {
-    if (m.payload[0] !== 0xc1) continue;
-    for (const r of sub.decode(m.payload)) {
+    for (const r of sub.readingsOf(m.payload)) {
       const key = `${r.deviceId}/${String(r.values['seq'])}`;
       let s = idsOf.get(key);
       if (!s) idsOf.set(key, (s = new Set()));
@@ -141,13 +146,14 @@ export interface Rig {
   close(): Promise<void>;
 }
 
-export async function startRig(extraYaml = ''): Promise<Rig> {
+/** `uplinkExtra`: more keys inside `uplink: {...}`, e.g. `payload_format: json`. */
+export async function startRig(extraYaml = '', uplinkExtra = ''): Promise<Rig> {
   const cloud = await Cloud.create();
   const sub = await CloudSubscriber.connect(cloud.url);
   const brokerPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'egw-e2e-'));
   const configPath = join(dir, 'gateway.yaml');
-  writeFileSync(configPath, gatewayYaml(join(dir, 'data'), brokerPort, cloud.url, extraYaml));
+  writeFileSync(configPath, gatewayYaml(join(dir, 'data'), brokerPort, cloud.url, extraYaml, uplinkExtra));
   const rig: Rig = {
     cloud,
     sub,

@@ -1,7 +1,7 @@
 import type { IClientOptions } from 'mqtt';
 import { GatewayError } from '../../errors.js';
 import { jsonParts, readingsOf } from './json.js';
-import { MSG_ID_PROPERTY, prefixDownlink } from './mqtt.js';
+import { MSG_ID_PROPERTY, mqtt5Reply, prefixDownlink, retainedState } from './mqtt.js';
 import type { CloudProfile, ProfileMessage, WirePublish } from './types.js';
 
 // AWS IoT Core message broker quotas ("AWS IoT Core endpoints and quotas", message broker):
@@ -47,6 +47,8 @@ export function awsIotProfile(opts: {
   thingName: string;
   url: string;
   hasClientCert: boolean;
+  /** uplink.downlink.enabled: subscribe, and keep an MQTT 5 session this long (AWS IoT caps it, default 1 h). */
+  sessionExpiryS?: number | undefined;
 }): CloudProfile {
   const { prefix, thingName } = opts;
   if (!opts.url.startsWith('mqtts://')) {
@@ -78,9 +80,15 @@ export function awsIotProfile(opts: {
     maxPayloadBytes: AWS_MAX_PAYLOAD,
     maxInflight: AWS_MAX_INFLIGHT,
     topicPrefix: prefix,
-    connectOptions: (base: IClientOptions) => ({ ...base, clientId: thingName }),
+    connectOptions: (base: IClientOptions) => ({
+      ...base,
+      clientId: thingName,
+      ...(opts.sessionExpiryS !== undefined
+        ? { clean: false, properties: { ...base.properties, sessionExpiryInterval: opts.sessionExpiryS } }
+        : {}),
+    }),
     renewAfterMs: () => undefined,
-    subscriptions: down.subscriptions,
+    subscriptions: () => (opts.sessionExpiryS !== undefined ? down.subscriptions() : []),
     onConnected: () => undefined,
     onStopping: () => undefined,
     encode(msg: ProfileMessage): WirePublish[] {
@@ -111,11 +119,11 @@ export function awsIotProfile(opts: {
       }));
     },
     inbound: (topic, payload) => down.inbound(topic, payload),
-    reportState: (doc) => ({
-      topic: `${prefix}/state`,
-      payload: Buffer.from(JSON.stringify(doc)),
-      qos: 1,
-      retain: true,
-    }),
+    reportState: (doc, msgId) => retainedState(`${prefix}/state`, doc, msgId),
+    replies: down.replies,
+    commandResult(to, json, o) {
+      checkAwsTopic(to);
+      return mqtt5Reply(to, json, o);
+    },
   };
 }

@@ -174,8 +174,20 @@ export function azureIotHubProfile(o: AzureOptions): CloudProfile {
       if (topic.startsWith(c2d)) {
         const props = parseBag(topic.slice(c2d.length));
         const target = props.get('device');
-        if (target === undefined) return { kind: 'gateway-command', payload };
-        return isValidDeviceId(target) ? { kind: 'device-command', deviceId: target, payload } : undefined;
+        // MQTT 3.1.1 has no properties: the C2D message's system properties $.mid (message id) and
+        // $.cid (correlation id) stand in for the command id and the MQTT 5 correlation data.
+        const mid = props.get('$.mid');
+        const cid = props.get('$.cid');
+        const dp = {
+          props: {
+            ...(cid ? { correlationData: Buffer.from(cid, 'utf8') } : {}),
+            ...(mid ? { userProperties: { 'msg-id': mid } } : {}),
+          },
+        };
+        if (target === undefined) return { kind: 'gateway-command', payload, ...dp };
+        return isValidDeviceId(target)
+          ? { kind: 'device-command', deviceId: target, payload, ...dp }
+          : { kind: 'bad-device-id', raw: target, payload, ...dp };
       }
       if (topic.startsWith('$iothub/twin/res/')) {
         // $iothub/twin/res/{status}/?$rid={rid}[&$version={v}]
@@ -216,6 +228,21 @@ export function azureIotHubProfile(o: AzureOptions): CloudProfile {
         payload: Buffer.from(JSON.stringify(doc)),
         qos: 1,
       };
+    },
+    // IoT Hub accepts device publishes only on its own topics: results and config/reported are
+    // device-to-cloud events carrying the local name as the `topic` property (routing queries
+    // select on it), the msg-id as $.mid and the command's correlation id as $.cid.
+    replies: {
+      deviceCommandResult: (id) => `devices/${id}/command_result`,
+      gatewayCommandResult: () => 'gateway/command_result',
+      configReported: () => 'config/reported',
+    },
+    commandResult(to, json, opts) {
+      const cid = opts.correlationData ? `&$.cid=${encodeURIComponent(opts.correlationData.toString('utf8'))}` : '';
+      const id = opts.msgId ?? `r-${rid + 1}`;
+      const t = eventTopic(id, 'application/json', to);
+      const at = t.indexOf('&');
+      return { topic: `${t.slice(0, at)}${cid}${t.slice(at)}`, payload: Buffer.from(json, 'utf8'), qos: 1 };
     },
   };
 }

@@ -1,5 +1,7 @@
 import type { ConfigIssue } from '../../config/load.js';
 import { GatewayError } from '../../errors.js';
+import { codecFormat, jsonFormat } from '../formats.js';
+import { formatFor } from '../topics.js';
 import type { UplinkConfig } from '../config.js';
 import { awsIotProfile } from './aws-iot.js';
 import { azureIotHubProfile } from './azure-iot-hub.js';
@@ -7,7 +9,16 @@ import { mqttProfile } from './mqtt.js';
 import { sparkplugProfile } from './sparkplug-b.js';
 import type { CloudProfile } from './types.js';
 
-export type { CloudProfile, Downlink, ProfileLink, ProfileMessage, WirePublish } from './types.js';
+export type {
+  CloudProfile,
+  Downlink,
+  DownlinkProps,
+  ProfileLink,
+  ProfileMessage,
+  ReplyOptions,
+  ReplyTopics,
+  WirePublish,
+} from './types.js';
 export { PROFILE_NAMES, type ProfileName } from './config.js';
 export { MSG_ID_PROPERTY } from './mqtt.js';
 
@@ -24,6 +35,7 @@ export function createProfile(c: UplinkConfig, gatewayId: string, nowMs?: () => 
         thingName,
         url: c.url,
         hasClientCert: c.cert_file !== undefined && c.key_file !== undefined,
+        sessionExpiryS: c.downlink.enabled ? c.downlink.session_expiry_s : undefined,
       });
     }
     case 'azure-iot-hub':
@@ -42,11 +54,15 @@ export function createProfile(c: UplinkConfig, gatewayId: string, nowMs?: () => 
         edgeNodeId: c.sparkplug.edge_node_id || gatewayId,
         ...(nowMs ? { nowMs } : {}),
       });
-    case 'mqtt':
+    case 'mqtt': {
+      const pick = formatFor(c.payload_format_rules, c.payload_format);
       return mqttProfile({
         prefix: c.topic_prefix || `edge/${gatewayId}`,
         clientId: c.client_id || `edge-${gatewayId}`,
+        format: (topic) => (pick(topic) === 'json' ? jsonFormat : codecFormat),
+        sessionExpiryS: c.downlink.enabled ? c.downlink.session_expiry_s : undefined,
       });
+    }
   }
 }
 

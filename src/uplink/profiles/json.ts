@@ -19,6 +19,14 @@ export interface JsonBatch {
   readings: JsonReading[];
 }
 
+/**
+ * The one JSON shape of readings on every profile and `uplink.payload_format: json`
+ * (docs/uplink.md §JSON payloads, docs/cloud-profiles.md): `{"id", "topic", "readings": [...]}`.
+ */
+export function readingsJson(id: string, topic: string, readings: readonly Reading[]): Buffer {
+  return Buffer.from(JSON.stringify({ id, topic, readings: readings.map(jsonReading) } satisfies JsonBatch));
+}
+
 /** The readings of an outbox message, or undefined when it is not a codec reading batch (alert, status...). */
 export function readingsOf(msg: ProfileMessage): Reading[] | undefined {
   if (msg.readings === 0 || !looksLikeCodec(msg.payload)) return undefined;
@@ -44,7 +52,7 @@ export function jsonParts(
   readings: readonly Reading[],
   maxBytes: number,
 ): { id: string; body: Buffer }[] {
-  const whole = Buffer.from(JSON.stringify({ id, topic, readings: readings.map(jsonReading) } satisfies JsonBatch));
+  const whole = readingsJson(id, topic, readings);
   if (whole.length <= maxBytes) return [{ id, body: whole }];
   if (readings.length <= 1) {
     throw new GatewayError(
@@ -54,9 +62,7 @@ export function jsonParts(
   }
   const out: { id: string; body: Buffer }[] = [];
   const cut = (rs: readonly Reading[]): void => {
-    const body = Buffer.from(
-      JSON.stringify({ id: `${id}.${out.length}`, topic, readings: rs.map(jsonReading) } satisfies JsonBatch),
-    );
+    const body = readingsJson(`${id}.${out.length}`, topic, rs);
     if (body.length <= maxBytes) {
       out.push({ id: `${id}.${out.length}`, body });
       return;

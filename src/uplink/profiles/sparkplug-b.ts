@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { IClientOptions } from 'mqtt';
 import { isValidDeviceId, type Reading, type ReadingValue } from '../../pipeline/reading.js';
 import { readingsOf } from './json.js';
@@ -24,6 +25,12 @@ interface MetricState {
 interface DeviceState {
   metrics: Map<string, MetricState>;
   aliasToName: Map<number, string>;
+}
+
+/** Command id of an NCMD/DCMD: its timestamp and a digest of its bytes (stable across redeliveries). */
+function commandId(p: SpPayload, raw: Buffer): string {
+  const ts = typeof p.timestamp === 'number' ? p.timestamp : Number(p.timestamp ?? 0);
+  return `spb-${ts}-${createHash('sha256').update(raw).digest('hex').slice(0, 16)}`;
 }
 
 function datatypeOf(v: ReadingValue): number | undefined {
@@ -294,19 +301,49 @@ export function sparkplugProfile(o: SparkplugOptions): CloudProfile {
           rebirthAll(link); // §6.4.x Node Control/Rebirth: NBIRTH and every DBIRTH again
           return undefined;
         }
-        return { kind: 'gateway-command', payload: Buffer.from(JSON.stringify(commandMetrics(p, undefined))) };
+        return {
+          kind: 'gateway-command',
+          payload: Buffer.from(JSON.stringify(commandMetrics(p, undefined))),
+          props: { userProperties: { 'msg-id': commandId(p, payload) } },
+        };
       }
       const prefix = `${topic('DCMD')}/`;
       if (t.startsWith(prefix)) {
         const deviceId = t.slice(prefix.length);
-        if (!isValidDeviceId(deviceId)) return undefined;
-        return {
-          kind: 'device-command',
-          deviceId,
-          payload: Buffer.from(JSON.stringify(commandMetrics(p, devices.get(deviceId)))),
-        };
+        const body = Buffer.from(JSON.stringify(commandMetrics(p, devices.get(deviceId))));
+        // A DCMD has no command id: the payload's timestamp and content name it, so a QoS 1
+        // redelivery of the same DCMD is recognised by the command pipeline's dedupe.
+        const props = { userProperties: { 'msg-id': commandId(p, payload) } };
+        if (!isValidDeviceId(deviceId)) return { kind: 'bad-device-id', raw: deviceId, payload: body, props };
+        return { kind: 'device-command', deviceId, payload: body, props };
       }
       return undefined;
+    },
+    // Sparkplug's namespace has no place for replies: they ride as NDATA message metrics like
+    // alerts do, `{"topic": "devices/{id}/command_result", "payload": "..."}` (docs/cloud-profiles.md).
+    replies: {
+      deviceCommandResult: (id) => `devices/${id}/command_result`,
+      gatewayCommandResult: () => 'gateway/command_result',
+      configReported: () => 'config/reported',
+    },
+    commandResult(to, json, opts) {
+      const ts = now();
+      return {
+        topic: topic('NDATA'),
+        qos: 1,
+        payload: encodeSparkplug({
+          timestamp: ts,
+          seq: nextSeq(),
+          metrics: [
+            {
+              alias: NODE_ALIASES.message,
+              timestamp: ts,
+              datatype: DataType.String,
+              stringValue: JSON.stringify({ topic: to, ...(opts.msgId ? { id: opts.msgId } : {}), payload: json }),
+            },
+          ],
+        }),
+      };
     },
     reportState(doc) {
       const ts = now();

@@ -31,12 +31,48 @@ export interface WirePublish {
   properties?: IClientPublishOptions['properties'];
 }
 
+/** The MQTT 5 properties of an incoming command the command pipeline needs [MQTT-3.3.2.3]. */
+export interface DownlinkProps {
+  /** Correlation Data: echoed on the result; the dedupe key of a request/response command. */
+  correlationData?: Buffer | undefined;
+  /** Response Topic: where the result goes (else the profile's result topic). */
+  responseTopic?: string | undefined;
+  /** User properties; `msg-id` is a command id when the payload has none. */
+  userProperties?: Record<string, string | string[]> | undefined;
+}
+
 /** What the cloud sent, in the terms of the contract (DESIGN "Uplink topics"), whatever the profile's layout. */
-export type Downlink =
+export type Downlink = (
   | { kind: 'device-command'; deviceId: string; payload: Buffer }
+  /** A device command whose device id segment is not allowed: refused at the boundary with a reason. */
+  | { kind: 'bad-device-id'; raw: string; payload: Buffer }
   | { kind: 'gateway-command'; payload: Buffer }
   /** The whole desired document (twin patches already merged), with the cloud's version when it has one. */
-  | { kind: 'config-desired'; payload: Buffer; version: number | undefined };
+  | { kind: 'config-desired'; payload: Buffer; version: number | undefined }
+) & {
+  /** The PUBLISH's MQTT 5 properties (set by the uplink unless the profile set its own). */
+  props?: DownlinkProps;
+};
+
+/**
+ * Where the answers to the cloud go when a command names no MQTT 5 response topic. Topics as
+ * `commandResult()` takes them: the wire topic (mqtt, aws-iot) or a local name the profile maps
+ * (azure-iot-hub: a device-to-cloud event with the name as a property; sparkplug-b: an NDATA message).
+ */
+export interface ReplyTopics {
+  deviceCommandResult(deviceId: string): string;
+  gatewayCommandResult(): string;
+  /** Outcome of the last desired config (retained where the cloud keeps retained messages). */
+  configReported(): string;
+}
+
+/** Options of one reply (command result, config reported). */
+export interface ReplyOptions {
+  retain?: boolean | undefined;
+  correlationData?: Buffer | undefined;
+  /** Stable id of the reply (every copy the same): the cloud drops a copy sent twice. */
+  msgId?: string | undefined;
+}
 
 /** What a profile may do on the live connection (births, twin requests, answers). */
 export interface ProfileLink {
@@ -72,5 +108,9 @@ export interface CloudProfile {
   /** An incoming PUBLISH: a downlink for the gateway, or undefined (answered inside the profile, or not ours). */
   inbound(topic: string, payload: Buffer, link: ProfileLink): Downlink | undefined;
   /** Reported state (`{prefix}/state` in the default layout; Azure: a twin reported-properties PATCH). */
-  reportState(doc: Record<string, unknown>): WirePublish;
+  reportState(doc: Record<string, unknown>, msgId?: string): WirePublish;
+  /** Reply topics of the command pipeline and the twin (src/uplink/downlink.ts, twin.ts). */
+  readonly replies: ReplyTopics;
+  /** One reply (JSON text) to `to` (a `replies` topic or a command's response topic) as a QoS 1 PUBLISH. */
+  commandResult(to: string, json: string, opts: ReplyOptions): WirePublish;
 }

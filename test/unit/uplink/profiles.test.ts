@@ -145,7 +145,11 @@ test('azure-iot-hub downlink: hostile topics and payloads are dropped at the bou
   );
   const c2d = 'devices/dev-1/messages/devicebound/';
   const body = Buffer.from('{}');
-  assert.deepEqual(p.inbound(`${c2d}device=d%2F1`, body, noLink), undefined, 'a device id outside the charset');
+  assert.deepEqual(
+    p.inbound(`${c2d}device=d%2F1`, body, noLink),
+    { kind: 'bad-device-id', raw: 'd/1', payload: body, props: {} },
+    'a device id outside the charset: flagged, the command pipeline refuses it with a reason',
+  );
   assert.deepEqual(
     p.inbound(`${c2d}device=%E0%A4%A&x=1`, body, noLink)?.kind,
     'gateway-command',
@@ -155,7 +159,19 @@ test('azure-iot-hub downlink: hostile topics and payloads are dropped at the bou
     kind: 'device-command',
     deviceId: 'ok-1',
     payload: body,
+    props: {},
   });
+  // C2D system properties stand in for MQTT 5's: $.mid → the command id, $.cid → correlation data.
+  assert.deepEqual(p.inbound(`${c2d}device=ok-1&%24.mid=m-7&%24.cid=c-9`, body, noLink)?.props, {
+    correlationData: Buffer.from('c-9'),
+    userProperties: { 'msg-id': 'm-7' },
+  });
+  const reply = p.commandResult('devices/ok-1/command_result', '{"ok":true}', {
+    msgId: 'r-1',
+    correlationData: Buffer.from('c-9'),
+  });
+  assert.ok(reply.topic.startsWith('devices/dev-1/messages/events/$.mid=r-1&$.cid=c-9&$.ct=application%2Fjson'));
+  assert.ok(reply.topic.endsWith('topic=devices%2Fok-1%2Fcommand_result'));
   assert.equal(
     p.inbound('devices/other/messages/devicebound/device=d1', body, noLink),
     undefined,
@@ -215,8 +231,11 @@ test('JSON parts: a batch over the payload limit is cut in halves with stable pa
 });
 
 test('aws-iot: batches split under 128 KB, an oversize non-reading message is refused, topics checked', () => {
-  const p = profile('{ profile: aws-iot, url: "mqtts://x:8883", cert_file: a, key_file: b, aws: { thing_name: t1 } }');
+  const p = profile(
+    '{ profile: aws-iot, url: "mqtts://x:8883", cert_file: a, key_file: b, aws: { thing_name: t1 }, downlink: { enabled: true } }',
+  );
   assert.equal(p.connectOptions({}).clientId, 't1');
+  assert.equal(p.connectOptions({}).clean, false, 'the downlink keeps its session');
   assert.equal(p.maxInflight, 100);
   const rs = Array.from({ length: 3000 }, (_, i) => r('d1', 1700000000000 + i, { seq: i, v: i / 3 }));
   const ws = p.encode(readingsMsg('m1', rs));
@@ -235,7 +254,9 @@ test('aws-iot: batches split under 128 KB, an oversize non-reading message is re
     { code: 'EGW_UPLINK_PROFILE' },
   );
   assert.deepEqual(p.subscriptions(), ['edge/t1/commands/+', 'edge/t1/gateway/commands', 'edge/t1/config/desired']);
-  assert.equal(p.inbound('edge/t1/commands/..%2F', Buffer.alloc(0), noLink), undefined);
+  assert.equal(p.inbound('edge/t1/commands/..%2F', Buffer.alloc(0), noLink)?.kind, 'bad-device-id');
+  assert.equal(p.inbound('edge/t1/elsewhere', Buffer.alloc(0), noLink), undefined);
+  assert.throws(() => p.commandResult(`edge/t1/${'x/'.repeat(8)}r`, '{}', {}), { code: 'EGW_UPLINK_PROFILE' });
 });
 
 test('sparkplug-b: seq wraps 255 → 0, a type change or a new metric re-births the device, DDEATH only for a born device, hostile NCMD/DCMD dropped', () => {
@@ -287,8 +308,8 @@ test('sparkplug-b: seq wraps 255 → 0, a type change or a new metric re-births 
   // Hostile input.
   assert.equal(p.inbound('spBv1.0/g/NCMD/gw-1', Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]), noLink), undefined);
   assert.equal(
-    p.inbound('spBv1.0/g/DCMD/gw-1/..%2F', Buffer.from(tahu.encodePayload({ metrics: [] })), noLink),
-    undefined,
+    p.inbound('spBv1.0/g/DCMD/gw-1/..%2F', Buffer.from(tahu.encodePayload({ metrics: [] })), noLink)?.kind,
+    'bad-device-id',
   );
   const rebirths: WirePublish[] = [];
   const notRebirth = p.inbound(
@@ -313,4 +334,83 @@ test('sparkplug-b: seq wraps 255 → 0, a type change or a new metric re-births 
   // bdSeq: +1 per CONNECT, 255 wraps to 0.
   for (let i = 0; i < 255; i++) p.connectOptions({});
   assert.equal(bd({ topic: '', qos: 0, payload: p.connectOptions({}).will!.payload as Buffer }).toNumber(), 0);
+});
+
+test('mqtt profile: the TopicLayout and the PayloadFormat per topic; a persistent session and subscriptions only with the downlink on; replies with MQTT 5 properties', () => {
+  const off = profile('{ url: "mqtt://h:1883" }');
+  assert.equal(off.connectOptions({ clean: true }).clean, true, 'send-only: clean start');
+  assert.deepEqual(off.subscriptions(), []);
+  const rs = [r('d1', 1700000000000, { t: 21.5 }), r('d1', 1700000001000, { t: 21.6 })];
+  const codec = off.encode(readingsMsg('m1', rs));
+  assert.equal(codec[0]!.topic, 'edge/gw-1/sensors/d1/data');
+  assert.equal(codec[0]!.payload[0], 0xc1, 'the codec by default');
+
+  const on = profile(
+    '{ url: "mqtt://h:1883", payload_format_rules: [{ topic: \'sensors/#\', format: json }], downlink: { enabled: true, session_expiry_s: 123 } }',
+  );
+  const o = on.connectOptions({ clean: true, properties: { receiveMaximum: 10 } });
+  assert.equal(o.clean, false);
+  assert.deepEqual(o.properties, { receiveMaximum: 10, sessionExpiryInterval: 123 });
+  assert.deepEqual(on.subscriptions(), [
+    'edge/gw-1/commands/+',
+    'edge/gw-1/gateway/commands',
+    'edge/gw-1/config/desired',
+  ]);
+  const [json] = on.encode(readingsMsg('m2', rs));
+  assert.equal(json!.properties?.contentType, 'application/json');
+  assert.deepEqual(JSON.parse(json!.payload.toString()), {
+    id: 'm2',
+    topic: 'sensors/d1/data',
+    readings: [
+      { deviceId: 'd1', ts: 1700000000000, values: { t: 21.5 }, quality: 'good' },
+      { deviceId: 'd1', ts: 1700000001000, values: { t: 21.6 }, quality: 'good' },
+    ],
+  });
+  // Down: the MQTT 5 properties are added by the uplink; the profile names the kind.
+  assert.deepEqual(on.inbound('edge/gw-1/commands/d%201', Buffer.from('{}'), noLink), {
+    kind: 'bad-device-id',
+    raw: 'd%201',
+    payload: Buffer.from('{}'),
+  });
+  assert.equal(on.inbound('edge/gw-1/state', Buffer.from('{}'), noLink), undefined, 'our own state is not a command');
+  // Up: a result with its correlation data and a stable msg-id; the state retained.
+  const res = on.commandResult(on.replies.deviceCommandResult('d1'), '{"ok":true}', {
+    correlationData: Buffer.from([1, 2]),
+    msgId: 'r-1',
+  });
+  assert.equal(res.topic, 'edge/gw-1/devices/d1/command_result');
+  assert.deepEqual(res.properties, {
+    contentType: 'application/json',
+    correlationData: Buffer.from([1, 2]),
+    userProperties: { 'msg-id': 'r-1' },
+  });
+  const st = on.reportState({ a: 1 }, 's-1');
+  assert.equal(st.topic, 'edge/gw-1/state');
+  assert.equal(st.retain, true);
+  assert.deepEqual(st.properties?.userProperties, { 'msg-id': 's-1' });
+  assert.equal(on.replies.configReported(), 'edge/gw-1/config/reported');
+});
+
+test('sparkplug-b: a DCMD carries a stable command id; results ride as NDATA Gateway/Message; the session stays clean with the downlink on', () => {
+  const p = profile(
+    '{ profile: sparkplug-b, url: "mqtt://h:1883", sparkplug: { group_id: g }, downlink: { enabled: true } }',
+  );
+  assert.equal(p.connectOptions({}).clean, true, 'Sparkplug 3.0: Clean Start, Session Expiry 0');
+  const dcmd = Buffer.from(
+    tahu.encodePayload({ timestamp: 5, metrics: [{ name: 'on', type: 'Boolean', value: true }] }),
+  );
+  const a = p.inbound('spBv1.0/g/DCMD/gw-1/lamp', dcmd, noLink);
+  const b = p.inbound('spBv1.0/g/DCMD/gw-1/lamp', dcmd, noLink);
+  assert.equal(a?.kind, 'device-command');
+  const id = a?.props?.userProperties?.['msg-id'];
+  assert.match(String(id), /^spb-5-[0-9a-f]{16}$/);
+  assert.equal(b?.props?.userProperties?.['msg-id'], id, 'a redelivery has the same id');
+  const w = p.commandResult(p.replies.deviceCommandResult('lamp'), '{"ok":true}', { msgId: 'r-9' });
+  assert.equal(w.topic, 'spBv1.0/g/NDATA/gw-1');
+  const m = tahu.decodePayload(w.payload).metrics![0]!;
+  assert.deepEqual(JSON.parse(m.value as string), {
+    topic: 'devices/lamp/command_result',
+    id: 'r-9',
+    payload: '{"ok":true}',
+  });
 });

@@ -128,3 +128,75 @@ test('unreachable cloud: start does not block, the uplink is offline and healthy
     'the failure is logged once despite many retries',
   );
 });
+
+test('two-way link: persistent session requested; a send() pending when the connection drops fails at once instead of hanging', async (t) => {
+  // Minimal MQTT 5 peer: records CONNECT flags, CONNACKs, never PUBACKs.
+  const connects: { cleanStart: boolean }[] = [];
+  const publishes: number[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on('data', (d) => {
+      for (let i = 0; i < d.length;) {
+        const type = d[i]! >> 4;
+        let len = 0;
+        let mul = 1;
+        let j = i + 1;
+        for (;;) {
+          const b = d[j++]!;
+          len += (b & 0x7f) * mul;
+          mul *= 128;
+          if (!(b & 0x80)) break;
+        }
+        if (type === 1) {
+          // Variable header: protocol name (2 + 4), level (1), flags (1) [MQTT-3.1.2.2]
+          connects.push({ cleanStart: (d[j + 7]! & 0x02) !== 0 });
+          s.write(Buffer.from([0x20, 0x03, 0x00, 0x00, 0x00]));
+        }
+        if (type === 3) publishes.push(1);
+        i = j + len;
+      }
+    });
+    s.on('error', () => undefined);
+  });
+  server.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  const port = (server.address() as { port: number }).port;
+  const dir = mkdtempSync(join(tmpdir(), 'egw-uplink-link-'));
+  const config = parseConfig(
+    `version: 1\ngateway: { id: gw-u }\nuplink: { url: "mqtt://127.0.0.1:${port}", reconnect: { min_ms: 50, max_ms: 100 }, downlink: { enabled: true, session_expiry_s: 600 } }\n`,
+  );
+  const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'normal' });
+  const { log } = capture();
+  const outbox = new Outbox({ db, log, config: config.queue, codec: binaryReadingCodec });
+  let connected = 0;
+  const uplink = new Uplink({
+    config: config.uplink,
+    queue: config.queue,
+    gatewayId: 'gw-u',
+    outbox: outboxPort(outbox),
+    log,
+  });
+  uplink.onConnected(() => void connected++);
+  t.after(async () => {
+    await uplink.stop();
+    outbox.close();
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await uplink.start();
+  const deadline = Date.now() + 5000;
+  while (connected === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(connected, 1);
+  assert.deepEqual(connects[0], { cleanStart: false });
+  const pending = uplink.send(uplink.profile.reportState({}, 's-1'));
+  while (publishes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  const t0 = Date.now();
+  uplink.forceReconnect();
+  await assert.rejects(pending, /connection dropped/);
+  assert.ok(Date.now() - t0 < 1000, 'settled by the drop, not by ack_timeout_ms (30 s)');
+});
