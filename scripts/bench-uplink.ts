@@ -4,6 +4,10 @@
 //   node dist/scripts/bench-uplink.js ingest [seconds=10] [publishers=8]
 //     (a) MQTT QoS 1 publishers -> gateway (outbox commit before PUBACK) -> mosquitto "cloud", msg/s,
 //         vs the same publishers straight into mosquitto.
+//   node dist/scripts/bench-uplink.js analytics [seconds=8] [rounds=3] [publishers=8]
+//     (a') the ingest of (a) with analytics off and with ANALYTICS_RULES (10 rules on the ingested
+//         `seq`), alternated `rounds` times in one run: msg/s, the gateway's CPU µs per reading and
+//         the on/off ratio of each pair (docs/analytics.md "Cost"). EGW_BENCH_EXTRA_YAML is appended to both.
 //   node dist/scripts/bench-uplink.js drain [readings=1000000] [devices=100]
 //     (b) drain of a backlog to a local broker, cap off, readings/s (reference: the Mosquitto bridge, ~66,000/s here).
 //   node dist/scripts/bench-uplink.js wear [seconds=20] [rate=1000] --ref DIR   (*)
@@ -78,6 +82,77 @@ async function ingest(): Promise<void> {
       gatewayEndToEndMsgPerS: Math.round(gw),
       ratio: +(gw / mq).toFixed(3),
       deliveredAfterS: +drainTail.toFixed(2),
+    }),
+  );
+}
+
+/** Ten rules on the benchmark's `seq` (threshold with duration and hysteresis, z-score, rate, equality, no data). */
+export const ANALYTICS_RULES = [
+  '{ name: hi-1, value: seq, when: { above: 1e12 }, clear: { below: 1e11 }, for_s: 30 }',
+  '{ name: hi-2, value: seq, when: { at_least: 2e12 }, for_s: 5, clear_for_s: 10 }',
+  '{ name: lo-1, value: seq, when: { below: -1 }, repeat: 3 }',
+  '{ name: lo-2, value: seq, when: { at_most: -5 }, cooldown_s: 60 }',
+  '{ name: z-1, value: seq, when: { zscore_above: 4 }, warmup: 30 }',
+  '{ name: z-2, value: seq, when: { zscore_above: 6 }, window: { kind: sliding, duration_s: 5 } }',
+  '{ name: rate-1, value: seq, when: { rate_above: 1e9 }, window: { kind: sliding, count: 20 } }',
+  '{ name: eq-1, value: seq, when: { equals: -42 } }',
+  '{ name: ne-1, value: seq, when: { not_equals: -1 }, for_s: 1e6 }',
+  '{ name: quiet, value: seq, when: { no_data_s: 600 } }',
+];
+
+/** /proc/<pid>/stat utime + stime in µs. */
+function cpuUs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return ((Number(rest[11]) + Number(rest[12])) * 1e6) / 100; // USER_HZ 100 on Linux
+}
+
+async function analyticsAb(): Promise<void> {
+  const seconds = Number(a ?? 8);
+  const rounds = Number(b ?? 3);
+  const n = Number(argv[3] ?? 8);
+  const extra = process.env['EGW_BENCH_EXTRA_YAML'] ?? '';
+  const configs = {
+    off: `analytics: { enabled: false }\n${extra}`,
+    on: `analytics:\n  enabled: true\n  rules:\n${ANALYTICS_RULES.map((r) => `    - ${r}\n`).join('')}${extra}`,
+  };
+  const once = async (yaml: string) => {
+    const rig = await startRig(yaml);
+    const pid = rig.gateway.child.pid!;
+    await sleep(500);
+    const c0 = cpuUs(pid);
+    const acked = await publishFor(`mqtt://127.0.0.1:${rig.brokerPort}`, n, seconds);
+    await rig.sub.waitFor(() => rig.sub.readings().length >= acked, 120000);
+    const cpu = cpuUs(pid) - c0;
+    const alerts = rig.gateway.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('alert ')).length;
+    await rig.gateway.stop('SIGTERM'); // graceful: a --cpu-prof in EGW_GATEWAY_NODE_FLAGS gets written
+    await rig.close();
+    return { msgPerS: Math.round(acked / seconds), cpuUsPerReading: +(cpu / acked).toFixed(1), alerts };
+  };
+  const pairs: Record<string, unknown>[] = [];
+  for (let i = 0; i < rounds; i++) {
+    // Alternate which goes first, so a drift in the machine's load does not favour one side.
+    const order = i % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const);
+    const res: Record<string, Awaited<ReturnType<typeof once>>> = {};
+    for (const k of order) res[k] = await once(configs[k]);
+    const pair = {
+      off: res['off']!,
+      on: res['on']!,
+      ratio: +(res['on']!.msgPerS / res['off']!.msgPerS).toFixed(3),
+      cpuRatio: +(res['on']!.cpuUsPerReading / res['off']!.cpuUsPerReading).toFixed(3),
+    };
+    console.error(JSON.stringify(pair));
+    pairs.push(pair);
+  }
+  const ratios = pairs.map((p) => p['ratio'] as number).sort((x, y) => x - y);
+  console.log(
+    JSON.stringify({
+      bench: 'analytics-ingest',
+      publishers: n,
+      seconds,
+      rules: ANALYTICS_RULES.length,
+      pairs,
+      ratioMedian: ratios[Math.floor(ratios.length / 2)],
     }),
   );
 }
@@ -382,6 +457,6 @@ async function reconnect(): Promise<void> {
   console.log(JSON.stringify({ bench: 'reconnect', runs }));
 }
 
-const modes: Record<string, () => Promise<void>> = { ingest, drain, wear, stall, reconnect };
+const modes: Record<string, () => Promise<void>> = { ingest, analytics: analyticsAb, drain, wear, stall, reconnect };
 await (modes[mode] ?? ingest)();
 process.exit(0);
