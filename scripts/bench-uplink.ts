@@ -125,6 +125,21 @@ async function analyticsAb(): Promise<void> {
     await rig.sub.waitFor(() => rig.sub.readings().length >= acked, 120000);
     const cpu = cpuUs(pid) - c0;
     const alerts = rig.gateway.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('alert ')).length;
+    if (process.env['EGW_BENCH_GC']) {
+      const gc = rig.gateway.logs.filter((l) => l.level === 'raw' && /Scavenge|Mark-Compact|Mark-sweep/.test(l.msg));
+      const sum = (re: RegExp) =>
+        gc
+          .filter((l) => re.test(l.msg))
+          .reduce((s, l) => s + Number(/, ([\d.]+) \/ [\d.]+ ms/.exec(l.msg)?.[1] ?? 0), 0);
+      console.error(
+        JSON.stringify({
+          scavenges: gc.filter((l) => /Scavenge/.test(l.msg)).length,
+          scavengeMs: sum(/Scavenge/),
+          markMs: sum(/Mark/),
+          marks: gc.filter((l) => /Mark/.test(l.msg)).length,
+        }),
+      );
+    }
     await rig.gateway.stop('SIGTERM'); // graceful: a --cpu-prof in EGW_GATEWAY_NODE_FLAGS gets written
     await rig.close();
     return { msgPerS: Math.round(acked / seconds), cpuUsPerReading: +(cpu / acked).toFixed(1), alerts };

@@ -8,7 +8,7 @@ import {
   type Value,
   type ZScoreOptions,
 } from './conditions.js';
-import { EMPTY_AGGREGATE } from './stats.js';
+import { emptyAggregate } from './stats.js';
 import { MetricWindow, type WindowSpec, type WindowState } from './window.js';
 
 /**
@@ -91,6 +91,9 @@ interface CompiledRule {
   clear: ((obs: Observation) => boolean | null) | null;
   /** Only z-score rules report a score. */
   scored: boolean;
+  /** The conditions read the window before the sample (z-score) / with it (rate): only those aggregates are computed. */
+  readsBefore: boolean;
+  readsAfter: boolean;
 }
 
 interface Track {
@@ -150,6 +153,8 @@ function toWindowSpec(w: WindowConfigSpec): WindowSpec {
   return spec;
 }
 
+const isZ = (c: ConditionSpec | undefined) => c !== undefined && 'zscore_above' in c;
+const isRate = (c: ConditionSpec | undefined) => c !== undefined && ('rate_above' in c || 'rate_below' in c);
 const needsWindow = (c: ConditionSpec | undefined) =>
   c !== undefined && ('zscore_above' in c || 'rate_above' in c || 'rate_below' in c);
 
@@ -187,6 +192,8 @@ export function compileRules(config: AnalyticsConfig): CompiledRule[] {
       when: compileCondition(spec.when, { warmup: spec.warmup, minSigma: spec.min_sigma }),
       clear: spec.clear ? compileCondition(spec.clear, { warmup: spec.warmup, minSigma: spec.min_sigma }) : null,
       scored: 'zscore_above' in spec.when,
+      readsBefore: isZ(spec.when) || isZ(spec.clear),
+      readsAfter: isRate(spec.when) || isRate(spec.clear),
     };
   });
 }
@@ -355,6 +362,16 @@ export class RuleEngine {
     return this.stateOf(taken, now);
   }
 
+  /** The tracks of a state that could not be written are changed-and-unsaved again. */
+  markUnsaved(state: EngineState): void {
+    const byKey = new Map(this.rules.map((r) => [r.key, r]));
+    for (const s of state.tracks) {
+      const rule = byKey.get(s.key);
+      const t = rule && this.byDevice.get(s.deviceId)?.get(rule);
+      if (t) this.markDirty(t);
+    }
+  }
+
   get dirtyCount(): number {
     return this.dirtyN;
   }
@@ -470,8 +487,8 @@ export class RuleEngine {
       dirty: false,
       obs: {
         value: null,
-        before: window ? { ...EMPTY_AGGREGATE } : undefined,
-        after: window ? { ...EMPTY_AGGREGATE } : undefined,
+        before: window ? emptyAggregate() : undefined,
+        after: window ? emptyAggregate() : undefined,
       },
     };
     this.tracks.add(t);
@@ -486,9 +503,9 @@ export class RuleEngine {
     obs.value = value;
     if (t.window) {
       t.window.advanceTo(now);
-      t.window.currentInto(obs.before!);
+      if (rule.readsBefore) t.window.currentInto(obs.before!);
       if (typeof value === 'number' && Number.isFinite(value)) t.window.add(now, value);
-      t.window.currentInto(obs.after!);
+      if (rule.readsAfter) t.window.currentInto(obs.after!);
     }
     const cond = rule.when(obs);
     this.markDirty(t);

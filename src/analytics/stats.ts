@@ -29,6 +29,15 @@ export const EMPTY_AGGREGATE: Readonly<Aggregate> = Object.freeze({
   ratePerS: null,
 });
 
+/**
+ * A fresh aggregate (the engine keeps one per windowed track and overwrites it with
+ * `aggregateInto`). A literal, not a spread of the frozen EMPTY_AGGREGATE: writing into such a
+ * copy measured 613 ns per window update against 38 ns.
+ */
+export function emptyAggregate(): Aggregate {
+  return { count: 0, mean: 0, min: 0, max: 0, stddev: 0, last: 0, ratePerS: null };
+}
+
 /** Running mean and sum of squared deviations, with exact add and remove. */
 export class Welford {
   count = 0;

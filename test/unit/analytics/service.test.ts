@@ -33,7 +33,8 @@ function setup(t: { after(fn: () => void): void }, path?: string) {
     db.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const bus = new EventEmitter<{ reading: [Reading] }>();
+  // The pipeline hands committed readings over a batch at a time (its after-commit sinks).
+  const bus = new EventEmitter<{ reading: [readonly Reading[]] }>();
   const clock = { mono: 0, wall: 1_700_000_000_000 };
   const pub = new Recorder();
   const make = (cfg: AnalyticsConfig) =>
@@ -50,7 +51,7 @@ function setup(t: { after(fn: () => void): void }, path?: string) {
       wallClock: () => clock.wall,
     });
   const feed = (deviceId: string, values: Reading['values']) =>
-    bus.emit('reading', { deviceId, ts: clock.wall, values, quality: 'good', source: 'mqtt' });
+    bus.emit('reading', [{ deviceId, ts: clock.wall, values, quality: 'good', source: 'mqtt' }]);
   return { db, bus, clock, pub, make, feed, dir };
 }
 
