@@ -126,17 +126,17 @@ async function analyticsAb(): Promise<void> {
     const cpu = cpuUs(pid) - c0;
     const alerts = rig.gateway.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('alert ')).length;
     if (process.env['EGW_BENCH_GC']) {
-      const gc = rig.gateway.logs.filter((l) => l.level === 'raw' && /Scavenge|Mark-Compact|Mark-sweep/.test(l.msg));
-      const sum = (re: RegExp) =>
-        gc
-          .filter((l) => re.test(l.msg))
-          .reduce((s, l) => s + Number(/, ([\d.]+) \/ [\d.]+ ms/.exec(l.msg)?.[1] ?? 0), 0);
+      // EGW_GATEWAY_NODE_FLAGS="--trace-gc-nvp": sums of the scavenges' fields, per reading
+      const gc = rig.gateway.logs.filter((l) => l.level === 'raw' && /gc=s /.test(l.msg));
+      const sum = (k: string) =>
+        gc.reduce((s, l) => s + Number(new RegExp(`\\b${k}=([\\d.]+)`).exec(l.msg)?.[1] ?? 0), 0);
       console.error(
         JSON.stringify({
-          scavenges: gc.filter((l) => /Scavenge/.test(l.msg)).length,
-          scavengeMs: sum(/Scavenge/),
-          markMs: sum(/Mark/),
-          marks: gc.filter((l) => /Mark/.test(l.msg)).length,
+          scavenges: gc.length,
+          pauseMsPerKReading: +((sum('pause') / acked) * 1000).toFixed(3),
+          copiedBPerReading: +(sum('semi_space_copied') / acked).toFixed(1),
+          promotedBPerReading: +(sum('promoted') / acked).toFixed(1),
+          allocatedBPerReading: +(sum('allocated') / acked).toFixed(1),
         }),
       );
     }
