@@ -4,10 +4,12 @@
 //   node dist/scripts/bench-uplink.js ingest [seconds=10] [publishers=8]
 //     (a) MQTT QoS 1 publishers -> gateway (outbox commit before PUBACK) -> mosquitto "cloud", msg/s,
 //         vs the same publishers straight into mosquitto.
-//   node dist/scripts/bench-uplink.js analytics [seconds=8] [rounds=3] [publishers=8]
+//   node dist/scripts/bench-uplink.js analytics [seconds=8] [rounds=3] [publishers=8] [--parallel]
 //     (a') the ingest of (a) with analytics off and with ANALYTICS_RULES (10 rules on the ingested
 //         `seq`), alternated `rounds` times in one run: msg/s, the gateway's CPU µs per reading and
 //         the on/off ratio of each pair (docs/analytics.md "Cost"). EGW_BENCH_EXTRA_YAML is appended to both.
+//         --parallel: both gateways run at the same time (each with `publishers`), so both see the
+//         same load from the rest of the machine.
 //   node dist/scripts/bench-uplink.js drain [readings=1000000] [devices=100]
 //     (b) drain of a backlog to a local broker, cap off, readings/s (reference: the Mosquitto bridge, ~66,000/s here).
 //   node dist/scripts/bench-uplink.js wear [seconds=20] [rate=1000] --ref DIR   (*)
@@ -37,11 +39,13 @@ import { openDatabase } from '../src/store/db.js';
 import { Uplink } from '../src/uplink/uplink.js';
 import type { Reading } from '../src/pipeline/reading.js';
 import { Cloud, CloudSubscriber } from '../test/integration/uplink-cloud.js';
-import { Publisher, startRig } from '../test/integration/uplink-scenarios.js';
+import { Publisher, startRig, type Rig } from '../test/integration/uplink-scenarios.js';
 
 const argv = process.argv.slice(2);
 const refAt = argv.indexOf('--ref');
 const REF = refAt >= 0 ? resolve(argv.splice(refAt, 2)[1]!) : undefined;
+const parAt = argv.indexOf('--parallel');
+const PARALLEL = parAt >= 0 && argv.splice(parAt, 1).length > 0;
 const [mode = 'ingest', a, b] = argv;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -116,14 +120,20 @@ async function analyticsAb(): Promise<void> {
     off: `analytics: { enabled: false }\n${extra}`,
     on: `analytics:\n  enabled: true\n  rules:\n${ANALYTICS_RULES.map((r) => `    - ${r}\n`).join('')}${extra}`,
   };
-  const once = async (yaml: string) => {
+  type Run = { msgPerS: number; cpuUsPerReading: number; alerts: number };
+  const start = async (yaml: string) => {
     const rig = await startRig(yaml);
-    const pid = rig.gateway.child.pid!;
     await sleep(500);
+    return rig;
+  };
+  const load = async (rig: Rig) => {
+    const pid = rig.gateway.child.pid!;
     const c0 = cpuUs(pid);
     const acked = await publishFor(`mqtt://127.0.0.1:${rig.brokerPort}`, n, seconds);
     await rig.sub.waitFor(() => rig.sub.readings().length >= acked, 120000);
-    const cpu = cpuUs(pid) - c0;
+    return { acked, cpu: cpuUs(pid) - c0 };
+  };
+  const finish = async (rig: Rig, { acked, cpu }: { acked: number; cpu: number }): Promise<Run> => {
     const alerts = rig.gateway.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('alert ')).length;
     if (process.env['EGW_BENCH_GC']) {
       // EGW_GATEWAY_NODE_FLAGS="--trace-gc-nvp": sums of the scavenges' fields, per reading
@@ -134,22 +144,42 @@ async function analyticsAb(): Promise<void> {
         JSON.stringify({
           scavenges: gc.length,
           pauseMsPerKReading: +((sum('pause') / acked) * 1000).toFixed(3),
-          copiedBPerReading: +(sum('semi_space_copied') / acked).toFixed(1),
           promotedBPerReading: +(sum('promoted') / acked).toFixed(1),
           allocatedBPerReading: +(sum('allocated') / acked).toFixed(1),
         }),
       );
     }
+    if (process.env['EGW_BENCH_DEOPT']) {
+      // EGW_GATEWAY_NODE_FLAGS="--trace-deopt": bailouts per function (a deopt loop shows as hundreds)
+      const by = new Map<string, number>();
+      for (const l of rig.gateway.logs) {
+        const m =
+          l.level === 'raw' ? /bailout \(kind: ([^,]+), reason: ([^)]*)\).*<JSFunction ([^ >]*)/.exec(l.msg) : null;
+        if (m) by.set(`${m[3]} ${m[2]}`, (by.get(`${m[3]} ${m[2]}`) ?? 0) + 1);
+      }
+      console.error(JSON.stringify([...by].sort((x, y) => y[1] - x[1]).slice(0, 12)));
+    }
     await rig.gateway.stop('SIGTERM'); // graceful: a --cpu-prof in EGW_GATEWAY_NODE_FLAGS gets written
     await rig.close();
     return { msgPerS: Math.round(acked / seconds), cpuUsPerReading: +(cpu / acked).toFixed(1), alerts };
+  };
+  const once = async (yaml: string) => {
+    const rig = await start(yaml);
+    return finish(rig, await load(rig));
+  };
+  /** --parallel: both gateways at once, each with its own publishers, so both see the same machine. */
+  const both = async (): Promise<Record<'off' | 'on', Run>> => {
+    const off = await start(configs.off);
+    const on = await start(configs.on);
+    const [lOff, lOn] = await Promise.all([load(off), load(on)]);
+    return { off: await finish(off, lOff), on: await finish(on, lOn) };
   };
   const pairs: Record<string, unknown>[] = [];
   for (let i = 0; i < rounds; i++) {
     // Alternate which goes first, so a drift in the machine's load does not favour one side.
     const order = i % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const);
-    const res: Record<string, Awaited<ReturnType<typeof once>>> = {};
-    for (const k of order) res[k] = await once(configs[k]);
+    const res: Record<string, Run> = PARALLEL ? await both() : {};
+    if (!PARALLEL) for (const k of order) res[k] = await once(configs[k]);
     const pair = {
       off: res['off']!,
       on: res['on']!,
@@ -165,6 +195,7 @@ async function analyticsAb(): Promise<void> {
       bench: 'analytics-ingest',
       publishers: n,
       seconds,
+      parallel: PARALLEL,
       rules: ANALYTICS_RULES.length,
       pairs,
       ratioMedian: ratios[Math.floor(ratios.length / 2)],

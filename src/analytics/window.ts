@@ -156,6 +156,11 @@ export class MetricWindow {
   private readonly set = new SampleSet();
   /** Kept for hopping windows: samples of the last `duration_ms` before the next hop. */
   private openStart: number | null = null;
+  /**
+   * The time of the last advance while nothing changed since: advancing to the same time again is
+   * a no-op, so a push right after an advance (the engine does both per reading) skips it.
+   */
+  private advancedTo = NaN;
   private readonly maxCount: number;
 
   constructor(readonly spec: WindowSpec) {
@@ -214,6 +219,7 @@ export class MetricWindow {
   }
 
   restore(state: WindowState): void {
+    this.advancedTo = NaN;
     this.set.clear();
     for (const [t, v] of state.samples.slice(-this.maxCount)) this.set.add(t, v);
     this.openStart = state.openStart;
@@ -222,7 +228,8 @@ export class MetricWindow {
   /** `closed` null: the caller does not want the closed windows, so their aggregates are not computed. */
   private pushInto(t: number, v: number, closed: ClosedWindow[] | null): void {
     if (this.set.size > 0 && t < this.set.newestT()) t = this.set.newestT();
-    this.advanceInto(t, closed);
+    if (t !== this.advancedTo) this.advanceInto(t, closed);
+    this.advancedTo = NaN;
     const spec = this.spec;
     if (spec.kind === 'tumbling' && spec.duration_ms !== undefined && this.openStart === null)
       this.openStart = Math.floor(t / spec.duration_ms) * spec.duration_ms;
@@ -268,6 +275,7 @@ export class MetricWindow {
       }
       if (this.openStart !== null) this.evictOlderThan(this.openStart);
     }
+    this.advancedTo = t;
   }
 
   private evictOlderThan(cutoff: number): void {
