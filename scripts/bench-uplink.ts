@@ -8,6 +8,7 @@
 //     (a') the ingest of (a) with analytics off and with ANALYTICS_RULES (10 rules on the ingested
 //         `seq`), alternated `rounds` times in one run: msg/s, the gateway's CPU µs per reading and
 //         the on/off ratio of each pair (docs/analytics.md "Cost"). EGW_BENCH_EXTRA_YAML is appended to both.
+//         --ref DIR: each round also runs DIR's build with the rules (refRatio: old vs new, same run).
 //         --parallel: both gateways run at the same time (each with `publishers`), so both see the
 //         same load from the rest of the machine.
 //   node dist/scripts/bench-uplink.js drain [readings=1000000] [devices=100]
@@ -116,9 +117,11 @@ async function analyticsAb(): Promise<void> {
   const rounds = Number(b ?? 3);
   const n = Number(argv[3] ?? 8);
   const extra = process.env['EGW_BENCH_EXTRA_YAML'] ?? '';
+  const rules = ANALYTICS_RULES.slice(0, Number(process.env['EGW_BENCH_RULES'] ?? ANALYTICS_RULES.length));
   const configs = {
     off: `analytics: { enabled: false }\n${extra}`,
-    on: `analytics:\n  enabled: true\n  rules:\n${ANALYTICS_RULES.map((r) => `    - ${r}\n`).join('')}${extra}`,
+    // EGW_BENCH_RULES=N: the first N rules only (0: the module's plumbing without a rule).
+    on: `analytics:\n  enabled: true\n  rules:${rules.length ? '\n' : ' []\n'}${rules.map((r) => `    - ${r}\n`).join('')}${extra}`,
   };
   type Run = { msgPerS: number; cpuUsPerReading: number; alerts: number };
   const start = async (yaml: string) => {
@@ -163,8 +166,11 @@ async function analyticsAb(): Promise<void> {
     await rig.close();
     return { msgPerS: Math.round(acked / seconds), cpuUsPerReading: +(cpu / acked).toFixed(1), alerts };
   };
-  const once = async (yaml: string) => {
+  const once = async (yaml: string, root?: string) => {
+    const before = process.env['EGW_GATEWAY_MAIN'];
+    if (root) useBuild(root);
     const rig = await start(yaml);
+    if (root) process.env['EGW_GATEWAY_MAIN'] = before ?? '';
     return finish(rig, await load(rig));
   };
   /** --parallel: both gateways at once, each with its own publishers, so both see the same machine. */
@@ -177,28 +183,41 @@ async function analyticsAb(): Promise<void> {
   const pairs: Record<string, unknown>[] = [];
   for (let i = 0; i < rounds; i++) {
     // Alternate which goes first, so a drift in the machine's load does not favour one side.
-    const order = i % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const);
+    // --ref DIR: the reference build with the same rules runs in the same round (old vs new).
+    const kinds = REF ? (['off', 'on', 'onRef'] as const) : (['off', 'on'] as const);
+    const order = kinds.map((_, k) => kinds[(k + i) % kinds.length]!);
     const res: Record<string, Run> = PARALLEL ? await both() : {};
-    if (!PARALLEL) for (const k of order) res[k] = await once(configs[k]);
-    const pair = {
+    if (!PARALLEL)
+      for (const k of order)
+        res[k] = await once(k === 'off' ? configs.off : configs.on, k === 'onRef' ? REF : undefined);
+    const pair: Record<string, unknown> = {
       off: res['off']!,
       on: res['on']!,
       ratio: +(res['on']!.msgPerS / res['off']!.msgPerS).toFixed(3),
       cpuRatio: +(res['on']!.cpuUsPerReading / res['off']!.cpuUsPerReading).toFixed(3),
     };
+    if (res['onRef']) {
+      pair['onRef'] = res['onRef'];
+      pair['refRatio'] = +(res['onRef'].msgPerS / res['off']!.msgPerS).toFixed(3);
+    }
     console.error(JSON.stringify(pair));
     pairs.push(pair);
   }
-  const ratios = pairs.map((p) => p['ratio'] as number).sort((x, y) => x - y);
+  const median = (k: string) => {
+    const xs = pairs.map((p) => p[k] as number).sort((x, y) => x - y);
+    return xs.length ? xs[Math.floor(xs.length / 2)] : undefined;
+  };
   console.log(
     JSON.stringify({
       bench: 'analytics-ingest',
       publishers: n,
       seconds,
       parallel: PARALLEL,
-      rules: ANALYTICS_RULES.length,
+      rules: rules.length,
       pairs,
-      ratioMedian: ratios[Math.floor(ratios.length / 2)],
+      ratioMedian: median('ratio'),
+      cpuRatioMedian: median('cpuRatio'),
+      ...(REF ? { refRatioMedian: median('refRatio') } : {}),
     }),
   );
 }

@@ -57,11 +57,15 @@ export function alertMessage(e: AlertEvent): Record<string, unknown> {
  * AnalyticsStore every `persist_interval_s` and at stop; the track of an alert that was raised,
  * acknowledged or cleared is saved at once, before the event is published.
  *
- * Accepted batches are queued with their arrival time and evaluated together once the event loop
- * has handed out the acknowledgements of that turn (setImmediate), so rule evaluation is off the
- * PUBACK path and runs in one tight loop per turn. Every reading is evaluated at the time it
- * arrived, in arrival order (so per device in order); anything that reads or changes the state
- * (view, acknowledge, the tick, config apply, stop) first evaluates what is queued.
+ * Accepted batches are queued with their arrival time and evaluated together in one microtask:
+ * a group commit resolves hundreds of ingests at once, and their readings then go through the
+ * engine in one loop instead of one call per reading. A microtask, not setImmediate: the queue
+ * is empty again before the next I/O, so readings are not kept alive across the event loop
+ * (measured: held until setImmediate, even with no rule, ~500 B per reading more were promoted
+ * by the scavenger than with the module off; as a microtask, the same as off). Every reading is
+ * evaluated at the time it arrived, in arrival order (so per device in order); anything that
+ * reads or changes the state (view, acknowledge, the tick, config apply, stop) first evaluates
+ * what is queued.
  */
 export class AnalyticsService implements Service {
   readonly name = 'analytics';
@@ -193,7 +197,7 @@ export class AnalyticsService implements Service {
     this.queueAt.push(this.mono());
     if (!this.drainScheduled) {
       this.drainScheduled = true;
-      setImmediate(this.drain);
+      queueMicrotask(this.drain);
     }
   }
 

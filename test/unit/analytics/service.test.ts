@@ -141,7 +141,7 @@ test('a failing publisher is counted, evaluation goes on', async (t) => {
   await svc.stop();
 });
 
-test('accepted readings are evaluated after the turn that accepted them, in order, each at the time it arrived', async (t) => {
+test('accepted batches are evaluated together after the code that handed them over, in order, each at the time it arrived', async (t) => {
   const s = setup(t);
   const svc = s.make(
     config([
@@ -157,13 +157,14 @@ test('accepted readings are evaluated after the turn that accepted them, in orde
     quality: 'good',
     source: 'mqtt',
   });
-  // One turn: three batches at three times, two devices interleaved within a batch.
+  // Three batches at three times in one synchronous run (as a group commit resolves its ingests),
+  // two devices interleaved within a batch.
   s.bus.emit('reading', [r('a', 90), r('b', 90)]);
   s.clock.mono = 5_000;
   s.bus.emit('reading', [r('b', 70), r('a', 91), r('b', 90)]);
   s.clock.mono = 10_000;
   s.bus.emit('reading', [r('a', 92)]);
-  assert.equal(s.pub.sent.length, 0, 'nothing evaluated inside the turn that accepted them (off the PUBACK path)');
+  assert.equal(s.pub.sent.length, 0, 'queued, not evaluated inside the sink call');
   await new Promise((res) => setImmediate(res));
   await new Promise((res) => setImmediate(res));
   const raised = s.pub.sent
@@ -183,7 +184,7 @@ test('view, acknowledge and stop first evaluate what is queued', async (t) => {
   const svc = s.make(config([{ name: 'hot', value: 'temp', when: { above: 80 } }]));
   await svc.start();
   s.feed('boiler', { temp: 90 });
-  const [open] = svc.view().active; // no turn has passed: the view evaluates the queue itself
+  const [open] = svc.view().active; // still queued: the view evaluates the queue itself
   assert.equal(open?.id, 'hot/boiler/1');
   s.feed('boiler', { temp: 70 });
   assert.equal(svc.acknowledge('hot/boiler/1'), undefined, 'the queued 70 cleared it before the acknowledgement');
