@@ -9,6 +9,7 @@
 //         `seq`), alternated `rounds` times in one run: msg/s, the gateway's CPU µs per reading and
 //         the on/off ratio of each pair (docs/analytics.md "Cost"). EGW_BENCH_EXTRA_YAML is appended to both.
 //         --ref DIR: each round also runs DIR's build with the rules (refRatio: old vs new, same run).
+//         EGW_BENCH_RATE=N: offered load fixed at N msg/s (compare cpuUsPerReading, not msg/s).
 //         --parallel: both gateways run at the same time (each with `publishers`), so both see the
 //         same load from the rest of the machine.
 //   node dist/scripts/bench-uplink.js drain [readings=1000000] [devices=100]
@@ -50,10 +51,10 @@ const PARALLEL = parAt >= 0 && argv.splice(parAt, 1).length > 0;
 const [mode = 'ingest', a, b] = argv;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function publishFor(url: string, n: number, seconds: number, window = 64): Promise<number> {
+async function publishFor(url: string, n: number, seconds: number, window = 64, rate = 0): Promise<number> {
   const pubs = Array.from({ length: n }, (_, k) => new Publisher(url, `bench-${k}`, window));
   await sleep(300);
-  const runs = pubs.map((p) => p.run(Number.MAX_SAFE_INTEGER, seconds * 1000));
+  const runs = pubs.map((p) => p.run(Number.MAX_SAFE_INTEGER, seconds * 1000, rate / n));
   await Promise.all(runs);
   const acked = pubs.reduce((s, p) => s + p.acked.size, 0);
   await Promise.all(pubs.map((p) => p.close()));
@@ -132,7 +133,10 @@ async function analyticsAb(): Promise<void> {
   const load = async (rig: Rig) => {
     const pid = rig.gateway.child.pid!;
     const c0 = cpuUs(pid);
-    const acked = await publishFor(`mqtt://127.0.0.1:${rig.brokerPort}`, n, seconds);
+    // EGW_BENCH_RATE: a fixed offered load (msg/s in all) instead of as fast as acknowledged; the
+    // gateway's CPU per reading then compares the same work, batched the same way.
+    const rate = Number(process.env['EGW_BENCH_RATE'] ?? 0);
+    const acked = await publishFor(`mqtt://127.0.0.1:${rig.brokerPort}`, n, seconds, 64, rate);
     await rig.sub.waitFor(() => rig.sub.readings().length >= acked, 120000);
     return { acked, cpu: cpuUs(pid) - c0 };
   };
