@@ -41,6 +41,7 @@ import { openDatabase } from '../src/store/db.js';
 import { Uplink } from '../src/uplink/uplink.js';
 import type { Reading } from '../src/pipeline/reading.js';
 import { Cloud, CloudSubscriber } from '../test/integration/uplink-cloud.js';
+import { ANALYTICS_RULES } from './analytics-rules.js';
 import { Publisher, startRig, type Rig } from '../test/integration/uplink-scenarios.js';
 
 const argv = process.argv.slice(2);
@@ -91,20 +92,6 @@ async function ingest(): Promise<void> {
     }),
   );
 }
-
-/** Ten rules on the benchmark's `seq` (threshold with duration and hysteresis, z-score, rate, equality, no data). */
-export const ANALYTICS_RULES = [
-  '{ name: hi-1, value: seq, when: { above: 1e12 }, clear: { below: 1e11 }, for_s: 30 }',
-  '{ name: hi-2, value: seq, when: { at_least: 2e12 }, for_s: 5, clear_for_s: 10 }',
-  '{ name: lo-1, value: seq, when: { below: -1 }, repeat: 3 }',
-  '{ name: lo-2, value: seq, when: { at_most: -5 }, cooldown_s: 60 }',
-  '{ name: z-1, value: seq, when: { zscore_above: 4 }, warmup: 30 }',
-  '{ name: z-2, value: seq, when: { zscore_above: 6 }, window: { kind: sliding, duration_s: 5 } }',
-  '{ name: rate-1, value: seq, when: { rate_above: 1e9 }, window: { kind: sliding, count: 20 } }',
-  '{ name: eq-1, value: seq, when: { equals: -42 } }',
-  '{ name: ne-1, value: seq, when: { not_equals: -1 }, for_s: 1e6 }',
-  '{ name: quiet, value: seq, when: { no_data_s: 600 } }',
-];
 
 /** /proc/<pid>/stat utime + stime in µs. */
 function cpuUs(pid: number): number {
