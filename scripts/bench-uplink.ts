@@ -4,6 +4,14 @@
 //   node dist/scripts/bench-uplink.js ingest [seconds=10] [publishers=8]
 //     (a) MQTT QoS 1 publishers -> gateway (outbox commit before PUBACK) -> mosquitto "cloud", msg/s,
 //         vs the same publishers straight into mosquitto.
+//   node dist/scripts/bench-uplink.js analytics [seconds=8] [rounds=3] [publishers=8] [--parallel]
+//     (a') the ingest of (a) with analytics off and with ANALYTICS_RULES (10 rules on the ingested
+//         `seq`), alternated `rounds` times in one run: msg/s, the gateway's CPU µs per reading and
+//         the on/off ratio of each pair (docs/analytics.md "Cost"). EGW_BENCH_EXTRA_YAML is appended to both.
+//         --ref DIR: each round also runs DIR's build with the rules (refRatio: old vs new, same run).
+//         EGW_BENCH_RATE=N: offered load fixed at N msg/s (compare cpuUsPerReading, not msg/s).
+//         --parallel: both gateways run at the same time (each with `publishers`), so both see the
+//         same load from the rest of the machine.
 //   node dist/scripts/bench-uplink.js drain [readings=1000000] [devices=100]
 //     (b) drain of a backlog to a local broker, cap off, readings/s (reference: the Mosquitto bridge, ~66,000/s here).
 //   node dist/scripts/bench-uplink.js wear [seconds=20] [rate=1000] --ref DIR   (*)
@@ -33,18 +41,21 @@ import { openDatabase } from '../src/store/db.js';
 import { Uplink } from '../src/uplink/uplink.js';
 import type { Reading } from '../src/pipeline/reading.js';
 import { Cloud, CloudSubscriber } from '../test/integration/uplink-cloud.js';
-import { Publisher, startRig } from '../test/integration/uplink-scenarios.js';
+import { ANALYTICS_RULES } from './analytics-rules.js';
+import { Publisher, startRig, type Rig } from '../test/integration/uplink-scenarios.js';
 
 const argv = process.argv.slice(2);
 const refAt = argv.indexOf('--ref');
 const REF = refAt >= 0 ? resolve(argv.splice(refAt, 2)[1]!) : undefined;
+const parAt = argv.indexOf('--parallel');
+const PARALLEL = parAt >= 0 && argv.splice(parAt, 1).length > 0;
 const [mode = 'ingest', a, b] = argv;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function publishFor(url: string, n: number, seconds: number, window = 64): Promise<number> {
+async function publishFor(url: string, n: number, seconds: number, window = 64, rate = 0): Promise<number> {
   const pubs = Array.from({ length: n }, (_, k) => new Publisher(url, `bench-${k}`, window));
   await sleep(300);
-  const runs = pubs.map((p) => p.run(Number.MAX_SAFE_INTEGER, seconds * 1000));
+  const runs = pubs.map((p) => p.run(Number.MAX_SAFE_INTEGER, seconds * 1000, rate / n));
   await Promise.all(runs);
   const acked = pubs.reduce((s, p) => s + p.acked.size, 0);
   await Promise.all(pubs.map((p) => p.close()));
@@ -78,6 +89,126 @@ async function ingest(): Promise<void> {
       gatewayEndToEndMsgPerS: Math.round(gw),
       ratio: +(gw / mq).toFixed(3),
       deliveredAfterS: +drainTail.toFixed(2),
+    }),
+  );
+}
+
+/** /proc/<pid>/stat utime + stime in µs. */
+function cpuUs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return ((Number(rest[11]) + Number(rest[12])) * 1e6) / 100; // USER_HZ 100 on Linux
+}
+
+async function analyticsAb(): Promise<void> {
+  const seconds = Number(a ?? 8);
+  const rounds = Number(b ?? 3);
+  const n = Number(argv[3] ?? 8);
+  const extra = process.env['EGW_BENCH_EXTRA_YAML'] ?? '';
+  const rules = ANALYTICS_RULES.slice(0, Number(process.env['EGW_BENCH_RULES'] ?? ANALYTICS_RULES.length));
+  const configs = {
+    off: `analytics: { enabled: false }\n${extra}`,
+    // EGW_BENCH_RULES=N: the first N rules only (0: the module's plumbing without a rule).
+    on: `analytics:\n  enabled: true\n  rules:${rules.length ? '\n' : ' []\n'}${rules.map((r) => `    - ${r}\n`).join('')}${extra}`,
+  };
+  type Run = { msgPerS: number; cpuUsPerReading: number; alerts: number };
+  const start = async (yaml: string) => {
+    const rig = await startRig(yaml);
+    await sleep(500);
+    return rig;
+  };
+  const load = async (rig: Rig) => {
+    const pid = rig.gateway.child.pid!;
+    const c0 = cpuUs(pid);
+    // EGW_BENCH_RATE: a fixed offered load (msg/s in all) instead of as fast as acknowledged; the
+    // gateway's CPU per reading then compares the same work, batched the same way.
+    const rate = Number(process.env['EGW_BENCH_RATE'] ?? 0);
+    const acked = await publishFor(`mqtt://127.0.0.1:${rig.brokerPort}`, n, seconds, 64, rate);
+    await rig.sub.waitFor(() => rig.sub.readings().length >= acked, 120000);
+    return { acked, cpu: cpuUs(pid) - c0 };
+  };
+  const finish = async (rig: Rig, { acked, cpu }: { acked: number; cpu: number }): Promise<Run> => {
+    const alerts = rig.gateway.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('alert ')).length;
+    if (process.env['EGW_BENCH_GC']) {
+      // EGW_GATEWAY_NODE_FLAGS="--trace-gc-nvp": sums of the scavenges' fields, per reading
+      const gc = rig.gateway.logs.filter((l) => l.level === 'raw' && /gc=s /.test(l.msg));
+      const sum = (k: string) =>
+        gc.reduce((s, l) => s + Number(new RegExp(`\\b${k}=([\\d.]+)`).exec(l.msg)?.[1] ?? 0), 0);
+      console.error(
+        JSON.stringify({
+          scavenges: gc.length,
+          pauseMsPerKReading: +((sum('pause') / acked) * 1000).toFixed(3),
+          promotedBPerReading: +(sum('promoted') / acked).toFixed(1),
+          allocatedBPerReading: +(sum('allocated') / acked).toFixed(1),
+        }),
+      );
+    }
+    if (process.env['EGW_BENCH_DEOPT']) {
+      // EGW_GATEWAY_NODE_FLAGS="--trace-deopt": bailouts per function (a deopt loop shows as hundreds)
+      const by = new Map<string, number>();
+      for (const l of rig.gateway.logs) {
+        const m =
+          l.level === 'raw' ? /bailout \(kind: ([^,]+), reason: ([^)]*)\).*<JSFunction ([^ >]*)/.exec(l.msg) : null;
+        if (m) by.set(`${m[3]} ${m[2]}`, (by.get(`${m[3]} ${m[2]}`) ?? 0) + 1);
+      }
+      console.error(JSON.stringify([...by].sort((x, y) => y[1] - x[1]).slice(0, 12)));
+    }
+    await rig.gateway.stop('SIGTERM'); // graceful: a --cpu-prof in EGW_GATEWAY_NODE_FLAGS gets written
+    await rig.close();
+    return { msgPerS: Math.round(acked / seconds), cpuUsPerReading: +(cpu / acked).toFixed(1), alerts };
+  };
+  const once = async (yaml: string, root?: string) => {
+    const before = process.env['EGW_GATEWAY_MAIN'];
+    if (root) useBuild(root);
+    const rig = await start(yaml);
+    if (root) process.env['EGW_GATEWAY_MAIN'] = before ?? '';
+    return finish(rig, await load(rig));
+  };
+  /** --parallel: both gateways at once, each with its own publishers, so both see the same machine. */
+  const both = async (): Promise<Record<'off' | 'on', Run>> => {
+    const off = await start(configs.off);
+    const on = await start(configs.on);
+    const [lOff, lOn] = await Promise.all([load(off), load(on)]);
+    return { off: await finish(off, lOff), on: await finish(on, lOn) };
+  };
+  const pairs: Record<string, unknown>[] = [];
+  for (let i = 0; i < rounds; i++) {
+    // Alternate which goes first, so a drift in the machine's load does not favour one side.
+    // --ref DIR: the reference build with the same rules runs in the same round (old vs new).
+    const kinds = REF ? (['off', 'on', 'onRef'] as const) : (['off', 'on'] as const);
+    const order = kinds.map((_, k) => kinds[(k + i) % kinds.length]!);
+    const res: Record<string, Run> = PARALLEL ? await both() : {};
+    if (!PARALLEL)
+      for (const k of order)
+        res[k] = await once(k === 'off' ? configs.off : configs.on, k === 'onRef' ? REF : undefined);
+    const pair: Record<string, unknown> = {
+      off: res['off']!,
+      on: res['on']!,
+      ratio: +(res['on']!.msgPerS / res['off']!.msgPerS).toFixed(3),
+      cpuRatio: +(res['on']!.cpuUsPerReading / res['off']!.cpuUsPerReading).toFixed(3),
+    };
+    if (res['onRef']) {
+      pair['onRef'] = res['onRef'];
+      pair['refRatio'] = +(res['onRef'].msgPerS / res['off']!.msgPerS).toFixed(3);
+    }
+    console.error(JSON.stringify(pair));
+    pairs.push(pair);
+  }
+  const median = (k: string) => {
+    const xs = pairs.map((p) => p[k] as number).sort((x, y) => x - y);
+    return xs.length ? xs[Math.floor(xs.length / 2)] : undefined;
+  };
+  console.log(
+    JSON.stringify({
+      bench: 'analytics-ingest',
+      publishers: n,
+      seconds,
+      parallel: PARALLEL,
+      rules: rules.length,
+      pairs,
+      ratioMedian: median('ratio'),
+      cpuRatioMedian: median('cpuRatio'),
+      ...(REF ? { refRatioMedian: median('refRatio') } : {}),
     }),
   );
 }
@@ -383,6 +514,6 @@ async function reconnect(): Promise<void> {
   console.log(JSON.stringify({ bench: 'reconnect', runs }));
 }
 
-const modes: Record<string, () => Promise<void>> = { ingest, drain, wear, stall, reconnect };
+const modes: Record<string, () => Promise<void>> = { ingest, analytics: analyticsAb, drain, wear, stall, reconnect };
 await (modes[mode] ?? ingest)();
 process.exit(0);

@@ -86,7 +86,38 @@ export function compileCondition(cond: ConditionSpec, z: ZScoreOptions): (obs: O
       return x === null ? null : x <= n;
     };
   }
-  return (o) => evaluate(cond, o, z);
+  if ('equals' in cond) {
+    const x = cond.equals;
+    return (o) => (o.value === null ? null : o.value === x);
+  }
+  if ('not_equals' in cond) {
+    const x = cond.not_equals;
+    return (o) => (o.value === null ? null : o.value !== x);
+  }
+  if ('zscore_above' in cond) {
+    const limit = cond.zscore_above;
+    return (o) => {
+      const x = num(o.value);
+      if (x === null || !o.before) return null;
+      const score = zScore(x, o.before, z);
+      return score === null ? null : score > limit;
+    };
+  }
+  if ('rate_above' in cond) {
+    const r = cond.rate_above;
+    return (o) => {
+      const rate = o.after?.ratePerS;
+      return rate == null ? null : rate > r;
+    };
+  }
+  if ('rate_below' in cond) {
+    const r = cond.rate_below;
+    return (o) => {
+      const rate = o.after?.ratePerS;
+      return rate == null ? null : rate < r;
+    };
+  }
+  return (o) => evaluate(cond, o, z); // no_data_s: a reading means data (false)
 }
 
 /** The z-score of the observation when the condition is a z-score (reported in the alert). */

@@ -8,7 +8,7 @@ import {
   type Value,
   type ZScoreOptions,
 } from './conditions.js';
-import type { Aggregate } from './stats.js';
+import { emptyAggregate } from './stats.js';
 import { MetricWindow, type WindowSpec, type WindowState } from './window.js';
 
 /**
@@ -91,6 +91,9 @@ interface CompiledRule {
   clear: ((obs: Observation) => boolean | null) | null;
   /** Only z-score rules report a score. */
   scored: boolean;
+  /** The conditions read the window before the sample (z-score) / with it (rate): only those aggregates are computed. */
+  readsBefore: boolean;
+  readsAfter: boolean;
 }
 
 interface Track {
@@ -112,6 +115,10 @@ interface Track {
   /** A flood-suppressed raise is counted once, until the condition breaks. */
   suppressed: boolean;
   active: AlertRecord | null;
+  /** Changed since the last save (the engine's dirty list holds it). */
+  dirty: boolean;
+  /** Reused for every reading (no allocation per evaluation); the window's aggregates before and after it. */
+  obs: Observation;
 }
 
 /** Persisted form: every engine time is relative to the snapshot's `now` (≤ 0). */
@@ -146,6 +153,8 @@ function toWindowSpec(w: WindowConfigSpec): WindowSpec {
   return spec;
 }
 
+const isZ = (c: ConditionSpec | undefined) => c !== undefined && 'zscore_above' in c;
+const isRate = (c: ConditionSpec | undefined) => c !== undefined && ('rate_above' in c || 'rate_below' in c);
 const needsWindow = (c: ConditionSpec | undefined) =>
   c !== undefined && ('zscore_above' in c || 'rate_above' in c || 'rate_below' in c);
 
@@ -183,6 +192,8 @@ export function compileRules(config: AnalyticsConfig): CompiledRule[] {
       when: compileCondition(spec.when, { warmup: spec.warmup, minSigma: spec.min_sigma }),
       clear: spec.clear ? compileCondition(spec.clear, { warmup: spec.warmup, minSigma: spec.min_sigma }) : null,
       scored: 'zscore_above' in spec.when,
+      readsBefore: isZ(spec.when) || isZ(spec.clear),
+      readsAfter: isRate(spec.when) || isRate(spec.clear),
     };
   });
 }
@@ -196,8 +207,14 @@ export class RuleEngine {
   /** Per device, engine times of raises in the last hour across rules. */
   private readonly deviceRaises = new Map<string, number[]>();
   private readonly history: AlertRecord[] = [];
-  /** Tracks changed since the last takeDirty (what the state store must write). */
-  private readonly dirty = new Set<Track>();
+  /**
+   * Per device, per watched value name, the tracks a reading of that value updates, in rule order:
+   * one lookup per value instead of one per rule; names no rule watches are never stored here.
+   */
+  private readonly watched = new Map<string, Map<string, Track[]>>();
+  /** Tracks changed since they were last saved (what the state store must write); `Track.dirty` says who is in. */
+  private dirty: Track[] = [];
+  private dirtyN = 0;
   private seq = 0;
   readonly counters: EngineCounters = { evaluated: 0, raised: 0, cleared: 0, suppressed: 0, untracked: 0 };
 
@@ -210,24 +227,46 @@ export class RuleEngine {
     }
   }
 
-  /** Evaluates every rule that watches a value of this reading; returns the events it caused. */
-  onReading(reading: RuleInput, now: number): AlertEvent[] {
-    const events: AlertEvent[] = [];
-    for (const name in reading.values) {
+  /**
+   * Evaluates every rule that watches a value of this reading; appends the events it caused to
+   * `events` (a batch shares one list) and returns it.
+   */
+  onReading(reading: RuleInput, now: number, events: AlertEvent[] = []): AlertEvent[] {
+    const { deviceId, values } = reading;
+    let names: Map<string, Track[]> | undefined;
+    for (const name in values) {
       const rules = this.byName.get(name);
-      if (!rules) continue;
-      const value = reading.values[name]!;
-      const known = this.byDevice.get(reading.deviceId);
-      for (const rule of rules) {
-        // A device's tracks are found without the glob; the glob runs once, when a track is made.
-        const track =
-          known?.get(rule) ?? (rule.matches(reading.deviceId) ? this.track(rule, reading.deviceId, now) : undefined);
-        if (!track) continue;
-        this.counters.evaluated++;
-        this.observe(track, value, now, reading.ts, events);
-      }
+      if (rules === undefined) continue;
+      names ??= this.watched.get(deviceId);
+      let tracks = names?.get(name);
+      if (tracks === undefined) tracks = this.tracksFor(rules, name, deviceId, now);
+      const value = values[name]!;
+      this.counters.evaluated += tracks.length;
+      for (let i = 0; i < tracks.length; i++) this.observe(tracks[i]!, value, now, reading.ts, events);
     }
     return events;
+  }
+
+  /**
+   * The tracks of `rules` for this device, made on first sight (the glob runs once per device and
+   * rule). Cached unless max_tracks left one out: then the next reading tries again and counts it
+   * (untracked), as it always did.
+   */
+  private tracksFor(rules: readonly CompiledRule[], name: string, deviceId: string, now: number): Track[] {
+    const known = this.byDevice.get(deviceId);
+    const out: Track[] = [];
+    let complete = true;
+    for (const rule of rules) {
+      const track = known?.get(rule) ?? (rule.matches(deviceId) ? this.track(rule, deviceId, now) : undefined);
+      if (track) out.push(track);
+      else if (rule.matches(deviceId)) complete = false;
+    }
+    if (complete) {
+      let names = this.watched.get(deviceId);
+      if (!names) this.watched.set(deviceId, (names = new Map()));
+      names.set(name, out);
+    }
+    return out;
   }
 
   /** Time-driven evaluation: durations that elapsed without a reading, silence, no_data. */
@@ -238,10 +277,10 @@ export class RuleEngine {
       if (rule.literalDevice !== null && rule.noDataMs !== null) this.track(rule, rule.literalDevice, now);
     for (const t of this.tracks) {
       const { rule } = t;
-      if (t.window) t.window.advance(now);
+      if (t.window) t.window.advanceTo(now);
       if (!t.active) {
         if (rule.noDataMs !== null && t.lastSeen !== null && now - t.lastSeen >= rule.noDataMs) {
-          if (t.trueSince === null) this.dirty.add(t);
+          if (t.trueSince === null) this.markDirty(t);
           t.trueSince ??= t.lastSeen + rule.noDataMs;
           t.lastCond = true;
           t.trueCount = Math.max(t.trueCount, rule.spec.repeat);
@@ -265,7 +304,7 @@ export class RuleEngine {
       if (t.active?.id === id && t.active.state === 'raised') {
         t.active.state = 'acknowledged';
         t.active.acknowledgedTs = wallNow;
-        this.dirty.add(t);
+        this.markDirty(t);
         return { kind: 'acknowledged', alert: { ...t.active } };
       }
     }
@@ -297,15 +336,59 @@ export class RuleEngine {
     return this.stateOf(this.tracks, now);
   }
 
-  /** Like snapshot, with only the tracks changed since the last call (the store writes these). */
+  /** Like snapshot, with only the tracks changed since they were last taken (the store writes these). */
   takeDirty(now: number): EngineState {
-    const state = this.stateOf(this.dirty, now);
-    this.dirty.clear();
-    return state;
+    const list = this.dirty;
+    this.dirty = [];
+    const taken: Track[] = [];
+    // A track taken by takeTracks and changed again sits in the list twice: its flag admits it once.
+    for (const t of list) if (this.clean(t)) taken.push(t);
+    return this.stateOf(taken, now);
+  }
+
+  /**
+   * Like takeDirty, for the tracks of (rule, device) pairs named by these alerts only: an alert
+   * transition is saved at once, without writing every other changed track (those wait for the
+   * next takeDirty).
+   */
+  takeTracksOf(alerts: readonly AlertRecord[], now: number): EngineState {
+    const byRule = new Map(this.rules.map((r) => [r.spec.name, r]));
+    const taken: Track[] = [];
+    for (const a of alerts) {
+      const rule = byRule.get(a.rule);
+      const t = rule && this.byDevice.get(a.deviceId)?.get(rule);
+      if (t && this.clean(t)) taken.push(t);
+    }
+    return this.stateOf(taken, now);
+  }
+
+  /** The tracks of a state that could not be written are changed-and-unsaved again. */
+  markUnsaved(state: EngineState): void {
+    const byKey = new Map(this.rules.map((r) => [r.key, r]));
+    for (const s of state.tracks) {
+      const rule = byKey.get(s.key);
+      const t = rule && this.byDevice.get(s.deviceId)?.get(rule);
+      if (t) this.markDirty(t);
+    }
   }
 
   get dirtyCount(): number {
-    return this.dirty.size;
+    return this.dirtyN;
+  }
+
+  private markDirty(t: Track): void {
+    if (t.dirty) return;
+    t.dirty = true;
+    this.dirtyN++;
+    this.dirty.push(t);
+  }
+
+  /** Clears the flag; true when it was set. */
+  private clean(t: Track): boolean {
+    if (!t.dirty) return false;
+    t.dirty = false;
+    this.dirtyN--;
+    return true;
   }
 
   private stateOf(tracks: Iterable<Track>, now: number): EngineState {
@@ -370,7 +453,8 @@ export class RuleEngine {
       t.active = s.active && { ...s.active };
     }
     // Everything restored is written again at the next save, against this run's clock.
-    for (const t of this.tracks) this.dirty.add(t);
+    for (const t of this.tracks) this.markDirty(t);
+    this.watched.clear();
     this.history.push(...state.history.slice(-HISTORY));
   }
 
@@ -383,10 +467,11 @@ export class RuleEngine {
       this.counters.untracked++;
       return undefined;
     }
+    const window = rule.window ? new MetricWindow(rule.window) : null;
     t = {
       rule,
       deviceId,
-      window: rule.window ? new MetricWindow(rule.window) : null,
+      window,
       trueSince: null,
       trueCount: 0,
       clearSince: null,
@@ -399,27 +484,31 @@ export class RuleEngine {
       raises: [],
       suppressed: false,
       active: null,
+      dirty: false,
+      obs: {
+        value: null,
+        before: window ? emptyAggregate() : undefined,
+        after: window ? emptyAggregate() : undefined,
+      },
     };
     this.tracks.add(t);
     if (!perDevice) this.byDevice.set(deviceId, (perDevice = new Map()));
     perDevice.set(rule, t);
-    this.dirty.add(t);
+    this.markDirty(t);
     return t;
   }
 
   private observe(t: Track, value: Value, now: number, wallTs: number, events: AlertEvent[]): void {
-    const { rule } = t;
-    let before: Aggregate | undefined;
-    let after: Aggregate | undefined;
+    const { rule, obs } = t;
+    obs.value = value;
     if (t.window) {
-      t.window.advance(now);
-      before = t.window.current();
-      if (typeof value === 'number' && Number.isFinite(value)) t.window.push(now, value);
-      after = t.window.current();
+      t.window.advanceTo(now);
+      if (rule.readsBefore) t.window.currentInto(obs.before!);
+      if (typeof value === 'number' && Number.isFinite(value)) t.window.add(now, value);
+      if (rule.readsAfter) t.window.currentInto(obs.after!);
     }
-    const obs = { value, before, after };
     const cond = rule.when(obs);
-    this.dirty.add(t);
+    this.markDirty(t);
     t.lastSeen = now;
     t.lastValue = value;
     t.lastScore = rule.scored ? scoreOf(rule.spec.when, obs, rule.z) : null;
@@ -486,7 +575,7 @@ export class RuleEngine {
     };
     t.active = alert;
     t.clearSince = null;
-    this.dirty.add(t);
+    this.markDirty(t);
     this.counters.raised++;
     events.push({ kind: 'raised', alert: { ...alert } });
   }
@@ -504,7 +593,7 @@ export class RuleEngine {
     t.lastCond = null;
     t.suppressed = false;
     t.cooldownUntil = now + t.rule.cooldownMs;
-    this.dirty.add(t);
+    this.markDirty(t);
     this.counters.cleared++;
     this.history.push({ ...alert });
     if (this.history.length > HISTORY) this.history.splice(0, this.history.length - HISTORY);

@@ -1,7 +1,5 @@
 import type { CapabilityModule } from '../capability/types.js';
 import { needDb, needSeam } from '../capability/needs.js';
-import type { IngestMeta } from '../pipeline/pipeline.js';
-import type { Reading } from '../pipeline/reading.js';
 import { AnalyticsService } from './service.js';
 
 export { AnalyticsService, type AlertsView } from './service.js';
@@ -22,12 +20,9 @@ export const analyticsModule: CapabilityModule = {
       db: needDb(db, 'analytics'),
       publisher: needSeam(ctx.provided.publisher, 'publisher', 'analytics'),
       log: ctx.log.child({ mod: 'analytics' }),
-      // The pipeline's `reading` event: emitted once every sink (the outbox included) committed.
-      onAccepted: (fn) => {
-        const listener = (r: Reading, _meta: IngestMeta) => fn(r);
-        pipeline.on('reading', listener);
-        return () => pipeline.off('reading', listener);
-      },
+      // An after-commit sink: called with each batch once every other sink (the outbox included)
+      // committed it, in commit order — a batch at a time, not an event per reading.
+      onAccepted: (fn) => pipeline.addSink({ name: 'analytics', afterCommit: true, accept: fn }),
       registry: ctx.metrics,
     });
     return {

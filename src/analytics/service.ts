@@ -16,8 +16,12 @@ export interface AnalyticsServiceOptions {
   db: Db;
   publisher: Publisher;
   log: Logger;
-  /** Subscribes to readings after the pipeline accepted (committed) them; returns the unsubscribe. */
-  onAccepted: (fn: (reading: Reading) => void) => () => void;
+  /**
+   * Subscribes to readings after the pipeline accepted (committed) them, a batch at a time in
+   * commit order (the pipeline's after-commit sink); returns the unsubscribe. The service keeps
+   * the batch until it evaluates it, so the caller must not change it afterwards.
+   */
+  onAccepted: (fn: (readings: readonly Reading[]) => void) => () => void;
   registry?: Registry;
   /** Monotonic ms (durations); wall ms (data in alerts). Injected by tests. */
   monotonic?: () => number;
@@ -50,7 +54,18 @@ export function alertMessage(e: AlertEvent): Record<string, unknown> {
  * Live rule evaluation: accepted readings and a TICK_MS clock drive the pure RuleEngine; its events
  * go out through the publisher (alerts on `alerts/{deviceId}`, local and uplink at the rule's
  * priority; device commands on `commands/{id}`, local only). Rule state is persisted by
- * AnalyticsStore every `persist_interval_s` and at stop.
+ * AnalyticsStore every `persist_interval_s` and at stop; the track of an alert that was raised,
+ * acknowledged or cleared is saved at once, before the event is published.
+ *
+ * Accepted batches are queued with their arrival time and evaluated together in one microtask:
+ * a group commit resolves hundreds of ingests at once, and their readings then go through the
+ * engine in one loop instead of one call per reading. A microtask, not setImmediate: the queue
+ * is empty again before the next I/O, so readings are not kept alive across the event loop
+ * (measured: held until setImmediate, even with no rule, ~500 B per reading more were promoted
+ * by the scavenger than with the module off; as a microtask, the same as off). Every reading is
+ * evaluated at the time it arrived, in arrival order (so per device in order); anything that
+ * reads or changes the state (view, acknowledge, the tick, config apply, stop) first evaluates
+ * what is queued.
  */
 export class AnalyticsService implements Service {
   readonly name = 'analytics';
@@ -66,6 +81,14 @@ export class AnalyticsService implements Service {
   private failed: string | null = null;
   private readonly metrics: { events: Counter<'kind'> | null; active: Gauge | null } = { events: null, active: null };
   private readonly watchers = new Set<() => void>();
+  /** Accepted batches not yet evaluated, and the monotonic time each arrived. */
+  private queue: (readonly Reading[])[] = [];
+  private queueAt: number[] = [];
+  private drainScheduled = false;
+  private readonly drain = () => {
+    this.drainScheduled = false;
+    this.flush();
+  };
 
   constructor(private readonly opts: AnalyticsServiceOptions) {
     this.mono = opts.monotonic ?? (() => performance.now());
@@ -95,7 +118,7 @@ export class AnalyticsService implements Service {
     if (saved) this.engine.restore(saved, now);
     this.store.prune(this.engine.ruleKeys());
     this.lastPersist = now;
-    this.unsubscribe = this.opts.onAccepted((r) => this.onReading(r));
+    this.unsubscribe = this.opts.onAccepted((batch) => this.enqueue(batch));
     this.timer = setInterval(() => this.tick(), TICK_MS);
     this.timer.unref();
     this.opts.log.info(
@@ -113,10 +136,12 @@ export class AnalyticsService implements Service {
     this.timer = undefined;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
+    this.flush();
     this.persist();
   }
 
   health(): ServiceHealth {
+    this.flush();
     return this.failed
       ? { ok: false, state: 'failed', detail: { error: this.failed } }
       : {
@@ -127,6 +152,7 @@ export class AnalyticsService implements Service {
   }
 
   view(): AlertsView {
+    this.flush();
     return {
       active: this.engine.active(),
       recent: this.engine.recent(),
@@ -144,6 +170,7 @@ export class AnalyticsService implements Service {
 
   /** Operator acknowledgement (admin over /mgmt/alerts). */
   acknowledge(id: string): AlertRecord | undefined {
+    this.flush();
     const e = this.engine.acknowledge(id, this.wall());
     if (!e) return undefined;
     this.emit([e]);
@@ -155,6 +182,7 @@ export class AnalyticsService implements Service {
    * removed rules start fresh; their open alerts are dropped, as a new rule has none).
    */
   applyConfig(config: AnalyticsConfig): void {
+    this.flush(); // readings accepted before the apply are evaluated by the rules they arrived under
     const now = this.mono();
     const next = new RuleEngine(config);
     next.restore(this.engine.snapshot(now), now);
@@ -164,19 +192,43 @@ export class AnalyticsService implements Service {
     this.persist();
   }
 
-  private onReading(r: Reading): void {
-    try {
-      this.emit(this.engine.onReading(r, this.mono()));
-    } catch (err) {
-      this.warn.warn(
-        'evaluate',
-        { err, deviceId: r.deviceId },
-        'rule evaluation failed; the reading was not evaluated',
-      );
+  private enqueue(batch: readonly Reading[]): void {
+    this.queue.push(batch);
+    this.queueAt.push(this.mono());
+    if (!this.drainScheduled) {
+      this.drainScheduled = true;
+      queueMicrotask(this.drain);
     }
   }
 
+  /** Evaluates every queued reading at its arrival time, in arrival order; then saves and publishes the events. */
+  private flush(): void {
+    if (this.queue.length === 0) return;
+    const batches = this.queue;
+    const at = this.queueAt;
+    this.queue = [];
+    this.queueAt = [];
+    const events: AlertEvent[] = [];
+    for (let i = 0; i < batches.length; i++) {
+      const batch = batches[i]!;
+      const now = at[i]!;
+      for (let j = 0; j < batch.length; j++) {
+        try {
+          this.engine.onReading(batch[j]!, now, events);
+        } catch (err) {
+          this.warn.warn(
+            'evaluate',
+            { err, deviceId: batch[j]!.deviceId },
+            'rule evaluation failed; the reading was not evaluated',
+          );
+        }
+      }
+    }
+    this.emit(events);
+  }
+
   private tick(): void {
+    this.flush();
     const now = this.mono();
     try {
       this.emit(this.engine.tick(now, this.wall()));
@@ -200,8 +252,24 @@ export class AnalyticsService implements Service {
     }
   }
 
+  /** Saves the tracks of these alerts now: an alert that was published is never lost to a crash, nor its id reused. */
+  private saveAlerts(events: readonly AlertEvent[]): void {
+    try {
+      this.store.saveTracksOf(
+        this.engine,
+        events.map((e) => e.alert),
+        this.mono(),
+      );
+    } catch (err) {
+      this.failed = `rule state not saved: ${(err as Error).message}`;
+      this.warn.warn('persist', { err }, 'cannot save rule state');
+    }
+  }
+
   private emit(events: readonly AlertEvent[]): void {
-    if (events.length > 0) for (const fn of this.watchers) fn();
+    if (events.length === 0) return;
+    this.saveAlerts(events);
+    for (const fn of this.watchers) fn();
     for (const e of events) {
       this.metrics.events?.inc({ kind: e.kind });
       const a = e.alert;

@@ -49,23 +49,37 @@ export class AnalyticsStore {
 
   /** Writes the engine's changed tracks; returns what it wrote. */
   save(engine: RuleEngine, now: number): SaveStats {
-    const state = engine.takeDirty(now);
+    return this.write(engine, engine.takeDirty(now), now);
+  }
+
+  /** Writes the tracks of these alerts only (an alert transition is saved at once). */
+  saveTracksOf(engine: RuleEngine, alerts: readonly AlertRecord[], now: number): SaveStats {
+    return this.write(engine, engine.takeTracksOf(alerts, now), now);
+  }
+
+  private write(engine: RuleEngine, state: EngineState, now: number): SaveStats {
     const history = JSON.stringify(engine.recent().slice(-100));
     let bytes = 0;
-    this.db.transaction(() => {
-      for (const t of state.tracks) {
-        const { key, deviceId, ...rest } = t;
-        const json = JSON.stringify(rest);
-        bytes += json.length + key.length + deviceId.length;
-        this.upsert.run(key, deviceId, now, json);
-      }
-      this.setMeta.run('last_save', String(now));
-      this.setMeta.run('seq', String(state.seq));
-      if (state.tracks.length > 0) {
-        this.setMeta.run('history', history);
-        bytes += history.length;
-      }
-    })();
+    try {
+      this.db.transaction(() => {
+        for (const t of state.tracks) {
+          const { key, deviceId, ...rest } = t;
+          const json = JSON.stringify(rest);
+          bytes += json.length + key.length + deviceId.length;
+          this.upsert.run(key, deviceId, now, json);
+        }
+        this.setMeta.run('last_save', String(now));
+        this.setMeta.run('seq', String(state.seq));
+        if (state.tracks.length > 0) {
+          this.setMeta.run('history', history);
+          bytes += history.length;
+        }
+      })();
+    } catch (err) {
+      // Nothing was written (one transaction): those tracks are still to be saved next time.
+      engine.markUnsaved(state);
+      throw err;
+    }
     this.bytesWritten += bytes;
     this.saves++;
     return { tracks: state.tracks.length, bytes };

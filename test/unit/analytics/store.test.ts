@@ -73,3 +73,63 @@ test('state of a changed rule is pruned, a corrupt row loses only its own track'
   assert.equal(store.prune(changed.ruleKeys()), 1);
   assert.equal(store.load()!.tracks.length, 0);
 });
+
+test('a save that fails writes nothing and leaves its tracks to the next save', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'egw-analytics-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'normal' });
+  t.after(() => db.close());
+  const store = new AnalyticsStore(db);
+  const engine = new RuleEngine(config([{ name: 'hot', value: 'temp', when: { above: 80 }, for_s: 60 }]));
+  engine.onReading(reading('a', 90), 0);
+  engine.onReading(reading('b', 90), 0);
+  // A real SQLite failure inside the transaction (as a full disk would be).
+  db.exec("CREATE TRIGGER full BEFORE INSERT ON analytics_tracks BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+  assert.throws(() => store.save(engine, 10 * S), /disk full/);
+  assert.equal(engine.dirtyCount, 2, 'both tracks are still to be saved');
+  db.exec('DROP TRIGGER full');
+  assert.equal(store.save(engine, 20 * S).tracks, 2);
+  assert.deepEqual(
+    store
+      .load()!
+      .tracks.map((x) => x.deviceId)
+      .sort(),
+    ['a', 'b'],
+  );
+  assert.equal(store.save(engine, 30 * S).tracks, 0);
+});
+
+test('saveTracksOf writes the tracks of the given alerts only; the others wait for the next save', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'egw-analytics-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const db = openDatabase({ path: join(dir, 'gateway.db'), durability: 'normal' });
+  t.after(() => db.close());
+  const store = new AnalyticsStore(db);
+  const engine = new RuleEngine(
+    config([
+      { name: 'hot', value: 'temp', when: { above: 80 } },
+      { name: 'slow', value: 'temp', when: { above: 80 }, for_s: 600 },
+    ]),
+  );
+  const events = engine.onReading(reading('a', 90), 0);
+  assert.deepEqual(
+    events.map((e) => e.alert.id),
+    ['hot/a/1'],
+  );
+  const w = store.saveTracksOf(
+    engine,
+    events.map((e) => e.alert),
+    1 * S,
+  );
+  assert.equal(w.tracks, 1);
+  const saved = store.load()!;
+  assert.deepEqual(
+    saved.tracks.map((x) => [x.deviceId, x.active?.id]),
+    [['a', 'hot/a/1']],
+  );
+  assert.equal(saved.seq, 1, 'the id counter is saved with it: no id is handed out twice');
+  assert.equal(engine.dirtyCount, 1, "slow's running duration waits for the periodic save");
+  engine.onReading(reading('a', 91), 2 * S); // hot's track changes again after its save
+  assert.equal(store.save(engine, 3 * S).tracks, 2);
+  assert.equal(engine.dirtyCount, 0);
+});

@@ -122,3 +122,42 @@ test('z-score: null while warming up; the minimum σ guards a flat signal', () =
   assert.equal(zScore(11, flat, { warmup: 30, minSigma: 0.5 }), 2);
   assert.equal(zScore(13, { ...flat, stddev: 1 }, { warmup: 30, minSigma: 0.5 }), 3);
 });
+
+test('sliding windows over a long random stream match a brute-force recomputation (ring wrap-around and growth)', () => {
+  let seed = 11;
+  const rnd = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+  for (const spec of [
+    { kind: 'sliding' as const, count: 7 },
+    { kind: 'sliding' as const, count: 300 },
+    { kind: 'sliding' as const, duration_ms: 2_000 },
+    { kind: 'sliding' as const, count: 40, duration_ms: 1_500 },
+  ]) {
+    const w = new MetricWindow(spec);
+    const live: [number, number][] = [];
+    let t = 0;
+    for (let i = 0; i < 20_000; i++) {
+      // Bursts (the ring grows), silences (it empties), equal times (no rate).
+      t += rnd() < 0.01 ? 5_000 : Math.floor(rnd() * 20);
+      const v = Math.round(rnd() * 2000) / 10 - 100;
+      w.push(t, v);
+      live.push([t, v]);
+      if (spec.duration_ms !== undefined) while (live.length > 0 && live[0]![0] < t - spec.duration_ms) live.shift();
+      if (spec.count !== undefined && live.length > spec.count) live.shift();
+      if (i % 97 !== 0) continue;
+      const a = w.current();
+      const xs = live.map(([, x]) => x);
+      const ref = reference(xs);
+      assert.equal(a.count, xs.length);
+      assert.equal(a.min, ref.min);
+      assert.equal(a.max, ref.max);
+      close(a.mean, ref.mean, 1e-9);
+      close(a.stddev, ref.stddev, 1e-6);
+      assert.equal(a.last, v);
+      const dt = (t - live[0]![0]) / 1000;
+      assert.equal(a.ratePerS, dt > 0 ? (v - live[0]![1]) / dt : null);
+    }
+    const copy = new MetricWindow(spec);
+    copy.restore(w.snapshot());
+    assert.deepEqual(copy.snapshot().samples, live);
+  }
+});
