@@ -110,13 +110,24 @@ async function run(args: string[]): Promise<number> {
   process.on('unhandledRejection', (err) => fatal(err, 'unhandled promise rejection'));
 
   trimLibraryCaches();
-  const gateway = new Gateway({
-    config,
-    configPath,
-    log,
-    // Not 0: the unit restarts only on failure, or on this status (RestartForceExitStatus=).
-    onRestart: (reason) => shutdown(`restart: ${reason}`, EXIT.RESTART),
-  });
+  let gateway: InstanceType<typeof Gateway>;
+  try {
+    gateway = new Gateway({
+      config,
+      configPath,
+      log,
+      // Not 0: the unit restarts only on failure, or on this status (RestartForceExitStatus=).
+      onRestart: (reason) => shutdown(`restart: ${reason}`, EXIT.RESTART),
+    });
+  } catch (err) {
+    // The store opens here (EGW_STORE_OPEN, EGW_STORE_NEWER after a rollback...): a coded start
+    // failure, not a usage error.
+    process.stderr.write(`edge-gateway: ${(err as Error).message}\n`);
+    log.fatal({ err, code: (err as GatewayError).code }, 'gateway failed to start');
+    log.flush();
+    lock.release();
+    return EXIT.START_FAILED;
+  }
   function shutdown(reason: string, code: number): void {
     if (exiting) return;
     exiting = true;

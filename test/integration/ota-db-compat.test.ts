@@ -153,7 +153,7 @@ test('a migration marked breaks: the rolled-back release refuses with EGW_STORE_
   for (const p of s.pubs) p.stop();
   await s.running;
   await s.sup.waitFor('the unit failed', () => s.sup.events.some((e) => e.ev === 'condition-skip'), 60000);
-  // Refused before the store is used (main prints the EGW_STORE_NEWER message on stderr and exits 2).
+  // Refused before the store is used (main prints the EGW_STORE_NEWER message on stderr, logs it as a coded fatal and exits with the start-failure status).
   const refused = s.sup.runs.filter(
     (r) => r.release === '0.1.0' && r.stderr.some((l) => /migrated by a newer release \(outbox#2/.test(l)),
   );

@@ -255,3 +255,26 @@ for (const l of LISTENERS) {
     }
   });
 }
+
+test('a state database that cannot be opened is a coded start failure (exit 1), not a usage error', async () => {
+  const tmp = tempDir();
+  try {
+    const dataDir = join(tmp.dir, 'data');
+    mkdirSync(dataDir, { recursive: true });
+    // Not an SQLite file: the store refuses it when the gateway is built.
+    writeFileSync(join(dataDir, 'gateway.db'), Buffer.alloc(4096, 0x5a));
+    const gw = GatewayProcess.start(tmp.file('bad-db.yaml', isolatedConfig(dataDir)));
+    const code = await new Promise<number | null>((r) => gw.child.once('exit', (c) => r(c)));
+    assert.equal(code, 1);
+    const err = gw.stderr.join('\n');
+    assert.doesNotMatch(err, /usage: edge-gateway/i, 'no usage text for a store failure');
+    assert.match(err, /edge-gateway: /);
+    assert.ok(
+      gw.logs.some((l) => l.level === 'fatal' && typeof l['code'] === 'string' && l['code'].startsWith('EGW_STORE')),
+      JSON.stringify(gw.logs.filter((l) => l.level === 'fatal')),
+    );
+    assert.equal(existsSync(join(dataDir, 'gateway.pid')), false, 'the data-dir lock is released');
+  } finally {
+    tmp.cleanup();
+  }
+});
