@@ -116,6 +116,13 @@ cp -a "$here/dist/src" "$tmp/dist/"
 # Only what runs: dev tools (TypeScript, eslint, benchmark references) stay behind.
 (cd "$tmp" && npm prune --omit=dev --no-audit --no-fund >/dev/null 2>&1) ||
   echo "install.sh: note: npm prune failed; the release keeps its dev dependencies" >&2
+# onnxruntime-node ships prebuilt libraries for every OS and CPU (~290 MB): keep this machine's only.
+case "$(uname -m)" in x86_64) ort_arch=x64 ;; aarch64 | arm64) ort_arch=arm64 ;; *) ort_arch="" ;; esac
+if [ -n "$ort_arch" ] && [ -d "$tmp/node_modules/onnxruntime-node/bin" ]; then
+  for d in "$tmp"/node_modules/onnxruntime-node/bin/napi-v*/*/*; do
+    case "$d" in */linux/"$ort_arch") ;; *) rm -rf "$d" ;; esac
+  done
+fi
 # Config migration backups (*.bak) and editor leftovers are not part of a release.
 find "$tmp" -path "$tmp/node_modules" -prune -o \( -name '*.bak' -o -name '*.orig' -o -name '*~' \) -type f -print0 |
   xargs -0 rm -f

@@ -11,7 +11,17 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -62,6 +72,7 @@ if (!from) {
     process.stderr.write('ota-pack: npm prune failed\n');
     process.exit(1);
   }
+  pruneForeignBinaries(staged);
   from = staged;
 }
 if (!existsSync(join(from, 'package.json')) || !existsSync(join(from, 'dist', 'src', 'main.js'))) {
@@ -95,3 +106,20 @@ writeFileSync(join(values.out, 'manifest.json'), JSON.stringify(envelope, null, 
 process.stdout.write(
   `${bundle}: ${manifest.size} bytes, sha256 ${manifest.sha256}\n${join(values.out, 'manifest.json')}: version ${version}, signed by ${envelope.signatures.map((s) => s.key_id).join(', ')}\n`,
 );
+
+/**
+ * onnxruntime-node ships prebuilt libraries for every OS and CPU (~290 MB); a bundle runs on one.
+ * Keeps only `bin/napi-v*\/<platform>/<arch>` of the machine packing it (the bundle is per target).
+ */
+function pruneForeignBinaries(dir: string): void {
+  const bin = join(dir, 'node_modules', 'onnxruntime-node', 'bin');
+  if (!existsSync(bin)) return;
+  for (const napi of readdirSync(bin)) {
+    for (const os of readdirSync(join(bin, napi))) {
+      for (const arch of readdirSync(join(bin, napi, os))) {
+        if (os !== process.platform || arch !== process.arch)
+          rmSync(join(bin, napi, os, arch), { recursive: true, force: true });
+      }
+    }
+  }
+}

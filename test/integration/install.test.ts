@@ -65,6 +65,16 @@ test('install.sh stages a runnable release, points current at it and never overw
       [],
       'no *.bak in the release',
     );
+    // onnxruntime-node's libraries for other OSes and CPUs are not shipped (they were ~240 MB).
+    const ortBin = join(opt, 'current/node_modules/onnxruntime-node/bin');
+    const ort = readdirSync(ortBin).flatMap((napi) =>
+      readdirSync(join(ortBin, napi)).flatMap((os) => readdirSync(join(ortBin, napi, os)).map((a) => `${os}/${a}`)),
+    );
+    assert.deepEqual(ort, [`linux/${process.arch}`], 'only this platform of onnxruntime-node');
+    assert.ok(
+      existsSync(join(REPO, `node_modules/onnxruntime-node/bin/napi-v6/win32/x64`)),
+      'the checkout is untouched',
+    );
     for (const f of [
       'LICENSE',
       'CHANGELOG.md',
