@@ -123,6 +123,10 @@ if [ -n "$ort_arch" ] && [ -d "$tmp/node_modules/onnxruntime-node/bin" ]; then
     case "$d" in */linux/"$ort_arch") ;; *) rm -rf "$d" ;; esac
   done
 fi
+# better-sqlite3 compiled from source leaves its intermediates and the SQLite sources (~30 MB).
+bs="$tmp/node_modules/better-sqlite3"
+rm -rf "$bs/deps" "$bs/build/Release/obj" "$bs/build/Release/obj.target" "$bs/build/Release/.deps" \
+  "$bs/build/Release/sqlite3.a" "$bs/build/Release/test_extension.node"
 # Config migration backups (*.bak) and editor leftovers are not part of a release.
 find "$tmp" -path "$tmp/node_modules" -prune -o \( -name '*.bak' -o -name '*.orig' -o -name '*~' \) -type f -print0 |
   xargs -0 rm -f

@@ -109,9 +109,16 @@ process.stdout.write(
 
 /**
  * onnxruntime-node ships prebuilt libraries for every OS and CPU (~290 MB); a bundle runs on one.
- * Keeps only `bin/napi-v*\/<platform>/<arch>` of the machine packing it (the bundle is per target).
+ * Build leftovers go too. Keeps only `bin/napi-v*\/<platform>/<arch>` of the machine packing it (the bundle is per target).
  */
 function pruneForeignBinaries(dir: string): void {
+  // better-sqlite3 compiled from source leaves its build intermediates and the SQLite sources
+  // (~30 MB); only build/Release/better_sqlite3.node is loaded.
+  const bs = join(dir, 'node_modules', 'better-sqlite3');
+  for (const p of ['deps', 'build/Release/obj', 'build/Release/obj.target', 'build/Release/.deps'])
+    rmSync(join(bs, p), { recursive: true, force: true });
+  rmSync(join(bs, 'build', 'Release', 'sqlite3.a'), { force: true });
+  rmSync(join(bs, 'build', 'Release', 'test_extension.node'), { force: true });
   const bin = join(dir, 'node_modules', 'onnxruntime-node', 'bin');
   if (!existsSync(bin)) return;
   for (const napi of readdirSync(bin)) {

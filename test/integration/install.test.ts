@@ -71,6 +71,8 @@ test('install.sh stages a runnable release, points current at it and never overw
       readdirSync(join(ortBin, napi)).flatMap((os) => readdirSync(join(ortBin, napi, os)).map((a) => `${os}/${a}`)),
     );
     assert.deepEqual(ort, [`linux/${process.arch}`], 'only this platform of onnxruntime-node');
+    assert.ok(!existsSync(join(opt, 'current/node_modules/better-sqlite3/deps')), 'no SQLite sources');
+    assert.ok(existsSync(join(opt, 'current/node_modules/better-sqlite3/build/Release/better_sqlite3.node')));
     assert.ok(
       existsSync(join(REPO, `node_modules/onnxruntime-node/bin/napi-v6/win32/x64`)),
       'the checkout is untouched',
