@@ -3,6 +3,7 @@ import { needDb, needSeam } from '../capability/needs.js';
 import type { Service } from '../lifecycle/service.js';
 import { buildDownlink } from './downlink-module.js';
 import { Uplink } from './uplink.js';
+import { createProfile } from './profiles/index.js';
 
 export { Uplink, MSG_ID_PROPERTY } from './uplink.js';
 export { defaultTopicLayout, type TopicLayout, type DownlinkTopic } from './topics.js';
@@ -29,6 +30,7 @@ export const uplinkModule: CapabilityModule = {
       gatewayId: config.gateway.id,
       outbox: needSeam(ctx.provided.outbox, 'outbox', 'uplink'),
       log: ctx.log.child({ mod: 'uplink' }),
+      profile: createProfile(u, config.gateway.id, undefined, config.gateway.data_dir),
     });
     const services: Service[] = [];
     if (u.downlink.enabled) {

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { ConfigIssue } from '../../config/load.js';
 import { GatewayError } from '../../errors.js';
 import { codecFormat, jsonFormat } from '../formats.js';
@@ -26,7 +27,13 @@ export { MSG_ID_PROPERTY } from './mqtt.js';
  * The cloud profile `uplink.profile` names, built from the uplink config (docs/cloud-profiles.md).
  * Throws GatewayError EGW_UPLINK_PROFILE when the config cannot work with it (checked at start).
  */
-export function createProfile(c: UplinkConfig, gatewayId: string, nowMs?: () => number): CloudProfile {
+export function createProfile(
+  c: UplinkConfig,
+  gatewayId: string,
+  nowMs?: () => number,
+  /** The gateway's data directory, for what a profile keeps across restarts (Sparkplug's bdSeq). */
+  dataDir?: string,
+): CloudProfile {
   switch (c.profile) {
     case 'aws-iot': {
       const thingName = c.aws.thing_name || gatewayId;
@@ -53,6 +60,7 @@ export function createProfile(c: UplinkConfig, gatewayId: string, nowMs?: () => 
         groupId: c.sparkplug.group_id,
         edgeNodeId: c.sparkplug.edge_node_id || gatewayId,
         ...(nowMs ? { nowMs } : {}),
+        ...(dataDir ? { bdSeqFile: join(dataDir, 'sparkplug-bdseq') } : {}),
       });
     case 'mqtt': {
       const pick = formatFor(c.payload_format_rules, c.payload_format);

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { IClientOptions } from 'mqtt';
 import { isValidDeviceId, type Reading, type ReadingValue } from '../../pipeline/reading.js';
 import { readingsOf } from './json.js';
@@ -57,6 +58,35 @@ export interface SparkplugOptions {
   groupId: string;
   edgeNodeId: string;
   nowMs?: () => number;
+  /**
+   * Where the last bdSeq is kept across restarts (`{data_dir}/sparkplug-bdseq`). Without it a
+   * restarted process starts at 0 again, and a late NDEATH will from the killed process (bdSeq 0)
+   * would match the new NBIRTH's bdSeq 0: the host application would mark the live node dead.
+   */
+  bdSeqFile?: string;
+}
+
+/** The bdSeq of the previous CONNECT, or -1 when none was recorded (or the record is unreadable). */
+function loadBdSeq(file: string | undefined): number {
+  if (!file) return -1;
+  try {
+    const n = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(n) && n >= 0 && n <= 255 ? n : -1;
+  } catch {
+    return -1;
+  }
+}
+
+/** Best effort, atomically (a power cut leaves the old or the new value, never half a file). */
+function saveBdSeq(file: string | undefined, n: number): void {
+  if (!file) return;
+  try {
+    const tmp = `${file}.tmp`;
+    writeFileSync(tmp, `${n}\n`);
+    renameSync(tmp, file);
+  } catch {
+    // An unwritable data dir costs only the cross-restart guarantee; the session still works.
+  }
 }
 
 /**
@@ -73,7 +103,7 @@ export function sparkplugProfile(o: SparkplugOptions): CloudProfile {
   const node = o.edgeNodeId;
   const topic = (type: string, device?: string) =>
     device === undefined ? `${base}/${type}/${node}` : `${base}/${type}/${node}/${device}`;
-  let bdSeq = -1;
+  let bdSeq = loadBdSeq(o.bdSeqFile);
   let seq = 0;
   let nextAlias = 100;
   let metricCount = 0;
@@ -201,6 +231,7 @@ export function sparkplugProfile(o: SparkplugOptions): CloudProfile {
     topicPrefix: base,
     connectOptions(b: IClientOptions): IClientOptions {
       bdSeq = (bdSeq + 1) % 256; // §5.2: bdSeq + 1 per CONNECT, 255 wraps to 0
+      saveBdSeq(o.bdSeqFile, bdSeq);
       const ts = now();
       return {
         ...b,

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { encodeBatch } from '../../../src/codec/index.js';
 import { checkAgainstModules } from '../../../src/capability/modules.js';
 import { parseConfig, redactSecrets } from '../../../src/config/load.js';
@@ -413,4 +416,34 @@ test('sparkplug-b: a DCMD carries a stable command id; results ride as NDATA Gat
     id: 'r-9',
     payload: '{"ok":true}',
   });
+});
+
+test('sparkplug-b: bdSeq continues across a restart (kept in the data dir), so a late NDEATH of the killed process never matches the new NBIRTH', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'egw-bdseq-'));
+  try {
+    const c = parseConfig(
+      'version: 1\ngateway: { id: gw-1 }\nuplink: { profile: sparkplug-b, sparkplug: { group_id: g } }\n',
+    );
+    const bdOf = (p: CloudProfile) =>
+      (
+        tahu.decodePayload(p.connectOptions({}).will!.payload as Buffer).metrics!.find((m) => m.name === 'bdSeq')!
+          .value as { toNumber(): number }
+      ).toNumber();
+    const first = createProfile(c.uplink, 'gw-1', undefined, dir);
+    assert.equal(bdOf(first), 0, 'a node that never connected starts at 0');
+    assert.equal(bdOf(first), 1);
+    // kill -9, restart: the next CONNECT carries 2, not 0 again.
+    const second = createProfile(c.uplink, 'gw-1', undefined, dir);
+    assert.equal(bdOf(second), 2);
+    // 255 wraps to 0 across restarts too; a damaged record starts over at 0 rather than failing.
+    writeFileSync(join(dir, 'sparkplug-bdseq'), '255\n');
+    assert.equal(bdOf(createProfile(c.uplink, 'gw-1', undefined, dir)), 0);
+    writeFileSync(join(dir, 'sparkplug-bdseq'), 'garbage');
+    assert.equal(bdOf(createProfile(c.uplink, 'gw-1', undefined, dir)), 0);
+    assert.equal(readFileSync(join(dir, 'sparkplug-bdseq'), 'utf8'), '0\n');
+    // Without a data dir (check-config) nothing is written.
+    assert.equal(bdOf(createProfile(c.uplink, 'gw-1')), 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
