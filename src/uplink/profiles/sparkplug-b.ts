@@ -223,6 +223,22 @@ export function sparkplugProfile(o: SparkplugOptions): CloudProfile {
     return out;
   };
 
+  /** Results and reported state ride as one NDATA `Gateway/Message` string metric (docs/cloud-profiles.md). */
+  const nodeMessage = (body: Record<string, unknown>): WirePublish => {
+    const ts = now();
+    return {
+      topic: topic('NDATA'),
+      qos: 1,
+      payload: encodeSparkplug({
+        timestamp: ts,
+        seq: nextSeq(),
+        metrics: [
+          { alias: NODE_ALIASES.message, timestamp: ts, datatype: DataType.String, stringValue: JSON.stringify(body) },
+        ],
+      }),
+    };
+  };
+
   return {
     name: 'sparkplug-b',
     protocolVersion: 5,
@@ -358,42 +374,10 @@ export function sparkplugProfile(o: SparkplugOptions): CloudProfile {
       configReported: () => 'config/reported',
     },
     commandResult(to, json, opts) {
-      const ts = now();
-      return {
-        topic: topic('NDATA'),
-        qos: 1,
-        payload: encodeSparkplug({
-          timestamp: ts,
-          seq: nextSeq(),
-          metrics: [
-            {
-              alias: NODE_ALIASES.message,
-              timestamp: ts,
-              datatype: DataType.String,
-              stringValue: JSON.stringify({ topic: to, ...(opts.msgId ? { id: opts.msgId } : {}), payload: json }),
-            },
-          ],
-        }),
-      };
+      return nodeMessage({ topic: to, ...(opts.msgId ? { id: opts.msgId } : {}), payload: json });
     },
     reportState(doc) {
-      const ts = now();
-      return {
-        topic: topic('NDATA'),
-        qos: 1,
-        payload: encodeSparkplug({
-          timestamp: ts,
-          seq: nextSeq(),
-          metrics: [
-            {
-              alias: NODE_ALIASES.message,
-              timestamp: ts,
-              datatype: DataType.String,
-              stringValue: JSON.stringify({ topic: 'state', payload: JSON.stringify(doc) }),
-            },
-          ],
-        }),
-      };
+      return nodeMessage({ topic: 'state', payload: JSON.stringify(doc) });
     },
   };
 }
