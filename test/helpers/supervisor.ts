@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { LogLine } from './gateway-process.js';
-import { systemdRestarts, unitEnvironment, type Ended } from './systemd-unit.js';
+import { readUnit, systemdRestarts, unitEnvironment, type Ended, type Unit } from './systemd-unit.js';
 
 /**
  * A test-only supervisor that runs the gateway the way systemd runs `systemd/edge-gateway.service`,
@@ -28,32 +28,6 @@ import { systemdRestarts, unitEnvironment, type Ended } from './systemd-unit.js'
  * watchdog before READY. Every duration is multiplied by `scale` so a test runs in seconds
  * (0.1: TimeoutStartSec=60s → 6 s, WatchdogSec=30s → 3 s, StartLimitIntervalSec=600 → 60 s).
  */
-
-/** section → key → every value given (in order; an empty assignment resets the list). */
-export type Unit = Map<string, Map<string, string[]>>;
-
-export function readUnit(path: string): Unit {
-  const out: Unit = new Map();
-  let section = '';
-  for (const raw of readFileSync(path, 'utf8').split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
-    const head = /^\[(.+)\]$/.exec(line);
-    if (head) {
-      section = head[1]!;
-      if (!out.has(section)) out.set(section, new Map());
-      continue;
-    }
-    const eq = line.indexOf('=');
-    if (eq <= 0) continue;
-    const keys = out.get(section)!;
-    const key = line.slice(0, eq).trim();
-    const value = line.slice(eq + 1).trim();
-    if (value === '') keys.set(key, []);
-    else keys.set(key, [...(keys.get(key) ?? []), value]);
-  }
-  return out;
-}
 
 const last = (u: Unit, section: string, key: string): string | undefined => u.get(section)?.get(key)?.at(-1);
 

@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 
-/** The [Service] settings of a unit file, each key with every value it was given (in order). */
-export function readServiceSection(path: string): Map<string, string[]> {
-  const out = new Map<string, string[]>();
+/** section → key → every value given (in order; an empty assignment resets the list). */
+export type Unit = Map<string, Map<string, string[]>>;
+
+export function readUnit(path: string): Unit {
+  const out: Unit = new Map();
   let section = '';
   for (const raw of readFileSync(path, 'utf8').split('\n')) {
     const line = raw.trim();
@@ -10,17 +12,23 @@ export function readServiceSection(path: string): Map<string, string[]> {
     const head = /^\[(.+)\]$/.exec(line);
     if (head) {
       section = head[1]!;
+      if (!out.has(section)) out.set(section, new Map());
       continue;
     }
-    if (section !== 'Service') continue;
     const eq = line.indexOf('=');
+    if (eq <= 0) continue;
+    const keys = out.get(section)!;
     const key = line.slice(0, eq).trim();
     const value = line.slice(eq + 1).trim();
-    // systemd.syntax(7): an empty assignment resets a list setting.
-    if (value === '') out.set(key, []);
-    else out.set(key, [...(out.get(key) ?? []), value]);
+    if (value === '') keys.set(key, []);
+    else keys.set(key, [...(keys.get(key) ?? []), value]);
   }
   return out;
+}
+
+/** The [Service] settings of a unit file, each key with every value it was given (in order). */
+export function readServiceSection(path: string): Map<string, string[]> {
+  return readUnit(path).get('Service') ?? new Map();
 }
 
 /** How the main process ended: an exit status, or the signal that killed it. */

@@ -18,7 +18,8 @@ import {
   tempBase,
   type ReleaseKind,
 } from '../helpers/ota-rig.js';
-import { Supervisor, parseSpan, readUnit, type Run } from '../helpers/supervisor.js';
+import { Supervisor, parseSpan, type Run } from '../helpers/supervisor.js';
+import { readUnit } from '../helpers/systemd-unit.js';
 
 // The OTA rollback end to end under the shipped unit's semantics (docs/ota.md §Activation, trial and
 // rollback): test/helpers/supervisor.ts reads systemd/edge-gateway.service and
