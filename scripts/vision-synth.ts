@@ -9,21 +9,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { mulberry32 } from '../src/drivers/simulated/signal.js';
 
 export const DEMO_LABELS = ['good', 'scratch', 'spot', 'chip'] as const;
 export type DemoLabel = (typeof DEMO_LABELS)[number];
 
-/** mulberry32: small, fast, deterministic. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seedable PRNG (mulberry32), so runs repeat from the seed. */
+export const rng = mulberry32;
 
 const f = (n: number) => n.toFixed(2);
 

@@ -1,6 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import type { Reading, ReadingValue } from '../../../src/pipeline/reading.js';
+import { mulberry32 } from '../../../src/drivers/simulated/signal.js';
 
 /** Repository root: tests run from dist/test/unit/codec/. */
 export const ROOT = resolve(new URL('../../../..', import.meta.url).pathname);
@@ -34,17 +35,8 @@ export function withoutSource(r: Reading): CloudReading {
   return rest as CloudReading;
 }
 
-/** Small deterministic PRNG (mulberry32) so property and fuzz failures reproduce from the seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seedable PRNG (mulberry32), so runs repeat from the seed. */
+export const prng = mulberry32;
 
 /** Edge values every property and fuzz run draws from (issue 5: max/min of each width, NaN…). */
 export const EDGE_NUMBERS: readonly number[] = [
