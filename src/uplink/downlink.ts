@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { CommandResult } from '../commands/router.js';
 import type { Logger } from '../log/logger.js';
+import type { AuditLog } from '../mgmt/audit.js';
 import type { UplinkConfig, GatewayCommand } from './config.js';
 import {
   DownlinkPolicy,
@@ -45,16 +46,8 @@ export interface GatewayOutcome {
 
 export type GatewayRunner = (name: GatewayCommand, args: Record<string, unknown>) => Promise<GatewayOutcome>;
 
-export interface AuditSink {
-  record(e: {
-    source: string;
-    method: string;
-    resource: string;
-    outcome: string;
-    code: string;
-    detail: string | null;
-  }): void;
-}
+/** The /mgmt audit log (src/mgmt/audit.ts): cloud commands are recorded beside the local writes. */
+export type AuditSink = Pick<AuditLog, 'record'>;
 
 export interface DownlinkOptions {
   config: DownlinkConfig;
