@@ -19,11 +19,7 @@ import { parseArgs } from 'node:util';
 import { download } from '../src/ota/download.js';
 import {
   Channel,
-  NOTIFY_LISTENER,
   REPO,
-  ROLLBACK_UNIT,
-  TRIAL_SCRIPT,
-  UNIT,
   ctl,
   installBoard,
   keygen,
@@ -31,6 +27,7 @@ import {
   otaYaml,
   pack,
   tempBase,
+  boardUnits,
 } from '../test/helpers/ota-rig.js';
 import { Supervisor } from '../test/helpers/supervisor.js';
 
@@ -126,17 +123,8 @@ try {
   const cfg = join(base, 'gateway.yaml');
   writeFileSync(cfg, otaYaml({ data: join(base, 'data'), channelUrl: channel.url, publicKey: key.publicKey }));
   const sup = new Supervisor({
-    unit: UNIT,
-    units: { 'edge-gateway-rollback.service': ROLLBACK_UNIT },
-    paths: {
-      '/usr/local/lib/edge-gateway/edge-gateway-trial': TRIAL_SCRIPT,
-      '/opt/edge-gateway': root,
-      '/etc/edge-gateway/gateway.yaml': cfg,
-      '/usr/bin/node': process.execPath,
-    },
+    ...boardUnits(root, cfg, join(base, 'notify.sock')),
     scale: 1,
-    listener: NOTIFY_LISTENER,
-    socket: join(base, 'notify.sock'),
   });
   try {
     await sup.start();

@@ -34,6 +34,25 @@ export const UNIT = join(REPO, 'systemd', 'edge-gateway.service');
 export const ROLLBACK_UNIT = join(REPO, 'systemd', 'edge-gateway-rollback.service');
 export const NOTIFY_LISTENER = join(REPO, 'test', 'fixtures', 'notify_listener.py');
 
+/**
+ * What test/helpers/supervisor.ts needs to run a board staged by `installBoard`: the shipped units,
+ * their install paths mapped onto the board, and the notify listener on `socket`.
+ */
+export function boardUnits(root: string, cfg: string, socket: string) {
+  return {
+    unit: UNIT,
+    units: { 'edge-gateway-rollback.service': ROLLBACK_UNIT },
+    paths: {
+      '/usr/local/lib/edge-gateway/edge-gateway-trial': TRIAL_SCRIPT,
+      '/opt/edge-gateway': root,
+      '/etc/edge-gateway/gateway.yaml': cfg,
+      '/usr/bin/node': process.execPath,
+    },
+    listener: NOTIFY_LISTENER,
+    socket,
+  };
+}
+
 export type ReleaseKind = 'real' | 'hang' | 'crash';
 
 /**

@@ -5,10 +5,6 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   Channel,
-  NOTIFY_LISTENER,
-  ROLLBACK_UNIT,
-  TRIAL_SCRIPT,
-  UNIT,
   ctl,
   inspectBoard,
   installBoard,
@@ -17,6 +13,7 @@ import {
   otaYaml,
   pack,
   tempBase,
+  boardUnits,
 } from '../helpers/ota-rig.js';
 import { Supervisor, type Run } from '../helpers/supervisor.js';
 import { pointAt } from '../../src/ota/releases.js';
@@ -78,17 +75,8 @@ async function scenario(
     }),
   );
   const supOpts = {
-    unit: UNIT,
-    units: { 'edge-gateway-rollback.service': ROLLBACK_UNIT },
-    paths: {
-      '/usr/local/lib/edge-gateway/edge-gateway-trial': TRIAL_SCRIPT,
-      '/opt/edge-gateway': root,
-      '/etc/edge-gateway/gateway.yaml': cfg,
-      '/usr/bin/node': process.execPath,
-    },
+    ...boardUnits(root, cfg, join(tmp.dir, 'notify.sock')),
     scale: 0.25,
-    listener: NOTIFY_LISTENER,
-    socket: join(tmp.dir, 'notify.sock'),
   };
   const sup = new Supervisor(supOpts);
   t.after(() => sup.stop());

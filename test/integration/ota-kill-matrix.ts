@@ -4,10 +4,6 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   Channel,
-  NOTIFY_LISTENER,
-  ROLLBACK_UNIT,
-  TRIAL_SCRIPT,
-  UNIT,
   ctl,
   inspectBoard,
   installBoard,
@@ -16,6 +12,7 @@ import {
   otaYaml,
   pack,
   tempBase,
+  boardUnits,
 } from '../helpers/ota-rig.js';
 import { Supervisor, type Run } from '../helpers/supervisor.js';
 import { Cloud, CloudSubscriber, freePort } from './uplink-cloud.js';
@@ -137,18 +134,9 @@ export function killMatrix(cases: readonly Case[]): void {
         }),
       );
       const sup = new Supervisor({
-        unit: UNIT,
-        units: { 'edge-gateway-rollback.service': ROLLBACK_UNIT },
-        paths: {
-          '/usr/local/lib/edge-gateway/edge-gateway-trial': TRIAL_SCRIPT,
-          '/opt/edge-gateway': root,
-          '/etc/edge-gateway/gateway.yaml': cfg,
-          '/usr/bin/node': process.execPath,
-        },
+        ...boardUnits(root, cfg, join(tmp.dir, 'notify.sock')),
         // TimeoutStartSec=60s → 15 s (a loaded machine), RestartSec=2s → 0.5 s.
         scale: 0.25,
-        listener: NOTIFY_LISTENER,
-        socket: join(tmp.dir, 'notify.sock'),
         // The unit sets NODE_ENV=production, which turns fault points off; this test turns them on.
         env: { NODE_ENV: 'test', EDGE_GATEWAY_OTA_FAULT: c.point },
       });

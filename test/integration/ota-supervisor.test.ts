@@ -4,9 +4,6 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   Channel,
-  NOTIFY_LISTENER,
-  ROLLBACK_UNIT,
-  TRIAL_SCRIPT,
   UNIT,
   ctl,
   inspectBoard,
@@ -17,6 +14,7 @@ import {
   pack,
   tempBase,
   type ReleaseKind,
+  boardUnits,
 } from '../helpers/ota-rig.js';
 import { Supervisor, parseSpan, type Run } from '../helpers/supervisor.js';
 import { readUnit } from '../helpers/systemd-unit.js';
@@ -65,17 +63,8 @@ async function board(
     }),
   );
   const sup = new Supervisor({
-    unit: UNIT,
-    units: { 'edge-gateway-rollback.service': ROLLBACK_UNIT },
-    paths: {
-      '/usr/local/lib/edge-gateway/edge-gateway-trial': TRIAL_SCRIPT,
-      '/opt/edge-gateway': root,
-      '/etc/edge-gateway/gateway.yaml': cfg,
-      '/usr/bin/node': process.execPath,
-    },
+    ...boardUnits(root, cfg, join(base, 'notify.sock')),
     scale: SCALE,
-    listener: NOTIFY_LISTENER,
-    socket: join(base, 'notify.sock'),
     ...(o.env ? { env: o.env } : {}),
   });
   t.after(() => sup.stop());
