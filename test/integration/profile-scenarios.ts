@@ -14,7 +14,7 @@ import { CloudSide, ProfileCloud, type Got } from './profile-cloud.js';
 import { referenceSasToken } from './profile-rig.js';
 import { makePki, type Pki } from './tls-certs.js';
 import { freePort } from './uplink-cloud.js';
-import { Publisher } from './uplink-scenarios.js';
+import { driveCrashLoop, driveOutage, Publisher, withPublishers } from './uplink-scenarios.js';
 
 interface TahuMetric {
   name?: string;
@@ -259,47 +259,27 @@ export async function startProfileRig(profile: ProfileName): Promise<ProfileRig>
   return rig;
 }
 
-async function until(pred: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
-  while (!pred()) {
-    if (performance.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return true;
-}
-
 function missing(pubs: readonly Publisher[], got: Set<string>): number {
   let n = 0;
   for (const p of pubs) for (const seq of p.acked) if (!got.has(`${p.dev}/${seq}`)) n++;
   return n;
 }
 
-/** The cloud goes down at 30 % acknowledged and comes back at 70 %; every acknowledged reading must arrive. */
+/** driveOutage against a profile's cloud: every acknowledged reading must arrive. */
 export async function runProfileOutage(
   rig: ProfileRig,
   total: number,
   nPub: number,
   timeoutMs: number,
 ): Promise<{ acked: number; missing: number; downSeconds: number }> {
-  const pubs = Array.from({ length: nPub }, (_, k) => new Publisher(`mqtt://127.0.0.1:${rig.brokerPort}`, `dev-${k}`));
-  const acked = () => pubs.reduce((a, p) => a + p.acked.size, 0);
-  try {
-    const run = Promise.all(pubs.map((p) => p.run(total / nPub, timeoutMs)));
-    await until(() => acked() >= total * 0.3, timeoutMs);
-    await rig.cloud.stop();
-    const down = performance.now();
-    await until(() => acked() >= total * 0.7, timeoutMs);
-    await rig.cloud.start();
-    const downSeconds = (performance.now() - down) / 1000;
-    await run;
-    await until(() => missing(pubs, rig.delivered()) === 0, timeoutMs);
-    return { acked: acked(), missing: missing(pubs, rig.delivered()), downSeconds };
-  } finally {
-    await Promise.all(pubs.map((p) => p.close()));
-  }
+  const missingOf = (pubs: readonly Publisher[]) => missing(pubs, rig.delivered());
+  return withPublishers(rig, nPub, async (pubs) => {
+    const downSeconds = await driveOutage(rig, pubs, total, timeoutMs, missingOf);
+    return { acked: pubs.reduce((a, p) => a + p.acked.size, 0), missing: missingOf(pubs), downSeconds };
+  });
 }
 
-/** kill -9 of the gateway `kills` times during ingest (cloud down every other round): every PUBACKed reading arrives. */
+/** driveCrashLoop against a profile's cloud: every PUBACKed reading arrives. */
 export async function runProfileCrashLoop(
   rig: ProfileRig,
   kills: number,
@@ -307,27 +287,14 @@ export async function runProfileCrashLoop(
   roundMs: number,
   timeoutMs: number,
 ): Promise<{ acked: number; missing: number }> {
-  const pubs = Array.from(
-    { length: nPub },
-    (_, k) => new Publisher(`mqtt://127.0.0.1:${rig.brokerPort}`, `dev-${k}`, 32),
+  const missingOf = (pubs: readonly Publisher[]) => missing(pubs, rig.delivered());
+  return withPublishers(
+    rig,
+    nPub,
+    async (pubs) => {
+      await driveCrashLoop(rig, pubs, kills, roundMs, timeoutMs, missingOf);
+      return { acked: pubs.reduce((a, p) => a + p.acked.size, 0), missing: missingOf(pubs) };
+    },
+    32,
   );
-  try {
-    const run = Promise.all(pubs.map((p) => p.run(Number.MAX_SAFE_INTEGER, timeoutMs)));
-    for (let i = 0; i < kills; i++) {
-      if (i % 2 === 0) await rig.cloud.stop();
-      else await rig.cloud.start();
-      await new Promise((r) => setTimeout(r, roundMs * (0.5 + Math.random())));
-      await rig.gateway.stop('SIGKILL');
-      await rig.restartGateway();
-    }
-    await rig.cloud.start();
-    await new Promise((r) => setTimeout(r, roundMs));
-    for (const p of pubs) p.stop();
-    await run;
-    const acked = pubs.reduce((a, p) => a + p.acked.size, 0);
-    await until(() => missing(pubs, rig.delivered()) === 0, timeoutMs);
-    return { acked, missing: missing(pubs, rig.delivered()) };
-  } finally {
-    await Promise.all(pubs.map((p) => p.close()));
-  }
 }

@@ -185,10 +185,88 @@ async function until(pred: () => boolean, timeoutMs: number): Promise<boolean> {
   return true;
 }
 
+/** What the fault scenarios drive: publishers into a gateway process, a cloud to take away, kill -9. */
+export interface FaultRig {
+  brokerPort: number;
+  cloud: { stop(): Promise<void>; start(): Promise<void> };
+  gateway: GatewayProcess;
+  restartGateway(): Promise<void>;
+}
+
+/** How many readings the publishers saw acknowledged that the cloud has not received (yet). */
+export type MissingOf = (pubs: readonly Publisher[]) => number;
+
+/** `nPub` QoS 1 publishers (`dev-0`...) into the rig's broker, closed after `body`. */
+export async function withPublishers<T>(
+  rig: FaultRig,
+  nPub: number,
+  body: (pubs: Publisher[]) => Promise<T>,
+  inflight?: number,
+): Promise<T> {
+  const pubs = Array.from(
+    { length: nPub },
+    (_, k) => new Publisher(`mqtt://127.0.0.1:${rig.brokerPort}`, `dev-${k}`, inflight),
+  );
+  try {
+    return await body(pubs);
+  } finally {
+    await Promise.all(pubs.map((p) => p.close()));
+  }
+}
+
 /**
- * Outage: `total` readings from `nPub` QoS 1 publishers; the cloud goes down once 30 % are
- * acknowledged and comes back at 70 %. Then waits until every acknowledged reading reached the cloud.
+ * Outage: `total` readings; the cloud goes down once 30 % are acknowledged and comes back at 70 %.
+ * Then waits until every acknowledged reading reached the cloud. Returns how long the cloud was down (s).
  */
+export async function driveOutage(
+  rig: FaultRig,
+  pubs: readonly Publisher[],
+  total: number,
+  timeoutMs: number,
+  missingOf: MissingOf,
+): Promise<number> {
+  const acked = () => pubs.reduce((a, p) => a + p.acked.size, 0);
+  const run = Promise.all(pubs.map((p) => p.run(total / pubs.length, timeoutMs)));
+  await until(() => acked() >= total * 0.3, timeoutMs);
+  await rig.cloud.stop();
+  const down = performance.now();
+  await until(() => acked() >= total * 0.7, timeoutMs);
+  await rig.cloud.start();
+  const downSeconds = (performance.now() - down) / 1000;
+  await run;
+  await until(() => missingOf(pubs) === 0, timeoutMs);
+  return downSeconds;
+}
+
+/**
+ * Crash loop: publishers keep publishing while the gateway is `kill -9`ed `kills` times (each
+ * followed by a restart) and the cloud is down every other round. Then waits until every PUBACKed
+ * reading reached the cloud.
+ */
+export async function driveCrashLoop(
+  rig: FaultRig,
+  pubs: readonly Publisher[],
+  kills: number,
+  roundMs: number,
+  timeoutMs: number,
+  missingOf: MissingOf,
+): Promise<void> {
+  const run = Promise.all(pubs.map((p) => p.run(Number.MAX_SAFE_INTEGER, timeoutMs)));
+  for (let i = 0; i < kills; i++) {
+    if (i % 2 === 0) await rig.cloud.stop();
+    else await rig.cloud.start();
+    await new Promise((r) => setTimeout(r, roundMs * (0.5 + Math.random())));
+    await rig.gateway.stop('SIGKILL');
+    await rig.restartGateway();
+  }
+  await rig.cloud.start();
+  await new Promise((r) => setTimeout(r, roundMs));
+  for (const p of pubs) p.stop();
+  await run;
+  await until(() => missingOf(pubs) === 0, timeoutMs);
+}
+
+/** driveOutage against the plain MQTT cloud, with the delivery report. */
 export async function runOutage(
   rig: Rig,
   total: number,
@@ -196,29 +274,13 @@ export async function runOutage(
   timeoutMs: number,
 ): Promise<DeliveryReport & { seconds: number; downSeconds: number }> {
   const t0 = performance.now();
-  const pubs = Array.from({ length: nPub }, (_, k) => new Publisher(`mqtt://127.0.0.1:${rig.brokerPort}`, `dev-${k}`));
-  const acked = () => pubs.reduce((a, p) => a + p.acked.size, 0);
-  try {
-    const run = Promise.all(pubs.map((p) => p.run(total / nPub, timeoutMs)));
-    await until(() => acked() >= total * 0.3, timeoutMs);
-    await rig.cloud.stop();
-    const down = performance.now();
-    await until(() => acked() >= total * 0.7, timeoutMs);
-    await rig.cloud.start();
-    const downSeconds = (performance.now() - down) / 1000;
-    await run;
-    await until(() => compare(pubs, rig.sub).missing === 0, timeoutMs);
+  return withPublishers(rig, nPub, async (pubs) => {
+    const downSeconds = await driveOutage(rig, pubs, total, timeoutMs, (ps) => compare(ps, rig.sub).missing);
     return { ...compare(pubs, rig.sub), seconds: (performance.now() - t0) / 1000, downSeconds };
-  } finally {
-    await Promise.all(pubs.map((p) => p.close()));
-  }
+  });
 }
 
-/**
- * Crash loop: publishers keep publishing while the gateway is `kill -9`ed `kills` times (each
- * followed by a restart) and the cloud is down every other round. Then every PUBACKed reading must
- * reach the cloud.
- */
+/** driveCrashLoop against the plain MQTT cloud, with the delivery report. */
 export async function runCrashLoop(
   rig: Rig,
   kills: number,
@@ -227,26 +289,13 @@ export async function runCrashLoop(
   timeoutMs: number,
 ): Promise<DeliveryReport & { kills: number; seconds: number }> {
   const t0 = performance.now();
-  const pubs = Array.from(
-    { length: nPub },
-    (_, k) => new Publisher(`mqtt://127.0.0.1:${rig.brokerPort}`, `dev-${k}`, 32),
+  return withPublishers(
+    rig,
+    nPub,
+    async (pubs) => {
+      await driveCrashLoop(rig, pubs, kills, roundMs, timeoutMs, (ps) => compare(ps, rig.sub).missing);
+      return { ...compare(pubs, rig.sub), kills, seconds: (performance.now() - t0) / 1000 };
+    },
+    32,
   );
-  try {
-    const run = Promise.all(pubs.map((p) => p.run(Number.MAX_SAFE_INTEGER, timeoutMs)));
-    for (let i = 0; i < kills; i++) {
-      if (i % 2 === 0) await rig.cloud.stop();
-      else await rig.cloud.start();
-      await new Promise((r) => setTimeout(r, roundMs * (0.5 + Math.random())));
-      await rig.gateway.stop('SIGKILL');
-      await rig.restartGateway();
-    }
-    await rig.cloud.start();
-    await new Promise((r) => setTimeout(r, roundMs));
-    for (const p of pubs) p.stop();
-    await run;
-    await until(() => compare(pubs, rig.sub).missing === 0, timeoutMs);
-    return { ...compare(pubs, rig.sub), kills, seconds: (performance.now() - t0) / 1000 };
-  } finally {
-    await Promise.all(pubs.map((p) => p.close()));
-  }
 }
