@@ -2,10 +2,9 @@
 // listener with the profile's auth and ACL (TLS, client certificates or a password file) for the
 // gateway, one plain anonymous loopback listener for the test, which plays the cloud side.
 // stop()/start() take the cloud away and bring it back on the same ports (outage tests).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { startMosquitto, stopMosquitto } from '../helpers/mosquitto.js';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -105,35 +104,13 @@ export class ProfileCloud {
 
   async start(): Promise<void> {
     if (this.child && this.child.exitCode === null) return;
-    const child = spawn('mosquitto', ['-c', this.conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-    this.child = child;
-    child.stderr!.on('data', (d: Buffer) => this.log.push(...d.toString().split('\n').filter(Boolean)));
-    const deadline = Date.now() + 5000;
-    for (const port of [this.port, this.testPort]) {
-      for (;;) {
-        const ok = await new Promise<boolean>((r) => {
-          const s = netConnect(port, '127.0.0.1');
-          s.once('connect', () => (s.destroy(), r(true)));
-          s.once('error', () => r(false));
-        });
-        if (ok) break;
-        if (Date.now() > deadline || child.exitCode !== null) {
-          throw new Error(`mosquitto did not start: ${this.log.join('\n')}`);
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    }
+    this.child = (await startMosquitto(this.conf, [this.port, this.testPort], this.log)).child;
   }
 
   async stop(): Promise<void> {
     const c = this.child;
     this.child = undefined;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const exited = once(c, 'exit');
-    c.kill('SIGTERM');
-    const t = setTimeout(() => c.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(t);
+    await stopMosquitto(c);
   }
 
   async close(): Promise<void> {

@@ -1,10 +1,9 @@
 // Debian's mosquitto as a TLS cloud broker for the uplink tests: one TLS listener (client certificate
 // as identity, or a password file) and one plain loopback listener for the test's subscriber.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { startMosquitto, stopMosquitto } from '../helpers/mosquitto.js';
+import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Pki } from './tls-certs.js';
@@ -58,23 +57,11 @@ export class TlsCloud {
     ].join('\n');
     const path = join(c.dir, 'mosquitto.conf');
     writeFileSync(path, conf);
-    c.child = spawn('mosquitto', ['-c', path], { stdio: ['ignore', 'ignore', 'pipe'] });
-    c.child.stderr!.on('data', (d: Buffer) => c.log.push(...d.toString().split('\n').filter(Boolean)));
-    const deadline = Date.now() + 5000;
-    for (const port of [c.tlsPort, c.plainPort]) {
-      for (;;) {
-        const ok = await new Promise<boolean>((r) => {
-          const s = netConnect(port, '127.0.0.1');
-          s.once('connect', () => (s.destroy(), r(true)));
-          s.once('error', () => r(false));
-        });
-        if (ok) break;
-        if (Date.now() > deadline || c.child.exitCode !== null) {
-          await c.close();
-          throw new Error(`mosquitto did not start: ${c.log.join('\n')}`);
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
+    try {
+      c.child = (await startMosquitto(path, [c.tlsPort, c.plainPort], c.log)).child;
+    } catch (err) {
+      await c.close();
+      throw err;
     }
     return c;
   }
@@ -91,13 +78,7 @@ export class TlsCloud {
   async close(): Promise<void> {
     const c = this.child;
     this.child = undefined;
-    if (c && c.exitCode === null && c.signalCode === null) {
-      const exited = once(c, 'exit');
-      c.kill('SIGTERM');
-      const t = setTimeout(() => c.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-    }
+    await stopMosquitto(c);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

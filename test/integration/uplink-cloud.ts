@@ -1,9 +1,10 @@
 // Helpers for the uplink, outage, crash, priority and quota tests: a real mosquitto as "the cloud"
 // on an ephemeral port, and a subscriber that records every message with its msg-id.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { startMosquitto, stopMosquitto } from '../helpers/mosquitto.js';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect as netConnect } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -44,30 +45,14 @@ export class Cloud {
       conf,
       `listener ${this.port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 0\nmax_queued_messages 0\npersistence true\npersistence_location ${this.dir}/\nautosave_interval 0\nuser ${userInfo().username}\n`,
     );
-    this.child = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
-    const deadline = Date.now() + 5000;
-    for (;;) {
-      const ok = await new Promise<boolean>((r) => {
-        const s = netConnect(this.port, '127.0.0.1');
-        s.once('connect', () => (s.destroy(), r(true)));
-        s.once('error', () => r(false));
-      });
-      if (ok) return;
-      if (Date.now() > deadline) throw new Error('mosquitto did not start');
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    this.child = (await startMosquitto(conf, [this.port])).child;
   }
 
   async stop(): Promise<void> {
+    // SIGTERM: mosquitto saves the subscriber's persistent session, so nothing is lost to the *test* while the cloud is down.
     const c = this.child;
     this.child = undefined;
-    if (!c || c.exitCode !== null) return;
-    // SIGTERM: mosquitto saves the subscriber's persistent session, so nothing is lost to the *test* while the cloud is down.
-    const exited = once(c, 'exit');
-    c.kill('SIGTERM');
-    const t = setTimeout(() => c.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(t);
+    await stopMosquitto(c);
   }
 
   async close(): Promise<void> {
