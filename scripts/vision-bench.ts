@@ -27,6 +27,7 @@ import { tensorDims, toTensor, type ModelContract } from '../src/vision/contract
 import { configureSharp, decodeForModel } from '../src/vision/decode.js';
 import { VisionService } from '../src/vision/service.js';
 import type { Stage } from '../src/vision/stats.js';
+import type { Frame, RawFormat } from '../src/vision/types.js';
 import { DEMO_LABELS, partSvg, rng } from './vision-synth.js';
 
 const FRAMES = Number(process.argv[2] ?? 60);
@@ -93,7 +94,19 @@ function config(model: string): VisionConfig {
   ) as VisionConfig;
 }
 
-async function bench(name: string, model: string, imgs: Buffer[]): Promise<Record<string, unknown>> {
+/**
+ * `jpeg`: the camera's JPEG frames, decoded and resized by the gateway. `raw`: the same frames as
+ * raw RGB at the model's input size, as ffmpeg's `format: raw` (or an industrial camera) delivers
+ * them: no decode, no resize.
+ */
+type FrameFormat = 'jpeg' | 'raw';
+
+async function bench(
+  name: string,
+  model: string,
+  jpegs: Buffer[],
+  format: FrameFormat,
+): Promise<Record<string, unknown>> {
   const cfg = config(model);
   // Reference: bare session.run on a prepared tensor, on this thread, same thread settings.
   const s = await ort.InferenceSession.create(model, {
@@ -121,6 +134,19 @@ async function bench(name: string, model: string, imgs: Buffer[]): Promise<Recor
     fit: 'fill' as const,
     background: [0, 0, 0] as [number, number, number],
   };
+  const raw: RawFormat = { width: contract.width, height: contract.height, channels: contract.channels as 1 | 3 };
+  const imgs =
+    format === 'jpeg'
+      ? jpegs
+      : await Promise.all(jpegs.map(async (j) => Buffer.from(await decodeForModel(j, contract, { maxPixels: 1e8 }))));
+  const frame = (id: string, i: number): Frame => ({
+    cameraId: 'c',
+    frameId: id,
+    partId: id,
+    captureTs: Date.now(),
+    image: imgs[i % imgs.length]!,
+    ...(format === 'raw' ? { raw } : {}),
+  });
   const px = new Uint8Array(contract.width * contract.height * 3).fill(128);
   const feed = { [contract.inputName]: new ort.Tensor('float32', toTensor(px, contract), tensorDims(contract)) };
   for (let i = 0; i < 3; i++) await s.run(feed);
@@ -140,13 +166,7 @@ async function bench(name: string, model: string, imgs: Buffer[]): Promise<Recor
   for (let i = 0; i < FRAMES; i++) {
     await bareRun(1, bare);
     const t = performance.now();
-    svc.push({
-      cameraId: 'c',
-      frameId: `s${i}`,
-      partId: `s${i}`,
-      captureTs: Date.now(),
-      image: imgs[i % imgs.length]!,
-    });
+    svc.push(frame(`s${i}`, i));
     await pub.until(++done);
     e2e.push(performance.now() - t);
     seqMs += performance.now() - t;
@@ -184,14 +204,7 @@ async function bench(name: string, model: string, imgs: Buffer[]): Promise<Recor
     c0 = cpuUs();
     const inf0 = pub.inferenceMs;
     const t2 = performance.now();
-    for (let i = 0; i < FRAMES; i++)
-      svc.push({
-        cameraId: 'c',
-        frameId: `o${round}-${i}`,
-        partId: `o${round}-${i}`,
-        captureTs: Date.now(),
-        image: imgs[i % imgs.length]!,
-      });
+    for (let i = 0; i < FRAMES; i++) svc.push(frame(`o${round}-${i}`, i));
     done += FRAMES;
     await pub.until(done);
     const pipeMs = performance.now() - t2;
@@ -227,7 +240,10 @@ async function bench(name: string, model: string, imgs: Buffer[]): Promise<Recor
   return {
     model: name,
     input: `${c.input.width}x${c.input.height}`,
-    frame: `${FRAME_W}x${FRAME_H} JPEG, ${Math.round(median(imgs.map((b) => b.length)) / 1024)} KiB`,
+    frame:
+      format === 'jpeg'
+        ? `${FRAME_W}x${FRAME_H} JPEG, ${Math.round(median(imgs.map((b) => b.length)) / 1024)} KiB`
+        : `raw ${raw.width}x${raw.height}x${raw.channels} (the model's input: ffmpeg format raw)`,
     frames: FRAMES,
     bareRunMs: r2(bareMs),
     stageMedianMs: {
@@ -311,9 +327,11 @@ async function main(): Promise<void> {
   const rss0 = process.memoryUsage().rss;
   const imgs = await frames(12);
   const out: Record<string, unknown>[] = [];
-  out.push(await bench('demo-defects', join(repo, 'test', 'fixtures', 'vision', 'demo-defects.onnx'), imgs));
+  const formats: FrameFormat[] = ['jpeg', 'raw'];
+  for (const f of formats)
+    out.push(await bench('demo-defects', join(repo, 'test', 'fixtures', 'vision', 'demo-defects.onnx'), imgs, f));
   const mnv2 = join(repo, 'data', 'vision', 'mobilenetv2-random.onnx');
-  if (existsSync(mnv2)) out.push(await bench('mobilenetv2-random', mnv2, imgs));
+  if (existsSync(mnv2)) for (const f of formats) out.push(await bench('mobilenetv2-random', mnv2, imgs, f));
   else console.error(`(skipping MobileNetV2: make it with node dist/scripts/vision-make-models.js mobilenetv2)`);
   console.log(
     JSON.stringify({ rssBeforeMiB: r2(rss0 / 1048576), results: out, decodeTo224: await decodeBySize() }, null, 2),

@@ -93,12 +93,17 @@ export const CameraSourceConfig = discriminated('kind', [
       input: Type.String({ minLength: 1, description: 'rtsp://…, /dev/video0, http://…mjpeg, or a file.' }),
       input_args: Type.Array(Type.String(), { default: [], description: 'Extra ffmpeg arguments before -i.' }),
       fps: Type.Number({ exclusiveMinimum: 0, maximum: 120, default: 5 }),
+      format: Type.Union([Type.Literal('raw'), Type.Literal('jpeg')], {
+        default: 'raw',
+        description:
+          'raw: ffmpeg scales to the model input and sends raw pixels (no JPEG encode or decode); jpeg: JPEG frames (max_width applies).',
+      }),
       max_width: Type.Optional(
         Type.Integer({
           minimum: 16,
           maximum: 8192,
           description:
-            'ffmpeg scales wider frames down to this width (aspect kept) before encoding: less to encode, pipe and decode.',
+            'format jpeg: ffmpeg scales wider frames down to this width (aspect kept) before encoding: less to encode, pipe and decode.',
         }),
       ),
       reconnect_ms: Type.Integer({

@@ -1,6 +1,7 @@
 import sharp, { type OutputInfo } from 'sharp';
 import { GatewayError } from '../errors.js';
 import type { ModelContract } from './contract.js';
+import type { RawFormat } from './types.js';
 
 /** Global sharp settings for a long-running gateway (set once by the service). */
 export function configureSharp(concurrency: number): void {
@@ -35,11 +36,30 @@ export class DecodeError extends GatewayError {
  *   crops the centre; `contain` scales to fit and fills the border (centred; the extra pixel of an
  *   odd margin goes to the bottom/right) with `background`.
  * - The resize kernel is libvips' default lanczos3; a solid region stays exactly its colour.
+ * - Raw pixels (`raw`, Frame.raw) skip decoding; at exactly the model's width, height and
+ *   channels they are the model's pixels unchanged, otherwise they are resized as above.
  * - Decoded width × height above `maxPixels` is refused before any pixel is decoded
  *   (sharp limitInputPixels), so a 30000×30000 header cannot exhaust memory.
  */
-export async function decodeForModel(img: Buffer, c: ModelContract, limits: DecodeLimits): Promise<Uint8Array> {
-  let s = sharp(img, { limitInputPixels: limits.maxPixels, failOn: 'truncated', sequentialRead: true }).removeAlpha();
+export async function decodeForModel(
+  img: Buffer,
+  c: ModelContract,
+  limits: DecodeLimits,
+  raw?: RawFormat,
+): Promise<Uint8Array> {
+  if (raw) {
+    checkRaw(img, raw, limits);
+    // Raw pixels already at the model's input (a camera or ffmpeg delivering the model's size):
+    // used as they are — no libvips at all, so the tensor is the hand computation on these bytes.
+    // A copy: the caller's frame keeps its image (review folder) while the copy travels.
+    if (raw.width === c.width && raw.height === c.height && raw.channels === c.channels) return new Uint8Array(img);
+  }
+  let s = sharp(img, {
+    limitInputPixels: limits.maxPixels,
+    failOn: 'truncated',
+    sequentialRead: true,
+    ...(raw ? { raw } : {}),
+  }).removeAlpha();
   s = c.channels === 1 ? s.greyscale() : s.toColourspace('srgb');
   s = s.resize(c.width, c.height, {
     fit: c.fit,
@@ -58,4 +78,14 @@ export async function decodeForModel(img: Buffer, c: ModelContract, limits: Deco
       `decoded ${info.width}×${info.height}×${info.channels}; expected ${c.width}×${c.height}×${c.channels}`,
     );
   return new Uint8Array(data.buffer, data.byteOffset, data.length);
+}
+
+/** Raw frames must hold exactly width × height × channels bytes (a short read is an error). */
+function checkRaw(img: Buffer, raw: RawFormat, limits: DecodeLimits): void {
+  const { width: w, height: h, channels: ch } = raw;
+  if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1 || (ch !== 1 && ch !== 3))
+    throw new DecodeError(`raw frame format ${w}×${h}×${ch} is not valid`);
+  if (w * h > limits.maxPixels) throw new DecodeError(`raw frame ${w}×${h} exceeds max_image_pixels`);
+  if (img.length !== w * h * ch)
+    throw new DecodeError(`raw frame has ${img.length} bytes; ${w}×${h}×${ch} = ${w * h * ch} expected`);
 }

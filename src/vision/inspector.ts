@@ -193,7 +193,7 @@ export class Inspector {
     const t = performance.now();
     try {
       const c = this.engine.contract;
-      p.pixels = await decodeForModel(p.frame.image, c, { maxPixels: this.cfg.max_image_pixels });
+      p.pixels = await decodeForModel(p.frame.image, c, { maxPixels: this.cfg.max_image_pixels }, p.frame.raw);
       p.contract = c;
       p.decodeMs = performance.now() - t;
       this.stage('decode', p.decodeMs);
@@ -228,7 +228,12 @@ export class Inspector {
     try {
       if (p.contract !== engine.contract) {
         // The model was swapped to one with another input since this frame was decoded.
-        p.pixels = await decodeForModel(p.frame.image, engine.contract, { maxPixels: this.cfg.max_image_pixels });
+        p.pixels = await decodeForModel(
+          p.frame.image,
+          engine.contract,
+          { maxPixels: this.cfg.max_image_pixels },
+          p.frame.raw,
+        );
         p.contract = engine.contract;
         this.prepare(p, engine.contract);
       }
@@ -363,7 +368,8 @@ export class Inspector {
     const copy = same ? pixels : null;
     this.slot.shadow(
       cand,
-      async () => copy ?? (await decodeForModel(p.frame.image, c, { maxPixels: this.cfg.max_image_pixels })),
+      async () =>
+        copy ?? (await decodeForModel(p.frame.image, c, { maxPixels: this.cfg.max_image_pixels }, p.frame.raw)),
       Math.max(this.cfg.deadline_ms * 4, 5000),
     );
   }

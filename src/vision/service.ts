@@ -1,6 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import sharp from 'sharp';
 import { GatewayError } from '../errors.js';
 import type { Service, ServiceHealth } from '../lifecycle/service.js';
 import type { Logger } from '../log/logger.js';
@@ -230,6 +231,8 @@ export class VisionService implements Service {
           cam.id,
           {
             input: cam.input,
+            format: cam.format,
+            target: () => this.inspector!.active.contract,
             inputArgs: cam.input_args,
             fps: cam.fps,
             ...(cam.max_width !== undefined ? { maxWidth: cam.max_width } : {}),
@@ -299,9 +302,26 @@ export class VisionService implements Service {
     if (this.review && !r.late) {
       const v = r.verdict === 'failsafe' ? 'uncertain' : r.verdict;
       const keep = rv.keep.includes(v) || (v === 'good' && rv.sample_good > 0 && this.rand() < rv.sample_good);
-      if (keep && this.review.save(f.captureTs, f.cameraId, f.frameId, r.verdict, f.image, imageExt(f.image)))
-        this.m?.reviewWrites.inc();
+      if (keep) this.keepForReview(this.review, r, f);
     }
+  }
+
+  /**
+   * An encoded frame is kept as it came; raw pixels are kept as PNG (lossless: exactly the pixels
+   * the model saw), encoded on libuv's pool only for the frames kept.
+   */
+  private keepForReview(store: ReviewStore, r: InspectionResult, f: Frame): void {
+    const save = (img: Uint8Array, ext: string) => {
+      if (store.save(f.captureTs, f.cameraId, f.frameId, r.verdict, img, ext)) this.m?.reviewWrites.inc();
+    };
+    if (!f.raw) return save(f.image, imageExt(f.image));
+    sharp(f.image, { raw: f.raw })
+      .png({ compressionLevel: 6 })
+      .toBuffer()
+      .then(
+        (png) => save(png, '.png'),
+        () => store.stats.writeErrors++,
+      );
   }
 
   /**

@@ -1,6 +1,16 @@
 import type { Provider } from './config.js';
 import type { Verdict } from './decision.js';
 
+/**
+ * Uncompressed interleaved 8-bit pixels (row-major, no padding: width × height × channels bytes;
+ * 3 = R,G,B, 1 = grey). Industrial cameras and ffmpeg's rawvideo deliver these: no JPEG decode.
+ */
+export interface RawFormat {
+  width: number;
+  height: number;
+  channels: 1 | 3;
+}
+
 /** One image from a camera source. */
 export interface Frame {
   cameraId: string;
@@ -10,7 +20,9 @@ export interface Frame {
   partId: string | null;
   /** Wall-clock capture time (ms); the per-part deadline counts from here. */
   captureTs: number;
+  /** An encoded image (JPEG, PNG, …), or raw pixels when `raw` is set. */
   image: Buffer;
+  raw?: RawFormat;
   /** Called once the part is decided (verdict or fail-safe), e.g. to delete a dropped file. */
   done?: () => void;
 }

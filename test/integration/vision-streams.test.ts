@@ -87,7 +87,7 @@ function source(input: string, extra: Partial<FfmpegOptions> = {}, maxBytes = 8 
   const frames: Frame[] = [];
   const src = new FfmpegSource(
     'cam',
-    { input, inputArgs: [], fps: 10, reconnectMs: 100, reconnectMaxMs: 400, ffmpeg: FFMPEG, ...extra },
+    { input, format: 'jpeg', inputArgs: [], fps: 10, reconnectMs: 100, reconnectMaxMs: 400, ffmpeg: FFMPEG, ...extra },
     maxBytes,
     captureLog().log,
   );
@@ -411,6 +411,7 @@ test('V4L2: arguments for a USB camera (-f v4l2, input_args before -i)', () => {
     'usb',
     {
       input: '/dev/video0',
+      format: 'jpeg',
       inputArgs: ['-input_format', 'mjpeg', '-video_size', '1280x720', '-framerate', '30'],
       fps: 5,
       reconnectMs: 100,

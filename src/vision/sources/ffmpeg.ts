@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from '../../log/logger.js';
-import type { FrameSink, FrameSource } from '../types.js';
+import type { ModelContract } from '../contract.js';
+import type { FrameSink, FrameSource, RawFormat } from '../types.js';
 
 /**
  * Splits a byte stream of concatenated JPEGs (ffmpeg `-f image2pipe -c:v mjpeg`) at SOI (FFD8)
@@ -39,11 +40,54 @@ export class JpegSplitter {
     return out;
   }
 }
+/**
+ * Cuts ffmpeg's rawvideo output (frames of exactly `size` bytes back to back, no header) into
+ * frames. Each frame gets its own buffer; a partial frame at the end of a stream is dropped with
+ * the splitter (a restarted ffmpeg starts on a frame boundary again).
+ */
+export class RawSplitter {
+  private cur: Buffer;
+  private fill = 0;
+  constructor(private readonly size: number) {
+    this.cur = Buffer.allocUnsafe(size);
+  }
+  push(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    let off = 0;
+    while (off < chunk.length) {
+      const n = Math.min(this.size - this.fill, chunk.length - off);
+      chunk.copy(this.cur, this.fill, off, off + n);
+      this.fill += n;
+      off += n;
+      if (this.fill === this.size) {
+        out.push(this.cur);
+        this.cur = Buffer.allocUnsafe(this.size);
+        this.fill = 0;
+      }
+    }
+    return out;
+  }
+  /** Bytes of an unfinished frame. */
+  get pending(): number {
+    return this.fill;
+  }
+}
+
 const SOI = Buffer.from([0xff, 0xd8]);
 const EOI = Buffer.from([0xff, 0xd9]);
 
+/** What a `raw` stream is scaled to: the serving model's input (read at every ffmpeg start). */
+export type RawTarget = Pick<ModelContract, 'width' | 'height' | 'channels' | 'fit' | 'background'>;
+
 export interface FfmpegOptions {
   input: string;
+  /**
+   * `raw`: ffmpeg decodes, scales to the model's input (`target`) and writes raw RGB/grey pixels:
+   * the gateway neither decodes nor resizes (docs/vision.md "Raw frames"). `jpeg`: ffmpeg
+   * re-encodes each frame to JPEG (what the review folder keeps as is; the gateway decodes it).
+   */
+  format: 'raw' | 'jpeg';
+  target?: () => RawTarget;
   inputArgs: string[];
   fps: number;
   /** Frames wider than this are scaled down by ffmpeg (aspect kept, never up). */
@@ -56,7 +100,7 @@ export interface FfmpegOptions {
 
 /**
  * A stream through Debian's ffmpeg: RTSP, a V4L2 USB camera (/dev/video0), HTTP MJPEG or a file,
- * re-encoded to JPEG at `fps` on stdout. When ffmpeg exits (camera gone, network down, a stream
+ * at `fps` on stdout: raw pixels at the model's input size (`format: raw`, the default) or JPEG. When ffmpeg exits (camera gone, network down, a stream
  * it cannot parse) it is restarted with capped exponential backoff: `reconnect_ms`, doubled after
  * every start that delivered no frame, at most `reconnect_max_ms`; a frame resets it. Every
  * error line ffmpeg prints (a corrupt JPEG in an MJPEG stream, a lost RTP packet) is counted.
@@ -91,13 +135,30 @@ export class FfmpegSource implements FrameSource {
     private readonly log: Logger,
   ) {}
 
+  /** The raw frame format of the next start (`format: raw`), from the serving model. */
+  private rawFormat(): (RawFormat & Pick<RawTarget, 'fit' | 'background'>) | undefined {
+    if (this.opts.format !== 'raw') return undefined;
+    const t = this.opts.target?.();
+    if (!t) throw new Error('raw ffmpeg output needs the model input size');
+    return { width: t.width, height: t.height, channels: t.channels as 1 | 3, fit: t.fit, background: t.background };
+  }
+
   /** Arguments; exported for the docs and tests. */
   args(): string[] {
     const { input, inputArgs, fps, maxWidth } = this.opts;
-    // A camera streaming 1080p to a 224×224 model: scaling in ffmpeg, before its JPEG encode, saves
-    // most of the encode, the pipe and sharp's decode (which, below a shrink of 3, decodes every
-    // pixel). `\,` escapes the comma inside the filter expression (ffmpeg-filters §4.1).
-    const vf = maxWidth === undefined ? `fps=${fps}` : `fps=${fps},scale=w=min(iw\\,${maxWidth}):h=-2`;
+    const raw = this.rawFormat();
+    let vf: string;
+    let out: string[];
+    if (raw) {
+      vf = `fps=${fps},${rawScaleFilter(raw)}`;
+      out = ['-f', 'rawvideo', '-pix_fmt', raw.channels === 1 ? 'gray' : 'rgb24', 'pipe:1'];
+    } else {
+      // A camera streaming 1080p to a 224×224 model: scaling in ffmpeg, before its JPEG encode,
+      // saves most of the encode, the pipe and sharp's decode (which, below a shrink of 3, decodes
+      // every pixel). `\,` escapes the comma inside the filter expression (ffmpeg-filters §4.1).
+      vf = maxWidth === undefined ? `fps=${fps}` : `fps=${fps},scale=w=min(iw\\,${maxWidth}):h=-2`;
+      out = ['-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', '3', 'pipe:1'];
+    }
     const pre = input.startsWith('/dev/video')
       ? ['-f', 'v4l2']
       : input.startsWith('rtsp://') || input.startsWith('rtsps://')
@@ -124,17 +185,16 @@ export class FfmpegSource implements FrameSource {
       input,
       '-vf',
       vf,
-      '-f',
-      'image2pipe',
-      '-c:v',
-      'mjpeg',
-      '-q:v',
-      '3',
-      'pipe:1',
+      ...out,
     ];
   }
 
   start(sink: FrameSink): Promise<void> {
+    const raw = this.rawFormat();
+    if (raw && raw.width * raw.height * raw.channels > this.maxBytes)
+      return Promise.reject(
+        new Error(`a raw ${raw.width}×${raw.height}×${raw.channels} frame exceeds max_image_bytes ${this.maxBytes}`),
+      );
     this.spawn(sink);
     return Promise.resolve();
   }
@@ -142,15 +202,19 @@ export class FfmpegSource implements FrameSource {
   private spawn(sink: FrameSink): void {
     if (this.stopped) return;
     this.counts.starts++;
+    const raw = this.rawFormat();
     const child = spawn(this.opts.ffmpeg, this.args(), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
-    const split = new JpegSplitter(this.maxBytes);
+    const format: RawFormat | undefined = raw && { width: raw.width, height: raw.height, channels: raw.channels };
+    const split = raw ? new RawSplitter(raw.width * raw.height * raw.channels) : new JpegSplitter(this.maxBytes);
     let gotFrame = false;
     let stderr = '';
     child.stdout!.on('data', (chunk: Buffer) => {
       const images = split.push(chunk);
-      this.counts.oversize += split.oversize;
-      split.oversize = 0;
+      if (split instanceof JpegSplitter) {
+        this.counts.oversize += split.oversize;
+        split.oversize = 0;
+      }
       for (const image of images) {
         const captureTs = Date.now();
         this.seq++;
@@ -162,6 +226,7 @@ export class FfmpegSource implements FrameSource {
           partId: null,
           captureTs,
           image,
+          ...(format ? { raw: format } : {}),
         });
       }
     });
@@ -219,9 +284,28 @@ export class FfmpegSource implements FrameSource {
   view(): Record<string, unknown> {
     return {
       kind: this.kind,
+      format: this.opts.format,
       input: this.opts.input.replace(/\/\/[^@/]*@/, '//[redacted]@'),
       running: this.child !== null,
       ...this.counts,
     };
   }
+}
+
+/**
+ * ffmpeg filters that scale a frame to the model's input with the model's fit (the geometry
+ * decode.ts gives with libvips): `fill` stretches; `cover` scales to cover and crops the centre;
+ * `contain` scales to fit and pads with the background, centred (the odd pixel to the
+ * bottom/right: pad's x/y round down). Lanczos, as libvips; accurate_rnd and full_chroma_int
+ * convert colour at full chroma resolution with exact rounding (ffmpeg-scaler "sws_flags").
+ * Then the model's pixel format: rgb24, or gray (luma).
+ */
+export function rawScaleFilter(t: RawTarget): string {
+  const { width: w, height: h } = t;
+  const flags = 'flags=lanczos+accurate_rnd+full_chroma_int';
+  const fmt = `format=${t.channels === 1 ? 'gray' : 'rgb24'}`;
+  if (t.fit === 'fill') return `scale=${w}:${h}:${flags},${fmt}`;
+  if (t.fit === 'cover') return `scale=${w}:${h}:force_original_aspect_ratio=increase:${flags},crop=${w}:${h},${fmt}`;
+  const hex = t.background.map((v) => v.toString(16).padStart(2, '0')).join('');
+  return `scale=${w}:${h}:force_original_aspect_ratio=decrease:${flags},pad=${w}:${h}:(ow-iw)/2:(oh-ih)/2:color=0x${hex},${fmt}`;
 }
