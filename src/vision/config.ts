@@ -212,6 +212,12 @@ export const VisionConfigSchema = section(
       description: 'Per defect label: confidence needed for "defective"; others use default_defect_threshold.',
     }),
     default_defect_threshold: Type.Number({ minimum: 0, maximum: 1, default: 0.5 }),
+    result_scores: Type.Integer({
+      minimum: 0,
+      maximum: 100000,
+      default: 10,
+      description: 'Scores in a published result: the N most probable labels, highest first (0 = every label).',
+    }),
     reject: Type.Array(RejectActionConfig, { default: [], description: 'Actions for defective parts.' }),
     reject_uncertain: Type.Boolean({
       default: true,

@@ -78,6 +78,7 @@ export class Inspector {
       defectThresholds: cfg.defect_thresholds,
       defaultDefectThreshold: cfg.default_defect_threshold,
       uncertainBelow: cfg.uncertain_below,
+      topScores: cfg.result_scores,
     });
   }
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { decide, softmax } from '../../../src/vision/decision.js';
+import { decide, softmax, topScores } from '../../../src/vision/decision.js';
 import { readOnnxMetadata } from '../../../src/vision/onnx-metadata.js';
 import { ReviewStore, imageExt } from '../../../src/vision/review.js';
 import { JpegSplitter } from '../../../src/vision/sources/ffmpeg.js';
@@ -94,4 +94,30 @@ test('reservoir percentiles (nearest rank) over the last N', () => {
   for (let i = 1; i <= 200; i++) r.add(i);
   assert.deepEqual(r.percentiles(), { p50: 150, p95: 195, p99: 199 });
   assert.deepEqual(new Reservoir().percentiles([50]), { p50: null });
+});
+
+test('result scores: the N most probable labels, highest first; all when N is 0 or covers them', () => {
+  const labels = Array.from({ length: 1000 }, (_, i) => `c${i}`);
+  const probs = Array.from({ length: 1000 }, (_, i) => ((i * 7919) % 1000) / 500000);
+  const ref = probs
+    .map((p, i) => [labels[i]!, p] as const)
+    .sort((a, b) => b[1] - a[1] || labels.indexOf(a[0]) - labels.indexOf(b[0]));
+  for (const n of [1, 3, 10, 999]) assert.deepEqual(Object.entries(topScores(probs, labels, n)), ref.slice(0, n));
+  assert.deepEqual(Object.entries(topScores(probs, labels, 0)), ref);
+  assert.deepEqual(Object.entries(topScores(probs, labels, 5000)), ref);
+  // Ties keep label order.
+  assert.deepEqual(Object.keys(topScores([0.25, 0.25, 0.25, 0.25], ['a', 'b', 'c', 'd'], 2)), ['a', 'b']);
+  // The decision itself does not depend on N: a defect label outside the reported scores still rejects.
+  const many = Array.from({ length: 20 }, (_, i) => (i === 19 ? 'chip' : `good${i}`));
+  const logits = many.map((l) => (l === 'chip' ? Math.log(0.3) : Math.log(0.7 / 19)));
+  const d = decide(logits, {
+    labels: many,
+    goodLabels: many.filter((l) => l !== 'chip'),
+    defectThresholds: {},
+    defaultDefectThreshold: 0.25,
+    uncertainBelow: 0.5,
+    topScores: 1,
+  });
+  assert.equal(d.verdict, 'defective');
+  assert.deepEqual(Object.keys(d.scores), ['chip']);
 });
