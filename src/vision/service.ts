@@ -151,6 +151,9 @@ export class VisionService implements Service {
       onStage: (s, ms) => this.m?.stage.observe({ stage: s }, ms / 1000),
       onEngineDead: (dead) => this.reload(dead),
     });
+    this.inspector.slot.onServe = () => {
+      for (const src of this.sources) src.retarget?.();
+    };
     this.setModelGauge();
     for (const cam of cfg.cameras) this.sources.push(this.makeSource(cam));
     const sink = (f: Frame) => this.inspector?.push(f);

@@ -29,6 +29,8 @@ const iso = () => new Date().toISOString();
 export class ModelSlot {
   swap: SwapState = { state: 'idle', path: null, reason: null, shadowAnswered: 0, at: null };
   private cand: Candidate | null = null;
+  /** Called when another engine starts serving (a swap or a restarted worker). */
+  onServe: ((engine: InferenceEngine) => void) | undefined;
 
   constructor(
     private serving: InferenceEngine,
@@ -84,6 +86,7 @@ export class ModelSlot {
     this.log.info({ model: engine.modelPath, provider: engine.provider, was: old.modelPath }, 'vision model switched');
     // The old worker finishes a run already queued before it handles close (one message chain).
     void old.close();
+    this.onServe?.(engine);
   }
 
   abandon(reason: string): void {
@@ -105,6 +108,7 @@ export class ModelSlot {
     }
     this.serving = engine;
     this.counters.workerRestarts++;
+    this.onServe?.(engine);
     this.log.warn({ model: engine.modelPath, provider: engine.provider }, 'vision: inference worker restarted');
   }
 

@@ -35,6 +35,8 @@ export interface FrameSource {
   readonly kind: string;
   start(sink: FrameSink): Promise<void>;
   stop(): Promise<void>;
+  /** Another model now serves: a source producing the model's input size follows it. */
+  retarget?(): void;
   /** Counters and state for /mgmt/inspection. */
   view(): Record<string, unknown>;
 }

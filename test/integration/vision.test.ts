@@ -424,3 +424,63 @@ test('inspecting at full speed keeps the event loop responsive (p99 delay bounde
     await svc.stop();
   }
 });
+
+test(
+  'ffmpeg raw frames follow a model swap to another input size: ffmpeg restarts at the new size, no part fails',
+  { skip: !existsSync('/usr/bin/ffmpeg') && 'ffmpeg not installed' },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'egw-vision-retarget-'));
+    const tiny = join(dir, 'tiny-32.onnx');
+    copyFileSync(join(process.cwd(), 'test', 'fixtures', 'vision', 'tiny-32.onnx'), tiny);
+    const pub = new RecordingPublisher();
+    const log = captureLog();
+    const svc = new VisionService({
+      config: visionConfig({
+        cameras: [
+          {
+            id: 'cam',
+            kind: 'ffmpeg',
+            input: 'testsrc=size=160x120:rate=10:duration=120',
+            input_args: ['-re', '-f', 'lavfi'],
+            fps: 10,
+          },
+        ],
+        deadline_ms: 5000,
+      }),
+      log: log.log,
+      publisher: pub,
+    });
+    await svc.start();
+    try {
+      const view = () => svc.view().cameras.cam as { rawSize?: string; starts: number; format: string };
+      await pub.until(() => pub.results().length >= 5, 30000, 'results at 64×64');
+      assert.equal(view().format, 'raw');
+      assert.equal(view().rawSize, '64x64x3');
+      await svc.swapModel(tiny);
+      await pub.until(() => svc.view().swap.state === 'switched', 20000, 'switched');
+      await pub.until(() => view().rawSize === '32x32x3', 20000, 'ffmpeg restarted at 32×32');
+      const before = pub.results().length;
+      await pub.until(
+        () => pub.results().filter((r) => r.model === 'tiny-32.onnx').length >= 5 && pub.results().length > before,
+        30000,
+        'results from the new model',
+      );
+      assert.equal(view().starts, 2, 'one planned restart, no backoff restarts');
+      assert.ok(
+        log.lines().some((l) => l.msg === 'vision: model input changed; restarting ffmpeg at the new size'),
+        'the restart is logged',
+      );
+    } finally {
+      await svc.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const results = pub.results();
+    assert.deepEqual(
+      // A frame still queued when the test stops the service is `stopped`, not a swap casualty.
+      results.filter((r) => r.verdict === 'failsafe' && r.failSafe?.reason !== 'stopped').map((r) => r.failSafe),
+      [],
+      'no part failed or was dropped across the swap',
+    );
+    assert.ok(results.some((r) => r.model === 'demo-defects.onnx') && results.some((r) => r.model === 'tiny-32.onnx'));
+  },
+);

@@ -114,6 +114,10 @@ export class FfmpegSource implements FrameSource {
   private stopped = false;
   private seq = 0;
   private failedStarts = 0;
+  /** The raw format the running ffmpeg writes (undefined for jpeg). */
+  private current: RawFormat | undefined;
+  /** Set by retarget(): the next exit is a planned restart, without backoff. */
+  private restartNow = false;
   private readonly counts = {
     frames: 0,
     starts: 0,
@@ -206,6 +210,7 @@ export class FfmpegSource implements FrameSource {
     const child = spawn(this.opts.ffmpeg, this.args(), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     const format: RawFormat | undefined = raw && { width: raw.width, height: raw.height, channels: raw.channels };
+    this.current = format;
     const split = raw ? new RawSplitter(raw.width * raw.height * raw.channels) : new JpegSplitter(this.maxBytes);
     let gotFrame = false;
     let stderr = '';
@@ -253,6 +258,11 @@ export class FfmpegSource implements FrameSource {
       }
       this.counts.lastExit = `${code ?? signal}: ${this.counts.lastError ?? ''}`;
       if (this.stopped) return;
+      if (this.restartNow) {
+        this.restartNow = false;
+        this.spawn(sink);
+        return;
+      }
       this.failedStarts = gotFrame ? 0 : this.failedStarts + 1;
       const doublings = Math.min(Math.max(this.failedStarts - 1, 0), 20);
       const delay = Math.min(this.opts.reconnectMs * 2 ** doublings, this.opts.reconnectMaxMs);
@@ -263,6 +273,28 @@ export class FfmpegSource implements FrameSource {
       );
       this.timer = setTimeout(() => this.spawn(sink), delay);
     });
+  }
+
+  /**
+   * A swapped-in model with another input size or channel count: ffmpeg is restarted at once to
+   * write the new size. Frames already out at the old size are resized by the gateway
+   * (decodeForModel), so no part is lost or misjudged meanwhile.
+   */
+  retarget(): void {
+    const next = this.rawFormat();
+    const cur = this.current;
+    if (!next || !cur || this.stopped || !this.child) return;
+    if (next.width === cur.width && next.height === cur.height && next.channels === cur.channels) return;
+    this.log.info(
+      {
+        camera: this.cameraId,
+        from: `${cur.width}x${cur.height}x${cur.channels}`,
+        to: `${next.width}x${next.height}x${next.channels}`,
+      },
+      'vision: model input changed; restarting ffmpeg at the new size',
+    );
+    this.restartNow = true;
+    this.child.kill('SIGTERM');
   }
 
   async stop(): Promise<void> {
@@ -285,6 +317,7 @@ export class FfmpegSource implements FrameSource {
     return {
       kind: this.kind,
       format: this.opts.format,
+      ...(this.current ? { rawSize: `${this.current.width}x${this.current.height}x${this.current.channels}` } : {}),
       input: this.opts.input.replace(/\/\/[^@/]*@/, '//[redacted]@'),
       running: this.child !== null,
       ...this.counts,
