@@ -8,6 +8,7 @@ Debian packages: python3-torch, python3-onnx (use /usr/bin/python3).
   vision-train.py demo DATA_DIR OUT.onnx      # DATA_DIR: {train,val}.u8 (N×64×64×3 HWC) + .labels
   vision-train.py mobilenetv2 OUT.onnx         # 224×224, 1000 classes, random weights (timing only)
   vision-train.py nhwc IN.onnx OUT.onnx        # the same model taking NHWC input (a Transpose in front)
+  vision-train.py tiny32 OUT.onnx              # 32×32 4-label test model (a swap to another input size)
 """
 import json
 import sys
@@ -40,6 +41,30 @@ def demo_net():
         # Max, not average: a defect is a small local feature anywhere on the part.
         nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(64, len(LABELS)),
     )
+
+
+def tiny32(out):
+    """A 32×32 four-label model (GlobalAveragePool → Gemm; "good" wins on grey): not a detector,
+    only a model with another input size than the demo's 64×64, for tests of a swap between them."""
+    from onnx import TensorProto, helper, numpy_helper
+    w = numpy_helper.from_array(np.eye(4, 3, dtype=np.float32), "W")
+    b = numpy_helper.from_array(np.array([2, 0, 0, 0], dtype=np.float32), "B")
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["image"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"], axis=1),
+        helper.make_node("Gemm", ["f", "W", "B"], ["logits"], transB=1),
+    ]
+    g = helper.make_graph(nodes, "tiny32",
+                          [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])], [w, b])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="edge-gateway tests")
+    m.ir_version = 8
+    for k, v in [("labels", json.dumps(LABELS)), ("good_labels", '["good"]'), ("layout", "NCHW"),
+                 ("mean", "0.5,0.5,0.5"), ("std", "0.25,0.25,0.25"), ("scale", str(1 / 255))]:
+        p = m.metadata_props.add()
+        p.key, p.value = k, v
+    onnx.checker.check_model(m)
+    onnx.save(m, out)
 
 
 def mobilenet_v2(num_classes=1000):
@@ -104,6 +129,9 @@ def to_nhwc(src, out):
 def main():
     if sys.argv[1] == "nhwc":
         to_nhwc(sys.argv[2], sys.argv[3])
+        return
+    if sys.argv[1] == "tiny32":
+        tiny32(sys.argv[2])
         return
     torch.manual_seed(0)
     np.random.seed(0)
