@@ -7,7 +7,7 @@ import {
   type Server as TlsServer,
   type TLSSocket,
 } from 'node:tls';
-import { Aedes, type PublishPacket } from 'aedes';
+import { Aedes, type AedesPublishPacket, type PublishPacket } from 'aedes';
 import type { Registry } from 'prom-client';
 import type { DeviceRegistry } from '../devices/registry.js';
 import { GatewayError } from '../errors.js';
@@ -34,6 +34,20 @@ export interface BrokerServiceOptions {
   db: Db;
 }
 
+/** MQTT 5 user properties of a message (vision's MQTT cameras read `part_id`). */
+export interface InternalMessageProps {
+  userProperties?: Record<string, string | string[]>;
+}
+export type InternalHandler = (topic: string, payload: Buffer, props?: InternalMessageProps) => void;
+
+/** A gateway module's subscription on the local broker (`subscribe`). */
+interface InternalSub {
+  filter: string;
+  handler: InternalHandler;
+  /** The function given to aedes while attached (for unsubscribe). */
+  deliver: ((packet: AedesPublishPacket, done: () => void) => void) | undefined;
+}
+
 /** A slow subscriber that does not read for this long is disconnected (aedes drainTimeout). */
 const DRAIN_TIMEOUT_MS = 30000;
 /** A socket that has not sent CONNECT within this is closed (MQTT-3.1.0-1 allows "reasonable"). */
@@ -55,7 +69,7 @@ export class BrokerService implements Service {
   private readonly rate: ConnectRateLimiter;
   private readonly warn: RateLimitedLog;
   private lastError: string | undefined;
-  private readonly internal: { filter: string; handler: (topic: string, payload: Buffer) => void }[] = [];
+  private readonly internal: InternalSub[] = [];
 
   constructor(private readonly o: BrokerServiceOptions) {
     this.metrics = new BrokerMetrics(o.registry, () => this.aedes?.connectedClients ?? 0);
@@ -104,23 +118,7 @@ export class BrokerService implements Service {
     });
     this.aedes = aedes;
     this.policy.attach(aedes, this.persistence);
-    for (const { filter, handler } of this.internal) {
-      await new Promise<void>((resolve) =>
-        aedes.subscribe(
-          filter,
-          (packet, done) => {
-            // The gateway's own consumers must never break delivery to the devices.
-            try {
-              handler(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
-            } catch (err) {
-              log.error({ err, topic: packet.topic }, 'internal subscriber failed');
-            }
-            done();
-          },
-          resolve,
-        ),
-      );
-    }
+    for (const sub of this.internal) await this.attach(aedes, sub);
     // Without an 'error' listener aedes would crash the process.
     onBrokerError(aedes, (err: Error) => {
       // Raised by aedes when the persistence fails while routing; the message was not queued.
@@ -260,10 +258,42 @@ export class BrokerService implements Service {
 
   /**
    * Lets a gateway module see messages published on `filter` (e.g. `commands/+` for devices a
-   * driver owns). Register before start; handlers run on the broker's delivery path, so keep them short.
+   * driver owns), before or after start; resolves, once subscribed, to the unsubscribe. Handlers
+   * run on the broker's delivery path, so keep them short.
    */
-  subscribe(filter: string, handler: (topic: string, payload: Buffer) => void): void {
-    this.internal.push({ filter, handler });
+  subscribe(filter: string, handler: InternalHandler): Promise<() => void> {
+    const sub: InternalSub = { filter, handler, deliver: undefined };
+    this.internal.push(sub);
+    // A module started after the broker (vision's MQTT cameras start with their service) is
+    // subscribed at once; the rest when the broker starts.
+    const aedes = this.aedes;
+    const attached = aedes && !aedes.closed ? this.attach(aedes, sub) : Promise.resolve();
+    return attached.then(() => () => {
+      const i = this.internal.indexOf(sub);
+      if (i >= 0) this.internal.splice(i, 1);
+      const a = this.aedes;
+      if (a && !a.closed && sub.deliver) a.unsubscribe(sub.filter, sub.deliver, () => undefined);
+      sub.deliver = undefined;
+    });
+  }
+
+  private attach(aedes: Aedes, sub: InternalSub): Promise<void> {
+    const deliver = (packet: AedesPublishPacket, done: () => void): void => {
+      // The gateway's own consumers must never break delivery to the devices.
+      try {
+        const up = (packet as { properties?: InternalMessageProps }).properties?.userProperties;
+        sub.handler(
+          packet.topic,
+          Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
+          up ? { userProperties: up } : undefined,
+        );
+      } catch (err) {
+        this.o.log.error({ err, topic: packet.topic }, 'internal subscriber failed');
+      }
+      done();
+    };
+    sub.deliver = deliver;
+    return new Promise<void>((resolve) => aedes.subscribe(sub.filter, deliver, resolve));
   }
 
   /** Publishes on behalf of the gateway (commands, alerts, results); bypasses the ACL. */

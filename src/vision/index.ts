@@ -21,8 +21,7 @@ export const visionModule: CapabilityModule = {
       publisher: needSeam(ctx.provided.publisher, 'publisher', 'vision'),
       ...(broker
         ? {
-            subscribe: (filter: string, handler: (topic: string, payload: Buffer) => void) =>
-              broker.subscribe(filter, handler),
+            subscribe: (filter, handler) => broker.subscribe(filter, handler),
           }
         : {}),
     });
