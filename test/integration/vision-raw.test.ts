@@ -15,7 +15,7 @@ import { GatewayError } from '../../src/errors.js';
 import type { ModelContract } from '../../src/vision/contract.js';
 import { decodeForModel } from '../../src/vision/decode.js';
 import { FfmpegSource, rawScaleFilter, type RawTarget } from '../../src/vision/sources/ffmpeg.js';
-import type { Frame } from '../../src/vision/types.js';
+import type { Frame, RawFormat } from '../../src/vision/types.js';
 import { VisionService } from '../../src/vision/service.js';
 import { partPng, partSvg, rng, DEMO_LABELS, type DemoLabel } from '../../scripts/vision-synth.js';
 import { captureLog, RecordingPublisher, visionConfig } from './vision-harness.js';
@@ -155,6 +155,64 @@ test(
     assert.equal(ffmpegChildren(), '');
   },
 );
+
+test('raw frames pushed by a camera integration: any size decided as its PNG is; a malformed one is a counted fail-safe', async () => {
+  const pub = new RecordingPublisher();
+  const svc = new VisionService({
+    config: visionConfig({
+      deadline_ms: 10000,
+      reject: [{ kind: 'command', device_id: 'gate', command: { coil: 0 } }],
+    }),
+    log: captureLog().log,
+    publisher: pub,
+  });
+  await svc.start();
+  try {
+    const r = rng(31);
+    const parts: { label: DemoLabel; png: Buffer }[] = [];
+    for (const label of DEMO_LABELS) parts.push({ label, png: await partPng(label, r, 160) });
+    const push = (frameId: string, image: Buffer, raw?: RawFormat) =>
+      svc.push({
+        cameraId: 'line',
+        frameId,
+        partId: `P-${frameId}`,
+        captureTs: Date.now(),
+        image,
+        ...(raw ? { raw } : {}),
+      });
+    for (const { label, png } of parts) {
+      push(`png-${label}`, png);
+      // 160×160 RGB (resized by libvips) and 64×64 (the model's size: used as is) raw pixels.
+      const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      push(`raw160-${label}`, data, { width: info.width, height: info.height, channels: 3 });
+      const small = await sharp(png).removeAlpha().resize(64, 64, { fit: 'fill' }).raw().toBuffer();
+      push(`raw64-${label}`, small, { width: 64, height: 64, channels: 3 });
+    }
+    const good = parts[0]!.png;
+    push('short', Buffer.alloc(64 * 64 * 3 - 1), { width: 64, height: 64, channels: 3 });
+    push('no-pixels', good, { width: 0, height: 64, channels: 3 });
+    await pub.until(() => pub.results().length >= parts.length * 3 + 2, 20000, 'every frame decided');
+    const by = new Map(pub.results().map((x) => [x.frameId, x]));
+    for (const { label } of parts) {
+      const png = by.get(`png-${label}`)!;
+      assert.equal(png.label, label);
+      for (const k of ['raw160', 'raw64']) {
+        const x = by.get(`${k}-${label}`)!;
+        assert.equal(x.label, label, `${k}-${label}`);
+        // Same pixels as the PNG: the same scores.
+        if (k === 'raw160') assert.deepEqual(x.scores, png.scores);
+        else assert.ok(Math.abs(x.scores[label]! - png.scores[label]!) < 0.05, `${k}-${label} scores`);
+      }
+    }
+    for (const id of ['short', 'no-pixels'])
+      assert.deepEqual(by.get(id)!.failSafe, { reason: 'frame_error', action: 'reject' });
+    assert.equal(svc.view().counters.frameErrors, 2);
+    const rejected = pub.commands().map((c) => c.body.part_id);
+    assert.ok(rejected.includes('P-short') && rejected.includes('P-no-pixels'));
+  } finally {
+    await svc.stop();
+  }
+});
 
 /** Per-channel mean absolute difference, overall and on the outermost rows and columns. */
 function compare(a: Uint8Array, b: Uint8Array, w: number, h: number, ch: number) {

@@ -281,6 +281,31 @@ test('rawScaleFilter: a grey model gets RGB from ffmpeg (the grey conversion is 
   );
 });
 
+test("rawScaleFilter: a grey model's pad is exactly the border grey decodeForModel gives, for any background", async () => {
+  const img = await asPng(
+    rawImage(20, 10, 3, () => 128),
+    { width: 20, height: 10, channels: 3 },
+  );
+  // Greys whose weighted sum lands just under the integer (5 → 4.999999999999999) and colours
+  // whose fraction is above one half: sharp stores the value through a float and truncates.
+  const backgrounds: [number, number, number][] = [
+    [0, 0, 0],
+    [5, 5, 5],
+    [13, 13, 13],
+    [255, 255, 255],
+    [200, 30, 90],
+    [200, 30, 91],
+    [255, 0, 0],
+    [3, 200, 255],
+  ];
+  for (const background of backgrounds) {
+    const c = contract({ channels: 1, mean: [0], std: [1], fit: 'contain', width: 8, height: 8, background });
+    const border = (await decodeForModel(img, c, LIMITS))[0]!;
+    const hex = /color=0x([0-9a-f]{6})/.exec(rawScaleFilter(c))![1]!;
+    assert.equal(hex, border.toString(16).padStart(2, '0').repeat(3), `background ${background.join(',')}`);
+  }
+});
+
 test('ffmpeg arguments in raw mode: the filter, rawvideo rgb24 on stdout; the target is read at every call', () => {
   let t = target({ width: 64, height: 48 });
   const s = new FfmpegSource(
