@@ -394,9 +394,11 @@ test(
       current!.frames++;
     });
     try {
+      assert.equal(children.length, 1, 'the spawned child is seen (FfmpegSource keeps it in `child`)');
       await until(() => children.length >= 3 && children[2]!.frames >= 3, 30000, 'frames after two kills');
     } finally {
       await s.src.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
     const v = view(s.src);
     assert.ok(v.starts >= 3 && v.exits >= 2, `starts ${v.starts}, exits ${v.exits}`);
@@ -413,6 +415,5 @@ test(
       assert.equal(c.frames, Math.floor(c.bytes / size), `child ${c.pid}: whole frames only`);
     }
     assert.equal(ffmpegChildren(), '');
-    rmSync(dir, { recursive: true, force: true });
   },
 );
