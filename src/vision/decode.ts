@@ -30,7 +30,8 @@ export class DecodeError extends GatewayError {
  * - Alpha is dropped (colour values kept as stored, not composited). When a resize happens,
  *   libvips resamples premultiplied, so a semi-transparent pixel may come back ±1.
  * - Greyscale input is replicated to R = G = B for a 3-channel model; colour input to a
- *   1-channel model is converted with libvips' sRGB → b-w (Rec. 601 luma).
+ *   1-channel model is converted with libvips' sRGB → b-w (luminance in linear light, not Rec. 601
+ *   luma of the gamma values: tens of levels apart on saturated colours).
  * - fit `fill` stretches to exactly W×H (aspect not kept, no border; the default: a camera over a
  *   belt is framed once and stretching keeps every pixel of the part); `cover` scales to cover and
  *   crops the centre; `contain` scales to fit and fills the border (centred; the extra pixel of an

@@ -49,6 +49,8 @@ export class RawSplitter {
   private cur: Buffer;
   private fill = 0;
   constructor(private readonly size: number) {
+    // A size of 0 would never complete a frame and spin on every chunk.
+    if (!Number.isInteger(size) || size < 1) throw new RangeError(`raw frame size ${size} is not a positive integer`);
     this.cur = Buffer.allocUnsafe(size);
   }
   push(chunk: Buffer): Buffer[] {
@@ -82,7 +84,7 @@ export type RawTarget = Pick<ModelContract, 'width' | 'height' | 'channels' | 'f
 export interface FfmpegOptions {
   input: string;
   /**
-   * `raw`: ffmpeg decodes, scales to the model's input (`target`) and writes raw RGB/grey pixels:
+   * `raw`: ffmpeg decodes, scales to the model's input (`target`) and writes raw RGB pixels:
    * the gateway neither decodes nor resizes (docs/vision.md "Raw frames"). `jpeg`: ffmpeg
    * re-encodes each frame to JPEG (what the review folder keeps as is; the gateway decodes it).
    */
@@ -139,12 +141,15 @@ export class FfmpegSource implements FrameSource {
     private readonly log: Logger,
   ) {}
 
-  /** The raw frame format of the next start (`format: raw`), from the serving model. */
-  private rawFormat(): (RawFormat & Pick<RawTarget, 'fit' | 'background'>) | undefined {
+  /**
+   * The raw frame format of the next start (`format: raw`), from the serving model. Always RGB:
+   * a grey model's frames are converted by decodeForModel, as encoded frames are (rawScaleFilter).
+   */
+  private rawFormat(): (RawFormat & { target: RawTarget }) | undefined {
     if (this.opts.format !== 'raw') return undefined;
     const t = this.opts.target?.();
     if (!t) throw new Error('raw ffmpeg output needs the model input size');
-    return { width: t.width, height: t.height, channels: t.channels as 1 | 3, fit: t.fit, background: t.background };
+    return { width: t.width, height: t.height, channels: 3, target: t };
   }
 
   /** Arguments; exported for the docs and tests. */
@@ -154,8 +159,8 @@ export class FfmpegSource implements FrameSource {
     let vf: string;
     let out: string[];
     if (raw) {
-      vf = `fps=${fps},${rawScaleFilter(raw)}`;
-      out = ['-f', 'rawvideo', '-pix_fmt', raw.channels === 1 ? 'gray' : 'rgb24', 'pipe:1'];
+      vf = `fps=${fps},${rawScaleFilter(raw.target)}`;
+      out = ['-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
     } else {
       // A camera streaming 1080p to a 224×224 model: scaling in ffmpeg, before its JPEG encode,
       // saves most of the encode, the pipe and sharp's decode (which, below a shrink of 3, decodes
@@ -330,15 +335,34 @@ export class FfmpegSource implements FrameSource {
  * decode.ts gives with libvips): `fill` stretches; `cover` scales to cover and crops the centre;
  * `contain` scales to fit and pads with the background, centred (the odd pixel to the
  * bottom/right: pad's x/y round down). Lanczos, as libvips; accurate_rnd and full_chroma_int
- * convert colour at full chroma resolution with exact rounding (ffmpeg-scaler "sws_flags").
- * Then the model's pixel format: rgb24, or gray (luma).
+ * convert colour at full chroma resolution with exact rounding, full_chroma_inp reads RGB input
+ * at full chroma (without it an odd-width RGB source gets a wrong last column and colour bleeding
+ * at edges) (ffmpeg-scaler "sws_flags").
+ * - cover: sharp crops the odd pixel of an odd margin on the left/top ((in − out + 1) / 2, sharp
+ *   CalculateCrop); with crop's default x/y the crop sat one pixel left/up of sharp's.
+ * - The output is always rgb24. A grey model gets its grey from decodeForModel (libvips'
+ *   sRGB → b-w, as encoded frames get): ffmpeg's `gray` is Rec. 601 luma of the gamma values,
+ *   tens of levels away from it on saturated colours. Its pad is the grey sharp gives a 1-band
+ *   image for the background (greyBackground), so the border converts to exactly that grey.
  */
 export function rawScaleFilter(t: RawTarget): string {
   const { width: w, height: h } = t;
-  const flags = 'flags=lanczos+accurate_rnd+full_chroma_int';
-  const fmt = `format=${t.channels === 1 ? 'gray' : 'rgb24'}`;
+  const flags = 'flags=lanczos+accurate_rnd+full_chroma_int+full_chroma_inp';
+  const fmt = 'format=rgb24';
   if (t.fit === 'fill') return `scale=${w}:${h}:${flags},${fmt}`;
-  if (t.fit === 'cover') return `scale=${w}:${h}:force_original_aspect_ratio=increase:${flags},crop=${w}:${h},${fmt}`;
-  const hex = t.background.map((v) => v.toString(16).padStart(2, '0')).join('');
+  if (t.fit === 'cover')
+    return `scale=${w}:${h}:force_original_aspect_ratio=increase:${flags},crop=${w}:${h}:floor((iw-ow+1)/2):floor((ih-oh+1)/2),${fmt}`;
+  const bg = t.channels === 1 ? greyBackground(t.background) : t.background;
+  const hex = bg.map((v) => v.toString(16).padStart(2, '0')).join('');
   return `scale=${w}:${h}:force_original_aspect_ratio=decrease:${flags},pad=${w}:${h}:(ow-iw)/2:(oh-ih)/2:color=0x${hex},${fmt}`;
+}
+
+/**
+ * The grey sharp fills a 1-band image's contain border with: Rec. 709 weights on the background
+ * (sharp ApplyAlpha), stored through a float and truncated to 8 bits by libvips (checked against
+ * sharp for every grey and 300 random colours). As R = G = B it stays that grey through b-w.
+ */
+function greyBackground([r, g, b]: [number, number, number]): [number, number, number] {
+  const v = Math.floor(Math.fround(0.2126 * r + 0.7152 * g + 0.0722 * b));
+  return [v, v, v];
 }
