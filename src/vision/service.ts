@@ -310,8 +310,9 @@ export class VisionService implements Service {
   }
 
   /**
-   * An encoded frame is kept as it came; raw pixels are kept as PNG (lossless: exactly the pixels
-   * the model saw), encoded on libuv's pool only for the frames kept.
+   * An encoded frame is kept as it came; raw pixels are kept as PNG (lossless: the frame's pixels
+   * exactly — for a grey model the RGB frame its grey was made from), encoded on libuv's pool only
+   * for the frames kept.
    */
   private keepForReview(store: ReviewStore, r: InspectionResult, f: Frame): void {
     const save = (img: Uint8Array, ext: string) => {

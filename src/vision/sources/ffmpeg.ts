@@ -85,7 +85,7 @@ export interface FfmpegOptions {
   input: string;
   /**
    * `raw`: ffmpeg decodes, scales to the model's input (`target`) and writes raw RGB pixels:
-   * the gateway neither decodes nor resizes (docs/vision.md "Raw frames"). `jpeg`: ffmpeg
+   * the gateway neither decodes nor resizes (docs/vision.md "Streams through ffmpeg"). `jpeg`: ffmpeg
    * re-encodes each frame to JPEG (what the review folder keeps as is; the gateway decodes it).
    */
   format: 'raw' | 'jpeg';
@@ -118,6 +118,8 @@ export class FfmpegSource implements FrameSource {
   private failedStarts = 0;
   /** The raw format the running ffmpeg writes (undefined for jpeg). */
   private current: RawFormat | undefined;
+  /** The scale filter the running ffmpeg was started with (size, fit, pad colour). */
+  private currentFilter: string | undefined;
   /** Set by retarget(): the next exit is a planned restart, without backoff. */
   private restartNow = false;
   private readonly counts = {
@@ -216,6 +218,7 @@ export class FfmpegSource implements FrameSource {
     this.child = child;
     const format: RawFormat | undefined = raw && { width: raw.width, height: raw.height, channels: raw.channels };
     this.current = format;
+    this.currentFilter = raw && rawScaleFilter(raw.target);
     const split = raw ? new RawSplitter(raw.width * raw.height * raw.channels) : new JpegSplitter(this.maxBytes);
     let gotFrame = false;
     let stderr = '';
@@ -281,20 +284,20 @@ export class FfmpegSource implements FrameSource {
   }
 
   /**
-   * A swapped-in model with another input size or channel count: ffmpeg is restarted at once to
-   * write the new size. Frames already out at the old size are resized by the gateway
+   * A swapped-in model with another input size, fit or background (a grey model pads with another
+   * colour): ffmpeg is restarted at once with the new scale filter. Frames already out at the old size are resized by the gateway
    * (decodeForModel), so no part is lost or misjudged meanwhile.
    */
   retarget(): void {
     const next = this.rawFormat();
     const cur = this.current;
     if (!next || !cur || this.stopped || !this.child) return;
-    if (next.width === cur.width && next.height === cur.height && next.channels === cur.channels) return;
+    if (rawScaleFilter(next.target) === this.currentFilter) return;
     this.log.info(
       {
         camera: this.cameraId,
-        from: `${cur.width}x${cur.height}x${cur.channels}`,
-        to: `${next.width}x${next.height}x${next.channels}`,
+        from: `${cur.width}x${cur.height}`,
+        to: `${next.width}x${next.height} ${next.target.fit}`,
       },
       'vision: model input changed; restarting ffmpeg at the new size',
     );
