@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import mqtt from 'mqtt';
+import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { Cloud, freePort } from '../test/integration/uplink-cloud.js';
 import { DEMO_LABELS, partSvg, rng } from './vision-synth.js';
@@ -58,6 +59,30 @@ async function loopP99Ms(metricsPort: number): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   const m = /^edge_gateway_nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(text);
   return m ? +(Number(m[1]) * 1000).toFixed(2) : NaN;
+}
+
+/**
+ * The inference-only rate: bare `session.run` on a prepared tensor, in this process, same thread
+ * settings as the gateway's worker (intra_op_threads 1, no spinning), while the gateway idles.
+ */
+async function inferenceOnlyFps(runs: number): Promise<number> {
+  const s = await ort.InferenceSession.create(MODEL, {
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  });
+  const meta = s.inputMetadata[0]!;
+  const dims = (meta.isTensor ? meta.shape : []).map((d) => (typeof d === 'number' ? d : 1));
+  const feed = {
+    [s.inputNames[0]!]: new ort.Tensor('float32', new Float32Array(dims.reduce((a, d) => a * d, 1)).fill(0.5), dims),
+  };
+  for (let i = 0; i < 5; i++) await s.run(feed);
+  const t = performance.now();
+  for (let i = 0; i < runs; i++) await s.run(feed);
+  const fps = (runs / (performance.now() - t)) * 1000;
+  await s.release();
+  return fps;
 }
 
 async function main(): Promise<void> {
@@ -180,8 +205,11 @@ async function main(): Promise<void> {
       return out;
     };
     await sleep(2000);
+    const bareBefore = await inferenceOnlyFps(300);
     const idle = await phase('idle', false);
     const busy = await phase('inspecting', true);
+    const bareAfter = await inferenceOnlyFps(300);
+    const bareFps = (bareBefore + bareAfter) / 2;
     frames = [];
     await probe.endAsync();
     await cam.endAsync();
@@ -194,7 +222,10 @@ async function main(): Promise<void> {
           seconds: SECONDS,
           idle,
           inspecting: busy,
+          inferenceOnlyFps: +bareFps.toFixed(1),
           ratios: {
+            // Parts per second through the whole gateway ÷ bare session.run's rate (issue target ≥ 0.9).
+            throughputVsInferenceOnly: +(busy.partsPerS / bareFps).toFixed(2),
             rttP50: +(busy.rttQos1Ms.p50! / idle.rttQos1Ms.p50!).toFixed(2),
             rttP99: +(busy.rttQos1Ms.p99! / idle.rttQos1Ms.p99!).toFixed(2),
             readingPubackP99: +(busy.readingPubackMs.p99! / idle.readingPubackMs.p99!).toFixed(2),

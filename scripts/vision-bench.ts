@@ -4,6 +4,7 @@
  *   npm run build
  *   node dist/scripts/vision-make-models.js mobilenetv2        # once: data/vision/mobilenetv2-random.onnx
  *   node dist/scripts/vision-bench.js [FRAMES] [ROUNDS]
+ *   EGW_VISION_INTRA_OP=2 node dist/scripts/vision-bench.js   # another vision.intra_op_threads
  *
  * For the demo model and a MobileNetV2 (random weights; timing only), on 640×480 JPEG frames:
  * - bare `session.run` on a prepared tensor (the reference: inference-only rate);
@@ -91,6 +92,8 @@ function config(model: string): VisionConfig {
       default_defect_threshold: 0,
       reject: [{ kind: 'command', device_id: 'gate' }],
       publish_good: 'all',
+      // EGW_VISION_INTRA_OP=2: both the bare reference and the pipeline with two intra-op threads.
+      ...(process.env.EGW_VISION_INTRA_OP ? { intra_op_threads: Number(process.env.EGW_VISION_INTRA_OP) } : {}),
     }),
   ) as VisionConfig;
 }
