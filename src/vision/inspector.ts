@@ -126,10 +126,14 @@ export class Inspector {
       this.rr.push(frame.cameraId);
     }
     q.push(part);
-    if (frame.image.length > this.cfg.max_image_bytes) {
+    if (frame.image.length > this.cfg.max_image_bytes || frame.invalid !== undefined) {
       q.pop();
       this.counters.frameErrors++;
-      this.failSafe(part, 'frame_error', `image of ${frame.image.length} bytes exceeds max_image_bytes`);
+      this.failSafe(
+        part,
+        'frame_error',
+        frame.invalid ?? `image of ${frame.image.length} bytes exceeds max_image_bytes`,
+      );
       return;
     }
     while (q.length > this.cfg.queue_per_camera) {

@@ -23,6 +23,8 @@ export interface Frame {
   /** An encoded image (JPEG, PNG, …), or raw pixels when `raw` is set. */
   image: Buffer;
   raw?: RawFormat;
+  /** The source got this part's frame but could not make an image of it (why): fail-safe, counted. */
+  invalid?: string;
   /** Called once the part is decided (verdict or fail-safe), e.g. to delete a dropped file. */
   done?: () => void;
 }
