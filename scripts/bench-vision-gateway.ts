@@ -3,7 +3,7 @@
 // round trips keep their latency").
 //
 //   npm run build && node dist/scripts/vision-make-models.js mobilenetv2
-//   node dist/scripts/bench-vision-gateway.js [--seconds 20] [--model PATH]
+//   node dist/scripts/bench-vision-gateway.js [--seconds 20] [--model PATH] [--format jpeg|raw [--raw-size 224]]
 //
 // The real gateway process (dist/src/main.js, with the unit's node flags) on the default config
 // with vision on (an MQTT camera), a mosquitto as the cloud. Two phases of the same length, idle
@@ -39,6 +39,12 @@ const opt = (name: string, dflt: string): string => {
 };
 const SECONDS = Number(opt('--seconds', '20'));
 const MODEL = opt('--model', join(REPO, 'data', 'vision', 'mobilenetv2-random.onnx'));
+/**
+ * jpeg: 640×480 JPEG frames, decoded by the gateway. raw: the same frames as raw RGB at the model's
+ * input size (MQTT 5 user properties format/width/height), as an industrial camera bridge sends them.
+ */
+const FORMAT = opt('--format', 'jpeg');
+const RAW_SIZE = Number(opt('--raw-size', '224'));
 const PROBE_EVERY_MS = 25;
 /** Frames the camera keeps unanswered: enough that the worker never waits, within queue_per_camera (4). */
 const OUTSTANDING = 3;
@@ -129,16 +135,27 @@ async function main(): Promise<void> {
     const url = `mqtt://127.0.0.1:${brokerPort}`;
     const probe = await mqtt.connectAsync(url, { clientId: 'probe', protocolVersion: 4 });
     await probe.subscribeAsync('bench/rtt', { qos: 1 });
-    const cam = await mqtt.connectAsync(url, { clientId: 'camera', protocolVersion: 4 });
+    const cam = await mqtt.connectAsync(url, { clientId: 'camera', protocolVersion: 5 });
     await cam.subscribeAsync('inspection/cam/result', { qos: 0 });
 
     const r = rng(7);
     let frames: Buffer[] = [];
     for (let i = 0; i < 12; i++) {
       const svg = Buffer.from(partSvg(DEMO_LABELS[i % 4]!, r, 480));
-      frames.push(await sharp(svg).resize(640, 480, { fit: 'fill' }).jpeg({ quality: 85 }).toBuffer());
+      const jpeg = await sharp(svg).resize(640, 480, { fit: 'fill' }).jpeg({ quality: 85 }).toBuffer();
+      frames.push(
+        FORMAT === 'raw'
+          ? await sharp(jpeg).resize(RAW_SIZE, RAW_SIZE, { fit: 'fill' }).removeAlpha().raw().toBuffer()
+          : jpeg,
+      );
     }
 
+    const frameOpts = {
+      qos: 0 as const,
+      ...(FORMAT === 'raw'
+        ? { properties: { userProperties: { format: 'rgb24', width: String(RAW_SIZE), height: String(RAW_SIZE) } } }
+        : {}),
+    };
     const sent = new Map<string, number>();
     probe.on('message', (_t, payload) => {
       const id = payload.toString();
@@ -178,12 +195,12 @@ async function main(): Promise<void> {
         results++;
         if (payload.includes('"failsafe"')) failSafe++;
         if (inspect && performance.now() < until)
-          void cam.publishAsync('camera/cam/image', frames[k++ % frames.length]!, { qos: 0 });
+          void cam.publishAsync('camera/cam/image', frames[k++ % frames.length]!, frameOpts);
       };
       cam.on('message', onResult);
       if (inspect)
         for (let i = 0; i < OUTSTANDING; i++)
-          void cam.publishAsync('camera/cam/image', frames[k++ % frames.length]!, { qos: 0 });
+          void cam.publishAsync('camera/cam/image', frames[k++ % frames.length]!, frameOpts);
       await probeLoop(until);
       const wallMs = performance.now() - t0;
       const loop = await loopP99Ms(metricsPort);
@@ -218,7 +235,7 @@ async function main(): Promise<void> {
         {
           bench: 'vision-gateway',
           model: MODEL.split('/').pop(),
-          frame: '640x480 JPEG over MQTT',
+          frame: FORMAT === 'raw' ? `raw ${RAW_SIZE}x${RAW_SIZE} RGB over MQTT 5` : '640x480 JPEG over MQTT',
           seconds: SECONDS,
           idle,
           inspecting: busy,

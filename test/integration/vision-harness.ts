@@ -1,5 +1,6 @@
 // Helpers for the vision tests: a config with the schema's defaults, a recording publisher (the
 // Publisher seam; the real one lives in the modules branch), a log capture and result waiting.
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
@@ -79,4 +80,26 @@ export function captureLog(): { log: Logger; lines: () => Record<string, unknown
     log: pino({ level: 'debug' }, stream),
     lines: () => out.map((l) => JSON.parse(l) as Record<string, unknown>),
   };
+}
+
+/** Polls `pred` every 25 ms until it holds; throws after `ms`. */
+export async function until(pred: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** This process's ffmpeg children (`ps` lines; empty when none): sources must leave none behind. */
+export function ffmpegChildren(): string {
+  try {
+    return execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(process.pid)])
+      .toString()
+      .split('\n')
+      .filter((l) => /ffmpeg/.test(l))
+      .join('\n');
+  } catch {
+    return ''; // ps exits 1 when there is no child at all
+  }
 }

@@ -18,33 +18,13 @@ import { FfmpegSource, rawScaleFilter, type RawTarget } from '../../src/vision/s
 import type { Frame, RawFormat } from '../../src/vision/types.js';
 import { VisionService } from '../../src/vision/service.js';
 import { partPng, partSvg, rng, DEMO_LABELS, type DemoLabel } from '../../scripts/vision-synth.js';
-import { captureLog, RecordingPublisher, visionConfig } from './vision-harness.js';
+import { captureLog, ffmpegChildren, RecordingPublisher, until, visionConfig } from './vision-harness.js';
 
 const FFMPEG = '/usr/bin/ffmpeg';
 const skip = !existsSync(FFMPEG) && 'ffmpeg not installed (scripts/test-peers.txt)';
 const tmp = () => mkdtempSync(join(tmpdir(), 'egw-vision-raw-'));
 /** A still image as an endless stream at the input's pace (image2 demuxer, 25 fps). */
 const STILL = ['-loop', '1', '-re'];
-
-async function until(pred: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-function ffmpegChildren(): string {
-  try {
-    return execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(process.pid)])
-      .toString()
-      .split('\n')
-      .filter((l) => /ffmpeg/.test(l))
-      .join('\n');
-  } catch {
-    return ''; // ps exits 1 when there is no child at all
-  }
-}
 
 function rawSource(input: string, target: RawTarget, extra: { reconnectMs?: number } = {}) {
   const frames: Frame[] = [];

@@ -6,7 +6,7 @@
 // ffmpeg left behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
@@ -16,7 +16,7 @@ import { FfmpegSource, type FfmpegOptions } from '../../src/vision/sources/ffmpe
 import type { Frame } from '../../src/vision/types.js';
 import { VisionService } from '../../src/vision/service.js';
 import { partSvg, rng, DEMO_LABELS } from '../../scripts/vision-synth.js';
-import { captureLog, RecordingPublisher, visionConfig } from './vision-harness.js';
+import { captureLog, ffmpegChildren, RecordingPublisher, until, visionConfig } from './vision-harness.js';
 
 const FFMPEG = '/usr/bin/ffmpeg';
 const skip = !existsSync(FFMPEG) && 'ffmpeg not installed (scripts/test-peers.txt)';
@@ -104,26 +104,6 @@ const view = (s: FfmpegSource) =>
     lastExit: string | null;
     lastError: string | null;
   };
-
-async function until(pred: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-function ffmpegChildren(): string {
-  try {
-    return execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(process.pid)])
-      .toString()
-      .split('\n')
-      .filter((l) => /ffmpeg/.test(l))
-      .join('\n');
-  } catch {
-    return ''; // ps exits 1 when there is no child at all
-  }
-}
 
 test('MJPEG over HTTP: a multipart/x-mixed-replace stream gives results with real inference', { skip }, async () => {
   const cam = await mjpegServer((_k, res, good) => stream(res, good));

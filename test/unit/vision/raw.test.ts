@@ -10,45 +10,7 @@ import { decodeForModel, DecodeError } from '../../../src/vision/decode.js';
 import { FfmpegSource, RawSplitter, rawScaleFilter, type RawTarget } from '../../../src/vision/sources/ffmpeg.js';
 import type { RawFormat } from '../../../src/vision/types.js';
 
-const LIMITS = { maxPixels: 50_000_000 };
-
-function contract(over: Partial<ModelContract> = {}): ModelContract {
-  return {
-    inputName: 'x',
-    outputName: 'y',
-    layout: 'NCHW',
-    width: 8,
-    height: 6,
-    channels: 3,
-    scale: 1 / 255,
-    mean: [0.485, 0.456, 0.406],
-    std: [0.229, 0.224, 0.225],
-    labels: ['good', 'bad'],
-    goodLabels: ['good'],
-    fit: 'fill',
-    background: [0, 0, 0],
-    ...over,
-  };
-}
-
-/** The hand computation (as in preprocess.test.ts): tensor index ← pixel, channel; double, then float32. */
-function reference(c: ModelContract, px: (x: number, y: number, ch: number) => number): Float32Array {
-  const { width: W, height: H, channels: C } = c;
-  const out = new Float32Array(W * H * C);
-  for (let y = 0; y < H; y++)
-    for (let x = 0; x < W; x++)
-      for (let ch = 0; ch < C; ch++) {
-        const idx = c.layout === 'NCHW' ? ch * H * W + y * W + x : (y * W + x) * C + ch;
-        out[idx] = (px(x, y, ch) * c.scale - c.mean[ch]!) / c.std[ch]!;
-      }
-  return out;
-}
-
-function assertTensorEqual(actual: Float32Array, expected: Float32Array): void {
-  assert.equal(actual.length, expected.length);
-  for (let i = 0; i < actual.length; i++)
-    if (actual[i] !== expected[i]) assert.fail(`element ${i}: ${actual[i]} !== ${expected[i]}`);
-}
+import { assertTensorEqual, contract, LIMITS, reference } from './tensor-ref.js';
 
 function assertBytesEqual(actual: Uint8Array, expected: Uint8Array, what: string): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
