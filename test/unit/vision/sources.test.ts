@@ -31,6 +31,47 @@ test('MQTT source: part id from the topic suffix or user property; hostile part 
   assert.equal(frames.length, 4, 'nothing after stop');
 });
 
+test('MQTT source: raw frames from user properties; hostile format/size properties make an invalid part, never a guess', async () => {
+  const handlers = new Map<string, (t: string, p: Buffer, props?: FrameMessageProps) => void>();
+  const src = new MqttSource('cam', (filter, h) => void handlers.set(filter, h));
+  const frames: Frame[] = [];
+  await src.start((f) => frames.push(f));
+  const send = (props: Record<string, string | string[]>) =>
+    handlers.get('camera/cam/image')!('camera/cam/image', Buffer.alloc(12), { userProperties: props });
+  send({ format: 'rgb24', width: '2', height: '2' });
+  send({ format: 'gray8', width: ['3', '9'], height: '4' });
+  const hostile: Record<string, string>[] = [
+    { format: 'RGB24', width: '2', height: '2' },
+    { format: 'rgb24\u0000', width: '2', height: '2' },
+    { format: 'x'.repeat(10000), width: '2', height: '2' },
+    { format: 'rgb24', width: '-2', height: '2' },
+    { format: 'rgb24', width: '0x10', height: '2' },
+    { format: 'rgb24', width: ' 2', height: '2' },
+    { format: 'rgb24', width: '2.0', height: '2' },
+    { format: 'rgb24', width: '1e3', height: '2' },
+    { format: 'rgb24', width: '1234567', height: '2' },
+    { format: 'rgb24', width: '٢', height: '2' },
+    { format: 'rgb24', height: '2' },
+    { format: 'rgb24' },
+  ];
+  for (const props of hostile) send(props);
+  assert.deepEqual(frames[0]!.raw, { width: 2, height: 2, channels: 3 });
+  assert.deepEqual(frames[1]!.raw, { width: 3, height: 4, channels: 1 });
+  const bad = frames.slice(2);
+  assert.equal(bad.length, hostile.length, 'every message is still a part');
+  for (const f of bad) {
+    assert.equal(f.raw, undefined);
+    assert.ok(f.invalid && f.invalid.length < 200, `a short reason: ${f.invalid}`);
+  }
+  assert.equal(src.view().raw, 2);
+  assert.equal(src.view().badFormat, hostile.length);
+  // Without `format` the payload is an encoded image, whatever else is set.
+  send({ width: '2', height: '2' });
+  assert.equal(frames.at(-1)!.raw, undefined);
+  assert.equal(frames.at(-1)!.invalid, undefined);
+  await src.stop();
+});
+
 test('HTTP snapshot source: errors, oversized bodies and slow servers are counted, never frames', async () => {
   let mode = 'error';
   const srv = createServer((_req, res) => {
