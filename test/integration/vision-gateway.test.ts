@@ -32,6 +32,8 @@ async function startVisionGateway(dir: string): Promise<{ gateway: Gateway; url:
     '  warmup_runs: 1',
     '  cameras: [{ id: cam7, kind: mqtt }]',
     '  deadline_ms: 5000',
+    // Frames are published back to back: the default queue of 4 could drop one on a loaded machine.
+    '  queue_per_camera: 100',
     '  reject: [{ kind: command, device_id: gate }]',
   ].join('\n');
   const gateway = new Gateway({

@@ -141,6 +141,8 @@ test('raw frames pushed by a camera integration: any size decided as its PNG is;
   const svc = new VisionService({
     config: visionConfig({
       deadline_ms: 10000,
+      // 14 frames pushed at once: the default queue of 4 would drop the oldest on a loaded machine.
+      queue_per_camera: 100,
       reject: [{ kind: 'command', device_id: 'gate', command: { coil: 0 } }],
     }),
     log: captureLog().log,
@@ -293,6 +295,56 @@ test(
       t.diagnostic(`worst: MAD ${worst.mad.toFixed(2)}, border MAD ${worst.edge.toFixed(2)}`);
       assert.deepEqual(failures, []);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.equal(ffmpegChildren(), '');
+  },
+);
+
+test(
+  'a swap to a model whose raw frame exceeds max_image_bytes keeps ffmpeg at the running size (said in lastError), also across a reconnect',
+  { skip },
+  async () => {
+    const dir = tmp();
+    const file = join(dir, 'part.png');
+    writeFileSync(file, await partPng('good', rng(3)));
+    let target: RawTarget = { width: 64, height: 64, channels: 3, fit: 'fill', background: [0, 0, 0] };
+    const frames: Frame[] = [];
+    // 64×64×3 = 12288 bytes fit; 128×128×3 = 49152 do not.
+    const src = new FfmpegSource(
+      'cam',
+      {
+        input: file,
+        format: 'raw',
+        target: () => target,
+        inputArgs: STILL,
+        fps: 10,
+        reconnectMs: 100,
+        reconnectMaxMs: 100,
+        ffmpeg: FFMPEG,
+      },
+      20000,
+      captureLog().log,
+    );
+    try {
+      await src.start((f) => frames.push(f));
+      await until(() => frames.length >= 2, 20000, 'frames at 64×64');
+      target = { ...target, width: 128, height: 128 };
+      src.retarget();
+      const view = () => src.view() as { rawSize?: string; starts: number; lastError: string | null };
+      assert.equal(view().starts, 1, 'no restart for a size that cannot be sent');
+      assert.match(
+        view().lastError ?? '',
+        /model input 128×128 exceeds max_image_bytes 20000 as raw RGB; ffmpeg stays at 64×64/,
+      );
+      // A reconnect (ffmpeg killed) starts again at the running size, not the refused one.
+      const pid = src.pid!;
+      process.kill(pid, 'SIGKILL');
+      await until(() => view().starts >= 2 && frames.length >= 6, 20000, 'frames after the reconnect');
+      assert.equal(view().rawSize, '64x64x3');
+      assert.ok(frames.every((f) => f.raw?.width === 64 && f.image.length === 12288));
+    } finally {
+      await src.stop();
       rmSync(dir, { recursive: true, force: true });
     }
     assert.equal(ffmpegChildren(), '');

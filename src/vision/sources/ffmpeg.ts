@@ -120,6 +120,8 @@ export class FfmpegSource implements FrameSource {
   private current: RawFormat | undefined;
   /** The scale filter the running ffmpeg was started with (size, fit, pad colour). */
   private currentFilter: string | undefined;
+  /** The model input the running ffmpeg scales to. */
+  private currentTarget: RawTarget | undefined;
   /** Set by retarget(): the next exit is a planned restart, without backoff. */
   private restartNow = false;
   private readonly counts = {
@@ -149,8 +151,16 @@ export class FfmpegSource implements FrameSource {
    */
   private rawFormat(): (RawFormat & { target: RawTarget }) | undefined {
     if (this.opts.format !== 'raw') return undefined;
-    const t = this.opts.target?.();
+    let t = this.opts.target?.();
     if (!t) throw new Error('raw ffmpeg output needs the model input size');
+    // A swapped-in model whose raw frame would exceed max_image_bytes: ffmpeg keeps the size it
+    // runs at (the gateway resizes those frames), rather than sending frames every one of which the
+    // pipeline would refuse. At the first start the limit is a start error (start()).
+    const running = this.currentTarget;
+    if (running && t.width * t.height * 3 > this.maxBytes) {
+      this.counts.lastError = `model input ${t.width}×${t.height} exceeds max_image_bytes ${this.maxBytes} as raw RGB; ffmpeg stays at ${running.width}×${running.height}`;
+      t = running;
+    }
     return { width: t.width, height: t.height, channels: 3, target: t };
   }
 
@@ -219,6 +229,7 @@ export class FfmpegSource implements FrameSource {
     const format: RawFormat | undefined = raw && { width: raw.width, height: raw.height, channels: raw.channels };
     this.current = format;
     this.currentFilter = raw && rawScaleFilter(raw.target);
+    this.currentTarget = raw?.target;
     const split = raw ? new RawSplitter(raw.width * raw.height * raw.channels) : new JpegSplitter(this.maxBytes);
     let gotFrame = false;
     let stderr = '';
