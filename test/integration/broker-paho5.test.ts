@@ -80,7 +80,7 @@ async function runPart(name: string, tests: string[]): Promise<Part> {
 
 test(
   "Eclipse Paho MQTT 5 interoperability suite on the default config: at least Mosquitto 2.0.11's 21/27, every failure an explained one",
-  { skip: noPython, timeout: 290000 },
+  { skip: noPython, timeout: 400000 },
   async () => {
     const names = spawnSync('python3', [
       '-B',
@@ -104,7 +104,16 @@ test(
       ),
     ]);
     const results = new Map([...parts[0].results, ...parts[1].results]);
-    const output = parts.map((p) => p.output).join('\n');
+    let output = parts.map((p) => p.output).join('\n');
+    // The suite's own waits are fixed at 2–3 s; on a starved machine (a shared CI host) one can
+    // expire. An unexplained failure is run once more, alone: only one that fails again counts.
+    const suspects = [...results].filter(([n, st]) => st !== 'pass' && !EXPLAINED.has(n)).map(([n]) => n);
+    if (suspects.length > 0) {
+      const again = await runPart('retry', suspects);
+      console.log(`paho v5 re-run alone: ${[...again.results].map(([n, st]) => `${n} ${st}`).join(', ')}`);
+      for (const [n, st] of again.results) results.set(n, st);
+      output += `\n(re-run alone)\n${again.output}`;
+    }
     assert.equal(results.size, 27, output);
     const failed = [...results].filter(([, s]) => s !== 'pass').map(([n, s]) => `${n} (${s})`);
     const passed = 27 - failed.length;
