@@ -130,6 +130,7 @@ export function buildDownlink(ctx: ModuleContext, db: Db, up: Uplink): Service {
     send,
     gateway,
     desired: (payload, version) => twin.desired(payload, version),
+    desiredDenied: (code, error) => twin.denied(code, error),
     devices: {
       execute: (id, body) => ctx.commands.execute(id, body),
       deliverLocal: async (id, payload) => {

@@ -60,6 +60,8 @@ export interface DownlinkOptions {
   gateway: GatewayRunner;
   /** Desired config documents (the twin). */
   desired(payload: Buffer, version: number | undefined): Promise<void>;
+  /** A desired document the allow-list refused: reported on config/reported by the twin. */
+  desiredDenied(code: string, error: string): Promise<void>;
   send: CloudSend;
   wallClock?: () => number;
 }
@@ -137,18 +139,9 @@ export class Downlink {
         if (denied) {
           this.audit('config/desired', denied.outcome, denied.code, denied.error);
           this.counters.refused++;
-          // The config/reported shape (docs/uplink.md), so the cloud reads one format there.
-          const doc = {
-            version: null,
-            status: 'refused',
-            code: denied.code,
-            errors: [{ path: '', message: denied.error }],
-          };
-          try {
-            await this.o.send(this.o.replies.configReported(), JSON.stringify(doc), { retain: true });
-          } catch {
-            /* offline */
-          }
+          // The twin reports it (config/reported, the shape docs/uplink.md gives) and keeps it until
+          // the cloud has it, so a refusal sent while the link drops is not lost.
+          await this.o.desiredDenied(denied.code, denied.error);
           return;
         }
         return this.o.desired(payload, t.version);

@@ -37,6 +37,8 @@ export interface ReportedDoc {
   version: number | null;
   status: 'applied' | 'refused' | 'stale' | 'current' | 'overridden';
   errors: ConfigIssue[];
+  /** Why a document was refused before it was read (EGW_DOWNLINK_DENIED: not in the allow-list). */
+  code?: string;
   applied?: string[];
   restartRequired?: string[];
   config: ConfigSync;
@@ -195,6 +197,20 @@ export class Twin {
     void this.publishState();
   }
 
+  /**
+   * A desired document the downlink allow-list refused before reading it: reported like every other
+   * outcome (kept and sent again at the next connect if the cloud does not acknowledge it now).
+   */
+  denied(code: string, error: string): Promise<void> {
+    return this.report({
+      version: null,
+      status: 'refused',
+      code,
+      errors: [{ path: '', message: error }],
+      config: this.sync,
+    });
+  }
+
   /** A config.apply gateway command moved the config: same bookkeeping as a desired apply, no version. */
   noteCloudApply(): void {
     this.setSync({ ...this.sync, revision: this.sync.revision + 1, origin: 'cloud' });
@@ -208,8 +224,11 @@ export class Twin {
       const text = JSON.stringify(doc);
       await this.o.send(this.o.replies.configReported(), text, { retain: true, msgId: contentId('c', text) });
       this.o.store.putSync(REPORTED_KEY, { doc, sent: true });
-    } catch {
-      /* sent again by onConnect */
+    } catch (err) {
+      this.o.log.warn(
+        { err: (err as Error).message, status: doc.status },
+        'config/reported not sent now; sent again at the next connect',
+      );
     }
   }
 

@@ -10,6 +10,7 @@ import { Downlink, type GatewayRunner } from '../../../src/uplink/downlink.js';
 import { DownlinkPolicy, expired, parseCommand } from '../../../src/uplink/downlink-parse.js';
 import { DownlinkStore } from '../../../src/uplink/downlink-store.js';
 import { prefixDownlink } from '../../../src/uplink/profiles/mqtt.js';
+import { Twin } from '../../../src/uplink/twin.js';
 import type { DownlinkProps } from '../../../src/uplink/profiles/types.js';
 import type { CommandResult } from '../../../src/commands/router.js';
 
@@ -37,6 +38,29 @@ function rig(allow: string[], opts: { db?: Db; online?: () => boolean; maxBytes?
   };
   // The mqtt profile's parsing (what Uplink.onDownlink hands the pipeline).
   const down = prefixDownlink(P);
+  const send = async (topic: string, payload: string, o: { correlationData?: Buffer }) => {
+    if (opts.online && !opts.online()) throw new Error('offline');
+    sent.push({ topic, doc: JSON.parse(payload) as Record<string, unknown>, corr: o.correlationData });
+  };
+  // The real twin: a refused desired document is reported (and kept until sent) by it.
+  const twin = new Twin({
+    replies: down.replies,
+    sendState: async () => undefined,
+    store,
+    log,
+    audit,
+    send,
+    intervalMs: 1000,
+    sources: {
+      gatewayId: 'gw',
+      version: '0',
+      services: () => ({}),
+      uplink: () => ({ state: 'online', url: '' }),
+      ota: () => null,
+      plugins: () => null,
+      config: () => undefined,
+    },
+  });
   const dl = new Downlink({
     config: {
       enabled: true,
@@ -53,6 +77,7 @@ function rig(allow: string[], opts: { db?: Db; online?: () => boolean; maxBytes?
     audit,
     gateway,
     desired: async () => undefined,
+    desiredDenied: (code, error) => twin.denied(code, error),
     devices: {
       execute: async (deviceId, body): Promise<CommandResult | null> => {
         if (deviceId !== 'boiler') return null;
@@ -61,10 +86,7 @@ function rig(allow: string[], opts: { db?: Db; online?: () => boolean; maxBytes?
       },
       deliverLocal: async (deviceId, payload) => void local.push({ deviceId, payload: payload.toString() }),
     },
-    send: async (topic, payload, o) => {
-      if (opts.online && !opts.online()) throw new Error('offline');
-      sent.push({ topic, doc: JSON.parse(payload) as Record<string, unknown>, corr: o.correlationData });
-    },
+    send,
   });
   const handle = async (topic: string, payload: Buffer, props: DownlinkProps): Promise<void> => {
     const d = down.inbound(topic, payload);
@@ -72,6 +94,7 @@ function rig(allow: string[], opts: { db?: Db; online?: () => boolean; maxBytes?
   };
   return {
     dl,
+    twin,
     handle,
     db,
     sent,
@@ -206,6 +229,23 @@ describe('downlink: commands', () => {
       assert.equal(r.sent[0]!.doc['status'], 'refused');
       assert.equal(r.sent[0]!.doc['code'], 'EGW_DOWNLINK_DENIED');
       assert.equal(r.audit.recent(1)[0]!.outcome, 'denied');
+    } finally {
+      r.close();
+    }
+  });
+
+  it('a desired-config refusal that could not be sent (link down) is sent at the next connect', async () => {
+    let online = false;
+    const r = rig(['device:*'], { online: () => online });
+    try {
+      await r.handle(`${P}/config/desired`, buf({ version: 1, config: {} }), {});
+      assert.equal(r.sent.length, 0, 'offline: nothing sent');
+      online = true;
+      await r.twin.onConnect();
+      const rep = r.sent.filter((x) => x.topic === `${P}/config/reported`);
+      assert.equal(rep.length, 1);
+      assert.equal(rep[0]!.doc['status'], 'refused');
+      assert.equal(rep[0]!.doc['code'], 'EGW_DOWNLINK_DENIED');
     } finally {
       r.close();
     }
