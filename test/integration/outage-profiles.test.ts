@@ -52,7 +52,17 @@ for (const profile of PROFILE_NAMES) {
     assert.equal(state['gatewayId'], 'gw-e2e');
     if (profile !== 'sparkplug-b') {
       await rig.sendDesired(3, { gateway: { log_level: 'debug' } });
-      const rep = await rig.side.waitFor(() => rig.configReported()[0], 10000, 'config/reported');
+      const rep = await rig.side
+        .waitFor(() => rig.configReported()[0], 10000, 'config/reported')
+        .catch((e: Error) => {
+          // What the gateway said about its link and the downlink meanwhile (the failure is otherwise mute).
+          const said = rig.gateway.logs
+            .filter((l) => l.level !== 'info' || /uplink|downlink|desired|config/.test(String(l['mod'] ?? l.msg)))
+            .slice(-25)
+            .map((l) => JSON.stringify(l))
+            .join('\n');
+          throw new Error(`${e.message}; gateway log:\n${said}`);
+        });
       assert.equal(rep['status'], 'refused');
       assert.equal(rep['code'], 'EGW_DOWNLINK_DENIED');
     }
