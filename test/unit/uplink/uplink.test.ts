@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
@@ -58,18 +58,25 @@ test('uplink config: only mqtt:// and mqtts:// URLs; the password is redacted', 
   assert.equal(c.uplink.ack_timeout_ms, 30000);
 });
 
-test('a broker that never sends PUBACK: offline after ack_timeout_ms (logged once), reconnect, same message re-sent', async (t) => {
-  // Minimal MQTT 5 peer: CONNACK every CONNECT, PINGRESP every PINGREQ, never a PUBACK.
-  const publishes: number[] = [];
+/**
+ * A minimal MQTT peer on 127.0.0.1 that answers CONNECT with CONNACK and PINGREQ with PINGRESP and
+ * never acknowledges a PUBLISH. `seen(type, data, bodyAt, connection)` sees every control packet
+ * (`bodyAt`: where its variable header starts in `data`; `connection`: 1 for the first socket, …).
+ * Resolves to its port; closed after the test.
+ */
+async function silentPeer(
+  t: TestContext,
+  seen: (type: number, data: Buffer, bodyAt: number, connection: number) => void,
+): Promise<number> {
   let connections = 0;
   const sockets = new Set<Socket>();
   const server = createServer((s) => {
     sockets.add(s);
-    connections++;
-    const conn = connections;
+    const conn = ++connections;
     s.on('data', (d) => {
       for (let i = 0; i < d.length;) {
         const type = d[i]! >> 4;
+        // Remaining length: variable-length integer [MQTT-2.2.3].
         let len = 0;
         let mul = 1;
         let j = i + 1;
@@ -79,9 +86,9 @@ test('a broker that never sends PUBACK: offline after ack_timeout_ms (logged onc
           mul *= 128;
           if (!(b & 0x80)) break;
         }
+        seen(type, d, j, conn);
         if (type === 1) s.write(Buffer.from([0x20, 0x03, 0x00, 0x00, 0x00]));
         if (type === 12) s.write(Buffer.from([0xd0, 0x00]));
-        if (type === 3) publishes.push(conn);
         i = j + len;
       }
     });
@@ -93,7 +100,14 @@ test('a broker that never sends PUBACK: offline after ack_timeout_ms (logged onc
     for (const s of sockets) s.destroy();
     server.close();
   });
-  const port = (server.address() as { port: number }).port;
+  return (server.address() as { port: number }).port;
+}
+
+test('a broker that never sends PUBACK: offline after ack_timeout_ms (logged once), reconnect, same message re-sent', async (t) => {
+  const publishes: number[] = [];
+  const port = await silentPeer(t, (type, _d, _j, conn) => {
+    if (type === 3) publishes.push(conn);
+  });
   const { outbox, uplink, lines } = rig(
     t,
     `  url: mqtt://127.0.0.1:${port}\n  ack_timeout_ms: 1000\n  reconnect: { min_ms: 50, max_ms: 100 }`,
@@ -130,42 +144,13 @@ test('unreachable cloud: start does not block, the uplink is offline and healthy
 });
 
 test('two-way link: persistent session requested; a send() pending when the connection drops fails at once instead of hanging', async (t) => {
-  // Minimal MQTT 5 peer: records CONNECT flags, CONNACKs, never PUBACKs.
   const connects: { cleanStart: boolean }[] = [];
   const publishes: number[] = [];
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on('data', (d) => {
-      for (let i = 0; i < d.length;) {
-        const type = d[i]! >> 4;
-        let len = 0;
-        let mul = 1;
-        let j = i + 1;
-        for (;;) {
-          const b = d[j++]!;
-          len += (b & 0x7f) * mul;
-          mul *= 128;
-          if (!(b & 0x80)) break;
-        }
-        if (type === 1) {
-          // Variable header: protocol name (2 + 4), level (1), flags (1) [MQTT-3.1.2.2]
-          connects.push({ cleanStart: (d[j + 7]! & 0x02) !== 0 });
-          s.write(Buffer.from([0x20, 0x03, 0x00, 0x00, 0x00]));
-        }
-        if (type === 3) publishes.push(1);
-        i = j + len;
-      }
-    });
-    s.on('error', () => undefined);
+  const port = await silentPeer(t, (type, d, j) => {
+    // CONNECT's variable header: protocol name (2 + 4), level (1), flags (1) [MQTT-3.1.2.2]
+    if (type === 1) connects.push({ cleanStart: (d[j + 7]! & 0x02) !== 0 });
+    if (type === 3) publishes.push(1);
   });
-  server.listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  t.after(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-  });
-  const port = (server.address() as { port: number }).port;
   const dir = mkdtempSync(join(tmpdir(), 'egw-uplink-link-'));
   const config = parseConfig(
     `version: 1\ngateway: { id: gw-u }\nuplink: { url: "mqtt://127.0.0.1:${port}", reconnect: { min_ms: 50, max_ms: 100 }, downlink: { enabled: true, session_expiry_s: 600 } }\n`,
