@@ -22,6 +22,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
+import { cpuSeconds, rssKb } from './proc-stats.js';
 
 const SELF = new URL(import.meta.url).pathname;
 const MAIN = new URL('../src/main.js', import.meta.url).pathname;
@@ -222,12 +223,6 @@ interface Result {
   brokerCpuPct: number;
 }
 
-function procCpuSeconds(pid: number): number {
-  // /proc/PID/stat fields 14, 15: utime, stime in clock ticks (100 Hz on Linux).
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-
 async function runLoad(broker: string, brokerPid: number, port: number, qos: number): Promise<Result> {
   const seconds = Number(args.seconds);
   const procs = Number(args['pub-procs']);
@@ -256,10 +251,10 @@ async function runLoad(broker: string, brokerPid: number, port: number, qos: num
   for (const p of pubs) p.proc.send({ go: true });
   await sleep(Number(args.warmup) * 1000);
   sub.proc.send({ cmd: 'count' });
-  const b0 = procCpuSeconds(brokerPid);
+  const b0 = cpuSeconds(brokerPid);
   const w0 = performance.now();
   const pubReports = await Promise.all(pubs.map((p) => p.next()));
-  const b1 = procCpuSeconds(brokerPid);
+  const b1 = cpuSeconds(brokerPid);
   const w1 = performance.now();
   await sleep(500); // let in-flight deliveries land
   sub.proc.send({ cmd: 'report' });
@@ -336,7 +331,7 @@ async function main(): Promise<void> {
     await waitLine(gw, (l) => l.includes('gateway ready'));
     const readyMs = performance.now() - t0;
     await sleep(3000);
-    const rssMb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${gw.pid}/status`, 'utf8'))![1]) / 1024;
+    const rssMb = rssKb(gw.pid!) / 1024;
     console.log(`edge-gateway default config: start → READY ${readyMs.toFixed(0)} ms, idle RSS ${rssMb.toFixed(1)} MB`);
 
     // The broker's own share: same measurement with every other capability switched off.
@@ -362,7 +357,7 @@ async function main(): Promise<void> {
       await waitLine(p, (l) => l.includes('gateway ready'));
       const ms = performance.now() - t1;
       await sleep(3000);
-      const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p.pid}/status`, 'utf8'))![1]) / 1024;
+      const rss = rssKb(p.pid!) / 1024;
       console.log(
         `edge-gateway broker + metrics only: start → READY ${ms.toFixed(0)} ms, idle RSS ${rss.toFixed(1)} MB`,
       );
@@ -385,8 +380,7 @@ async function main(): Promise<void> {
       await waitLine(proc, (l) => l.includes('gateway ready'));
       const ms = performance.now() - t2;
       await sleep(3000);
-      const rss = (pid: number) =>
-        Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+      const rss = (pid: number) => rssKb(pid) / 1024;
       const [a, b] = [rss(gw.pid!), rss(proc.pid!)];
       console.log(`reference ${root} default config: start → READY ${ms.toFixed(0)} ms, idle RSS ${b.toFixed(1)} MB`);
       console.log(

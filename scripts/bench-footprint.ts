@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { rssKb } from './proc-stats.js';
 
 const MAIN = new URL('../src/main.js', import.meta.url).pathname;
 const BENCH_UPLINK = new URL('./bench-uplink.js', import.meta.url).pathname;
@@ -42,7 +43,6 @@ function parse(c: string): { flags: string[]; env: Record<string, string> } {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
 /** The embedded default config as `npm start` runs it, with ephemeral ports and a temp data dir. */
 async function idleRss(c: string): Promise<{ rssMb: number; earlyMb: number; readyMs: number }> {

@@ -6,13 +6,13 @@
 //
 // The gateway pieces run in a child process (`... rig`), so the browser driver's own memory is not
 // counted as the gateway's. Needs Debian's chromium (CHROMIUM=/path overrides /usr/bin/chromium).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import mqtt from 'mqtt';
 import type { Browser, Page } from 'playwright-core';
 import { startStatusRig } from '../test/integration/status-harness.js';
 import { freePort } from '../test/integration/uplink-cloud.js';
+import { cpuSeconds, rssKb } from './proc-stats.js';
 
 const TOKEN = 'demo-read-token';
 
@@ -83,12 +83,8 @@ function startChild(withToken: boolean): Promise<Child> {
   });
 }
 
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 function procStat(pid: number): { cpuS: number; rssKb: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return { cpuS: (Number(f[11]) + Number(f[12])) / CLK_TCK, rssKb: Number(rss?.[1] ?? 0) };
+  return { cpuS: cpuSeconds(pid), rssKb: rssKb(pid) };
 }
 
 /** Gateway CPU % and RSS (start, max) over `seconds`, sampled every second. */

@@ -43,6 +43,7 @@ import type { Reading } from '../src/pipeline/reading.js';
 import { Cloud, CloudSubscriber } from '../test/integration/uplink-cloud.js';
 import { ANALYTICS_RULES } from './analytics-rules.js';
 import { Publisher, startRig, type Rig } from '../test/integration/uplink-scenarios.js';
+import { cpuSeconds } from './proc-stats.js';
 
 const argv = process.argv.slice(2);
 const refAt = argv.indexOf('--ref');
@@ -94,11 +95,7 @@ async function ingest(): Promise<void> {
 }
 
 /** /proc/<pid>/stat utime + stime in µs. */
-function cpuUs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return ((Number(rest[11]) + Number(rest[12])) * 1e6) / 100; // USER_HZ 100 on Linux
-}
+const cpuUs = (pid: number): number => cpuSeconds(pid) * 1e6;
 
 async function analyticsAb(): Promise<void> {
   const seconds = Number(a ?? 8);

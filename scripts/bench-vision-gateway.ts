@@ -27,6 +27,7 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { Cloud, freePort } from '../test/integration/uplink-cloud.js';
 import { DEMO_LABELS, partSvg, rng } from './vision-synth.js';
+import { cpuSeconds, rssKb } from './proc-stats.js';
 
 const MAIN = new URL('../src/main.js', import.meta.url).pathname;
 const REPO = new URL('../../', import.meta.url).pathname;
@@ -54,12 +55,8 @@ const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? +s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!.toFixed(2) : null;
 };
-const procStat = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10; // utime + stime, clock ticks (100 Hz) → ms
-};
-const rssMb = (pid: number) =>
-  +(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024).toFixed(1);
+const procStat = (pid: number) => cpuSeconds(pid) * 1000;
+const rssMb = (pid: number) => +(rssKb(pid) / 1024).toFixed(1);
 
 async function loopP99Ms(metricsPort: number): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
