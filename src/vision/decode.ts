@@ -81,6 +81,11 @@ export async function decodeForModel(
   return new Uint8Array(data.buffer, data.byteOffset, data.length);
 }
 
+/** Raw pixels as a PNG (lossless), for the review folder. */
+export function encodeRawPng(img: Buffer, raw: RawFormat): Promise<Buffer> {
+  return sharp(img, { raw }).png({ compressionLevel: 6 }).toBuffer();
+}
+
 /** Raw frames must hold exactly width × height × channels bytes (a short read is an error). */
 function checkRaw(img: Buffer, raw: RawFormat, limits: DecodeLimits): void {
   const { width: w, height: h, channels: ch } = raw;

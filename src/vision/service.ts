@@ -1,14 +1,13 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import sharp from 'sharp';
 import { GatewayError } from '../errors.js';
 import type { Service, ServiceHealth } from '../lifecycle/service.js';
 import type { Logger } from '../log/logger.js';
 import type { Publisher } from '../publisher/types.js';
 import { RejectActuator, type RejectHook } from './actions.js';
 import type { VisionConfig } from './config.js';
-import { configureSharp } from './decode.js';
+import { configureSharp, encodeRawPng } from './decode.js';
 import { InferenceEngine } from './engine.js';
 import { Inspector } from './inspector.js';
 import type { SwapState } from './swap.js';
@@ -319,13 +318,10 @@ export class VisionService implements Service {
       if (store.save(f.captureTs, f.cameraId, f.frameId, r.verdict, img, ext)) this.m?.reviewWrites.inc();
     };
     if (!f.raw) return save(f.image, imageExt(f.image));
-    sharp(f.image, { raw: f.raw })
-      .png({ compressionLevel: 6 })
-      .toBuffer()
-      .then(
-        (png) => save(png, '.png'),
-        () => store.stats.writeErrors++,
-      );
+    encodeRawPng(f.image, f.raw).then(
+      (png) => save(png, '.png'),
+      () => store.stats.writeErrors++,
+    );
   }
 
   /**
