@@ -58,8 +58,16 @@ export function resolveTokens(
   };
 }
 
-function newToken(): string {
-  return randomBytes(24).toString('base64url');
+/**
+ * 192 random bits, base64url; never starting with '-': `ctl --token -abc…` would read the token as
+ * an option (1 generated token in 64 did). Redrawn rather than patched, so every token is equally
+ * likely among those allowed.
+ */
+export function newToken(): string {
+  for (;;) {
+    const t = randomBytes(24).toString('base64url');
+    if (!t.startsWith('-')) return t;
+  }
 }
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();

@@ -7,7 +7,7 @@ import { parseConfig } from '../../../src/config/load.js';
 import { changedPaths, redactedPaths, splitLive } from '../../../src/mgmt/apply.js';
 import { keepStoredSecrets } from '../../../src/mgmt/keep-secrets.js';
 import { writeFileAtomic } from '../../../src/mgmt/config-file.js';
-import { FailureLimiter, resolveTokens, roleOf, TOKEN_FILE } from '../../../src/mgmt/tokens.js';
+import { FailureLimiter, newToken, resolveTokens, roleOf, TOKEN_FILE } from '../../../src/mgmt/tokens.js';
 import { AuditLog } from '../../../src/mgmt/audit.js';
 import { openDatabase } from '../../../src/store/db.js';
 
@@ -207,4 +207,17 @@ describe('config set keeps stored secrets for "[redacted]" placeholders', () => 
     const t = 'version: 1\nmgmt: { read_token: a-new-read-token }\n';
     assert.deepEqual(keepStoredSecrets(t, stored), { ok: true, text: t, kept: [] });
   });
+});
+
+it('generated management tokens never start with "-" (ctl --token would read one as an option)', () => {
+  // 4,000 draws: with a plain base64url token about 62 would start with '-'.
+  const tokens = Array.from({ length: 4000 }, () => newToken());
+  assert.ok(tokens.every((t) => !t.startsWith('-')));
+  assert.ok(
+    tokens.every((t) => /^[A-Za-z0-9_-]{32}$/.test(t)),
+    'still 24 random bytes, base64url',
+  );
+  assert.equal(new Set(tokens).size, tokens.length);
+  // Every other first character still occurs (the redraw does not narrow the alphabet further).
+  assert.equal(new Set(tokens.map((t) => t[0])).size, 63);
 });
